@@ -1,0 +1,58 @@
+//! The LSTM's nonlinearities in `f32`, twin of `shaders/activations.wgsl`.
+//!
+//! Both are built on `e^-|x|`, which lies in `(0, 1]` and so can neither overflow nor produce a
+//! NaN: a plain `1 / (1 + exp(-x))` overflows for `x < -88`, and WGSL's builtin `tanh` is
+//! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`).
+//!
+//! `exp` is a branch-free polynomial (Cephes' `expf`, within 2 ulp) so that loops over gate
+//! vectors vectorise; WGSL's `exp` is the GPU's own, also within a few ulp.
+
+/// `e^x` for `x <= 0` (the only range the activations use), within 2 ulp of the exact value;
+/// returns `e^-87.34 ≈ 1.2e-38` (the smallest normal float) for anything below.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    // x = n·ln2 + r with |r| <= ln2/2, then e^x = 2^n · e^r; ln2 split in two parts for exactness.
+    // Comparison rather than `max`, so that a NaN propagates instead of being clamped away.
+    let x = if x < -87.336_55 { -87.336_55 } else { x };
+    // Round to nearest by adding 1.5·2^23: no call into libm, so the loop vectorises.
+    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let er = p * (r * r) + r + 1.0;
+    // n is an integer in [-126, 0]: build 2^n from its exponent bits.
+    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    er * two_n
+}
+
+/// Logistic sigmoid: `1 / (1 + e^-x)` for `x >= 0`, `e^x / (1 + e^x)` for `x < 0`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    let e = exp_nonpositive(-x.abs());
+    let s = 1.0 / (1.0 + e);
+    if x >= 0.0 { s } else { e * s }
+}
+
+/// Below this magnitude `tanh` uses its odd Taylor series, which there is more accurate than
+/// `(1 - e) / (1 + e)` (that form cancels catastrophically as `x → 0`).
+pub const TANH_SERIES_BELOW: f32 = 0.2;
+
+/// Hyperbolic tangent: `sign(x) · (1 - e) / (1 + e)` with `e = e^-2|x|`, and the series
+/// `x - x³/3 + 2x⁵/15 - 17x⁷/315` for `|x| < 0.2` (truncation error below `6e-8` relative).
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let e = exp_nonpositive(-2.0 * a);
+    let t = (1.0 - e) / (1.0 + e);
+    let x2 = x * x;
+    let series = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))));
+    if a < TANH_SERIES_BELOW {
+        series
+    } else {
+        t.copysign(x)
+    }
+}

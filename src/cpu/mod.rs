@@ -1,0 +1,8 @@
+//! The CPU path (ndarray): the specification the GPU kernels are checked against.
+//!
+//! Each module here is the twin of the shader of the same name in `shaders/`.
+
+pub mod activations;
+pub mod lstm;
+pub mod lstm_backward_step;
+pub mod lstm_forward_step;

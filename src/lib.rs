@@ -1,0 +1,17 @@
+//! LSTM networks trained and run on any GPU through wgpu.
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod lstm;
+pub mod real;
+pub mod rng;
+pub mod shape;
+pub(crate) mod tensor_file;
+pub mod weights;
+
+pub use error::{Error, Result};
+pub use lstm::{GradRequest, LstmGrads, LstmOutput, LstmState, Upstream};
+pub use ndarray;
+pub use real::Real;
+pub use weights::{LayerWeights, LstmConfig, LstmWeights};
+pub use wgpu;

@@ -1,0 +1,144 @@
+//! What goes into and comes out of an LSTM, shared by the CPU and GPU paths.
+//!
+//! Layouts follow PyTorch `nn.LSTM(batch_first=True)`: inputs `x` are `[B, T, I]`, outputs `y`
+//! are `[B, T, H]` (the last layer's hidden state at every step), states are `[L, B, H]`
+//! (index = layer). All arrays are row-major.
+
+use ndarray::{Array3, ArrayView3};
+
+use crate::error::Result;
+use crate::real::Real;
+use crate::shape::{expect_nonzero, expect_shape};
+use crate::weights::{LayerWeights, LstmConfig};
+
+/// Hidden and cell state of every layer: `h`, `c` are `[L, B, H]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmState<F = f32> {
+    /// Hidden state, `[L, B, H]`.
+    pub h: Array3<F>,
+    /// Cell state, `[L, B, H]`.
+    pub c: Array3<F>,
+}
+
+impl<F: Real> LstmState<F> {
+    /// All-zero state, PyTorch's default when `h0`/`c0` are omitted.
+    pub fn zeros(config: &LstmConfig, batch: usize) -> Self {
+        let shape = (config.num_layers, batch, config.hidden_size);
+        LstmState {
+            h: Array3::zeros(shape),
+            c: Array3::zeros(shape),
+        }
+    }
+}
+
+/// The result of a forward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmOutput<F = f32> {
+    /// Last layer's hidden state at every step, `[B, T, H]`.
+    pub y: Array3<F>,
+    /// Every layer's hidden state after the last step, `[L, B, H]`.
+    pub h_n: Array3<F>,
+    /// Every layer's cell state after the last step, `[L, B, H]`.
+    pub c_n: Array3<F>,
+}
+
+/// Gradients of a scalar loss with respect to the forward's outputs; an absent one is zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream<F = f32> {
+    /// `dL/dy`, `[B, T, H]`.
+    pub dy: Option<Array3<F>>,
+    /// `dL/dh_n`, `[L, B, H]`.
+    pub dh_n: Option<Array3<F>>,
+    /// `dL/dc_n`, `[L, B, H]`.
+    pub dc_n: Option<Array3<F>>,
+}
+
+impl<F> Default for Upstream<F> {
+    fn default() -> Self {
+        Upstream {
+            dy: None,
+            dh_n: None,
+            dc_n: None,
+        }
+    }
+}
+
+/// Which gradients a backward pass should hand back. The GPU path reads back only these; the CPU
+/// path computes everything and drops the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GradRequest {
+    /// `dL/dx`, `[B, T, I]` (costs one extra GEMM on the GPU when asked for).
+    pub x: bool,
+    /// `dL/dh0` and `dL/dc0`, `[L, B, H]` each.
+    pub state: bool,
+    /// Every parameter's gradient, PyTorch layout.
+    pub weights: bool,
+}
+
+impl GradRequest {
+    /// Everything.
+    pub const ALL: GradRequest = GradRequest {
+        x: true,
+        state: true,
+        weights: true,
+    };
+    /// Only the parameter gradients (what an optimizer needs).
+    pub const WEIGHTS: GradRequest = GradRequest {
+        x: false,
+        state: false,
+        weights: true,
+    };
+}
+
+/// Gradients of the loss; fields not asked for in the [`GradRequest`] are `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmGrads<F = f32> {
+    /// `dL/dx`, `[B, T, I]`.
+    pub x: Option<Array3<F>>,
+    /// `dL/dh0`, `[L, B, H]`.
+    pub h0: Option<Array3<F>>,
+    /// `dL/dc0`, `[L, B, H]`.
+    pub c0: Option<Array3<F>>,
+    /// Per layer: `dL/dweight_ih` `[4H, I_l]`, `dL/dweight_hh` `[4H, H]`, `dL/dbias_ih` and
+    /// `dL/dbias_hh` `[4H]` (the two bias gradients are always equal).
+    pub layers: Option<Vec<LayerWeights<F>>>,
+}
+
+/// Checks `x` `[B, T, I]` and an optional state against `config`; returns `(B, T)`.
+pub(crate) fn check_input<F: Real>(
+    config: &LstmConfig,
+    x: &ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+) -> Result<(usize, usize)> {
+    let s = x.shape();
+    expect_nonzero("x", s, &["batch", "seq", "input"])?;
+    expect_shape("x", s, &[s[0], s[1], config.input_size])?;
+    let (b, t) = (s[0], s[1]);
+    if let Some(state) = state {
+        let want = [config.num_layers, b, config.hidden_size];
+        expect_shape("h0", state.h.shape(), &want)?;
+        expect_shape("c0", state.c.shape(), &want)?;
+    }
+    Ok((b, t))
+}
+
+/// Checks upstream gradients against the forward's `(B, T)`.
+pub(crate) fn check_upstream<F: Real>(
+    config: &LstmConfig,
+    batch: usize,
+    seq: usize,
+    up: &Upstream<F>,
+) -> Result<()> {
+    let h = config.hidden_size;
+    if let Some(dy) = &up.dy {
+        expect_shape("dy", dy.shape(), &[batch, seq, h])?;
+    }
+    let want = [config.num_layers, batch, h];
+    if let Some(d) = &up.dh_n {
+        expect_shape("dh_n", d.shape(), &want)?;
+    }
+    if let Some(d) = &up.dc_n {
+        expect_shape("dc_n", d.shape(), &want)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Helpers shared by the integration tests: golden files and tolerance checks.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use lstm_wgpu::ndarray::{Array1, Array2, Array3, ArrayD, ArrayViewD, Ix1, Ix2, Ix3};
+use lstm_wgpu::{LayerWeights, LstmConfig, LstmState, LstmWeights, Real, Upstream};
+use safetensors::{Dtype, SafeTensors};
+
+/// A golden file from `tests/golden/`, read into memory.
+pub struct Golden {
+    pub name: String,
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn load(name: &str) -> Golden {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(format!("{name}.safetensors"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Golden {
+            name: name.to_string(),
+            bytes,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn st(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("golden file parses")
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.st().tensor(key).is_ok()
+    }
+
+    /// Tensor `key` converted to `F`.
+    pub fn get<F: Real>(&self, key: &str) -> ArrayD<F> {
+        let st = self.st();
+        let view = st
+            .tensor(key)
+            .unwrap_or_else(|_| panic!("{}: no tensor {key}", self.name));
+        let data: Vec<F> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| F::from_f64_lossy(f32::from_le_bytes(b.try_into().unwrap()) as f64))
+                .collect(),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| F::from_f64_lossy(f64::from_le_bytes(b.try_into().unwrap())))
+                .collect(),
+            Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| F::from_f64_lossy(i64::from_le_bytes(b.try_into().unwrap()) as f64))
+                .collect(),
+            d => panic!("{key}: unexpected dtype {d:?}"),
+        };
+        ArrayD::from_shape_vec(view.shape().to_vec(), data).unwrap()
+    }
+
+    pub fn get1<F: Real>(&self, key: &str) -> Array1<F> {
+        self.get(key).into_dimensionality::<Ix1>().unwrap()
+    }
+    pub fn get2<F: Real>(&self, key: &str) -> Array2<F> {
+        self.get(key).into_dimensionality::<Ix2>().unwrap()
+    }
+    pub fn get3<F: Real>(&self, key: &str) -> Array3<F> {
+        self.get(key).into_dimensionality::<Ix3>().unwrap()
+    }
+
+    pub fn num_layers(&self) -> usize {
+        (0..)
+            .take_while(|l| self.has(&format!("weight_ih_l{l}")))
+            .count()
+    }
+
+    /// The LSTM parameters, read by the crate's own loader.
+    pub fn weights<F: Real>(&self) -> LstmWeights<F> {
+        let w = LstmWeights::<f64>::from_safetensors_bytes(&self.bytes).expect("weights load");
+        w.cast()
+    }
+
+    /// `grad.<param>` for every layer, as LayerWeights.
+    pub fn weight_grads<F: Real>(&self) -> Vec<LayerWeights<F>> {
+        (0..self.num_layers())
+            .map(|l| LayerWeights {
+                weight_ih: self.get2(&format!("grad.weight_ih_l{l}")),
+                weight_hh: self.get2(&format!("grad.weight_hh_l{l}")),
+                bias_ih: self.get1(&format!("grad.bias_ih_l{l}")),
+                bias_hh: self.get1(&format!("grad.bias_hh_l{l}")),
+            })
+            .collect()
+    }
+
+    pub fn state<F: Real>(&self) -> Option<LstmState<F>> {
+        self.has("h0").then(|| LstmState {
+            h: self.get3("h0"),
+            c: self.get3("c0"),
+        })
+    }
+
+    pub fn upstream<F: Real>(&self) -> Upstream<F> {
+        Upstream {
+            dy: Some(self.get3("R")),
+            dh_n: Some(self.get3("Rh")),
+            dc_n: Some(self.get3("Rc")),
+        }
+    }
+
+    pub fn config(&self) -> LstmConfig {
+        *self.weights::<f32>().config()
+    }
+}
+
+/// Checks `|a - b| <= atol + rtol * max|b|` elementwise (the golden README's criterion: errors
+/// relative to the tensor's largest magnitude). On failure, names the worst element and its index.
+pub fn assert_close<F: Real>(
+    what: &str,
+    actual: ArrayViewD<'_, F>,
+    expected: ArrayViewD<'_, F>,
+    atol: f64,
+    rtol: f64,
+) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    let scale = expected
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.to_f64_exact().abs()));
+    let bound = atol + rtol * scale;
+    let mut worst = (0.0f64, 0usize);
+    for (i, (a, b)) in actual.iter().zip(expected.iter()).enumerate() {
+        let (a, b) = (a.to_f64_exact(), b.to_f64_exact());
+        let err = (a - b).abs();
+        if !(err <= worst.0) || err.is_nan() {
+            worst = (if err.is_nan() { f64::INFINITY } else { err }, i);
+        }
+    }
+    let (err, flat) = worst;
+    if err > bound {
+        let index = unravel(flat, expected.shape());
+        let a = actual.iter().nth(flat).unwrap().to_f64_exact();
+        let b = expected.iter().nth(flat).unwrap().to_f64_exact();
+        panic!(
+            "{what}: worst element {index:?}: got {a:e}, expected {b:e}, |diff| = {err:e} > {bound:e} \
+             (atol {atol:e} + rtol {rtol:e} * max|expected| {scale:e})"
+        );
+    }
+}
+
+/// Largest `|a - b| / max|b|` over the tensor (for reporting).
+pub fn rel_err<F: Real>(actual: ArrayViewD<'_, F>, expected: ArrayViewD<'_, F>) -> f64 {
+    let scale = expected
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.to_f64_exact().abs()));
+    let err = actual
+        .iter()
+        .zip(expected.iter())
+        .fold(0.0f64, |m, (a, b)| {
+            m.max((a.to_f64_exact() - b.to_f64_exact()).abs())
+        });
+    err / scale.max(f64::MIN_POSITIVE)
+}
+
+pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (d, &n) in shape.iter().enumerate().rev() {
+        index[d] = flat % n.max(1);
+        flat /= n.max(1);
+    }
+    index
+}
+
+/// Deterministic pseudo-random array in `[lo, hi)`.
+pub fn random_array<F: Real, D: lstm_wgpu::ndarray::Dimension>(
+    shape: impl lstm_wgpu::ndarray::ShapeBuilder<Dim = D>,
+    seed: u64,
+    lo: f64,
+    hi: f64,
+) -> lstm_wgpu::ndarray::Array<F, D> {
+    let mut rng = lstm_wgpu::rng::Rng::new(seed);
+    lstm_wgpu::ndarray::Array::from_shape_simple_fn(shape, || {
+        F::from_f64_lossy(rng.uniform(lo, hi))
+    })
+}
