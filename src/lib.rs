@@ -2,6 +2,7 @@
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod gpu;
 pub mod lstm;
 pub mod real;
 pub mod rng;

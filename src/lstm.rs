@@ -82,6 +82,14 @@ impl GradRequest {
         state: true,
         weights: true,
     };
+    /// Nothing (forward only).
+    pub(crate) const fn default_none() -> GradRequest {
+        GradRequest {
+            x: false,
+            state: false,
+            weights: false,
+        }
+    }
     /// Only the parameter gradients (what an optimizer needs).
     pub const WEIGHTS: GradRequest = GradRequest {
         x: false,

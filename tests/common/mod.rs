@@ -187,3 +187,36 @@ pub fn random_array<F: Real, D: lstm_wgpu::ndarray::Dimension>(
         F::from_f64_lossy(rng.uniform(lo, hi))
     })
 }
+
+/// The GPU the tests run on. There is no fallback: a machine without an adapter fails the GPU
+/// tests (install Mesa's lavapipe, `mesa-vulkan-drivers`, to run them without a GPU).
+/// One device per test binary, shared by its tests.
+pub fn gpu() -> lstm_wgpu::gpu::Gpu {
+    static GPU: std::sync::OnceLock<lstm_wgpu::gpu::Gpu> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| match lstm_wgpu::gpu::Gpu::from_env() {
+        Ok(g) => g,
+        Err(e) => panic!("GPU tests need an adapter: {e}"),
+    })
+    .clone()
+}
+
+/// Random weights (PyTorch's init scaled by `scale`) for a configuration.
+pub fn random_weights(config: LstmConfig, seed: u64, scale: f32) -> LstmWeights<f32> {
+    let mut w = LstmWeights::<f32>::init_uniform(config, seed);
+    for layer in w.layers_mut() {
+        layer.weight_ih *= scale;
+        layer.weight_hh *= scale;
+        layer.bias_ih *= scale;
+        layer.bias_hh *= scale;
+    }
+    w
+}
+
+/// Random `h0`, `c0` for `config` and batch `b`.
+pub fn random_state(config: &LstmConfig, b: usize, seed: u64) -> LstmState<f32> {
+    let shape = (config.num_layers, b, config.hidden_size);
+    LstmState {
+        h: random_array(shape, seed, -1.0, 1.0),
+        c: random_array(shape, seed + 1, -2.0, 2.0),
+    }
+}

@@ -1,0 +1,124 @@
+// One forward timestep of one layer, for the whole batch. CPU twin: src/cpu/lstm_forward_step.rs.
+//
+//   a   = xproj_t + b_hh + h_{t-1} · W_hhᵀ          xproj_t = x_t · W_ihᵀ + b_ih (matmul.wgsl)
+//   i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
+//   c_t = f ⊙ c_{t-1} + i ⊙ g
+//   h_t = o ⊙ tanh(c_t)
+//
+// Layouts. Gates are interleaved: a vec4 holds (i, f, g, o) of one hidden unit, so one invocation
+// owns all four gates of a unit and the cell update needs no exchange between invocations.
+//   xproj   [B, T, H] vec4        y        [B, T, H]     (h_t of every step; h_{t-1} is read here)
+//   w_hh    [H_k, H_u] vec4 = W_hhᵀ with the four gate rows of unit u side by side
+//   b_hh    [H] vec4
+//   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
+//                                                                   the running c_t meanwhile)
+//   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
+//
+// Tiling: a workgroup owns 16 units x 16 batch rows; invocation (lx, ly) computes unit lx for rows
+// ly, ly + 4, ly + 8, ly + 12. The reduction over k is staged 16 at a time in workgroup memory.
+
+struct Step {
+    batch: u32, seq: u32, hidden: u32, t: u32,
+    h_off: u32, c_off: u32, save: u32, w_off: u32,
+    b_off: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> state0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
+
+const TU: u32 = 16u;
+const TB: u32 = 16u;
+const KC: u32 = 16u;
+
+var<workgroup> h_tile: array<f32, 256>;        // [TB][KC]
+var<workgroup> w_tile: array<vec4<f32>, 256>;  // [KC][TU]
+
+// h_{t-1}[b, k]: h0 at the first step, else the previous step's output.
+fn h_prev(b: u32, k: u32) -> f32 {
+    if (s.t == 0u) {
+        return state0[s.h_off + b * s.hidden + k];
+    }
+    return y[(b * s.seq + s.t - 1u) * s.hidden + k];
+}
+
+@compute @workgroup_size(16, 4)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let H = s.hidden;
+
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < H; k0 += KC) {
+        for (var e = 0u; e < 4u; e++) {
+            let idx = li + 64u * e;
+            let bb = idx / KC;
+            let kh = idx % KC;
+            var hv = 0.0;
+            if (b0 + bb < s.batch && k0 + kh < H) {
+                hv = h_prev(b0 + bb, k0 + kh);
+            }
+            h_tile[idx] = hv;
+            let kw = idx / TU;
+            let uu = idx % TU;
+            var wv = vec4<f32>(0.0);
+            if (k0 + kw < H && u0 + uu < H) {
+                wv = params[s.w_off + (k0 + kw) * H + u0 + uu];
+            }
+            w_tile[idx] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < KC; kk++) {
+            let w = w_tile[kk * TU + lid.x];
+            for (var r = 0u; r < 4u; r++) {
+                acc[r] = fma(vec4<f32>(h_tile[(lid.y + 4u * r) * KC + kk]), w, acc[r]);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let u = u0 + lid.x;
+    if (u >= H) {
+        return;
+    }
+    let bias = params[s.b_off + u];
+    for (var r = 0u; r < 4u; r++) {
+        let b = b0 + lid.y + 4u * r;
+        if (b >= s.batch) {
+            continue;
+        }
+        let row = b * s.seq + s.t;
+        let a = acc[r] + xproj[row * H + u] + bias;
+        let i = sigmoid(a.x);
+        let f = sigmoid(a.y);
+        let g = tanh_stable(a.z);
+        let o = sigmoid(a.w);
+        let state = b * H + u;
+        var c_prev: f32;
+        if (s.t == 0u) {
+            c_prev = state0[s.c_off + state];
+        } else {
+            c_prev = state_n[s.c_off + state];
+        }
+        let c = f * c_prev + i * g;
+        let h = o * tanh_stable(c);
+        y[row * H + u] = h;
+        state_n[s.c_off + state] = c;
+        if (s.t + 1u == s.seq) {
+            state_n[s.h_off + state] = h;
+        }
+        if (s.save != 0u) {
+            c_seq[row * H + u] = c;
+            gates[row * H + u] = vec4<f32>(i, f, g, o);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+// General matrix product, register-blocked. CPU twin: ndarray's `general_mat_mul`.
+//
+//   C[m, n] = Σ_k op(A)[m, k] · op(B)[k, n]   (+ bias[n])   (+ C[m, n])     m < M, n < N, k < K
+//
+// op(A) is A [M, K] or, with TRANS_A, Aᵀ where A is stored [K, M]; likewise op(B) is B [K, N] or
+// Bᵀ of a stored [N, K]. Every matrix is row-major with its own leading dimension and element
+// offset, so one buffer can hold many tensors. A stored row index r of A (and of B) may be
+// remapped as (r / group) · group_stride + r % group: this reads, say, rows b·T + t of a [B, T, ·]
+// tensor for t < T-1 only, which is how dW_hh = Σ_t dgates_tᵀ · h_{t-1} pairs each step with the
+// previous step's hidden state. group = 0xffffffff is the identity.
+//
+// Each workgroup computes a 64 x 64 tile of C with 16 x 16 invocations, each owning a 4 x 4 block
+// (rows ly + 16i, columns lx + 16j); K is walked in chunks of 16 staged in workgroup memory.
+
+struct Params {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_off: u32, lda: u32, a_group: u32, a_group_stride: u32,
+    b_off: u32, ldb: u32, b_group: u32, b_group_stride: u32,
+    c_off: u32, ldc: u32, bias_off: u32, pad: u32,
+}
+
+const TRANS_A: u32 = 1u;
+const TRANS_B: u32 = 2u;
+const BIAS: u32 = 4u;
+const ACCUMULATE: u32 = 8u;
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
+var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
+
+fn a_row(r: u32) -> u32 {
+    return (r / p.a_group) * p.a_group_stride + r % p.a_group;
+}
+
+fn b_row(r: u32) -> u32 {
+    return (r / p.b_group) * p.b_group_stride + r % p.b_group;
+}
+
+// op(A)[m, k], zero outside the matrix.
+fn load_a(m: u32, k: u32) -> f32 {
+    if (m >= p.m || k >= p.k) {
+        return 0.0;
+    }
+    if ((p.flags & TRANS_A) != 0u) {
+        return a[p.a_off + a_row(k) * p.lda + m];
+    }
+    return a[p.a_off + a_row(m) * p.lda + k];
+}
+
+// op(B)[k, n], zero outside the matrix.
+fn load_b(k: u32, n: u32) -> f32 {
+    if (k >= p.k || n >= p.n) {
+        return 0.0;
+    }
+    if ((p.flags & TRANS_B) != 0u) {
+        return b[p.b_off + b_row(n) * p.ldb + k];
+    }
+    return b[p.b_off + b_row(k) * p.ldb + n];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    // Row tiles beyond 65535 continue in z.
+    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let n0 = wg.x * TN;
+    if (m0 >= p.m) {
+        return; // the whole workgroup leaves together
+    }
+    let trans_a = (p.flags & TRANS_A) != 0u;
+    let trans_b = (p.flags & TRANS_B) != 0u;
+
+    var acc: array<array<f32, 4>, 4>;
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        // Stage the A and B chunks: 1024 elements each, 4 per invocation, consecutive
+        // invocations reading consecutive addresses of whichever index is contiguous in memory.
+        for (var e = 0u; e < 4u; e++) {
+            let idx = li + e * 256u;
+            var mm: u32; var ka: u32;
+            if (trans_a) { mm = idx % TM; ka = idx / TM; } else { mm = idx / TK; ka = idx % TK; }
+            a_tile[ka * TM + mm] = load_a(m0 + mm, k0 + ka);
+            var nn: u32; var kb: u32;
+            if (trans_b) { nn = idx / TK; kb = idx % TK; } else { nn = idx % TN; kb = idx / TN; }
+            b_tile[kb * TN + nn] = load_b(k0 + kb, n0 + nn);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = a_tile[kk * TM + lid.y + 16u * i];
+                bv[i] = b_tile[kk * TN + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + lid.x + 16u * j;
+            if (m < p.m && n < p.n) {
+                var v = acc[i][j];
+                if ((p.flags & BIAS) != 0u) {
+                    v += bias[p.bias_off + n];
+                }
+                let at = p.c_off + m * p.ldc + n;
+                if ((p.flags & ACCUMULATE) != 0u) {
+                    v += c[at];
+                }
+                c[at] = v;
+            }
+        }
+    }
+}

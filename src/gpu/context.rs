@@ -1,0 +1,270 @@
+//! The GPU a model runs on: adapter, device and queue, plus the compiled kernels.
+
+use std::sync::Arc;
+
+use crate::error::{Error, GpuErrorKind, Result};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::stats::Counters;
+
+/// A wgpu device and queue with this crate's kernels compiled for it. Cheap to clone (shared).
+///
+/// Build it from the environment with [`Gpu::from_env`], or hand over a device the application
+/// already owns with [`Gpu::from_device`].
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    kernels: Kernels,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .field("device_type", &self.inner.info.device_type)
+            .finish()
+    }
+}
+
+impl Gpu {
+    /// Picks an adapter the way wgpu's tools do: backends from `WGPU_BACKEND` (e.g. `vulkan`,
+    /// `metal`, `dx12`), adapter by `WGPU_ADAPTER_NAME` (substring, case-insensitive) or else the
+    /// highest-performance one (`WGPU_POWER_PREF` can override), then asks for a device with
+    /// that adapter's full limits.
+    ///
+    /// A CPU (software) adapter such as lavapipe is accepted, with a `log` warning: it runs the
+    /// shaders correctly but far slower than the crate's CPU path.
+    pub fn from_env() -> Result<Gpu> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = format!("{:?}", desc.backends);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(async {
+            match wgpu::util::initialize_adapter_from_env(&instance, None).await {
+                Ok(a) => Ok(a),
+                Err(_) => {
+                    instance
+                        .request_adapter(&wgpu::RequestAdapterOptions {
+                            power_preference: wgpu::PowerPreference::from_env()
+                                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                            force_fallback_adapter: false,
+                            compatible_surface: None,
+                            apply_limit_buckets: false,
+                        })
+                        .await
+                }
+            }
+        })
+        .map_err(|_| Error::NoAdapter { backends })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lstm-wgpu"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))?;
+        Gpu::new(device, queue, adapter.get_info())
+    }
+
+    /// Uses a device and queue the application already has (for example the one it renders
+    /// with). The kernels are compiled for it; its limits are whatever it was created with.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
+        let info = device.adapter_info();
+        Gpu::new(device, queue, info)
+    }
+
+    fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Gpu> {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            log::warn!(
+                "GPU adapter '{}' is a CPU (software) implementation: results are correct but \
+                 slower than this crate's CPU path",
+                info.name
+            );
+        }
+        let limits = device.limits();
+        let kernels = catch(&device, "compiling the kernels", || Kernels::new(&device))?;
+        Ok(Gpu {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                kernels,
+            }),
+        })
+    }
+
+    /// The adapter: name, vendor, backend, device type, driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// True when the adapter is a CPU (software) implementation such as lavapipe or WARP.
+    pub fn is_software(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// One line describing the adapter, e.g. `NVIDIA H200 (Vulkan, DiscreteGpu, driver 580)`.
+    pub fn describe(&self) -> String {
+        let i = &self.inner.info;
+        format!(
+            "{} ({:?}, {:?}, {} {})",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn kernels(&self) -> &Kernels {
+        &self.inner.kernels
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
+    /// [`Error::Gpu`].
+    pub(crate) fn catch<T>(&self, context: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+        catch(&self.inner.device, context, f)
+    }
+
+    /// A storage buffer of `len` f32 values, checked against the device's limits.
+    pub(crate) fn storage(&self, name: &str, len: usize, extra: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        let bytes = (len.max(4) * 4) as u64;
+        let limits = &self.inner.limits;
+        if bytes > limits.max_storage_buffer_binding_size as u64 {
+            return Err(Error::DeviceLimit {
+                tensor: name.to_string(),
+                bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit: limits.max_storage_buffer_binding_size as u64,
+            });
+        }
+        if bytes > limits.max_buffer_size {
+            return Err(Error::DeviceLimit {
+                tensor: name.to_string(),
+                bytes,
+                limit_name: "max_buffer_size",
+                limit: limits.max_buffer_size,
+            });
+        }
+        Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | extra,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A buffer to map and read back `len` f32 values.
+    pub(crate) fn staging(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = (len.max(4) * 4) as u64;
+        if bytes > self.inner.limits.max_buffer_size {
+            return Err(Error::DeviceLimit {
+                tensor: name.to_string(),
+                bytes,
+                limit_name: "max_buffer_size",
+                limit: self.inner.limits.max_buffer_size,
+            });
+        }
+        Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A uniform buffer holding `data`.
+    pub(crate) fn uniform(&self, name: &str, data: &[u8], counters: &Counters) -> wgpu::Buffer {
+        let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: data.len().max(16) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.write(&buffer, 0, data, counters);
+        buffer
+    }
+
+    /// Uploads `data` into `buffer` at byte `offset` (staged; lands before the next submit).
+    pub(crate) fn write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8], counters: &Counters) {
+        if data.is_empty() {
+            return;
+        }
+        self.inner.queue.write_buffer(buffer, offset, data);
+        counters.upload(data.len() as u64);
+    }
+
+    /// Submits one command buffer.
+    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder, counters: &Counters) {
+        self.inner.queue.submit([encoder.finish()]);
+        counters.submit();
+    }
+
+    /// Maps the first `len` f32 values of `staging`, waits for the GPU and copies them out.
+    pub(crate) fn read_staging(&self, staging: &wgpu::Buffer, len: usize, counters: &Counters) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let slice = staging.slice(0..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        };
+        staging.unmap();
+        counters.readback(bytes);
+        Ok(out)
+    }
+}
+
+fn catch<T>(device: &wgpu::Device, context: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let errors = [
+        (pollster::block_on(validation.pop()), GpuErrorKind::Validation),
+        (pollster::block_on(internal.pop()), GpuErrorKind::Internal),
+        (pollster::block_on(oom.pop()), GpuErrorKind::OutOfMemory),
+    ];
+    for (error, kind) in errors {
+        if let Some(e) = error {
+            return Err(Error::Gpu {
+                kind,
+                context,
+                message: e.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,58 @@
+//! Copying results into one staging buffer inside the command encoder, then reading them all
+//! back with a single mapping.
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::stats::Counters;
+
+/// A list of `(buffer, element offset, element count)` ranges to read back together.
+#[derive(Default)]
+pub(crate) struct ReadPlan<'a> {
+    parts: Vec<(&'a wgpu::Buffer, usize, usize)>,
+}
+
+impl<'a> ReadPlan<'a> {
+    pub(crate) fn new() -> Self {
+        ReadPlan { parts: Vec::new() }
+    }
+
+    /// Adds `len` f32 values of `buffer` from element `offset`.
+    pub(crate) fn add(&mut self, buffer: &'a wgpu::Buffer, offset: usize, len: usize) {
+        self.parts.push((buffer, offset, len));
+    }
+
+    /// Total f32 values.
+    pub(crate) fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.2).sum()
+    }
+
+    /// Records the copies into `staging`, back to back.
+    pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder, staging: &wgpu::Buffer) {
+        let mut at = 0u64;
+        for &(buffer, offset, len) in &self.parts {
+            if len > 0 {
+                encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, staging, at, len as u64 * 4);
+            }
+            at += len as u64 * 4;
+        }
+    }
+
+    /// After the submit: maps `staging` once and splits it into the parts, in order.
+    pub(crate) fn read(&self, gpu: &Gpu, staging: &wgpu::Buffer, counters: &Counters) -> Result<Vec<Vec<f32>>> {
+        let all = gpu.read_staging(staging, self.len(), counters)?;
+        let mut out = Vec::with_capacity(self.parts.len());
+        let mut at = 0;
+        for &(_, _, len) in &self.parts {
+            out.push(all[at..at + len].to_vec());
+            at += len;
+        }
+        Ok(out)
+    }
+}
+
+impl<'a> ReadPlan<'a> {
+    /// Appends every part of `other`.
+    pub(crate) fn extend(&mut self, other: &ReadPlan<'a>) {
+        self.parts.extend_from_slice(&other.parts);
+    }
+}
