@@ -10,8 +10,8 @@ pub mod shape;
 pub(crate) mod tensor_file;
 pub mod weights;
 
-pub use error::{Error, Result};
-pub use lstm::{GradRequest, LstmGrads, LstmOutput, LstmState, Upstream};
+pub use error::{Error, GpuErrorKind, Result};
+pub use lstm::{GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
 pub use ndarray;
 pub use real::Real;
 pub use weights::{LayerWeights, LstmConfig, LstmWeights};

@@ -112,6 +112,48 @@ pub struct LstmGrads<F = f32> {
     pub layers: Option<Vec<LayerWeights<F>>>,
 }
 
+/// Handle to the activations a `forward_train` left for `backward` (on the GPU for
+/// [`crate::gpu::GpuLstm`], in host memory for [`crate::cpu::lstm::CpuLstm`]). Only the most
+/// recent one of a model is valid: the buffers are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tape {
+    generation: u64,
+    batch: usize,
+    seq: usize,
+}
+
+impl Tape {
+    pub(crate) fn new(generation: u64, batch: usize, seq: usize) -> Self {
+        Tape {
+            generation,
+            batch,
+            seq,
+        }
+    }
+
+    /// Batch size `B` of the recorded forward pass.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Sequence length `T` of the recorded forward pass.
+    pub fn seq(&self) -> usize {
+        self.seq
+    }
+
+    /// [`Error::StaleTape`] unless this is the model's latest tape.
+    pub(crate) fn check(&self, current: u64) -> Result<()> {
+        if self.generation == current {
+            Ok(())
+        } else {
+            Err(crate::error::Error::StaleTape {
+                tape: self.generation,
+                current,
+            })
+        }
+    }
+}
+
 /// Checks `x` `[B, T, I]` and an optional state against `config`; returns `(B, T)`.
 pub(crate) fn check_input<F: Real>(
     config: &LstmConfig,

@@ -252,7 +252,7 @@ impl<F: Real> LstmWeights<F> {
                 })?;
         let w_ih0 = st
             .tensor(&format!("{prefix}weight_ih_l0"))
-            .map_err(|e| Error::Safetensors(e))?;
+            .map_err(Error::Safetensors)?;
         let (Some(&h), Some(&i)) = (w_hh0.shape().get(1), w_ih0.shape().get(1)) else {
             return Err(Error::Shape {
                 tensor: format!("{prefix}weight_hh_l0"),

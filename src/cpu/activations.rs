@@ -14,18 +14,23 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     // x = n·ln2 + r with |r| <= ln2/2, then e^x = 2^n · e^r; ln2 split in two parts for exactness.
     // Comparison rather than `max`, so that a NaN propagates instead of being clamped away.
     let x = if x < -87.336_55 { -87.336_55 } else { x };
-    // Round to nearest by adding 1.5·2^23: no call into libm, so the loop vectorises.
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    // Round x·log2(e) to the nearest integer n by adding 1.5·2^23: the sum's low mantissa bits
+    // then hold n, so neither a libm call nor a float-to-int conversion is needed and the loop
+    // vectorises.
+    const SHIFT: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = shifted - SHIFT;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let er = p * (r * r) + r + 1.0;
-    // n is an integer in [-126, 0]: build 2^n from its exponent bits.
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n is an integer in [-126, 0]: 2^n has exponent bits n + 127.
+    let n_int = shifted.to_bits() as i32 - SHIFT.to_bits() as i32;
+    let two_n = f32::from_bits(((n_int + 127) as u32) << 23);
     er * two_n
 }
 

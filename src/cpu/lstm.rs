@@ -12,23 +12,33 @@
 //! `dx = dgates · W_ih`.
 //!
 //! Internally every sequence is time-major (`[T, B, ·]`), so each step's rows are one contiguous
-//! block; inputs and outputs are converted at the edges.
+//! block; inputs and outputs are converted at the edges. Batch rows never interact in the
+//! recurrence, so chunks of rows run on separate threads; GEMMs split their output rows. Neither
+//! changes a single bit of the results.
+//!
+//! The free functions allocate what they need; [`CpuLstm`] keeps its buffers between calls of
+//! the same shape, which matters on the hot path of training.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, s};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Dimension, s};
+use rayon::prelude::*;
 
 use super::lstm_backward_step::{FromLater, lstm_backward_step};
 use super::lstm_forward_step::lstm_forward_step;
-use crate::error::Result;
-use crate::lstm::{LstmGrads, LstmOutput, LstmState, Upstream, check_input, check_upstream};
+use super::parallel::{self, chunk_rows};
+use crate::error::{Error, Result};
+use crate::lstm::{
+    GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input, check_upstream,
+};
 use crate::real::Real;
 use crate::weights::{LayerWeights, LstmWeights};
 
-/// What one layer's forward pass keeps for backward, time-major.
-#[derive(Debug, Clone)]
+/// One layer's activations, time-major; the buffers are reused across calls of the same shape.
+#[derive(Debug, Clone, Default)]
 struct LayerTape<F> {
     /// The layer's input, `[T, B, I_l]`.
     input: Array3<F>,
+    /// Input projection `x · W_ihᵀ + b_ih`, `[T·B, 4H]` (working memory of the forward pass).
+    xproj: Array2<F>,
     /// `h[0] = h0`, `h[t + 1] = h_t`: `[T + 1, B, H]`.
     h: Array3<F>,
     /// `c[0] = c0`, `c[t + 1] = c_t`: `[T + 1, B, H]`.
@@ -38,7 +48,7 @@ struct LayerTape<F> {
 }
 
 /// Activations saved by [`forward_train`] for [`backward`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CpuTape<F = f32> {
     batch: usize,
     seq: usize,
@@ -57,11 +67,24 @@ impl<F> CpuTape<F> {
     }
 }
 
-/// `a` `[R, K]` · `bᵀ` (`b` `[N, K]`) into a new `[R, N]`.
-fn matmul_nt<F: Real>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> Array2<F> {
-    let mut out = Array2::zeros((a.nrows(), b.nrows()));
-    general_mat_mul(F::one(), a, &b.t(), F::zero(), &mut out);
-    out
+/// Working memory of [`backward_with`], reused across calls of the same shape.
+#[derive(Debug, Clone, Default)]
+pub struct BackwardScratch<F = f32> {
+    /// Gradient arriving at the current layer's outputs, time-major `[T, B, H]`.
+    dy: Array3<F>,
+    /// Gradient of the current layer's input, time-major `[T, B, I_l]`.
+    dx: Array3<F>,
+    /// Pre-activation gradients of every step, `[T, B, 4H]`.
+    dgates: Array3<F>,
+    /// `dL/dc` carried between steps, `[B, H]`.
+    dc: Array2<F>,
+}
+
+/// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
+fn fit<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
+    if a.raw_dim() != shape {
+        *a = ndarray::Array::zeros(shape);
+    }
 }
 
 /// Views a standard-layout `[T, B, K]` array as `[T·B, K]`.
@@ -73,56 +96,75 @@ fn rows<F>(a: &Array3<F>) -> ArrayView2<'_, F> {
         .expect("time-major arrays are contiguous")
 }
 
-/// Runs one layer over a time-major input `[T, B, I_l]`.
+/// Runs one layer over `lt.input` (time-major `[T, B, I_l]`, already filled).
 fn layer_forward<F: Real>(
     w: &LayerWeights<F>,
-    input: Array3<F>,
+    lt: &mut LayerTape<F>,
     h0: ArrayView2<'_, F>,
     c0: ArrayView2<'_, F>,
-) -> LayerTape<F> {
-    let (seq, batch, _) = input.dim();
+) {
+    let (seq, batch, _) = lt.input.dim();
     let hidden = w.weight_hh.ncols();
     // 1. Input projection for every step at once: [T·B, I] · W_ihᵀ + b_ih.
-    let mut xproj = matmul_nt(&rows(&input), &w.weight_ih.view());
-    xproj += &w.bias_ih;
-    let xproj = xproj
+    fit(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
+    lt.xproj.assign(&w.bias_ih);
+    parallel::gemm(
+        F::one(),
+        &rows(&lt.input),
+        &w.weight_ih.t(),
+        F::one(),
+        &mut lt.xproj.view_mut(),
+    );
+    let xproj = lt
+        .xproj
+        .view()
         .into_shape_with_order((seq, batch, 4 * hidden))
         .expect("xproj is contiguous");
 
-    // 2. The recurrence.
-    let mut h = Array3::zeros((seq + 1, batch, hidden));
-    let mut c = Array3::zeros((seq + 1, batch, hidden));
-    let mut gates = Array3::zeros((seq, batch, 4 * hidden));
-    h.index_axis_mut(Axis(0), 0).assign(&h0);
-    c.index_axis_mut(Axis(0), 0).assign(&c0);
-    for t in 0..seq {
-        let (h_prev, mut h_next) = h.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-        let (c_prev, c_next) = c.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-        lstm_forward_step(
-            xproj.index_axis(Axis(0), t),
-            h_prev.view(),
-            c_prev.view(),
-            w.weight_hh.view(),
-            w.bias_hh.view(),
-            gates.index_axis_mut(Axis(0), t),
-            c_next,
-            h_next.view_mut(),
-        );
-    }
-    LayerTape { input, h, c, gates }
+    // 2. The recurrence, each chunk of batch rows on its own thread.
+    fit(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
+    fit(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
+    fit(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
+    lt.h.index_axis_mut(Axis(0), 0).assign(&h0);
+    lt.c.index_axis_mut(Axis(0), 0).assign(&c0);
+    let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
+    lt.h.axis_chunks_iter_mut(Axis(1), chunk)
+        .zip(lt.c.axis_chunks_iter_mut(Axis(1), chunk))
+        .zip(lt.gates.axis_chunks_iter_mut(Axis(1), chunk))
+        .zip(xproj.axis_chunks_iter(Axis(1), chunk))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|(((mut h, mut c), mut gates), xproj)| {
+            for t in 0..seq {
+                let (h_prev, h_next) = h.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+                let (c_prev, c_next) = c.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+                lstm_forward_step(
+                    xproj.index_axis(Axis(0), t),
+                    h_prev.view(),
+                    c_prev.view(),
+                    w.weight_hh.view(),
+                    w.bias_hh.view(),
+                    gates.index_axis_mut(Axis(0), t),
+                    c_next,
+                    h_next,
+                );
+            }
+        });
 }
 
-/// Forward pass keeping the activations backward needs.
+/// Forward pass into a tape whose buffers are reused when the shape repeats.
 ///
 /// * `x` `[B, T, I]`; `state` `h0`, `c0` `[L, B, H]` (zeros when `None`).
-/// * Returns `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]` and the tape.
-pub fn forward_train<F: Real>(
+/// * Returns `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]`.
+pub fn forward_train_into<F: Real>(
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
-) -> Result<(LstmOutput<F>, CpuTape<F>)> {
+    tape: &mut CpuTape<F>,
+) -> Result<LstmOutput<F>> {
     let config = *weights.config();
     let (batch, seq) = check_input(&config, &x, state)?;
+    let (l_count, hidden) = (config.num_layers, config.hidden_size);
     let zeros;
     let state = match state {
         Some(s) => s,
@@ -131,32 +173,55 @@ pub fn forward_train<F: Real>(
             &zeros
         }
     };
-    let (l_count, hidden) = (config.num_layers, config.hidden_size);
+    tape.batch = batch;
+    tape.seq = seq;
+    tape.layers.resize_with(l_count, LayerTape::default);
+
     let mut h_n = Array3::zeros((l_count, batch, hidden));
     let mut c_n = Array3::zeros((l_count, batch, hidden));
-    let mut layers: Vec<LayerTape<F>> = Vec::with_capacity(l_count);
-    // Time-major copy of the input: [T, B, I].
-    let mut input = x.permuted_axes([1, 0, 2]).as_standard_layout().into_owned();
-    for (l, w) in weights.layers().iter().enumerate() {
-        let tape = layer_forward(
+    for l in 0..l_count {
+        let (below, rest) = tape.layers.split_at_mut(l);
+        let lt = &mut rest[0];
+        fit(
+            &mut lt.input,
+            ndarray::Ix3(seq, batch, config.layer_input_size(l)),
+        );
+        match below.last() {
+            // Time-major copy of the input.
+            None => lt.input.assign(&x.permuted_axes([1, 0, 2])),
+            Some(prev) => lt.input.assign(&prev.h.slice(s![1.., .., ..])),
+        }
+        let w = &weights.layers()[l];
+        layer_forward(
             w,
-            input,
+            lt,
             state.h.index_axis(Axis(0), l),
             state.c.index_axis(Axis(0), l),
         );
         h_n.index_axis_mut(Axis(0), l)
-            .assign(&tape.h.index_axis(Axis(0), seq));
+            .assign(&lt.h.index_axis(Axis(0), seq));
         c_n.index_axis_mut(Axis(0), l)
-            .assign(&tape.c.index_axis(Axis(0), seq));
-        input = tape.h.slice(s![1.., .., ..]).to_owned();
-        layers.push(tape);
+            .assign(&lt.c.index_axis(Axis(0), seq));
     }
-    // `input` now holds the last layer's outputs, time-major.
-    let y = input
+    let last = &tape.layers[l_count - 1];
+    let y = last
+        .h
+        .slice(s![1.., .., ..])
         .permuted_axes([1, 0, 2])
         .as_standard_layout()
         .into_owned();
-    Ok((LstmOutput { y, h_n, c_n }, CpuTape { batch, seq, layers }))
+    Ok(LstmOutput { y, h_n, c_n })
+}
+
+/// Forward pass keeping the activations backward needs; see [`forward_train_into`].
+pub fn forward_train<F: Real>(
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+) -> Result<(LstmOutput<F>, CpuTape<F>)> {
+    let mut tape = CpuTape::default();
+    let out = forward_train_into(weights, x, state, &mut tape)?;
+    Ok((out, tape))
 }
 
 /// Forward pass: `x` `[B, T, I]`, `state` `[L, B, H]` (zeros when `None`) → `y` `[B, T, H]`,
@@ -169,32 +234,38 @@ pub fn forward<F: Real>(
     Ok(forward_train(weights, x, state)?.0)
 }
 
-/// Backpropagation through time over a tape from [`forward_train`] with the same `weights`.
+/// Backpropagation through time over a tape from [`forward_train`] with the same `weights`,
+/// using `scratch` for working memory.
 ///
 /// Returns every gradient (`x`, `h0`, `c0` and all parameters, PyTorch layout); absent upstream
 /// gradients count as zero.
-pub fn backward<F: Real>(
+pub fn backward_with<F: Real>(
     weights: &LstmWeights<F>,
     tape: &CpuTape<F>,
     upstream: &Upstream<F>,
+    scratch: &mut BackwardScratch<F>,
 ) -> Result<LstmGrads<F>> {
     let config = *weights.config();
     let (batch, seq) = (tape.batch, tape.seq);
     check_upstream(&config, batch, seq, upstream)?;
+    if tape.layers.len() != config.num_layers {
+        return Err(Error::Shape {
+            tensor: "tape layers".into(),
+            expected: vec![config.num_layers],
+            actual: vec![tape.layers.len()],
+        });
+    }
     let (l_count, hidden) = (config.num_layers, config.hidden_size);
 
     let mut dh0 = Array3::zeros((l_count, batch, hidden));
     let mut dc0 = Array3::zeros((l_count, batch, hidden));
     let mut grads: Vec<LayerWeights<F>> = Vec::with_capacity(l_count);
-    // Gradient arriving at each step's output from above, time-major [T, B, H].
-    let mut dy = match &upstream.dy {
-        Some(dy) => dy
-            .view()
-            .permuted_axes([1, 0, 2])
-            .as_standard_layout()
-            .into_owned(),
-        None => Array3::zeros((seq, batch, hidden)),
-    };
+    let BackwardScratch { dy, dx, dgates, dc } = scratch;
+    fit(dy, ndarray::Ix3(seq, batch, hidden));
+    match &upstream.dy {
+        Some(up) => dy.assign(&up.view().permuted_axes([1, 0, 2])),
+        None => dy.fill(F::zero()),
+    }
     let zero_state = Array2::zeros((batch, hidden));
 
     for l in (0..l_count).rev() {
@@ -204,80 +275,202 @@ pub fn backward<F: Real>(
             .dh_n
             .as_ref()
             .map_or(zero_state.view(), |d| d.index_axis(Axis(0), l));
-        let mut dc = upstream
-            .dc_n
-            .as_ref()
-            .map_or(zero_state.clone(), |d| d.index_axis(Axis(0), l).to_owned());
-        let mut dgates = Array3::zeros((seq, batch, 4 * hidden));
-        for t in (0..seq).rev() {
-            let (later, mut now) = if t + 1 < seq {
-                let (now, later) = dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-                (Some(later), now)
-            } else {
-                (None, dgates.slice_mut(s![t, .., ..]))
-            };
-            let from_later = match &later {
-                None => FromLater::Last { dh_n },
-                Some(next) => FromLater::Step {
-                    dgates_next: next.view(),
-                    w_hh: w.weight_hh.view(),
-                },
-            };
-            lstm_backward_step(
-                dy.index_axis(Axis(0), t),
-                from_later,
-                lt.gates.index_axis(Axis(0), t),
-                lt.c.index_axis(Axis(0), t + 1),
-                lt.c.index_axis(Axis(0), t),
-                dc.view_mut(),
-                now.view_mut(),
-            );
+        fit(dc, ndarray::Ix2(batch, hidden));
+        match &upstream.dc_n {
+            Some(d) => dc.assign(&d.index_axis(Axis(0), l)),
+            None => dc.fill(F::zero()),
         }
+        // Every element of dgates is written by the sweep.
+        fit(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
+
+        // The reverse sweep, batch rows split across threads as in the forward pass.
+        let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
+        dgates
+            .axis_chunks_iter_mut(Axis(1), chunk)
+            .zip(dc.axis_chunks_iter_mut(Axis(0), chunk))
+            .zip(dy.axis_chunks_iter(Axis(1), chunk))
+            .zip(dh_n.axis_chunks_iter(Axis(0), chunk))
+            .zip(lt.gates.axis_chunks_iter(Axis(1), chunk))
+            .zip(lt.c.axis_chunks_iter(Axis(1), chunk))
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(|(((((mut dgates, mut dc), dy), dh_n), gates), c)| {
+                for t in (0..seq).rev() {
+                    let (later, now) = if t + 1 < seq {
+                        let (now, later) =
+                            dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+                        (Some(later), now)
+                    } else {
+                        (None, dgates.slice_mut(s![t, .., ..]))
+                    };
+                    let from_later = match &later {
+                        None => FromLater::Last { dh_n },
+                        Some(next) => FromLater::Step {
+                            dgates_next: next.view(),
+                            w_hh: w.weight_hh.view(),
+                        },
+                    };
+                    lstm_backward_step(
+                        dy.index_axis(Axis(0), t),
+                        from_later,
+                        gates.index_axis(Axis(0), t),
+                        c.index_axis(Axis(0), t + 1),
+                        c.index_axis(Axis(0), t),
+                        dc.view_mut(),
+                        now,
+                    );
+                }
+            });
         // dL/dh0 is step 0's gate gradients sent back through W_hh; dL/dc0 is what is left in dc.
-        general_mat_mul(
+        parallel::gemm(
             F::one(),
             &dgates.index_axis(Axis(0), 0),
-            &w.weight_hh,
+            &w.weight_hh.view(),
             F::zero(),
             &mut dh0.index_axis_mut(Axis(0), l),
         );
-        dc0.index_axis_mut(Axis(0), l).assign(&dc);
+        dc0.index_axis_mut(Axis(0), l).assign(dc);
 
         // Weight gradients: whole-sequence GEMMs over all T·B rows.
-        let dg = rows(&dgates);
+        let dg = rows(dgates);
         let mut g = LayerWeights::zeros(&config, l);
-        general_mat_mul(
-            F::one(),
-            &dg.t(),
-            &rows(&lt.input),
-            F::zero(),
-            &mut g.weight_ih,
-        );
-        let h_prev = lt.h.slice(s![..seq, .., ..]);
-        let h_prev = h_prev
-            .into_shape_with_order((seq * batch, hidden))
-            .expect("the first T steps of h are contiguous");
-        general_mat_mul(F::one(), &dg.t(), &h_prev, F::zero(), &mut g.weight_hh);
+        let gemm = |a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>, out: &mut Array2<F>| {
+            parallel::gemm(F::one(), a, b, F::zero(), &mut out.view_mut())
+        };
+        gemm(&dg.t(), &rows(&lt.input), &mut g.weight_ih);
+        let h_prev =
+            lt.h.slice(s![..seq, .., ..])
+                .into_shape_with_order((seq * batch, hidden))
+                .expect("the first T steps of h are contiguous");
+        gemm(&dg.t(), &h_prev, &mut g.weight_hh);
         g.bias_ih = dg.sum_axis(Axis(0));
         g.bias_hh = g.bias_ih.clone();
         grads.push(g);
 
-        // Gradient on this layer's input: dy of the layer below, or dx.
-        let mut dx = Array2::zeros((seq * batch, config.layer_input_size(l)));
-        general_mat_mul(F::one(), &dg, &w.weight_ih, F::zero(), &mut dx);
-        dy = dx
-            .into_shape_with_order((seq, batch, config.layer_input_size(l)))
+        // Gradient on this layer's input: the layer below's dy, or dx.
+        let il = config.layer_input_size(l);
+        fit(dx, ndarray::Ix3(seq, batch, il));
+        let mut dx_rows = dx
+            .view_mut()
+            .into_shape_with_order((seq * batch, il))
             .expect("dx is contiguous");
+        parallel::gemm(F::one(), &dg, &w.weight_ih.view(), F::zero(), &mut dx_rows);
+        std::mem::swap(dy, dx);
     }
     grads.reverse();
-    let dx = dy
+    let x = dy
+        .view()
         .permuted_axes([1, 0, 2])
         .as_standard_layout()
         .into_owned();
     Ok(LstmGrads {
-        x: Some(dx),
+        x: Some(x),
         h0: Some(dh0),
         c0: Some(dc0),
         layers: Some(grads),
     })
+}
+
+/// Backpropagation through time over a tape from [`forward_train`]; see [`backward_with`].
+pub fn backward<F: Real>(
+    weights: &LstmWeights<F>,
+    tape: &CpuTape<F>,
+    upstream: &Upstream<F>,
+) -> Result<LstmGrads<F>> {
+    backward_with(weights, tape, upstream, &mut BackwardScratch::default())
+}
+
+/// An LSTM on the CPU that keeps its working memory between calls: the same calls as
+/// [`crate::gpu::GpuLstm`], with the same meaning.
+///
+/// ```
+/// use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
+/// use lstm_wgpu::ndarray::Array3;
+///
+/// let weights = LstmWeights::<f32>::init_uniform(LstmConfig::new(3, 8, 1)?, 0);
+/// let mut lstm = CpuLstm::new(weights)?;
+/// let x = Array3::<f32>::zeros((2, 5, 3)); // [B, T, I]
+/// let (out, tape) = lstm.forward_train(x.view(), None)?;
+/// let upstream = Upstream { dy: Some(Array3::ones(out.y.raw_dim())), ..Default::default() };
+/// let grads = lstm.backward(&tape, &upstream, GradRequest::WEIGHTS)?;
+/// assert_eq!(grads.layers.unwrap()[0].weight_hh.shape(), &[32, 8]);
+/// # Ok::<(), lstm_wgpu::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CpuLstm<F = f32> {
+    weights: LstmWeights<F>,
+    inference: CpuTape<F>,
+    training: CpuTape<F>,
+    scratch: BackwardScratch<F>,
+    generation: u64,
+}
+
+impl<F: Real> CpuLstm<F> {
+    /// Takes `weights` (checked).
+    pub fn new(weights: LstmWeights<F>) -> Result<Self> {
+        weights.validate()?;
+        Ok(CpuLstm {
+            weights,
+            inference: CpuTape::default(),
+            training: CpuTape::default(),
+            scratch: BackwardScratch::default(),
+            generation: 0,
+        })
+    }
+
+    /// The parameters.
+    pub fn weights(&self) -> &LstmWeights<F> {
+        &self.weights
+    }
+
+    /// The parameters, to update in place (an optimizer step). Shapes must not change; they are
+    /// checked again by the next call.
+    pub fn weights_mut(&mut self) -> &mut LstmWeights<F> {
+        &mut self.weights
+    }
+
+    /// Forward pass; see [`forward`].
+    pub fn forward(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<LstmOutput<F>> {
+        self.weights.validate()?;
+        forward_train_into(&self.weights, x, state, &mut self.inference)
+    }
+
+    /// Forward pass keeping the activations for [`CpuLstm::backward`]; see [`forward`].
+    pub fn forward_train(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<(LstmOutput<F>, Tape)> {
+        self.weights.validate()?;
+        let out = forward_train_into(&self.weights, x, state, &mut self.training)?;
+        self.generation += 1;
+        let tape = Tape::new(self.generation, self.training.batch, self.training.seq);
+        Ok((out, tape))
+    }
+
+    /// Backpropagation through time from the latest [`CpuLstm::forward_train`]; fields not in
+    /// `want` are `None`.
+    pub fn backward(
+        &mut self,
+        tape: &Tape,
+        upstream: &Upstream<F>,
+        want: GradRequest,
+    ) -> Result<LstmGrads<F>> {
+        tape.check(self.generation)?;
+        let mut g = backward_with(&self.weights, &self.training, upstream, &mut self.scratch)?;
+        if !want.x {
+            g.x = None;
+        }
+        if !want.state {
+            (g.h0, g.c0) = (None, None);
+        }
+        if !want.weights {
+            g.layers = None;
+        }
+        Ok(g)
+    }
 }

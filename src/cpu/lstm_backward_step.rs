@@ -14,7 +14,7 @@
 //! gradients are sums of them over all steps, taken afterwards as whole-sequence GEMMs.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::real::Real;
 
@@ -50,6 +50,9 @@ pub fn lstm_backward_step<F: Real>(
     mut dgates: ArrayViewMut2<'_, F>,
 ) {
     let (batch, hidden) = dy_t.dim();
+    if hidden == 0 {
+        return;
+    }
     let mut dh = Array2::<F>::zeros((batch, hidden));
     match from_later {
         FromLater::Last { dh_n } => dh.assign(&dh_n),
@@ -59,36 +62,112 @@ pub fn lstm_backward_step<F: Real>(
     }
     dh += &dy_t;
 
-    let one = F::one();
-    for ((gates, mut d), ((c_t, c_prev), (dh, mut dc))) in
-        gates_t.rows().into_iter().zip(dgates.rows_mut()).zip(
-            c_t.rows()
-                .into_iter()
-                .zip(c_prev.rows())
-                .zip(dh.rows().into_iter().zip(dc.rows_mut())),
-        )
+    // Row-major copies where a view has unusual strides; the internal callers never need them.
+    let gates_t = gates_t.as_standard_layout();
+    let (c_t, c_prev) = (c_t.as_standard_layout(), c_prev.as_standard_layout());
+    let contiguous = dc.is_standard_layout() && dgates.is_standard_layout();
+    let (mut dc2, mut dg2) = if contiguous {
+        (None, None)
+    } else {
+        (Some(dc.to_owned()), Some(dgates.to_owned()))
+    };
     {
-        let (i, f, g, o) = (
-            gates.slice(s![..hidden]),
-            gates.slice(s![hidden..2 * hidden]),
-            gates.slice(s![2 * hidden..3 * hidden]),
-            gates.slice(s![3 * hidden..]),
-        );
-        let (mut di, mut df, mut dg, mut d_o) = d.multi_slice_mut((
-            s![..hidden],
-            s![hidden..2 * hidden],
-            s![2 * hidden..3 * hidden],
-            s![3 * hidden..],
-        ));
+        let dc_s = match dc2.as_mut() {
+            Some(a) => a.as_slice_mut(),
+            None => dc.as_slice_mut(),
+        };
+        let dg_s = match dg2.as_mut() {
+            Some(a) => a.as_slice_mut(),
+            None => dgates.as_slice_mut(),
+        };
+        // Every array here is in standard layout (checked or copied above), hence one slice.
+        if let (Some(g), Some(ct), Some(cp), Some(dh), Some(dc_s), Some(dg_s)) = (
+            gates_t.as_slice(),
+            c_t.as_slice(),
+            c_prev.as_slice(),
+            dh.as_slice(),
+            dc_s,
+            dg_s,
+        ) {
+            lstm_backward_step_rows(g, ct, cp, dh, dc_s, dg_s, hidden);
+        }
+    }
+    if let (Some(a), Some(b)) = (dc2, dg2) {
+        dc.assign(&a);
+        dgates.assign(&b);
+    }
+}
+
+/// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
+/// Uses AVX2 when the processor has it (bit-identical results, see the forward step).
+fn lstm_backward_step_rows<F: Real>(
+    gates: &[F],
+    c_t: &[F],
+    c_prev: &[F],
+    dh: &[F],
+    dc: &mut [F],
+    dgates: &mut [F],
+    hidden: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        unsafe { rows_avx2(gates, c_t, c_prev, dh, dc, dgates, hidden) };
+        return;
+    }
+    rows(gates, c_t, c_prev, dh, dc, dgates, hidden);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_avx2<F: Real>(
+    gates: &[F],
+    c_t: &[F],
+    c_prev: &[F],
+    dh: &[F],
+    dc: &mut [F],
+    dgates: &mut [F],
+    hidden: usize,
+) {
+    rows(gates, c_t, c_prev, dh, dc, dgates, hidden)
+}
+
+/// Simple elementwise loops over whole gate blocks, so each vectorises on its own.
+#[inline(always)]
+fn rows<F: Real>(
+    gates: &[F],
+    c_t: &[F],
+    c_prev: &[F],
+    dh: &[F],
+    dc: &mut [F],
+    dgates: &mut [F],
+    hidden: usize,
+) {
+    let one = F::one();
+    let rows = gates
+        .chunks_exact(4 * hidden)
+        .zip(dgates.chunks_exact_mut(4 * hidden))
+        .zip(c_t.chunks_exact(hidden).zip(c_prev.chunks_exact(hidden)))
+        .zip(dh.chunks_exact(hidden).zip(dc.chunks_exact_mut(hidden)));
+    for (((g4, d4), (c_t, c_prev)), (dh, dc)) in rows {
+        let (i, rest) = g4.split_at(hidden);
+        let (f, rest) = rest.split_at(hidden);
+        let (g, o) = rest.split_at(hidden);
+        let (di, rest) = d4.split_at_mut(hidden);
+        let (df, rest) = rest.split_at_mut(hidden);
+        let (dg, d_o) = rest.split_at_mut(hidden);
+        // d_o holds tanh(c_t) until it is turned into da_o.
         for u in 0..hidden {
-            let (i, f, g, o) = (i[u], f[u], g[u], o[u]);
-            let tc = c_t[u].tanh_();
-            let dc_u = dc[u] + dh[u] * o * (one - tc * tc);
-            di[u] = dc_u * g * i * (one - i);
-            df[u] = dc_u * c_prev[u] * f * (one - f);
-            dg[u] = dc_u * i * (one - g * g);
-            d_o[u] = dh[u] * tc * o * (one - o);
-            dc[u] = dc_u * f;
+            d_o[u] = c_t[u].tanh_();
+        }
+        for u in 0..hidden {
+            let tc = d_o[u];
+            let dc_u = dc[u] + dh[u] * o[u] * (one - tc * tc);
+            di[u] = dc_u * g[u] * i[u] * (one - i[u]);
+            df[u] = dc_u * c_prev[u] * f[u] * (one - f[u]);
+            dg[u] = dc_u * i[u] * (one - g[u] * g[u]);
+            d_o[u] = dh[u] * tc * o[u] * (one - o[u]);
+            dc[u] = dc_u * f[u];
         }
     }
 }

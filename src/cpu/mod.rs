@@ -6,3 +6,4 @@ pub mod activations;
 pub mod lstm;
 pub mod lstm_backward_step;
 pub mod lstm_forward_step;
+pub(crate) mod parallel;

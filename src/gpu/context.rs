@@ -62,12 +62,13 @@ impl Gpu {
             }
         })
         .map_err(|_| Error::NoAdapter { backends })?;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("lstm-wgpu"),
-            required_features: wgpu::Features::empty(),
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }))?;
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("lstm-wgpu"),
+                required_features: wgpu::Features::empty(),
+                required_limits: adapter.limits(),
+                ..Default::default()
+            }))?;
         Gpu::new(device, queue, adapter.get_info())
     }
 
@@ -144,15 +145,20 @@ impl Gpu {
     }
 
     /// A storage buffer of `len` f32 values, checked against the device's limits.
-    pub(crate) fn storage(&self, name: &str, len: usize, extra: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    pub(crate) fn storage(
+        &self,
+        name: &str,
+        len: usize,
+        extra: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         let bytes = (len.max(4) * 4) as u64;
         let limits = &self.inner.limits;
-        if bytes > limits.max_storage_buffer_binding_size as u64 {
+        if bytes > limits.max_storage_buffer_binding_size {
             return Err(Error::DeviceLimit {
                 tensor: name.to_string(),
                 bytes,
                 limit_name: "max_storage_buffer_binding_size",
-                limit: limits.max_storage_buffer_binding_size as u64,
+                limit: limits.max_storage_buffer_binding_size,
             });
         }
         if bytes > limits.max_buffer_size {
@@ -203,7 +209,13 @@ impl Gpu {
     }
 
     /// Uploads `data` into `buffer` at byte `offset` (staged; lands before the next submit).
-    pub(crate) fn write(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8], counters: &Counters) {
+    pub(crate) fn write(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        data: &[u8],
+        counters: &Counters,
+    ) {
         if data.is_empty() {
             return;
         }
@@ -218,7 +230,12 @@ impl Gpu {
     }
 
     /// Maps the first `len` f32 values of `staging`, waits for the GPU and copies them out.
-    pub(crate) fn read_staging(&self, staging: &wgpu::Buffer, len: usize, counters: &Counters) -> Result<Vec<f32>> {
+    pub(crate) fn read_staging(
+        &self,
+        staging: &wgpu::Buffer,
+        len: usize,
+        counters: &Counters,
+    ) -> Result<Vec<f32>> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -253,7 +270,10 @@ fn catch<T>(device: &wgpu::Device, context: &'static str, f: impl FnOnce() -> T)
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let out = f();
     let errors = [
-        (pollster::block_on(validation.pop()), GpuErrorKind::Validation),
+        (
+            pollster::block_on(validation.pop()),
+            GpuErrorKind::Validation,
+        ),
         (pollster::block_on(internal.pop()), GpuErrorKind::Internal),
         (pollster::block_on(oom.pop()), GpuErrorKind::OutOfMemory),
     ];

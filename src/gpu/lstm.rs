@@ -14,30 +14,9 @@ use crate::gpu::lstm_workspace::Workspace;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::lstm::{
-    GradRequest, LstmGrads, LstmOutput, LstmState, Upstream, check_input, check_upstream,
+    GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input, check_upstream,
 };
 use crate::weights::{LstmConfig, LstmWeights};
-
-/// Handle to the activations a [`GpuLstm::forward_train`] left on the GPU for
-/// [`GpuLstm::backward`]. Only the most recent one is valid: the buffers are reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tape {
-    generation: u64,
-    batch: usize,
-    seq: usize,
-}
-
-impl Tape {
-    /// Batch size `B` of the recorded forward pass.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
-    /// Sequence length `T` of the recorded forward pass.
-    pub fn seq(&self) -> usize {
-        self.seq
-    }
-}
 
 /// An LSTM whose parameters live on a GPU.
 ///
@@ -123,8 +102,12 @@ impl GpuLstm {
         let mut image = vec![0.0f32; self.arena_len];
         self.slots.pack(weights, &mut image);
         self.gpu.catch("uploading the parameters", || {
-            self.gpu
-                .write(&self.params, 0, bytemuck::cast_slice(&image), &self.counters)
+            self.gpu.write(
+                &self.params,
+                0,
+                bytemuck::cast_slice(&image),
+                &self.counters,
+            )
         })
     }
 
@@ -134,7 +117,10 @@ impl GpuLstm {
         let mut plan = ReadPlan::new();
         plan.add(&self.params, 0, self.arena_len);
         self.gpu.catch("reading the parameters", || {
-            let mut encoder = self.gpu.device().create_command_encoder(&Default::default());
+            let mut encoder = self
+                .gpu
+                .device()
+                .create_command_encoder(&Default::default());
             plan.record(&mut encoder, &staging);
             self.gpu.submit(encoder, &self.counters);
         })?;
@@ -213,14 +199,7 @@ impl GpuLstm {
         let ws = self.training.as_ref().expect("workspace was just made");
         let (out, _) = self.run(ws, x, state, None, GradRequest::default_none())?;
         self.generation += 1;
-        Ok((
-            out,
-            Tape {
-                generation: self.generation,
-                batch,
-                seq,
-            },
-        ))
+        Ok((out, Tape::new(self.generation, batch, seq)))
     }
 
     /// Backpropagation through time from the activations of `tape` (the latest
@@ -232,13 +211,8 @@ impl GpuLstm {
         upstream: &Upstream<f32>,
         want: GradRequest,
     ) -> Result<LstmGrads<f32>> {
-        if tape.generation != self.generation || self.training.is_none() {
-            return Err(Error::StaleTape {
-                tape: tape.generation,
-                current: self.generation,
-            });
-        }
-        check_upstream(self.config(), tape.batch, tape.seq, upstream)?;
+        tape.check(self.generation)?;
+        check_upstream(self.config(), tape.batch(), tape.seq(), upstream)?;
         let ws = self.training.as_ref().expect("checked above");
         let gpu = &self.gpu;
         let counters = &self.counters;
@@ -321,14 +295,22 @@ impl GpuLstm {
             all.extend(g);
         }
         let mut parts = all.read(gpu, &ws.staging, counters)?.into_iter();
-        let (y, state_n) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let (y, state_n) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
         let out = self.unpack_outputs(ws, y, state_n);
         let grads = grad_plan.map(|_| self.unpack_grads(ws, want, parts.collect()));
         Ok((out, grads))
     }
 
     fn unpack_outputs(&self, ws: &Workspace, y: Vec<f32>, state: Vec<f32>) -> LstmOutput<f32> {
-        let (b, t, h, l) = (ws.batch, ws.seq, self.config().hidden_size, self.config().num_layers);
+        let (b, t, h, l) = (
+            ws.batch,
+            ws.seq,
+            self.config().hidden_size,
+            self.config().num_layers,
+        );
         let half = l * b * h;
         // The lengths are those of the plan built from the same workspace.
         LstmOutput {
@@ -356,7 +338,12 @@ impl GpuLstm {
         plan
     }
 
-    fn unpack_grads(&self, ws: &Workspace, want: GradRequest, parts: Vec<Vec<f32>>) -> LstmGrads<f32> {
+    fn unpack_grads(
+        &self,
+        ws: &Workspace,
+        want: GradRequest,
+        parts: Vec<Vec<f32>>,
+    ) -> LstmGrads<f32> {
         let c = self.config();
         let (b, t, h, l) = (ws.batch, ws.seq, c.hidden_size, c.num_layers);
         let mut parts = parts.into_iter();

@@ -40,8 +40,6 @@ pub(crate) struct Backward {
     pub dy: Vec<wgpu::Buffer>,
     /// `[2, L, B, H]`: `(dh_n, dc_n)` on entry, `(dh0, dc0)` on exit.
     pub d_state: wgpu::Buffer,
-    /// Per layer: pre-activation gradients `[B, T, H]` vec4.
-    pub d_gates: Vec<wgpu::Buffer>,
     /// `dL/dx`, `[B, T, I]`.
     pub dx: wgpu::Buffer,
     /// Per layer, top first as recorded: the step dispatch and the GEMMs after the sweep.
@@ -99,7 +97,11 @@ impl Workspace {
         let state_n = gpu.storage("h_n/c_n", state_len, U::COPY_SRC)?;
         let mut layers = Vec::with_capacity(l_count);
         for _ in 0..l_count {
-            let (c_len, g_len) = if train { (rows * h, rows * 4 * h) } else { (4, 4) };
+            let (c_len, g_len) = if train {
+                (rows * h, rows * 4 * h)
+            } else {
+                (4, 4)
+            };
             layers.push(LayerBuffers {
                 xproj: gpu.storage("xproj", rows * 4 * h, U::empty())?,
                 y: gpu.storage("y", rows * h, U::COPY_SRC)?,
@@ -168,7 +170,9 @@ impl Workspace {
                     gpu.kernels(),
                     Kernel::LstmForwardStep,
                     step_binding(),
-                    &[&lb.xproj, params, &state0, &lb.y, &state_n, &lb.c_seq, &lb.gates],
+                    &[
+                        &lb.xproj, params, &state0, &lb.y, &state_n, &lb.c_seq, &lb.gates,
+                    ],
                 ),
                 workgroups: step_groups,
                 _uniform: None,
@@ -290,7 +294,11 @@ impl Workspace {
                                 c: (&dy[l - 1], 0, il),
                                 accumulate: false,
                             }
-                            .prepare(gpu, "dy of the layer below", counters)?,
+                            .prepare(
+                                gpu,
+                                "dy of the layer below",
+                                counters,
+                            )?,
                         );
                     }
                     after.push(list);
@@ -310,7 +318,6 @@ impl Workspace {
                 Some(Backward {
                     dy,
                     d_state,
-                    d_gates,
                     dx,
                     steps: bsteps,
                     after,
@@ -366,14 +373,29 @@ impl Workspace {
         state: Option<&LstmState<f32>>,
     ) {
         let x = x.as_standard_layout();
-        gpu.write(&self.x, 0, bytemuck::cast_slice(x.as_slice().unwrap_or(&[])), counters);
+        gpu.write(
+            &self.x,
+            0,
+            bytemuck::cast_slice(x.as_slice().unwrap_or(&[])),
+            counters,
+        );
         match state {
             Some(s) => {
                 let h = s.h.as_standard_layout();
                 let c = s.c.as_standard_layout();
                 let half = (self.state_len() / 2 * 4) as u64;
-                gpu.write(&self.state0, 0, bytemuck::cast_slice(h.as_slice().unwrap_or(&[])), counters);
-                gpu.write(&self.state0, half, bytemuck::cast_slice(c.as_slice().unwrap_or(&[])), counters);
+                gpu.write(
+                    &self.state0,
+                    0,
+                    bytemuck::cast_slice(h.as_slice().unwrap_or(&[])),
+                    counters,
+                );
+                gpu.write(
+                    &self.state0,
+                    half,
+                    bytemuck::cast_slice(c.as_slice().unwrap_or(&[])),
+                    counters,
+                );
             }
             None => encoder.clear_buffer(&self.state0, 0, None),
         }
@@ -392,7 +414,12 @@ impl Workspace {
         match &up.dy {
             Some(dy) => {
                 let dy = dy.as_standard_layout();
-                gpu.write(top, 0, bytemuck::cast_slice(dy.as_slice().unwrap_or(&[])), counters);
+                gpu.write(
+                    top,
+                    0,
+                    bytemuck::cast_slice(dy.as_slice().unwrap_or(&[])),
+                    counters,
+                );
             }
             None => encoder.clear_buffer(top, 0, None),
         }
@@ -401,7 +428,12 @@ impl Workspace {
             match part {
                 Some(d) => {
                     let d = d.as_standard_layout();
-                    gpu.write(&bw.d_state, offset, bytemuck::cast_slice(d.as_slice().unwrap_or(&[])), counters);
+                    gpu.write(
+                        &bw.d_state,
+                        offset,
+                        bytemuck::cast_slice(d.as_slice().unwrap_or(&[])),
+                        counters,
+                    );
                 }
                 None => encoder.clear_buffer(&bw.d_state, offset, Some(half)),
             }
@@ -409,7 +441,12 @@ impl Workspace {
     }
 
     /// Records the forward pass of every layer.
-    pub(crate) fn record_forward(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, counters: &Counters) {
+    pub(crate) fn record_forward(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        counters: &Counters,
+    ) {
         let kernels = gpu.kernels();
         for (l, (proj, step)) in self.input_proj.iter().zip(&self.steps).enumerate() {
             proj.record(kernels, pass, None, counters);

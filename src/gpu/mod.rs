@@ -15,5 +15,5 @@ pub mod stats;
 
 pub use context::Gpu;
 pub use kernels::shader_sources;
-pub use lstm::{GpuLstm, Tape};
+pub use lstm::GpuLstm;
 pub use stats::GpuStats;
