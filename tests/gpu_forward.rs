@@ -2,10 +2,10 @@
 mod common;
 
 use common::{assert_close, gpu, random_array, random_state, random_weights};
+use lstm_wgpu::LstmConfig;
 use lstm_wgpu::cpu;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::Array3;
-use lstm_wgpu::LstmConfig;
 
 /// Runs CPU and GPU forward on one shape and compares y, h_n, c_n.
 fn compare(b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bool) {
@@ -23,9 +23,27 @@ fn compare(b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bo
     // magnitude; 1e-5 leaves room for GPUs with looser exp while a wrong term shifts results by
     // percent.
     let (atol, rtol) = (0.0, 1e-5);
-    assert_close(&format!("{what} y"), got.y.view().into_dyn(), want.y.view().into_dyn(), atol, rtol);
-    assert_close(&format!("{what} h_n"), got.h_n.view().into_dyn(), want.h_n.view().into_dyn(), atol, rtol);
-    assert_close(&format!("{what} c_n"), got.c_n.view().into_dyn(), want.c_n.view().into_dyn(), atol, rtol);
+    assert_close(
+        &format!("{what} y"),
+        got.y.view().into_dyn(),
+        want.y.view().into_dyn(),
+        atol,
+        rtol,
+    );
+    assert_close(
+        &format!("{what} h_n"),
+        got.h_n.view().into_dyn(),
+        want.h_n.view().into_dyn(),
+        atol,
+        rtol,
+    );
+    assert_close(
+        &format!("{what} c_n"),
+        got.c_n.view().into_dyn(),
+        want.c_n.view().into_dyn(),
+        atol,
+        rtol,
+    );
 }
 
 #[test]

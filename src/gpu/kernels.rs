@@ -17,8 +17,14 @@ const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 pub fn shader_sources() -> Vec<(&'static str, String)> {
     vec![
         ("matmul", MATMUL.to_string()),
-        ("lstm_forward_step", format!("{ACTIVATIONS}\n{LSTM_FORWARD_STEP}")),
-        ("lstm_backward_step", format!("{ACTIVATIONS}\n{LSTM_BACKWARD_STEP}")),
+        (
+            "lstm_forward_step",
+            format!("{ACTIVATIONS}\n{LSTM_FORWARD_STEP}"),
+        ),
+        (
+            "lstm_backward_step",
+            format!("{ACTIVATIONS}\n{LSTM_BACKWARD_STEP}"),
+        ),
         ("column_sum", COLUMN_SUM.to_string()),
     ]
 }
@@ -116,7 +122,13 @@ enum Slot {
     ReadWrite,
 }
 
-fn compile(device: &wgpu::Device, name: &str, source: &str, dynamic_uniform: bool, slots: &[Slot]) -> Compiled {
+fn compile(
+    device: &wgpu::Device,
+    name: &str,
+    source: &str,
+    dynamic_uniform: bool,
+    slots: &[Slot],
+) -> Compiled {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -177,7 +189,13 @@ impl Kernels {
                 .unwrap_or_default()
         };
         Kernels {
-            matmul: compile(device, "matmul", src("matmul"), false, &[Read, Read, Read, ReadWrite]),
+            matmul: compile(
+                device,
+                "matmul",
+                src("matmul"),
+                false,
+                &[Read, Read, Read, ReadWrite],
+            ),
             lstm_forward_step: compile(
                 device,
                 "lstm_forward_step",
@@ -192,7 +210,13 @@ impl Kernels {
                 true,
                 &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
             ),
-            column_sum: compile(device, "column_sum", src("column_sum"), false, &[Read, ReadWrite]),
+            column_sum: compile(
+                device,
+                "column_sum",
+                src("column_sum"),
+                false,
+                &[Read, ReadWrite],
+            ),
         }
     }
 

@@ -79,10 +79,26 @@ impl LstmSlots {
     pub(crate) fn pack(&self, weights: &LstmWeights<f32>, arena: &mut [f32]) {
         let h = self.config.hidden_size;
         for (s, w) in self.layers.iter().zip(weights.layers()) {
-            interleave_matrix(w.weight_ih.view(), h, &mut arena[s.w_ih.offset..][..s.w_ih.len]);
-            interleave_matrix(w.weight_hh.view(), h, &mut arena[s.w_hh.offset..][..s.w_hh.len]);
-            interleave_bias(w.bias_ih.view(), h, &mut arena[s.b_ih.offset..][..s.b_ih.len]);
-            interleave_bias(w.bias_hh.view(), h, &mut arena[s.b_hh.offset..][..s.b_hh.len]);
+            interleave_matrix(
+                w.weight_ih.view(),
+                h,
+                &mut arena[s.w_ih.offset..][..s.w_ih.len],
+            );
+            interleave_matrix(
+                w.weight_hh.view(),
+                h,
+                &mut arena[s.w_hh.offset..][..s.w_hh.len],
+            );
+            interleave_bias(
+                w.bias_ih.view(),
+                h,
+                &mut arena[s.b_ih.offset..][..s.b_ih.len],
+            );
+            interleave_bias(
+                w.bias_hh.view(),
+                h,
+                &mut arena[s.b_hh.offset..][..s.b_hh.len],
+            );
         }
     }
 

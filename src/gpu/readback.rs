@@ -31,14 +31,25 @@ impl<'a> ReadPlan<'a> {
         let mut at = 0u64;
         for &(buffer, offset, len) in &self.parts {
             if len > 0 {
-                encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, staging, at, len as u64 * 4);
+                encoder.copy_buffer_to_buffer(
+                    buffer,
+                    offset as u64 * 4,
+                    staging,
+                    at,
+                    len as u64 * 4,
+                );
             }
             at += len as u64 * 4;
         }
     }
 
     /// After the submit: maps `staging` once and splits it into the parts, in order.
-    pub(crate) fn read(&self, gpu: &Gpu, staging: &wgpu::Buffer, counters: &Counters) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn read(
+        &self,
+        gpu: &Gpu,
+        staging: &wgpu::Buffer,
+        counters: &Counters,
+    ) -> Result<Vec<Vec<f32>>> {
         let all = gpu.read_staging(staging, self.len(), counters)?;
         let mut out = Vec::with_capacity(self.parts.len());
         let mut at = 0;

@@ -136,7 +136,7 @@ pub fn assert_close<F: Real>(
     for (i, (a, b)) in actual.iter().zip(expected.iter()).enumerate() {
         let (a, b) = (a.to_f64_exact(), b.to_f64_exact());
         let err = (a - b).abs();
-        if !(err <= worst.0) || err.is_nan() {
+        if err > worst.0 || err.is_nan() {
             worst = (if err.is_nan() { f64::INFINITY } else { err }, i);
         }
     }

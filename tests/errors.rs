@@ -1,0 +1,297 @@
+//! Caller mistakes come back as typed errors naming the tensor, never as panics.
+mod common;
+
+use common::{gpu, random_array, random_weights};
+use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::ndarray::{Array1, Array3};
+use lstm_wgpu::{Error, GradRequest, LstmConfig, LstmState, LstmWeights, Upstream, cpu};
+
+fn config() -> LstmConfig {
+    LstmConfig::new(4, 5, 1).unwrap()
+}
+
+fn assert_shape_error<T: std::fmt::Debug>(
+    r: lstm_wgpu::Result<T>,
+    tensor: &str,
+    expected: &[usize],
+    actual: &[usize],
+) {
+    match r {
+        Err(Error::Shape {
+            tensor: t,
+            expected: e,
+            actual: a,
+        }) => {
+            assert_eq!(
+                (t.as_str(), e.as_slice(), a.as_slice()),
+                (tensor, expected, actual)
+            )
+        }
+        other => panic!("expected a shape error for {tensor}, got {other:?}"),
+    }
+}
+
+#[test]
+fn input_with_the_wrong_feature_count_is_a_shape_error_on_cpu_and_gpu() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((2, 3, 7));
+    assert_shape_error(
+        cpu::lstm::forward(&w, x.view(), None),
+        "x",
+        &[2, 3, 4],
+        &[2, 3, 7],
+    );
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    assert_shape_error(lstm.forward(x.view(), None), "x", &[2, 3, 4], &[2, 3, 7]);
+}
+
+#[test]
+fn initial_state_with_the_wrong_batch_is_a_shape_error() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((2, 3, 4));
+    let mut state = LstmState::<f32>::zeros(&config(), 2);
+    state.h = Array3::zeros((1, 3, 5));
+    assert_shape_error(
+        cpu::lstm::forward(&w, x.view(), Some(&state)),
+        "h0",
+        &[1, 2, 5],
+        &[1, 3, 5],
+    );
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    assert_shape_error(
+        lstm.forward(x.view(), Some(&state)),
+        "h0",
+        &[1, 2, 5],
+        &[1, 3, 5],
+    );
+    let mut state = LstmState::<f32>::zeros(&config(), 2);
+    state.c = Array3::zeros((1, 2, 6));
+    assert_shape_error(
+        lstm.forward(x.view(), Some(&state)),
+        "c0",
+        &[1, 2, 5],
+        &[1, 2, 6],
+    );
+}
+
+#[test]
+fn zero_sized_dimensions_are_rejected() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((2, 0, 4));
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    match lstm.forward(x.view(), None) {
+        Err(Error::ZeroSize { tensor, dim, .. }) => {
+            assert_eq!((tensor.as_str(), dim), ("x", "seq"))
+        }
+        other => panic!("expected ZeroSize, got {other:?}"),
+    }
+    match LstmConfig::new(4, 0, 1) {
+        Err(Error::ZeroSize { dim, .. }) => assert_eq!(dim, "hidden_size"),
+        other => panic!("expected ZeroSize, got {other:?}"),
+    }
+}
+
+#[test]
+fn upstream_gradient_with_the_wrong_shape_is_a_shape_error() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((2, 3, 4));
+    let up = Upstream {
+        dy: Some(Array3::zeros((2, 4, 5))),
+        ..Default::default()
+    };
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+    assert_shape_error(
+        lstm.backward(&tape, &up, GradRequest::ALL),
+        "dy",
+        &[2, 3, 5],
+        &[2, 4, 5],
+    );
+    let (_, cpu_tape) = cpu::lstm::forward_train(&w, x.view(), None).unwrap();
+    assert_shape_error(
+        cpu::lstm::backward(&w, &cpu_tape, &up),
+        "dy",
+        &[2, 3, 5],
+        &[2, 4, 5],
+    );
+}
+
+#[test]
+fn weights_with_a_wrong_shape_are_rejected() {
+    let mut w = LstmWeights::<f32>::zeros(config());
+    w.layers_mut()[0].bias_hh = Array1::zeros(19);
+    assert_shape_error(w.validate(), "bias_hh_l0", &[20], &[19]);
+    assert_shape_error(
+        GpuLstm::new(&gpu(), &w).map(|_| ()),
+        "bias_hh_l0",
+        &[20],
+        &[19],
+    );
+}
+
+#[test]
+fn a_stale_tape_is_refused() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = random_array((2, 3, 4), 1, -1.0, 1.0);
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    let (_, first) = lstm.forward_train(x.view(), None).unwrap();
+    let (_, _second) = lstm.forward_train(x.view(), None).unwrap();
+    match lstm.backward(&first, &Upstream::default(), GradRequest::ALL) {
+        Err(Error::StaleTape {
+            tape: 1,
+            current: 2,
+        }) => {}
+        other => panic!("expected StaleTape, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_batch_beyond_the_device_buffer_limit_is_a_device_limit_error() {
+    let gpu = gpu();
+    let h = 64;
+    // The input projection holds 4H floats per (batch, step) row: make it one row too many.
+    let limit = gpu.limits().max_storage_buffer_binding_size as usize;
+    let t = limit / (4 * h * 4) + 1;
+    let w = random_weights(LstmConfig::new(1, h, 1).unwrap(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((1, t, 1));
+    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    match lstm.forward(x.view(), None) {
+        Err(Error::DeviceLimit {
+            tensor, limit_name, ..
+        }) => {
+            assert_eq!(
+                (tensor.as_str(), limit_name),
+                ("xproj", "max_storage_buffer_binding_size")
+            )
+        }
+        other => panic!("expected DeviceLimit, got {:?}", other.map(|_| ())),
+    }
+}
+
+mod weights_file {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn file(tensors: Vec<(&str, safetensors::Dtype, Vec<usize>)>) -> Vec<u8> {
+        let data: Vec<(String, Vec<u8>, safetensors::Dtype, Vec<usize>)> = tensors
+            .into_iter()
+            .map(|(n, d, s)| {
+                let bytes = vec![0u8; s.iter().product::<usize>() * d.bitsize() / 8];
+                (n.to_string(), bytes, d, s)
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+            .iter()
+            .map(|(n, b, d, s)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, None::<HashMap<String, String>>).unwrap()
+    }
+
+    use safetensors::Dtype::{F16, F32};
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let bytes = file(vec![
+            ("weight_ih_l0", F32, vec![20, 4]),
+            ("weight_hh_l0", F32, vec![20, 5]),
+            ("bias_ih_l0", F32, vec![20]),
+        ]);
+        match LstmWeights::<f32>::from_safetensors_bytes(&bytes) {
+            Err(Error::MissingTensor { tensor }) => assert_eq!(tensor, "bias_hh_l0"),
+            other => panic!("expected MissingTensor, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unsupported_dtype_is_named() {
+        let bytes = file(vec![
+            ("weight_ih_l0", F32, vec![20, 4]),
+            ("weight_hh_l0", F16, vec![20, 5]),
+            ("bias_ih_l0", F32, vec![20]),
+            ("bias_hh_l0", F32, vec![20]),
+        ]);
+        match LstmWeights::<f32>::from_safetensors_bytes(&bytes) {
+            Err(Error::Dtype { tensor, .. }) => assert_eq!(tensor, "weight_hh_l0"),
+            other => panic!("expected Dtype, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tensor_with_the_wrong_shape_is_named() {
+        let bytes = file(vec![
+            ("weight_ih_l0", F32, vec![20, 4]),
+            ("weight_hh_l0", F32, vec![20, 5]),
+            ("bias_ih_l0", F32, vec![21]),
+            ("bias_hh_l0", F32, vec![20]),
+        ]);
+        assert_shape_error(
+            LstmWeights::<f32>::from_safetensors_bytes(&bytes),
+            "bias_ih_l0",
+            &[20],
+            &[21],
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_safetensors_are_an_error() {
+        match LstmWeights::<f32>::from_safetensors_bytes(b"not a tensor file") {
+            Err(Error::Safetensors(_)) => {}
+            other => panic!("expected a safetensors error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_it() {
+        match LstmWeights::<f32>::load("/nonexistent/weights.safetensors") {
+            Err(Error::Io { path, .. }) => assert!(path.ends_with("weights.safetensors")),
+            other => panic!("expected Io, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn saved_weights_load_back_identically() {
+        let w = random_weights(config(), 9, 1.0);
+        let dir = std::env::temp_dir().join(format!("lstm-wgpu-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        w.save(&path).unwrap();
+        assert_eq!(LstmWeights::<f32>::load(&path).unwrap(), w);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error() {
+    // An application may hand over a device made with tight limits; the step kernels bind seven
+    // storage buffers, so a device allowing four cannot build them.
+    let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let instance = lstm_wgpu::wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(
+        lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
+    )
+    .expect("an adapter");
+    let limits = lstm_wgpu::wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 4,
+        ..lstm_wgpu::wgpu::Limits::downlevel_defaults()
+    };
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .expect("a device with lowered limits");
+    match lstm_wgpu::gpu::Gpu::from_device(device, queue) {
+        Err(Error::Gpu { kind, context, .. }) => {
+            assert_eq!(
+                (kind, context),
+                (lstm_wgpu::GpuErrorKind::Validation, "compiling the kernels")
+            )
+        }
+        other => panic!("expected a GPU validation error, got {other:?}"),
+    }
+}

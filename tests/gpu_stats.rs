@@ -1,0 +1,115 @@
+//! What a call records and transfers: one dispatch per timestep, one submit, one readback.
+mod common;
+
+use common::{gpu, random_array, random_state, random_weights};
+use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::ndarray::Array3;
+use lstm_wgpu::{GradRequest, LstmConfig, Upstream};
+
+const B: usize = 3;
+const T: usize = 7;
+const I: usize = 4;
+const H: usize = 6;
+const L: usize = 2;
+
+fn setup() -> (GpuLstm, Array3<f32>) {
+    let config = LstmConfig::new(I, H, L).unwrap();
+    let lstm = GpuLstm::new(&gpu(), &random_weights(config, 1, 1.0)).unwrap();
+    (lstm, random_array((B, T, I), 2, -1.0, 1.0))
+}
+
+#[test]
+fn forward_is_one_gemm_plus_one_dispatch_per_step_per_layer_in_one_submit() {
+    let (mut lstm, x) = setup();
+    let state = random_state(lstm.config(), B, 3);
+    lstm.forward(x.view(), None).unwrap(); // first call of this shape builds the workspace
+    let before = lstm.stats();
+    lstm.forward(x.view(), Some(&state)).unwrap();
+    let d = lstm.stats() - before;
+    assert_eq!(d.dispatches, (L * (1 + T)) as u64, "{d:?}");
+    assert_eq!(d.submits, 1, "{d:?}");
+    assert_eq!(d.readbacks, 1, "no readback between steps: {d:?}");
+    assert_eq!(
+        d.bytes_read_back,
+        ((B * T * H + 2 * L * B * H) * 4) as u64,
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_repeated_shape_uploads_only_its_inputs() {
+    let (mut lstm, x) = setup();
+    let state = random_state(lstm.config(), B, 3);
+    lstm.forward(x.view(), Some(&state)).unwrap();
+    let before = lstm.stats();
+    lstm.forward(x.view(), Some(&state)).unwrap();
+    let d = lstm.stats() - before;
+    // x, h0, c0: no buffers, uniforms or weights are written again.
+    assert_eq!(d.uploads, 3, "{d:?}");
+    assert_eq!(
+        d.bytes_uploaded,
+        ((B * T * I + 2 * L * B * H) * 4) as u64,
+        "{d:?}"
+    );
+}
+
+#[test]
+fn forward_backward_is_one_submit_with_one_dispatch_per_step_each_way() {
+    let (mut lstm, x) = setup();
+    let up = Upstream {
+        dy: Some(random_array((B, T, H), 4, -1.0, 1.0)),
+        ..Default::default()
+    };
+    lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
+        .unwrap();
+    let before = lstm.stats();
+    lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
+        .unwrap();
+    let d = lstm.stats() - before;
+    // Per layer after the reverse sweep: dh0, dW_ih, dW_hh (steps t ≥ 1 and step 0), the bias
+    // column sum, and the input gradient (dy of the layer below, or dx at the bottom).
+    let after_sweep = 6;
+    assert_eq!(
+        d.dispatches,
+        (L * (1 + T) + L * (T + after_sweep)) as u64,
+        "{d:?}"
+    );
+    assert_eq!(d.submits, 1, "{d:?}");
+    assert_eq!(d.readbacks, 1, "{d:?}");
+}
+
+#[test]
+fn backward_reads_back_only_what_is_asked_for() {
+    let (mut lstm, x) = setup();
+    let up = Upstream {
+        dh_n: Some(random_array((L, B, H), 4, -1.0, 1.0)),
+        ..Default::default()
+    };
+    let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+    let before = lstm.stats();
+    let g = lstm.backward(&tape, &up, GradRequest::WEIGHTS).unwrap();
+    let d = lstm.stats() - before;
+    assert!(g.x.is_none() && g.h0.is_none() && g.layers.is_some());
+    assert_eq!(d.submits, 1, "{d:?}");
+    assert_eq!(d.readbacks, 1, "{d:?}");
+    let params = lstm.config().num_parameters() as u64 * 4;
+    // The gradient arena pads each tensor to 256 bytes; nothing but gradients comes back.
+    assert!(
+        d.bytes_read_back >= params && d.bytes_read_back < params + 8 * 256,
+        "{d:?}"
+    );
+
+    let before = lstm.stats();
+    let none = GradRequest {
+        x: false,
+        state: false,
+        weights: false,
+    };
+    lstm.backward(&tape, &up, none).unwrap();
+    let d = lstm.stats() - before;
+    assert_eq!(
+        (d.submits, d.readbacks, d.bytes_read_back),
+        (1, 0, 0),
+        "{d:?}"
+    );
+}
