@@ -8,6 +8,7 @@ pub mod real;
 pub mod rng;
 pub mod shape;
 pub(crate) mod tensor_file;
+pub mod train;
 pub mod weights;
 
 pub use error::{Error, GpuErrorKind, Result};

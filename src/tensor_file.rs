@@ -24,6 +24,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>> {
     Ok(SafeTensors::deserialize(bytes)?)
 }
 
+/// The metadata map of a safetensors buffer (empty when there is none).
+pub(crate) fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
 /// Reads tensor `name` as `F`, converting from `f32` or `f64` storage; any other dtype is an
 /// [`Error::Dtype`], a missing key an [`Error::MissingTensor`]. When `expected` is given the shape
 /// must match it exactly ([`Error::Shape`]).
@@ -91,6 +97,11 @@ impl TensorWriter {
         F::extend_le_bytes(standard.as_slice().unwrap_or(&[]), &mut bytes);
         self.tensors
             .push((name.into(), F::DTYPE, array.shape().to_vec(), bytes));
+    }
+
+    /// Adds a metadata string.
+    pub(crate) fn meta(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.insert(key.into(), value.into());
     }
 
     /// Serialises to a safetensors buffer.

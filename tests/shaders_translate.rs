@@ -28,6 +28,10 @@ fn the_crate_has_shaders_to_check() {
         "lstm_forward_step",
         "lstm_backward_step",
         "column_sum",
+        "cross_entropy",
+        "grad_norm",
+        "adam",
+        "sgd",
     ] {
         assert!(
             names.contains(&expected),

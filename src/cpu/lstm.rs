@@ -152,16 +152,14 @@ fn layer_forward<F: Real>(
         });
 }
 
-/// Forward pass into a tape whose buffers are reused when the shape repeats.
-///
-/// * `x` `[B, T, I]`; `state` `h0`, `c0` `[L, B, H]` (zeros when `None`).
-/// * Returns `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]`.
-pub fn forward_train_into<F: Real>(
+/// Runs every layer into `tape`; returns `h_n`, `c_n` `[L, B, H]` (the outputs `y` stay in the
+/// tape as the top layer's `h[1..]`).
+pub(crate) fn forward_into_tape<F: Real>(
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
     tape: &mut CpuTape<F>,
-) -> Result<LstmOutput<F>> {
+) -> Result<(Array3<F>, Array3<F>)> {
     let config = *weights.config();
     let (batch, seq) = check_input(&config, &x, state)?;
     let (l_count, hidden) = (config.num_layers, config.hidden_size);
@@ -203,7 +201,21 @@ pub fn forward_train_into<F: Real>(
         c_n.index_axis_mut(Axis(0), l)
             .assign(&lt.c.index_axis(Axis(0), seq));
     }
-    let last = &tape.layers[l_count - 1];
+    Ok((h_n, c_n))
+}
+
+/// Forward pass into a tape whose buffers are reused when the shape repeats.
+///
+/// * `x` `[B, T, I]`; `state` `h0`, `c0` `[L, B, H]` (zeros when `None`).
+/// * Returns `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]`.
+pub fn forward_train_into<F: Real>(
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+    tape: &mut CpuTape<F>,
+) -> Result<LstmOutput<F>> {
+    let (h_n, c_n) = forward_into_tape(weights, x, state, tape)?;
+    let last = &tape.layers[tape.layers.len() - 1];
     let y = last
         .h
         .slice(s![1.., .., ..])
@@ -237,12 +249,14 @@ pub fn forward<F: Real>(
 /// Backpropagation through time over a tape from [`forward_train`] with the same `weights`,
 /// using `scratch` for working memory.
 ///
-/// Returns every gradient (`x`, `h0`, `c0` and all parameters, PyTorch layout); absent upstream
-/// gradients count as zero.
+/// Returns the gradients `want` asks for (`x`, `h0` and `c0`, all parameters, PyTorch layout);
+/// the others are `None` (and `dx`, needed by nothing else, is then not computed). Absent
+/// upstream gradients count as zero.
 pub fn backward_with<F: Real>(
     weights: &LstmWeights<F>,
     tape: &CpuTape<F>,
     upstream: &Upstream<F>,
+    want: GradRequest,
     scratch: &mut BackwardScratch<F>,
 ) -> Result<LstmGrads<F>> {
     let config = *weights.config();
@@ -348,6 +362,9 @@ pub fn backward_with<F: Real>(
         grads.push(g);
 
         // Gradient on this layer's input: the layer below's dy, or dx.
+        if l == 0 && !want.x {
+            break;
+        }
         let il = config.layer_input_size(l);
         fit(dx, ndarray::Ix3(seq, batch, il));
         let mut dx_rows = dx
@@ -358,16 +375,22 @@ pub fn backward_with<F: Real>(
         std::mem::swap(dy, dx);
     }
     grads.reverse();
-    let x = dy
-        .view()
-        .permuted_axes([1, 0, 2])
-        .as_standard_layout()
-        .into_owned();
+    let x = want.x.then(|| {
+        dy.view()
+            .permuted_axes([1, 0, 2])
+            .as_standard_layout()
+            .into_owned()
+    });
+    let (h0, c0) = if want.state {
+        (Some(dh0), Some(dc0))
+    } else {
+        (None, None)
+    };
     Ok(LstmGrads {
-        x: Some(x),
-        h0: Some(dh0),
-        c0: Some(dc0),
-        layers: Some(grads),
+        x,
+        h0,
+        c0,
+        layers: want.weights.then_some(grads),
     })
 }
 
@@ -377,7 +400,13 @@ pub fn backward<F: Real>(
     tape: &CpuTape<F>,
     upstream: &Upstream<F>,
 ) -> Result<LstmGrads<F>> {
-    backward_with(weights, tape, upstream, &mut BackwardScratch::default())
+    backward_with(
+        weights,
+        tape,
+        upstream,
+        GradRequest::ALL,
+        &mut BackwardScratch::default(),
+    )
 }
 
 /// An LSTM on the CPU that keeps its working memory between calls: the same calls as
@@ -461,16 +490,12 @@ impl<F: Real> CpuLstm<F> {
         want: GradRequest,
     ) -> Result<LstmGrads<F>> {
         tape.check(self.generation)?;
-        let mut g = backward_with(&self.weights, &self.training, upstream, &mut self.scratch)?;
-        if !want.x {
-            g.x = None;
-        }
-        if !want.state {
-            (g.h0, g.c0) = (None, None);
-        }
-        if !want.weights {
-            g.layers = None;
-        }
-        Ok(g)
+        backward_with(
+            &self.weights,
+            &self.training,
+            upstream,
+            want,
+            &mut self.scratch,
+        )
     }
 }

@@ -3,7 +3,11 @@
 //! Each module here is the twin of the shader of the same name in `shaders/`.
 
 pub mod activations;
+pub mod adam;
+pub mod cross_entropy;
+pub mod grad_norm;
 pub mod lstm;
 pub mod lstm_backward_step;
 pub mod lstm_forward_step;
 pub(crate) mod parallel;
+pub mod sgd;

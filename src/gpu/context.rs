@@ -224,9 +224,26 @@ impl Gpu {
     }
 
     /// Submits one command buffer.
-    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder, counters: &Counters) {
-        self.inner.queue.submit([encoder.finish()]);
+    pub(crate) fn submit(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        counters: &Counters,
+    ) -> wgpu::SubmissionIndex {
+        let index = self.inner.queue.submit([encoder.finish()]);
         counters.submit();
+        index
+    }
+
+    /// Blocks until submission `index` has finished on the GPU (no data moves).
+    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| Error::Readback(e.to_string()))
     }
 
     /// Maps the first `len` f32 values of `staging`, waits for the GPU and copies them out.

@@ -12,6 +12,10 @@ const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const LSTM_FORWARD_STEP: &str = include_str!("../../shaders/lstm_forward_step.wgsl");
 const LSTM_BACKWARD_STEP: &str = include_str!("../../shaders/lstm_backward_step.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
+const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
+const GRAD_NORM: &str = include_str!("../../shaders/grad_norm.wgsl");
+const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+const SGD: &str = include_str!("../../shaders/sgd.wgsl");
 
 /// Every shader's full source as compiled (`activations.wgsl` prepended where used), by name.
 pub fn shader_sources() -> Vec<(&'static str, String)> {
@@ -26,6 +30,10 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
             format!("{ACTIVATIONS}\n{LSTM_BACKWARD_STEP}"),
         ),
         ("column_sum", COLUMN_SUM.to_string()),
+        ("cross_entropy", CROSS_ENTROPY.to_string()),
+        ("grad_norm", GRAD_NORM.to_string()),
+        ("adam", ADAM.to_string()),
+        ("sgd", SGD.to_string()),
     ]
 }
 
@@ -92,6 +100,51 @@ pub(crate) struct ColumnSumParams {
     pub pad: [u32; 3],
 }
 
+/// Uniform of `cross_entropy.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct CrossEntropyParams {
+    pub rows: u32,
+    pub classes: u32,
+    pub logits_off: u32,
+    /// Nonzero: add to the metrics instead of overwriting them.
+    pub accumulate: u32,
+}
+
+/// Uniform of `grad_norm.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct GradNormParams {
+    pub len: u32,
+    pub chunk: u32,
+    pub groups: u32,
+    pub max_norm: f32,
+}
+
+/// Uniform of `adam.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AdamParams {
+    pub len: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub bias_correction1: f32,
+    pub bias_correction2_sqrt: f32,
+    pub pad: u32,
+}
+
+/// Uniform of `sgd.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct SgdParams {
+    pub len: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub pad: u32,
+}
+
 /// Which compiled pipeline a dispatch uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
@@ -99,6 +152,11 @@ pub(crate) enum Kernel {
     LstmForwardStep,
     LstmBackwardStep,
     ColumnSum,
+    CrossEntropy,
+    GradNormPartial,
+    GradNormFinish,
+    Adam,
+    Sgd,
 }
 
 /// One kernel: its bind group layout and pipeline.
@@ -113,6 +171,11 @@ pub(crate) struct Kernels {
     pub lstm_forward_step: Compiled,
     pub lstm_backward_step: Compiled,
     pub column_sum: Compiled,
+    pub cross_entropy: Compiled,
+    pub grad_norm_partial: Compiled,
+    pub grad_norm_finish: Compiled,
+    pub adam: Compiled,
+    pub sgd: Compiled,
 }
 
 /// Binding kinds, in binding order, after binding 0 (the uniform).
@@ -126,6 +189,7 @@ fn compile(
     device: &wgpu::Device,
     name: &str,
     source: &str,
+    entry: &str,
     dynamic_uniform: bool,
     slots: &[Slot],
 ) -> Compiled {
@@ -170,7 +234,7 @@ fn compile(
         label: Some(name),
         layout: Some(&pipeline_layout),
         module: &module,
-        entry_point: Some("main"),
+        entry_point: Some(entry),
         compilation_options: Default::default(),
         cache: None,
     });
@@ -188,34 +252,75 @@ impl Kernels {
                 .map(|(_, s)| s.as_str())
                 .unwrap_or_default()
         };
+        let rw4 = [Read, Read, Read, ReadWrite];
+        let step_fwd = [Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
+        let step_bwd = [Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+        let norm = [Read, ReadWrite, ReadWrite];
         Kernels {
-            matmul: compile(
-                device,
-                "matmul",
-                src("matmul"),
-                false,
-                &[Read, Read, Read, ReadWrite],
-            ),
+            matmul: compile(device, "matmul", src("matmul"), "main", false, &rw4),
             lstm_forward_step: compile(
                 device,
                 "lstm_forward_step",
                 src("lstm_forward_step"),
+                "main",
                 true,
-                &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+                &step_fwd,
             ),
             lstm_backward_step: compile(
                 device,
                 "lstm_backward_step",
                 src("lstm_backward_step"),
+                "main",
                 true,
-                &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
+                &step_bwd,
             ),
             column_sum: compile(
                 device,
                 "column_sum",
                 src("column_sum"),
+                "main",
                 false,
                 &[Read, ReadWrite],
+            ),
+            cross_entropy: compile(
+                device,
+                "cross_entropy",
+                src("cross_entropy"),
+                "main",
+                false,
+                &[Read, Read, ReadWrite, ReadWrite],
+            ),
+            grad_norm_partial: compile(
+                device,
+                "grad_norm",
+                src("grad_norm"),
+                "partial",
+                false,
+                &norm,
+            ),
+            grad_norm_finish: compile(
+                device,
+                "grad_norm",
+                src("grad_norm"),
+                "finish",
+                false,
+                &norm,
+            ),
+            adam: compile(
+                device,
+                "adam",
+                src("adam"),
+                "main",
+                false,
+                &[ReadWrite, Read, ReadWrite, ReadWrite, Read],
+            ),
+            sgd: compile(
+                device,
+                "sgd",
+                src("sgd"),
+                "main",
+                false,
+                &[ReadWrite, Read, ReadWrite, Read],
             ),
         }
     }
@@ -226,6 +331,11 @@ impl Kernels {
             Kernel::LstmForwardStep => &self.lstm_forward_step,
             Kernel::LstmBackwardStep => &self.lstm_backward_step,
             Kernel::ColumnSum => &self.column_sum,
+            Kernel::CrossEntropy => &self.cross_entropy,
+            Kernel::GradNormPartial => &self.grad_norm_partial,
+            Kernel::GradNormFinish => &self.grad_norm_finish,
+            Kernel::Adam => &self.adam,
+            Kernel::Sgd => &self.sgd,
         }
     }
 }

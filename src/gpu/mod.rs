@@ -3,13 +3,16 @@
 //! Each shader has a CPU twin of the same name in [`crate::cpu`]; the tests hold them to the same
 //! results.
 
-mod column_sum;
+pub(crate) mod column_sum;
 pub mod context;
+pub(crate) mod cross_entropy;
+pub(crate) mod grad_norm;
 pub(crate) mod kernels;
 pub(crate) mod layout;
 pub mod lstm;
 pub(crate) mod lstm_workspace;
 pub(crate) mod matmul;
+pub(crate) mod optimizer;
 pub(crate) mod readback;
 pub mod stats;
 

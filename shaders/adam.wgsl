@@ -1,0 +1,36 @@
+// One Adam step over the whole parameter arena, exactly as torch.optim.Adam (no weight decay,
+// no amsgrad) updates each element. CPU twin: src/cpu/adam.rs.
+//
+//   g   = grad · clip_scale
+//   m  += (1 - β1) (g - m)                    (torch: exp_avg.lerp_(grad, 1 - β1))
+//   v   = β2 v + (1 - β2) g²
+//   p  -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)
+//
+// The host passes the bias corrections for step t.
+
+struct Params {
+    len: u32, lr: f32, beta1: f32, beta2: f32,
+    eps: f32, bias_correction1: f32, bias_correction2_sqrt: f32, pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read> clip: array<f32>; // [norm, scale]
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if (i >= p.len) {
+        return;
+    }
+    let g = grads[i] * clip[1];
+    let m1 = m[i] + (1.0 - p.beta1) * (g - m[i]);
+    let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = m1;
+    v[i] = v1;
+    let denom = sqrt(v1) / p.bias_correction2_sqrt + p.eps;
+    params[i] -= (p.lr / p.bias_correction1) * (m1 / denom);
+}

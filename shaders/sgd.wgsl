@@ -1,0 +1,30 @@
+// One step of stochastic gradient descent with optional momentum over the whole parameter arena,
+// as torch.optim.SGD (no dampening, no Nesterov, no weight decay). CPU twin: src/cpu/sgd.rs.
+//
+//   g    = grad · clip_scale
+//   buf  = μ · buf + g                         (buf starts at 0, so the first step is buf = g)
+//   p   -= lr · buf
+//
+// With μ = 0 this is plain gradient descent.
+
+struct Params {
+    len: u32, lr: f32, momentum: f32, pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> buf: array<f32>;
+@group(0) @binding(4) var<storage, read> clip: array<f32>; // [norm, scale]
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if (i >= p.len) {
+        return;
+    }
+    let g = grads[i] * clip[1];
+    let b = p.momentum * buf[i] + g;
+    buf[i] = b;
+    params[i] -= p.lr * b;
+}

@@ -1,0 +1,162 @@
+//! Checkpoints: the model, the optimizer's state and the position in training, in one
+//! safetensors file written atomically (temporary file, then rename).
+//!
+//! The model's tensors keep their PyTorch names (`weight_ih_l0`, ..., `fc.weight`, `fc.bias`), so
+//! `load_state_dict(..., strict=False)` reads a checkpoint directly; the optimizer's tensors are
+//! `optimizer.<state>.<name>` with PyTorch's state names (`exp_avg`, `exp_avg_sq`,
+//! `momentum_buffer`). Everything else is string metadata.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::cpu::adam::AdamConfig;
+use crate::error::{Error, Result};
+use crate::tensor_file::{self, TensorWriter};
+use crate::train::classifier::ClassifierWeights;
+use crate::train::optimizer::{Optimizer, OptimizerState, TrainConfig};
+
+const FORMAT: &str = "lstm-wgpu checkpoint 1";
+
+/// Everything needed to evaluate a model or continue training it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The parameters.
+    pub weights: ClassifierWeights,
+    /// Optimizer and clipping.
+    pub config: TrainConfig,
+    /// Optimizer state; `state.step` is the number of steps trained.
+    pub state: OptimizerState,
+    /// Seed of the batch order (see [`crate::train::schedule`]).
+    pub seed: u64,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Name of the training set.
+    pub dataset: String,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint to `path` atomically: a crash leaves the previous file intact.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = TensorWriter::new();
+        self.weights.add_to(&mut w, "");
+        for (name, m) in self
+            .config
+            .optimizer
+            .moment_names()
+            .iter()
+            .zip(&self.state.moments)
+        {
+            m.add_to(&mut w, &format!("optimizer.{name}."));
+        }
+        w.meta("format", FORMAT);
+        w.meta("step", self.state.step.to_string());
+        w.meta("seed", self.seed.to_string());
+        w.meta("batch_size", self.batch_size.to_string());
+        w.meta("dataset", self.dataset.clone());
+        w.meta("optimizer", self.config.optimizer.name());
+        match self.config.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                w.meta("lr", lr.to_string());
+                w.meta("momentum", momentum.to_string());
+            }
+            Optimizer::Adam(a) => {
+                w.meta("lr", a.lr.to_string());
+                w.meta("beta1", a.beta1.to_string());
+                w.meta("beta2", a.beta2.to_string());
+                w.meta("eps", a.eps.to_string());
+            }
+        }
+        if let Some(c) = self.config.clip_norm {
+            w.meta("clip_norm", c.to_string());
+        }
+        w.write_atomic(path.as_ref())
+    }
+
+    /// Reads a checkpoint written by [`Checkpoint::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = tensor_file::read_file(path)?;
+        let meta = tensor_file::metadata(&bytes)?;
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(
+                path,
+                format!("no \"format\": \"{FORMAT}\" in its metadata"),
+            ));
+        }
+        let st = tensor_file::parse(&bytes)?;
+        let weights = ClassifierWeights::from_safetensors(&st, "")?;
+        let get = |key: &str| -> Result<&String> {
+            meta.get(key)
+                .ok_or_else(|| bad(path, format!("metadata `{key}` is missing")))
+        };
+        let num = |key: &str| -> Result<f64> {
+            get(key)?
+                .parse::<f64>()
+                .map_err(|_| bad(path, format!("metadata `{key}` is not a number")))
+        };
+        let int = |key: &str| -> Result<u64> {
+            get(key)?
+                .parse::<u64>()
+                .map_err(|_| bad(path, format!("metadata `{key}` is not a whole number")))
+        };
+        let lr = num("lr")? as f32;
+        let optimizer = match get("optimizer")?.as_str() {
+            "sgd" => Optimizer::Sgd {
+                lr,
+                momentum: num("momentum")? as f32,
+            },
+            "adam" => Optimizer::Adam(AdamConfig {
+                lr,
+                beta1: num("beta1")? as f32,
+                beta2: num("beta2")? as f32,
+                eps: num("eps")? as f32,
+            }),
+            other => return Err(bad(path, format!("unknown optimizer `{other}`"))),
+        };
+        let clip_norm = match meta.get("clip_norm") {
+            Some(_) => Some(num("clip_norm")? as f32),
+            None => None,
+        };
+        let moments = optimizer
+            .moment_names()
+            .iter()
+            .map(|name| ClassifierWeights::from_safetensors(&st, &format!("optimizer.{name}.")))
+            .collect::<Result<Vec<_>>>()?;
+        let state = OptimizerState {
+            step: int("step")?,
+            moments,
+        };
+        let config = TrainConfig {
+            optimizer,
+            clip_norm,
+        };
+        config.validate()?;
+        state.validate(&optimizer, weights.config())?;
+        Ok(Checkpoint {
+            weights,
+            config,
+            state,
+            seed: int("seed")?,
+            batch_size: int("batch_size")? as usize,
+            dataset: get("dataset")?.clone(),
+        })
+    }
+}
+
+/// The metadata of a checkpoint file, for display.
+pub fn checkpoint_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    tensor_file::metadata(&tensor_file::read_file(path)?)
+}
+
+/// `dir/name`, creating `dir` when needed.
+pub fn output_path(dir: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(dir.join(name))
+}

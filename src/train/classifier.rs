@@ -1,0 +1,205 @@
+//! The sequence classifier of the reference task: an LSTM whose last hidden state goes through a
+//! dense layer to class logits.
+//!
+//! ```text
+//! h_T    = LSTM(x)[:, T-1, :]                     [B, H]  (the top layer's h_n)
+//! logits = h_T · fc.weightᵀ + fc.bias             [B, C]
+//! loss   = mean_b cross_entropy(logits_b, label_b)
+//! ```
+//! In a safetensors file the LSTM keeps PyTorch's `nn.LSTM` names (`weight_ih_l0`, ...) and the
+//! dense layer is `fc.weight` `[C, H]`, `fc.bias` `[C]`, as `nn.Linear` stores them.
+
+use std::path::Path;
+
+use ndarray::{Array1, Array2, Ix1, Ix2};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::shape::{expect_nonzero, expect_shape};
+use crate::tensor_file::{self, TensorWriter};
+use crate::weights::{LstmConfig, LstmWeights};
+
+/// Sizes of a classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifierConfig {
+    /// The LSTM's sizes.
+    pub lstm: LstmConfig,
+    /// Number of classes `C`.
+    pub classes: usize,
+}
+
+impl ClassifierConfig {
+    /// A checked configuration.
+    pub fn new(
+        input_size: usize,
+        hidden_size: usize,
+        num_layers: usize,
+        classes: usize,
+    ) -> Result<Self> {
+        expect_nonzero("ClassifierConfig", &[classes], &["classes"])?;
+        Ok(ClassifierConfig {
+            lstm: LstmConfig::new(input_size, hidden_size, num_layers)?,
+            classes,
+        })
+    }
+}
+
+/// All parameters of a classifier (also used for their gradients and optimizer moments, which
+/// have the same shapes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierWeights {
+    /// The LSTM, PyTorch layout.
+    pub lstm: LstmWeights<f32>,
+    /// `fc.weight`, `[C, H]`.
+    pub fc_weight: Array2<f32>,
+    /// `fc.bias`, `[C]`.
+    pub fc_bias: Array1<f32>,
+}
+
+impl ClassifierWeights {
+    /// PyTorch's default initialisation, from `seed`: LSTM uniform in `±1/√H`, `nn.Linear` uniform
+    /// in `±1/√H` for weight and bias. With `forget_bias`, the forget gate's bias starts there
+    /// (TensorFlow's `BasicLSTMCell` uses 1.0).
+    pub fn init(config: ClassifierConfig, seed: u64, forget_bias: Option<f32>) -> Self {
+        let mut lstm = LstmWeights::init_uniform(config.lstm, seed);
+        if let Some(b) = forget_bias {
+            lstm.set_forget_bias(b);
+        }
+        let h = config.lstm.hidden_size;
+        let k = 1.0 / (h as f64).sqrt();
+        let mut rng = Rng::new(seed ^ 0x5eed_fc00_5eed_fc00);
+        let fc_weight =
+            Array2::from_shape_simple_fn((config.classes, h), || rng.uniform(-k, k) as f32);
+        let fc_bias = Array1::from_shape_simple_fn(config.classes, || rng.uniform(-k, k) as f32);
+        ClassifierWeights {
+            lstm,
+            fc_weight,
+            fc_bias,
+        }
+    }
+
+    /// Zeros of the same shapes as `config` describes.
+    pub fn zeros(config: ClassifierConfig) -> Self {
+        ClassifierWeights {
+            lstm: LstmWeights::zeros(config.lstm),
+            fc_weight: Array2::zeros((config.classes, config.lstm.hidden_size)),
+            fc_bias: Array1::zeros(config.classes),
+        }
+    }
+
+    /// The sizes (taken from the tensors).
+    pub fn config(&self) -> ClassifierConfig {
+        ClassifierConfig {
+            lstm: *self.lstm.config(),
+            classes: self.fc_bias.len(),
+        }
+    }
+
+    /// Checks every shape, and that every tensor is row-major (the optimizers walk them as
+    /// flat slices).
+    pub fn validate(&self) -> Result<()> {
+        self.lstm.validate()?;
+        let (c, h) = (self.fc_bias.len(), self.lstm.config().hidden_size);
+        expect_nonzero("fc.bias", &[c], &["classes"])?;
+        expect_shape("fc.weight", self.fc_weight.shape(), &[c, h])?;
+        for (name, t) in self.tensors() {
+            if t.is_none() {
+                return Err(Error::config(
+                    "tensor layout",
+                    format!("{name} is not row-major"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tensor as `(PyTorch name, flat row-major values)` in a fixed order; `None` for a
+    /// tensor that is not row-major.
+    pub fn tensors(&self) -> Vec<(String, Option<&[f32]>)> {
+        let mut out = Vec::new();
+        for (l, layer) in self.lstm.layers().iter().enumerate() {
+            out.push((format!("weight_ih_l{l}"), layer.weight_ih.as_slice()));
+            out.push((format!("weight_hh_l{l}"), layer.weight_hh.as_slice()));
+            out.push((format!("bias_ih_l{l}"), layer.bias_ih.as_slice()));
+            out.push((format!("bias_hh_l{l}"), layer.bias_hh.as_slice()));
+        }
+        out.push(("fc.weight".into(), self.fc_weight.as_slice()));
+        out.push(("fc.bias".into(), self.fc_bias.as_slice()));
+        out
+    }
+
+    /// Every tensor's values, mutable, in the order of [`ClassifierWeights::tensors`]. Tensors
+    /// that are not row-major are skipped ([`ClassifierWeights::validate`] rejects those).
+    pub fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out = Vec::new();
+        for layer in self.lstm.layers_mut() {
+            out.extend(layer.weight_ih.as_slice_mut());
+            out.extend(layer.weight_hh.as_slice_mut());
+            out.extend(layer.bias_ih.as_slice_mut());
+            out.extend(layer.bias_hh.as_slice_mut());
+        }
+        out.extend(self.fc_weight.as_slice_mut());
+        out.extend(self.fc_bias.as_slice_mut());
+        out
+    }
+
+    /// Adds the tensors to a file being written, each name prefixed with `prefix`.
+    pub(crate) fn add_to(&self, w: &mut TensorWriter, prefix: &str) {
+        for (l, layer) in self.lstm.layers().iter().enumerate() {
+            for (name, view) in layer.named(l) {
+                w.add(format!("{prefix}{name}"), view);
+            }
+        }
+        w.add(format!("{prefix}fc.weight"), self.fc_weight.view());
+        w.add(format!("{prefix}fc.bias"), self.fc_bias.view());
+    }
+
+    /// Reads the tensors under `prefix` from a parsed safetensors file.
+    pub(crate) fn from_safetensors(
+        st: &safetensors::SafeTensors<'_>,
+        prefix: &str,
+    ) -> Result<Self> {
+        let lstm = LstmWeights::<f32>::from_safetensors(st, prefix)?;
+        let fc_weight = tensor_file::read_tensor::<f32>(st, &format!("{prefix}fc.weight"), None)?;
+        let fc_weight = fc_weight
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| Error::Shape {
+                tensor: format!("{prefix}fc.weight"),
+                expected: vec![0, lstm.config().hidden_size],
+                actual: vec![],
+            })?;
+        let fc_bias = tensor_file::read_tensor::<f32>(st, &format!("{prefix}fc.bias"), None)?;
+        let fc_bias = fc_bias
+            .into_dimensionality::<Ix1>()
+            .map_err(|_| Error::Shape {
+                tensor: format!("{prefix}fc.bias"),
+                expected: vec![fc_weight.nrows()],
+                actual: vec![],
+            })?;
+        let w = ClassifierWeights {
+            lstm,
+            fc_weight,
+            fc_bias,
+        };
+        w.validate()?;
+        Ok(w)
+    }
+
+    /// Parses safetensors bytes (PyTorch names, see the module documentation).
+    pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_safetensors(&tensor_file::parse(bytes)?, "")
+    }
+
+    /// Loads a safetensors file (a checkpoint of this crate works too: its extra keys are
+    /// ignored).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_safetensors_bytes(&tensor_file::read_file(path.as_ref())?)
+    }
+
+    /// Saves to `path` atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = TensorWriter::new();
+        self.add_to(&mut w, "");
+        w.write_atomic(path.as_ref())
+    }
+}

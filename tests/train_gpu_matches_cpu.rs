@@ -1,0 +1,155 @@
+//! GPU training steps (head, loss, backward, clipping, optimizer kernels) against the CPU
+//! trainer, from the same initial weights.
+mod common;
+
+use common::{assert_close, gpu, random_array};
+use lstm_wgpu::data::SequenceDataset;
+use lstm_wgpu::ndarray::Array3;
+use lstm_wgpu::rng::Rng;
+use lstm_wgpu::train::{
+    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Metrics, Optimizer, TrainConfig,
+    Trainer,
+};
+
+fn data(b: usize, t: usize, i: usize, classes: usize, seed: u64) -> (Array3<f32>, Vec<u8>) {
+    let mut rng = Rng::new(seed);
+    let x = random_array((b, t, i), seed, -1.0, 1.0);
+    let labels = (0..b).map(|_| rng.below(classes) as u8).collect();
+    (x, labels)
+}
+
+// Each step compounds float32 rounding differences of the forward, backward and the update; an
+// element's update is lr-sized, so differences are held to 1e-5 of each tensor's largest
+// magnitude — far below any step's effect (lr = 1e-2 of weights of ~0.3).
+const RTOL: f64 = 1e-5;
+
+fn assert_weights_close(what: &str, a: &ClassifierWeights, b: &ClassifierWeights) {
+    assert_weights_close_atol(what, a, b, 0.0)
+}
+
+fn assert_weights_close_atol(what: &str, a: &ClassifierWeights, b: &ClassifierWeights, atol: f64) {
+    for ((name, x), (_, y)) in a.tensors().into_iter().zip(b.tensors()) {
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_close(
+            &format!("{what} {name}"),
+            lstm_wgpu::ndarray::ArrayView1::from(x).into_dyn(),
+            lstm_wgpu::ndarray::ArrayView1::from(y).into_dyn(),
+            atol,
+            RTOL,
+        );
+    }
+}
+
+fn assert_metrics_close(what: &str, a: Metrics, b: Metrics) {
+    assert_eq!(
+        (a.count, a.correct),
+        (b.count, b.correct),
+        "{what}: {a:?} vs {b:?}"
+    );
+    let rel = (a.loss() - b.loss()).abs() / b.loss().abs().max(1e-12);
+    assert!(
+        rel < 1e-5,
+        "{what}: loss {} vs {} (rel {rel:e})",
+        a.loss(),
+        b.loss()
+    );
+}
+
+fn compare(config: ClassifierConfig, train: TrainConfig, steps: usize) {
+    let w = ClassifierWeights::init(config, 3, Some(1.0));
+    let mut cpu = CpuTrainer::new(w.clone(), train, None).unwrap();
+    let mut gpu = GpuTrainer::new(&gpu(), &w, train, None).unwrap();
+    for s in 0..steps {
+        let (x, labels) = data(6, 5, config.lstm.input_size, config.classes, 10 + s as u64);
+        let mc = cpu.step(x.view(), &labels, true).unwrap().unwrap();
+        let mg = gpu.step(x.view(), &labels, true).unwrap().unwrap();
+        assert_metrics_close(&format!("step {s}"), mg, mc);
+        if let Some(max) = train.clip_norm {
+            let g = cpu.gradients().unwrap();
+            let norm =
+                lstm_wgpu::cpu::grad_norm::grad_norm(g.tensors().into_iter().filter_map(|t| t.1));
+            assert!(
+                norm > max,
+                "step {s}: gradient norm {norm} does not reach the clip {max}"
+            );
+        }
+        assert_weights_close(
+            &format!("gradients after step {s}"),
+            &gpu.gradients().unwrap(),
+            cpu.gradients().unwrap(),
+        );
+        // Adam divides by sqrt(v) ≈ |g| early on, so an element whose gradient is near zero has
+        // an update sensitive to the gradient's last bits; every update is at most ~lr, so
+        // allow 1e-3·lr absolute on top of the relative bound.
+        let atol = match train.optimizer {
+            Optimizer::Adam(a) => 1e-3 * a.lr as f64,
+            Optimizer::Sgd { .. } => 0.0,
+        };
+        assert_weights_close_atol(
+            &format!("weights after step {s}"),
+            &gpu.weights().unwrap(),
+            &cpu.weights().unwrap(),
+            atol,
+        );
+    }
+    let (sc, sg) = (
+        cpu.optimizer_state().unwrap(),
+        gpu.optimizer_state().unwrap(),
+    );
+    assert_eq!(sc.step, sg.step);
+    for (i, (a, b)) in sg.moments.iter().zip(&sc.moments).enumerate() {
+        assert_weights_close(&format!("optimizer moment {i}"), a, b);
+    }
+}
+
+#[test]
+fn adam_steps_with_active_clipping_match_cpu() {
+    // clip_norm 0.05 is below the gradient norm of these batches, so the scale is active.
+    let train = TrainConfig {
+        optimizer: Optimizer::adam(1e-2),
+        clip_norm: Some(0.05),
+    };
+    compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 3);
+}
+
+#[test]
+fn sgd_with_momentum_steps_match_cpu() {
+    let train = TrainConfig {
+        optimizer: Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        },
+        clip_norm: None,
+    };
+    compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 3);
+}
+
+#[test]
+fn a_two_layer_classifier_step_matches_cpu() {
+    let train = TrainConfig {
+        optimizer: Optimizer::adam(1e-2),
+        clip_norm: None,
+    };
+    compare(ClassifierConfig::new(3, 20, 2, 3).unwrap(), train, 2);
+}
+
+#[test]
+fn evaluation_matches_cpu_with_a_padded_last_batch() {
+    let config = ClassifierConfig::new(5, 9, 1, 4).unwrap();
+    let w = ClassifierWeights::init(config, 4, None);
+    let (x, labels) = data(10, 5, 5, 4, 99);
+    let set = SequenceDataset::new("random", x, labels, 4).unwrap();
+    let train = TrainConfig {
+        optimizer: Optimizer::adam(1e-3),
+        clip_norm: None,
+    };
+    let mut cpu = CpuTrainer::new(w.clone(), train, None).unwrap();
+    let mut gpu = GpuTrainer::new(&gpu(), &w, train, None).unwrap();
+    // 10 examples in batches of 4: the last batch holds 2 real examples and 2 padding rows.
+    let (mc, mg) = (
+        cpu.evaluate(&set, 4).unwrap(),
+        gpu.evaluate(&set, 4).unwrap(),
+    );
+    assert_eq!(mg.count, 10);
+    assert_metrics_close("evaluation", mg, mc);
+}
