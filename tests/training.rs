@@ -131,7 +131,10 @@ fn a_checkpoint_round_trips_exactly() {
 }
 
 /// Trains 70 steps straight, and 40 + (checkpoint, reload) + 30; both must end bit-identical.
-fn resume_matches(make: &dyn Fn(&ClassifierWeights, Option<OptimizerState>) -> Box<dyn Trainer>) {
+/// Makes a trainer from weights and (when resuming) optimizer state.
+type MakeTrainer<'a> = &'a dyn Fn(&ClassifierWeights, Option<OptimizerState>) -> Box<dyn Trainer>;
+
+fn resume_matches(make: MakeTrainer<'_>) {
     let (train, test) = small_task(5);
     let w0 = small_model(6);
     // 1024 / 32 = 32 steps per epoch: 40 stops mid-epoch, 70 spans three epochs.
