@@ -1,4 +1,56 @@
-//! LSTM networks trained and run on any GPU through wgpu.
+//! LSTM networks trained and run on any GPU through wgpu (Vulkan, Metal, DX12), with an ndarray
+//! CPU reference that computes the same forward and backward passes.
+//!
+//! # The math
+//!
+//! Exactly PyTorch's `nn.LSTM` (`batch_first=True`), gate order i, f, g, o. For each layer and
+//! step `t`:
+//!
+//! ```text
+//! a_t = x_t · W_ihᵀ + b_ih + h_{t-1} · W_hhᵀ + b_hh          [B, 4H]
+//! i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
+//! c_t = f ⊙ c_{t-1} + i ⊙ g
+//! h_t = o ⊙ tanh(c_t)
+//! ```
+//!
+//! Inputs `x` are `[B, T, I]`, outputs `y` `[B, T, H]`, states `h0`, `c0`, `h_n`, `c_n`
+//! `[L, B, H]`; parameters are stored as PyTorch stores them ([`weights`]), so models move
+//! between the two in safetensors files. Backpropagation through time runs the steps in reverse
+//! ([`cpu::lstm_backward_step`]) and takes the weight gradients as whole-sequence GEMMs.
+//!
+//! # Layout of the crate
+//!
+//! * [`cpu`]: the reference, one module per kernel; also a fast multi-threaded CPU path.
+//! * [`gpu`]: the same kernels in WGSL (`shaders/`, each the twin of a [`cpu`] module), the
+//!   context ([`gpu::Gpu`]) and [`gpu::GpuLstm`].
+//! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD and Adam,
+//!   gradient clipping, checkpoints and the training loop, on either device.
+//! * [`data`]: the IDX (MNIST, Fashion-MNIST) reader and the temporal-order task.
+//!
+//! # Example
+//!
+//! ```
+//! use lstm_wgpu::ndarray::Array3;
+//! use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
+//!
+//! // An LSTM with 3 inputs and 8 hidden units, PyTorch's initialisation.
+//! let weights = LstmWeights::<f32>::init_uniform(LstmConfig::new(3, 8, 1)?, 42);
+//! let mut lstm = CpuLstm::new(weights)?; // or gpu::GpuLstm::new(&gpu, &weights)?
+//!
+//! let x = Array3::<f32>::from_elem((2, 5, 3), 0.5); // [B, T, I]
+//! let (out, tape) = lstm.forward_train(x.view(), None)?;
+//! assert_eq!(out.y.shape(), &[2, 5, 8]); // [B, T, H]
+//!
+//! // Gradients of sum(h_n): dL/dh_n = 1.
+//! let upstream = Upstream { dh_n: Some(Array3::ones((1, 2, 8))), ..Default::default() };
+//! let grads = lstm.backward(&tape, &upstream, GradRequest::ALL)?;
+//! assert_eq!(grads.x.unwrap().shape(), &[2, 5, 3]);
+//! # Ok::<(), lstm_wgpu::Error>(())
+//! ```
+//!
+//! On a GPU the same calls exist on [`gpu::GpuLstm`]; a whole sequence is one submission, and
+//! [`gpu::GpuLstm::stats`] shows what each call dispatched, submitted and transferred.
+
 pub mod cpu;
 pub mod data;
 pub mod error;
@@ -13,7 +65,13 @@ pub mod weights;
 
 pub use error::{Error, GpuErrorKind, Result};
 pub use lstm::{GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
-pub use ndarray;
 pub use real::Real;
 pub use weights::{LayerWeights, LstmConfig, LstmWeights};
+
+pub use ndarray;
 pub use wgpu;
+
+/// The README's code, compiled as a doc test so it cannot go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

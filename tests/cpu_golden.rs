@@ -1,7 +1,7 @@
 //! The CPU reference against PyTorch's golden tensors: forward outputs and every gradient.
 mod common;
 
-use common::{Golden, assert_close};
+use common::Golden;
 use lstm_wgpu::cpu::lstm::{backward, forward_train};
 use lstm_wgpu::{LstmGrads, LstmOutput};
 
@@ -18,39 +18,7 @@ fn run<F: lstm_wgpu::Real>(g: &Golden) -> (LstmOutput<F>, LstmGrads<F>) {
 fn check_case<F: lstm_wgpu::Real>(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
     let g = Golden::load(name);
     let (out, grads) = run::<F>(&g);
-    let c = |what: &str, a: lstm_wgpu::ndarray::ArrayViewD<'_, F>, rtol| {
-        let key = what.to_string();
-        assert_close(
-            &format!("{name} {key}"),
-            a,
-            g.get::<F>(&key).view(),
-            0.0,
-            rtol,
-        )
-    };
-    c("y", out.y.view().into_dyn(), rtol_fwd);
-    c("h_n", out.h_n.view().into_dyn(), rtol_fwd);
-    c("c_n", out.c_n.view().into_dyn(), rtol_fwd);
-    c(
-        "grad.x",
-        grads.x.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    c(
-        "grad.h0",
-        grads.h0.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    c(
-        "grad.c0",
-        grads.c0.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    for (l, lg) in grads.layers.as_ref().unwrap().iter().enumerate() {
-        for (key, view) in lg.named(l) {
-            c(&format!("grad.{key}"), view, rtol_bwd);
-        }
-    }
+    g.check(&out, &grads, rtol_fwd, rtol_bwd);
 }
 
 // float64 against PyTorch's float64: both are exact to ~1e-16 per operation, and these tensors

@@ -82,3 +82,12 @@ fn matches_cpu_across_tile_boundaries() {
 fn matches_cpu_with_two_stacked_layers() {
     compare(3, 5, 7, 9, 2, true);
 }
+
+#[test]
+fn weights_read_back_exactly_as_uploaded() {
+    // The gate-interleaved GPU layout must map back to PyTorch's without touching a bit.
+    let config = LstmConfig::new(7, 9, 2).unwrap();
+    let w = random_weights(config, 3, 1.0);
+    let lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    assert_eq!(lstm.weights().unwrap(), w);
+}

@@ -1,7 +1,7 @@
 //! The GPU path against PyTorch's golden tensors: outputs and every gradient.
 mod common;
 
-use common::{Golden, assert_close, gpu};
+use common::{Golden, gpu};
 use lstm_wgpu::GradRequest;
 use lstm_wgpu::gpu::GpuLstm;
 
@@ -15,38 +15,7 @@ fn check_case(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
     let (out, grads) = lstm
         .forward_backward(x.view(), state.as_ref(), &g.upstream(), GradRequest::ALL)
         .unwrap();
-    let c = |key: &str, a: lstm_wgpu::ndarray::ArrayViewD<'_, f32>, rtol| {
-        assert_close(
-            &format!("{name} {key}"),
-            a,
-            g.get::<f32>(key).view(),
-            0.0,
-            rtol,
-        )
-    };
-    c("y", out.y.view().into_dyn(), rtol_fwd);
-    c("h_n", out.h_n.view().into_dyn(), rtol_fwd);
-    c("c_n", out.c_n.view().into_dyn(), rtol_fwd);
-    c(
-        "grad.x",
-        grads.x.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    c(
-        "grad.h0",
-        grads.h0.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    c(
-        "grad.c0",
-        grads.c0.as_ref().unwrap().view().into_dyn(),
-        rtol_bwd,
-    );
-    for (l, lg) in grads.layers.as_ref().unwrap().iter().enumerate() {
-        for (key, view) in lg.named(l) {
-            c(&format!("grad.{key}"), view, rtol_bwd);
-        }
-    }
+    g.check(&out, &grads, rtol_fwd, rtol_bwd);
 }
 
 // PyTorch float32 is within 6.5e-7 of float64; the GPU adds its own float32 rounding in a

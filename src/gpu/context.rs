@@ -153,22 +153,13 @@ impl Gpu {
     ) -> Result<wgpu::Buffer> {
         let bytes = (len.max(4) * 4) as u64;
         let limits = &self.inner.limits;
-        if bytes > limits.max_storage_buffer_binding_size {
-            return Err(Error::DeviceLimit {
-                tensor: name.to_string(),
-                bytes,
-                limit_name: "max_storage_buffer_binding_size",
-                limit: limits.max_storage_buffer_binding_size,
-            });
-        }
-        if bytes > limits.max_buffer_size {
-            return Err(Error::DeviceLimit {
-                tensor: name.to_string(),
-                bytes,
-                limit_name: "max_buffer_size",
-                limit: limits.max_buffer_size,
-            });
-        }
+        check_limit(
+            name,
+            bytes,
+            "max_storage_buffer_binding_size",
+            limits.max_storage_buffer_binding_size,
+        )?;
+        check_limit(name, bytes, "max_buffer_size", limits.max_buffer_size)?;
         Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
             size: bytes,
@@ -180,14 +171,12 @@ impl Gpu {
     /// A buffer to map and read back `len` f32 values.
     pub(crate) fn staging(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
         let bytes = (len.max(4) * 4) as u64;
-        if bytes > self.inner.limits.max_buffer_size {
-            return Err(Error::DeviceLimit {
-                tensor: name.to_string(),
-                bytes,
-                limit_name: "max_buffer_size",
-                limit: self.inner.limits.max_buffer_size,
-            });
-        }
+        check_limit(
+            name,
+            bytes,
+            "max_buffer_size",
+            self.inner.limits.max_buffer_size,
+        )?;
         Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
             size: bytes,
@@ -279,6 +268,19 @@ impl Gpu {
         counters.readback(bytes);
         Ok(out)
     }
+}
+
+/// [`Error::DeviceLimit`] when `bytes` exceeds the device's `limit_name`.
+fn check_limit(tensor: &str, bytes: u64, limit_name: &'static str, limit: u64) -> Result<()> {
+    if bytes > limit {
+        return Err(Error::DeviceLimit {
+            tensor: tensor.to_string(),
+            bytes,
+            limit_name,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 fn catch<T>(device: &wgpu::Device, context: &'static str, f: impl FnOnce() -> T) -> Result<T> {

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::lstm_workspace::Workspace;
-use crate::gpu::readback::ReadPlan;
+use crate::gpu::readback::{ReadPlan, read_buffer};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::lstm::{
     GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input, check_upstream,
@@ -113,19 +113,8 @@ impl GpuLstm {
 
     /// Reads the parameters back, PyTorch layout.
     pub fn weights(&self) -> Result<LstmWeights<f32>> {
-        let staging = self.gpu.staging("parameters readback", self.arena_len)?;
-        let mut plan = ReadPlan::new();
-        plan.add(&self.params, 0, self.arena_len);
-        self.gpu.catch("reading the parameters", || {
-            let mut encoder = self
-                .gpu
-                .device()
-                .create_command_encoder(&Default::default());
-            plan.record(&mut encoder, &staging);
-            self.gpu.submit(encoder, &self.counters);
-        })?;
-        let parts = plan.read(&self.gpu, &staging, &self.counters)?;
-        LstmWeights::new(*self.config(), self.slots.unpack(&parts[0]))
+        let image = read_buffer(&self.gpu, &self.params, self.arena_len, &self.counters)?;
+        LstmWeights::new(*self.config(), self.slots.unpack(&image))
     }
 
     fn workspace(&mut self, train: bool, batch: usize, seq: usize) -> Result<()> {

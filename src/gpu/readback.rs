@@ -67,3 +67,21 @@ impl<'a> ReadPlan<'a> {
         self.parts.extend_from_slice(&other.parts);
     }
 }
+
+/// Reads `len` f32 values of `buffer` from the start: one copy, one submit, one mapping.
+pub(crate) fn read_buffer(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    len: usize,
+    counters: &Counters,
+) -> Result<Vec<f32>> {
+    let staging = gpu.staging("readback", len)?;
+    let mut plan = ReadPlan::new();
+    plan.add(buffer, 0, len);
+    gpu.catch("reading a buffer back", || {
+        let mut encoder = gpu.device().create_command_encoder(&Default::default());
+        plan.record(&mut encoder, &staging);
+        gpu.submit(encoder, counters);
+    })?;
+    Ok(plan.read(gpu, &staging, counters)?.remove(0))
+}

@@ -36,13 +36,7 @@ impl CpuTrainer {
     ) -> Result<Self> {
         weights.validate()?;
         config.validate()?;
-        let state = match state {
-            Some(s) => {
-                s.validate(&config.optimizer, weights.config())?;
-                s
-            }
-            None => OptimizerState::new(&config.optimizer, weights.config()),
-        };
+        let state = OptimizerState::resume_or_new(state, &config.optimizer, weights.config())?;
         Ok(CpuTrainer {
             weights,
             config,
@@ -90,7 +84,7 @@ impl Trainer for CpuTrainer {
         &mut self,
         x: ArrayView3<'_, f32>,
         labels: &[u8],
-        _report: bool,
+        report: bool,
     ) -> Result<Option<Metrics>> {
         let config = self.weights.config();
         check_batch(&config, &x, labels)?;
@@ -160,7 +154,7 @@ impl Trainer for CpuTrainer {
             }
         }
         self.gradients = Some(grads);
-        Ok(Some(Metrics {
+        Ok(report.then_some(Metrics {
             loss_sum: ce.loss_sum as f64,
             correct: ce.correct,
             count: ce.count,

@@ -15,7 +15,7 @@ use crate::gpu::layout::{ArenaLayout, LstmSlots, Slot};
 use crate::gpu::lstm_workspace::Workspace;
 use crate::gpu::matmul::{Gemm, Operand};
 use crate::gpu::optimizer::OptimizerDispatch;
-use crate::gpu::readback::ReadPlan;
+use crate::gpu::readback::{ReadPlan, read_buffer};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::gpu::{column_sum, cross_entropy, grad_norm};
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
@@ -130,13 +130,7 @@ impl GpuTrainer {
         weights.validate()?;
         config.validate()?;
         let model = weights.config();
-        let state = match state {
-            Some(s) => {
-                s.validate(&config.optimizer, model)?;
-                s
-            }
-            None => OptimizerState::new(&config.optimizer, model),
-        };
+        let state = OptimizerState::resume_or_new(state, &config.optimizer, model)?;
         let layout = Layout::new(model);
         let counters = Counters::default();
         let arena = |name: &str| gpu.storage(name, layout.len, U::COPY_DST | U::COPY_SRC);
@@ -342,18 +336,7 @@ impl GpuTrainer {
 
     /// Reads an arena back.
     fn read_arena(&self, buffer: &wgpu::Buffer) -> Result<Vec<f32>> {
-        let staging = self.gpu.staging("arena readback", self.layout.len)?;
-        let mut plan = ReadPlan::new();
-        plan.add(buffer, 0, self.layout.len);
-        self.gpu.catch("reading parameters back", || {
-            let mut encoder = self
-                .gpu
-                .device()
-                .create_command_encoder(&Default::default());
-            plan.record(&mut encoder, &staging);
-            self.gpu.submit(encoder, &self.counters);
-        })?;
-        Ok(plan.read(&self.gpu, &staging, &self.counters)?.remove(0))
+        read_buffer(&self.gpu, buffer, self.layout.len, &self.counters)
     }
 }
 

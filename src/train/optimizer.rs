@@ -128,6 +128,21 @@ impl OptimizerState {
         }
     }
 
+    /// `state` checked against `optimizer` and `config` when resuming, else fresh state.
+    pub fn resume_or_new(
+        state: Option<OptimizerState>,
+        optimizer: &Optimizer,
+        config: ClassifierConfig,
+    ) -> Result<Self> {
+        match state {
+            Some(s) => {
+                s.validate(optimizer, config)?;
+                Ok(s)
+            }
+            None => Ok(OptimizerState::new(optimizer, config)),
+        }
+    }
+
     /// Checks that the state fits `optimizer` and a model of `config`.
     pub fn validate(&self, optimizer: &Optimizer, config: ClassifierConfig) -> Result<()> {
         if self.moments.len() != optimizer.moment_names().len() {

@@ -116,6 +116,48 @@ impl Golden {
     pub fn config(&self) -> LstmConfig {
         *self.weights::<f32>().config()
     }
+
+    /// Checks outputs (`y`, `h_n`, `c_n`, to `rtol_fwd`) and every gradient the file holds (to
+    /// `rtol_bwd`), each relative to the tensor's largest magnitude.
+    pub fn check<F: Real>(
+        &self,
+        out: &lstm_wgpu::LstmOutput<F>,
+        grads: &lstm_wgpu::LstmGrads<F>,
+        rtol_fwd: f64,
+        rtol_bwd: f64,
+    ) {
+        let c = |key: &str, a: ArrayViewD<'_, F>, rtol| {
+            assert_close(
+                &format!("{} {key}", self.name),
+                a,
+                self.get::<F>(key).view(),
+                0.0,
+                rtol,
+            )
+        };
+        c("y", out.y.view().into_dyn(), rtol_fwd);
+        c("h_n", out.h_n.view().into_dyn(), rtol_fwd);
+        c("c_n", out.c_n.view().into_dyn(), rtol_fwd);
+        for (key, a) in [
+            ("grad.x", &grads.x),
+            ("grad.h0", &grads.h0),
+            ("grad.c0", &grads.c0),
+        ] {
+            let a = a.as_ref().expect("gradient requested");
+            c(key, a.view().into_dyn(), rtol_bwd);
+        }
+        for (l, lg) in grads
+            .layers
+            .as_ref()
+            .expect("gradients requested")
+            .iter()
+            .enumerate()
+        {
+            for (key, view) in lg.named(l) {
+                c(&format!("grad.{key}"), view, rtol_bwd);
+            }
+        }
+    }
 }
 
 /// Checks `|a - b| <= atol + rtol * max|b|` elementwise (the golden README's criterion: errors

@@ -1,0 +1,98 @@
+//! The metrics log: one CSV row per display step (minibatch) and per epoch end (test), appended
+//! and flushed as training goes, so a crash loses nothing already logged.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use crate::curves::Point;
+
+const HEADER: &str = "step,epoch,split,loss,accuracy,seconds";
+
+pub struct MetricsLog {
+    path: std::path::PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    /// A new log; or, resuming at step `resume`, the existing one cut back to the rows up to that
+    /// step (a run that went on past its last checkpoint must not leave rows twice).
+    pub fn open(path: &Path, resume: Option<u64>) -> std::io::Result<Self> {
+        let kept: Vec<String> = match resume {
+            Some(step) => match File::open(path) {
+                Ok(f) => BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .skip(1)
+                    .filter(|l| {
+                        l.split(',')
+                            .next()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .is_some_and(|s| s <= step)
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let mut file = File::create(path)?;
+        writeln!(file, "{HEADER}")?;
+        for line in kept {
+            writeln!(file, "{line}")?;
+        }
+        file.flush()?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn row(
+        &mut self,
+        step: u64,
+        epoch: u64,
+        split: &str,
+        loss: f64,
+        accuracy: f64,
+        seconds: f64,
+    ) -> lstm_wgpu::Result<()> {
+        writeln!(
+            self.file,
+            "{step},{epoch},{split},{loss:.6},{accuracy:.6},{seconds:.3}"
+        )
+        .and_then(|_| self.file.flush())
+        .map_err(|source| lstm_wgpu::Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Reads back `(train, test)` points from an existing log (for the curves of a resumed run),
+/// keeping only steps up to `until`.
+pub fn read_points(path: &Path, until: u64) -> (Vec<Point>, Vec<Point>) {
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    let Ok(file) = File::open(path) else {
+        return (train, test);
+    };
+    for line in BufReader::new(file).lines().map_while(Result::ok).skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if let [step, _, split, loss, acc, ..] = f.as_slice() {
+            if let (Ok(step), Ok(loss), Ok(accuracy)) = (step.parse(), loss.parse(), acc.parse()) {
+                if step <= until {
+                    let p = Point {
+                        step,
+                        loss,
+                        accuracy,
+                    };
+                    if *split == "test" {
+                        test.push(p)
+                    } else {
+                        train.push(p)
+                    }
+                }
+            }
+        }
+    }
+    (train, test)
+}
