@@ -63,7 +63,6 @@ fn gpu() -> Option<Gpu> {
 
 fn bench(c: &mut Criterion) {
     let gpu = gpu();
-    let software = gpu.as_ref().is_some_and(Gpu::is_software);
     for (pass, backward) in [("forward", false), ("forward+backward", true)] {
         let mut group = c.benchmark_group(pass);
         group.sample_size(10);
@@ -85,11 +84,7 @@ fn bench(c: &mut Criterion) {
                     }
                 })
             });
-            // A software adapter runs the seed size at well under a GFLOP/s: skip it there.
-            if let Some(gpu) = gpu
-                .as_ref()
-                .filter(|_| !(software && s.b == 128 && backward))
-            {
+            if let Some(gpu) = gpu.as_ref() {
                 let mut lstm = GpuLstm::new(gpu, &w).unwrap();
                 group.bench_function(BenchmarkId::new("gpu", s.name), |bch| {
                     bch.iter(|| {

@@ -113,3 +113,61 @@ fn backward_reads_back_only_what_is_asked_for() {
         "{d:?}"
     );
 }
+
+mod training_step {
+    use super::*;
+    use lstm_wgpu::train::{
+        ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    };
+
+    fn trainer(clip: Option<f32>) -> GpuTrainer {
+        let config = ClassifierConfig::new(I, H, L, 3).unwrap();
+        let train = TrainConfig {
+            optimizer: Optimizer::adam(1e-3),
+            clip_norm: clip,
+        };
+        GpuTrainer::new(
+            &gpu(),
+            &ClassifierWeights::init(config, 1, None),
+            train,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_training_step_is_one_submit_that_reads_back_nothing_unless_reporting() {
+        let mut t = trainer(Some(1.0));
+        let x: Array3<f32> = random_array((B, T, I), 2, -1.0, 1.0);
+        let labels = [0u8, 1, 2];
+        t.step(x.view(), &labels, false).unwrap(); // builds the workspace
+        let before = t.stats();
+        t.step(x.view(), &labels, false).unwrap();
+        let d = t.stats() - before;
+        assert_eq!(
+            (d.submits, d.readbacks, d.bytes_read_back),
+            (1, 0, 0),
+            "{d:?}"
+        );
+        // LSTM forward L·(1 + T); head: logits, loss, dW_fc, db_fc, dh_n; LSTM backward with no
+        // dx: L·T steps and per layer dh0, dW_ih, dW_hh (two), db, plus dy for the layer below;
+        // clipping: two; optimizer: one.
+        let backward = L * T + L * 5 + (L - 1);
+        assert_eq!(
+            d.dispatches,
+            (L * (1 + T) + 5 + backward + 2 + 1) as u64,
+            "{d:?}"
+        );
+
+        let before = t.stats();
+        let m = t.step(x.view(), &labels, true).unwrap();
+        let d = t.stats() - before;
+        assert!(m.is_some_and(|m| m.count == B));
+        // Only the three metrics floats come back.
+        assert_eq!(
+            (d.submits, d.readbacks, d.bytes_read_back),
+            (1, 1, 12),
+            "{d:?}"
+        );
+    }
+}
