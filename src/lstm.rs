@@ -82,14 +82,13 @@ impl GradRequest {
         state: true,
         weights: true,
     };
-    /// Nothing (forward only).
-    pub(crate) const fn default_none() -> GradRequest {
-        GradRequest {
-            x: false,
-            state: false,
-            weights: false,
-        }
-    }
+    /// Nothing: backward still runs (and, on the GPU, leaves the gradients where an optimizer
+    /// kernel can use them) but nothing is read back.
+    pub const NONE: GradRequest = GradRequest {
+        x: false,
+        state: false,
+        weights: false,
+    };
     /// Only the parameter gradients (what an optimizer needs).
     pub const WEIGHTS: GradRequest = GradRequest {
         x: false,

@@ -100,12 +100,7 @@ fn backward_reads_back_only_what_is_asked_for() {
     );
 
     let before = lstm.stats();
-    let none = GradRequest {
-        x: false,
-        state: false,
-        weights: false,
-    };
-    lstm.backward(&tape, &up, none).unwrap();
+    lstm.backward(&tape, &up, GradRequest::NONE).unwrap();
     let d = lstm.stats() - before;
     assert_eq!(
         (d.submits, d.readbacks, d.bytes_read_back),

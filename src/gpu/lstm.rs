@@ -172,7 +172,7 @@ impl GpuLstm {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         self.workspace(false, batch, seq)?;
         let ws = self.inference.as_ref().expect("workspace was just made");
-        self.run(ws, x, state, None, GradRequest::default_none())
+        self.run(ws, x, state, None, GradRequest::NONE)
             .map(|(out, _)| out)
     }
 
@@ -186,7 +186,7 @@ impl GpuLstm {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         self.workspace(true, batch, seq)?;
         let ws = self.training.as_ref().expect("workspace was just made");
-        let (out, _) = self.run(ws, x, state, None, GradRequest::default_none())?;
+        let (out, _) = self.run(ws, x, state, None, GradRequest::NONE)?;
         self.generation += 1;
         Ok((out, Tape::new(self.generation, batch, seq)))
     }
