@@ -1,7 +1,8 @@
 //! The LSTM on the GPU, with the same meaning as [`crate::cpu::lstm`].
 //!
-//! Parameters live on the GPU in one arena (see [`crate::gpu::layout`]); each batch shape gets a
-//! workspace of buffers and prepared dispatches the first time it is seen, reused afterwards.
+//! Parameters live on the GPU in one arena (gate-interleaved, see `src/gpu/layout.rs`); each
+//! batch shape gets a workspace of buffers and prepared dispatches the first time it is seen,
+//! reused afterwards.
 //! Every call records its whole sequence (forward, or forward and backward) into one command
 //! encoder, submits once, and reads back, with one mapping, only what the caller asked for.
 
