@@ -11,13 +11,16 @@ use lstm_wgpu::train::{
 };
 use lstm_wgpu::{LstmWeights, cpu};
 
-fn check(config: ClassifierConfig) {
-    let (b, t) = (4, 4);
-    let w = ClassifierWeights::init(config, 5, Some(1.0));
-    let x: Array3<f32> = random_array((b, t, config.lstm.input_size), 6, -1.0, 1.0);
+/// A model, a batch of 4 sequences of 4 steps, and a CPU trainer (SGD with a tiny step, so the
+/// trainer's first step reports the loss and gradients at the initial weights).
+fn setup(
+    config: ClassifierConfig,
+    forget_bias: Option<f32>,
+) -> (ClassifierWeights, Array3<f32>, Vec<u8>, CpuTrainer) {
+    let w = ClassifierWeights::init(config, 5, forget_bias);
+    let x: Array3<f32> = random_array((4, 4, config.lstm.input_size), 6, -1.0, 1.0);
     let mut rng = Rng::new(7);
-    let labels: Vec<u8> = (0..b).map(|_| rng.below(config.classes) as u8).collect();
-    let l32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let labels: Vec<u8> = (0..4).map(|_| rng.below(config.classes) as u8).collect();
     let train = TrainConfig {
         optimizer: Optimizer::Sgd {
             lr: 1e-3,
@@ -25,7 +28,13 @@ fn check(config: ClassifierConfig) {
         },
         clip_norm: None,
     };
-    let mut trainer = CpuTrainer::new(w.clone(), train, None).unwrap();
+    let trainer = CpuTrainer::new(w.clone(), train, None).unwrap();
+    (w, x, labels, trainer)
+}
+
+fn check(config: ClassifierConfig) {
+    let (w, x, labels, mut trainer) = setup(config, Some(1.0));
+    let l32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     trainer.step(x.view(), &labels, true).unwrap();
     let grads = trainer.gradients().unwrap().clone();
     let x64 = x.mapv(f64::from);
@@ -125,19 +134,8 @@ fn two_layer_classifier_gradients_match_finite_differences() {
 #[test]
 fn the_float64_loss_helper_agrees_with_the_trainer() {
     // Guards the reference above: the trainer's reported loss is the same function.
-    let config = ClassifierConfig::new(3, 5, 1, 3).unwrap();
-    let w = ClassifierWeights::init(config, 5, None);
-    let x: Array3<f32> = random_array((4, 4, 3), 6, -1.0, 1.0);
-    let labels = [0u8, 1, 2, 1];
+    let (w, x, labels, mut trainer) = setup(ClassifierConfig::new(3, 5, 1, 3).unwrap(), None);
     let l32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
-    let train = TrainConfig {
-        optimizer: Optimizer::Sgd {
-            lr: 1e-3,
-            momentum: 0.0,
-        },
-        clip_norm: None,
-    };
-    let mut trainer = CpuTrainer::new(w.clone(), train, None).unwrap();
     let m = trainer.step(x.view(), &labels, true).unwrap().unwrap();
     let want = ModelF64::from(&w).loss(&x.mapv(f64::from), &l32);
     // float32 against float64 of a loss of ~1: 1e-6 is float32 rounding.
