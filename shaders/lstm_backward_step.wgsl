@@ -14,13 +14,8 @@
 //                                 ends as dc0 (matmul.wgsl then writes dh0 into the h half)
 //   d_gates  [B, T, H] vec4       dL/da for every step, kept for the weight-gradient GEMMs
 //
-// Tiling as the forward step: 16 units x 16 batch rows per workgroup, 4 rows per invocation.
-
-struct Step {
-    batch: u32, seq: u32, hidden: u32, t: u32,
-    h_off: u32, c_off: u32, save: u32, w_off: u32,
-    b_off: u32, pad0: u32, pad1: u32, pad2: u32,
-}
+// The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl. Tiling as the
+// forward step: 16 units x 16 batch rows per workgroup, 4 rows per invocation.
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
@@ -30,10 +25,6 @@ struct Step {
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> d_state: array<f32>;
 @group(0) @binding(7) var<storage, read_write> d_gates: array<vec4<f32>>;
-
-const TU: u32 = 16u;
-const TB: u32 = 16u;
-const KC: u32 = 16u;
 
 var<workgroup> dg_tile: array<vec4<f32>, 256>; // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, 272>;  // [TU][KC + 1], padded against bank conflicts

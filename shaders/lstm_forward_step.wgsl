@@ -13,15 +13,10 @@
 //   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
 //                                                                   the running c_t meanwhile)
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
+// The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl.
 //
 // Tiling: a workgroup owns 16 units x 16 batch rows; invocation (lx, ly) computes unit lx for rows
 // ly, ly + 4, ly + 8, ly + 12. The reduction over k is staged 16 at a time in workgroup memory.
-
-struct Step {
-    batch: u32, seq: u32, hidden: u32, t: u32,
-    h_off: u32, c_off: u32, save: u32, w_off: u32,
-    b_off: u32, pad0: u32, pad1: u32, pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
@@ -31,10 +26,6 @@ struct Step {
 @group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
-
-const TU: u32 = 16u;
-const TB: u32 = 16u;
-const KC: u32 = 16u;
 
 var<workgroup> h_tile: array<f32, 256>;        // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, 256>;  // [KC][TU]

@@ -9,6 +9,7 @@ use crate::gpu::stats::Counters;
 
 const ACTIVATIONS: &str = include_str!("../../shaders/activations.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const LSTM_STEP: &str = include_str!("../../shaders/lstm_step.wgsl");
 const LSTM_FORWARD_STEP: &str = include_str!("../../shaders/lstm_forward_step.wgsl");
 const LSTM_BACKWARD_STEP: &str = include_str!("../../shaders/lstm_backward_step.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
@@ -17,17 +18,18 @@ const GRAD_NORM: &str = include_str!("../../shaders/grad_norm.wgsl");
 const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 const SGD: &str = include_str!("../../shaders/sgd.wgsl");
 
-/// Every shader's full source as compiled (`activations.wgsl` prepended where used), by name.
+/// Every shader's full source as compiled (`activations.wgsl` and `lstm_step.wgsl` prepended
+/// where used), by name.
 pub fn shader_sources() -> Vec<(&'static str, String)> {
     vec![
         ("matmul", MATMUL.to_string()),
         (
             "lstm_forward_step",
-            format!("{ACTIVATIONS}\n{LSTM_FORWARD_STEP}"),
+            format!("{ACTIVATIONS}\n{LSTM_STEP}\n{LSTM_FORWARD_STEP}"),
         ),
         (
             "lstm_backward_step",
-            format!("{ACTIVATIONS}\n{LSTM_BACKWARD_STEP}"),
+            format!("{ACTIVATIONS}\n{LSTM_STEP}\n{LSTM_BACKWARD_STEP}"),
         ),
         ("column_sum", COLUMN_SUM.to_string()),
         ("cross_entropy", CROSS_ENTROPY.to_string()),
@@ -66,7 +68,7 @@ pub(crate) const ACCUMULATE: u32 = 8;
 /// Row map that leaves row indices as they are.
 pub(crate) const IDENTITY_GROUP: u32 = u32::MAX;
 
-/// Uniform of `lstm_forward_step.wgsl` and `lstm_backward_step.wgsl`: one per layer and step,
+/// Uniform of the step kernels (`struct Step` in `lstm_step.wgsl`): one per layer and step,
 /// selected with a dynamic offset.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]

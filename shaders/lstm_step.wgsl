@@ -1,0 +1,19 @@
+// What the two step kernels (lstm_forward_step.wgsl, lstm_backward_step.wgsl) share: the
+// per-step uniform and the tiling. Host twin: `StepParams` in src/gpu/kernels.rs. This file is
+// prepended to both.
+//
+// One uniform entry per (layer, step), selected with a dynamic offset, so nothing is written
+// between steps. Offsets are in elements: h_off/c_off into [2, L, B, H] state buffers, w_off
+// and b_off (vec4 units) into the parameter arena.
+
+struct Step {
+    batch: u32, seq: u32, hidden: u32, t: u32,
+    h_off: u32, c_off: u32, save: u32, w_off: u32,
+    b_off: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+
+// A workgroup owns TU hidden units x TB batch rows; 64 invocations, each one unit and TB / 4
+// rows. The reduction is staged KC elements at a time in workgroup memory.
+const TU: u32 = 16u;
+const TB: u32 = 16u;
+const KC: u32 = 16u;
