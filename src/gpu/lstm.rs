@@ -140,6 +140,7 @@ impl GpuLstm {
                         self.arena_len,
                         batch,
                         seq,
+                        true,
                     )
                 })??;
                 self.training = Some(ws);
@@ -156,6 +157,7 @@ impl GpuLstm {
                     0,
                     batch,
                     seq,
+                    true,
                 )
             })??;
             self.inference = Some(ws);
@@ -206,6 +208,11 @@ impl GpuLstm {
         let ws = self.training.as_ref().expect("checked above");
         let gpu = &self.gpu;
         let counters = &self.counters;
+        let staging = ws
+            .staging
+            .as_ref()
+            .expect("GpuLstm workspaces have staging");
+        let plan = self.grad_plan(ws, want);
         gpu.catch("recording backward", || {
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
             ws.load_upstream(gpu, counters, &mut encoder, upstream);
@@ -213,12 +220,10 @@ impl GpuLstm {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 ws.record_backward(gpu, &mut pass, counters, want.x);
             }
-            let plan = self.grad_plan(ws, want);
-            plan.record(&mut encoder, &ws.staging);
+            plan.record(&mut encoder, staging);
             gpu.submit(encoder, counters);
         })?;
-        let plan = self.grad_plan(ws, want);
-        let parts = plan.read(gpu, &ws.staging, counters)?;
+        let parts = plan.read(gpu, staging, counters)?;
         Ok(self.unpack_grads(ws, want, parts))
     }
 
@@ -254,10 +259,17 @@ impl GpuLstm {
         let gpu = &self.gpu;
         let counters = &self.counters;
         let (b, t, h) = (ws.batch, ws.seq, self.config().hidden_size);
+        let staging = ws
+            .staging
+            .as_ref()
+            .expect("GpuLstm workspaces have staging");
+        // Outputs first, then (with backward) the requested gradients: one copy list, one map.
         let mut plan = ReadPlan::new();
         plan.add(ws.y_top(), 0, b * t * h);
         plan.add(&ws.state_n, 0, ws.state_len());
-        let grad_plan = upstream.map(|_| self.grad_plan(ws, want));
+        if upstream.is_some() {
+            plan.extend(&self.grad_plan(ws, want));
+        }
         gpu.catch("running the LSTM", || {
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
             ws.load_inputs(gpu, counters, &mut encoder, x, state);
@@ -271,26 +283,16 @@ impl GpuLstm {
                     ws.record_backward(gpu, &mut pass, counters, want.x);
                 }
             }
-            let mut all = ReadPlan::new();
-            all.extend(&plan);
-            if let Some(g) = &grad_plan {
-                all.extend(g);
-            }
-            all.record(&mut encoder, &ws.staging);
+            plan.record(&mut encoder, staging);
             gpu.submit(encoder, counters);
         })?;
-        let mut all = ReadPlan::new();
-        all.extend(&plan);
-        if let Some(g) = &grad_plan {
-            all.extend(g);
-        }
-        let mut parts = all.read(gpu, &ws.staging, counters)?.into_iter();
+        let mut parts = plan.read(gpu, staging, counters)?.into_iter();
         let (y, state_n) = (
             parts.next().unwrap_or_default(),
             parts.next().unwrap_or_default(),
         );
         let out = self.unpack_outputs(ws, y, state_n);
-        let grads = grad_plan.map(|_| self.unpack_grads(ws, want, parts.collect()));
+        let grads = upstream.map(|_| self.unpack_grads(ws, want, parts.collect()));
         Ok((out, grads))
     }
 

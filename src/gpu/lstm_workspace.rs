@@ -67,13 +67,15 @@ pub(crate) struct Workspace {
     input_proj: Vec<Dispatch>,
     steps: Vec<Dispatch>,
     pub backward: Option<Backward>,
-    /// Staging for readback, large enough for everything this workspace can return.
-    pub staging: wgpu::Buffer,
+    /// Staging for readback, large enough for everything this workspace can return (absent
+    /// when the owner reads back through buffers of its own).
+    pub staging: Option<wgpu::Buffer>,
 }
 
 impl Workspace {
     /// Builds the workspace. With `grads` (an arena laid out like `params`) it can also run
-    /// backward, and keeps the forward activations that needs.
+    /// backward, and keeps the forward activations that needs. With `readback` it gets a staging
+    /// buffer for everything it can return.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         gpu: &Gpu,
@@ -84,6 +86,7 @@ impl Workspace {
         grads_len: usize,
         batch: usize,
         seq: usize,
+        readback: bool,
     ) -> Result<Workspace> {
         use wgpu::BufferUsages as U;
         let config = slots.config;
@@ -330,7 +333,10 @@ impl Workspace {
         if train {
             staging_len += rows * config.input_size + state_len + grads_len;
         }
-        let staging = gpu.staging("readback", staging_len)?;
+        let staging = match readback {
+            true => Some(gpu.staging("readback", staging_len)?),
+            false => None,
+        };
         Ok(Workspace {
             batch,
             seq,

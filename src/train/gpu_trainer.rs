@@ -216,6 +216,7 @@ impl GpuTrainer {
             self.model.lstm.num_layers,
         );
         let grads = train.then_some(&self.grads);
+        // The head reads back its metrics through a small staging buffer of its own.
         let lstm = Workspace::new(
             gpu,
             counters,
@@ -225,6 +226,7 @@ impl GpuTrainer {
             l.len,
             batch,
             seq,
+            false,
         )?;
         let labels = gpu.storage("labels", batch, U::COPY_DST)?;
         let logits = gpu.storage("logits", batch * c, U::empty())?;
