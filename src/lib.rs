@@ -54,8 +54,10 @@
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod gemm;
 pub mod gpu;
 pub mod lstm;
+pub mod optim;
 pub mod real;
 pub mod rng;
 pub mod shape;

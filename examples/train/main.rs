@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lstm_wgpu::cpu::adam::AdamConfig;
 use lstm_wgpu::data::temporal_order::{self, TemporalOrderConfig};
 use lstm_wgpu::data::{FASHION_MNIST_DIR, MnistSplit, SequenceDataset, load_mnist_dir};
 use lstm_wgpu::gpu::Gpu;
+use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::{
     Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, Optimizer,
     OptimizerState, Plan, TrainConfig, Trainer, fit,

@@ -2,11 +2,11 @@
 //! parameter arena; the hyper-parameters (and Adam's bias corrections for the current step) are
 //! rewritten into the uniform before each step.
 
-use crate::cpu::adam::AdamConfig;
 use crate::gpu::context::Gpu;
 use crate::gpu::kernels::{AdamParams, Dispatch, Kernel, SgdParams, bind};
 use crate::gpu::stats::Counters;
-use crate::train::optimizer::Optimizer;
+use crate::optim::AdamConfig;
+use crate::optim::Optimizer;
 
 /// Invocations per workgroup of both kernels.
 const WG: usize = 256;

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::cpu::adam::AdamConfig;
 use crate::error::{Error, Result};
+use crate::optim::{AdamConfig, Optimizer, TrainConfig};
 use crate::tensor_file::{self, TensorWriter};
 use crate::train::classifier::ClassifierWeights;
-use crate::train::optimizer::{Optimizer, OptimizerState, TrainConfig};
+use crate::train::optimizer_state::OptimizerState;
 
 const FORMAT: &str = "lstm-wgpu checkpoint 1";
 

@@ -10,9 +10,10 @@ use crate::cpu::sgd::sgd;
 use crate::data::SequenceDataset;
 use crate::error::Result;
 use crate::lstm::{GradRequest, Upstream};
+use crate::optim::{Optimizer, TrainConfig};
 use crate::train::classifier::ClassifierWeights;
 use crate::train::metrics::Metrics;
-use crate::train::optimizer::{Optimizer, OptimizerState, TrainConfig};
+use crate::train::optimizer_state::OptimizerState;
 use crate::train::trainer::{Trainer, check_batch, check_dataset};
 use crate::weights::LstmWeights;
 

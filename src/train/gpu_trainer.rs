@@ -18,9 +18,10 @@ use crate::gpu::optimizer::OptimizerDispatch;
 use crate::gpu::readback::{ReadPlan, read_buffer};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::gpu::{column_sum, cross_entropy, grad_norm};
+use crate::optim::TrainConfig;
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
 use crate::train::metrics::Metrics;
-use crate::train::optimizer::{OptimizerState, TrainConfig};
+use crate::train::optimizer_state::OptimizerState;
 use crate::train::trainer::{Trainer, check_batch, check_dataset};
 use crate::weights::LstmWeights;
 

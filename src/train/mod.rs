@@ -7,15 +7,16 @@ pub mod cpu_trainer;
 pub mod fit;
 pub mod gpu_trainer;
 pub mod metrics;
-pub mod optimizer;
+pub mod optimizer_state;
 pub mod schedule;
 pub mod trainer;
 
+pub use crate::optim::{AdamConfig, Optimizer, TrainConfig};
 pub use checkpoint::Checkpoint;
 pub use classifier::{ClassifierConfig, ClassifierWeights};
 pub use cpu_trainer::CpuTrainer;
 pub use fit::{Event, Plan, fit};
 pub use gpu_trainer::GpuTrainer;
 pub use metrics::Metrics;
-pub use optimizer::{Optimizer, OptimizerState, TrainConfig};
+pub use optimizer_state::OptimizerState;
 pub use trainer::Trainer;

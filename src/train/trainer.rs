@@ -4,9 +4,10 @@ use ndarray::ArrayView3;
 
 use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
+use crate::optim::TrainConfig;
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
 use crate::train::metrics::Metrics;
-use crate::train::optimizer::{OptimizerState, TrainConfig};
+use crate::train::optimizer_state::OptimizerState;
 
 /// One device's training step and evaluation of a [`ClassifierWeights`] model.
 pub trait Trainer {

@@ -1,8 +1,43 @@
-//! Optimizer choice, gradient clipping, and the optimizer's state (for checkpoints).
+//! Hyper-parameters only: the update rule ([`Optimizer`], [`AdamConfig`]) and gradient clipping
+//! ([`TrainConfig`]). The CPU twins (`cpu::adam`, `cpu::sgd`), the GPU kernels and the trainers
+//! all read them from here; this module imports nothing of theirs.
 
-use crate::cpu::adam::AdamConfig;
 use crate::error::{Error, Result};
-use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
+
+/// Adam's hyper-parameters; `Default` is PyTorch's (lr 1e-3, β 0.9/0.999, ε 1e-8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the second moment.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// `(1 - β1^t, sqrt(1 - β2^t))` for step `t` (1-based), computed in f64 as PyTorch does on
+    /// the host.
+    pub fn bias_corrections(&self, step: u64) -> (f32, f32) {
+        let t = step.min(i32::MAX as u64) as i32;
+        let bc1 = 1.0 - (self.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (self.beta2 as f64).powi(t);
+        (bc1 as f32, bc2.sqrt() as f32)
+    }
+}
 
 /// Which update rule, with its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,69 +137,5 @@ impl TrainConfig {
             )),
             _ => Ok(()),
         }
-    }
-}
-
-/// The optimizer's state: steps taken and one tensor set per moment
-/// ([`Optimizer::moment_names`]), shaped like the parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OptimizerState {
-    /// Optimizer steps taken so far.
-    pub step: u64,
-    /// Per-parameter state, in the order of [`Optimizer::moment_names`].
-    pub moments: Vec<ClassifierWeights>,
-}
-
-impl OptimizerState {
-    /// Fresh state (step 0, zero moments).
-    pub fn new(optimizer: &Optimizer, config: ClassifierConfig) -> Self {
-        OptimizerState {
-            step: 0,
-            moments: optimizer
-                .moment_names()
-                .iter()
-                .map(|_| ClassifierWeights::zeros(config))
-                .collect(),
-        }
-    }
-
-    /// `state` checked against `optimizer` and `config` when resuming, else fresh state.
-    pub fn resume_or_new(
-        state: Option<OptimizerState>,
-        optimizer: &Optimizer,
-        config: ClassifierConfig,
-    ) -> Result<Self> {
-        match state {
-            Some(s) => {
-                s.validate(optimizer, config)?;
-                Ok(s)
-            }
-            None => Ok(OptimizerState::new(optimizer, config)),
-        }
-    }
-
-    /// Checks that the state fits `optimizer` and a model of `config`.
-    pub fn validate(&self, optimizer: &Optimizer, config: ClassifierConfig) -> Result<()> {
-        if self.moments.len() != optimizer.moment_names().len() {
-            return Err(Error::config(
-                "optimizer state",
-                format!(
-                    "{} moment tensors for {}, which keeps {}",
-                    self.moments.len(),
-                    optimizer.name(),
-                    optimizer.moment_names().len()
-                ),
-            ));
-        }
-        for m in &self.moments {
-            m.validate()?;
-            if m.config() != config {
-                return Err(Error::config(
-                    "optimizer state",
-                    "moments shaped for another model",
-                ));
-            }
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,148 @@
+//! The contract of one matrix product, shared by the kernel `shaders/matmul.wgsl` and its CPU twin
+//! [`crate::cpu::matmul`]: both take a [`GemmSpec`] and compute, for `m < M`, `n < N`,
+//!
+//! ```text
+//! C[m, n] = Σ_k op(A)[m, k] · op(B)[k, n]   (+ bias[n])   (+ C[m, n])
+//! ```
+//!
+//! `op(A)` is `A` `[M, K]` or, transposed, `Aᵀ` of a stored `[K, M]`; likewise `op(B)` is `B`
+//! `[K, N]` or `Bᵀ` of a stored `[N, K]`. Every matrix is row-major inside a flat buffer, at its
+//! own element offset with its own leading dimension, so one buffer (a parameter arena, a
+//! `[2, L, B, H]` state) can hold many tensors. A stored row index `r` of `A` or `B` may be
+//! remapped to `(r / group) · stride + r % group` ([`RowMap`]): that reads rows `b·T + t` of a
+//! `[B, T, ·]` tensor for `t < T - 1` only, which is how `dW_hh = Σ_t dgates_tᵀ · h_{t-1}` pairs
+//! each step with the previous step's hidden state without a copy.
+
+use crate::error::{Error, Result};
+
+/// Stored row `r` is read from row `(r / group) · stride + r % group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowMap {
+    /// Rows per group (at least 1).
+    pub group: usize,
+    /// Stored rows between the starts of consecutive groups.
+    pub stride: usize,
+}
+
+/// Where one operand sits in its buffer and how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatrixLayout {
+    /// Element offset of stored row 0.
+    pub offset: usize,
+    /// Leading dimension: elements from one stored row to the next.
+    pub ld: usize,
+    /// Read the stored matrix transposed.
+    pub transposed: bool,
+    /// Remapping of stored row indices; `None` is the identity.
+    pub row_map: Option<RowMap>,
+}
+
+impl MatrixLayout {
+    /// A plain row-major matrix at element `offset` with leading dimension `ld`.
+    pub fn new(offset: usize, ld: usize) -> Self {
+        MatrixLayout {
+            offset,
+            ld,
+            transposed: false,
+            row_map: None,
+        }
+    }
+
+    /// The same matrix, read transposed.
+    pub fn t(mut self) -> Self {
+        self.transposed = true;
+        self
+    }
+
+    /// The same matrix with stored row `r` read from row `(r / group) · stride + r % group`.
+    pub fn rows(mut self, group: usize, stride: usize) -> Self {
+        self.row_map = Some(RowMap { group, stride });
+        self
+    }
+
+    /// The stored row that row index `r` reads.
+    pub fn stored_row(&self, r: usize) -> usize {
+        match self.row_map {
+            None => r,
+            Some(RowMap { group, stride }) => (r / group) * stride + r % group,
+        }
+    }
+
+    /// Element index of `op(M)[i, j]`.
+    pub fn index(&self, i: usize, j: usize) -> usize {
+        let (row, col) = if self.transposed { (j, i) } else { (i, j) };
+        self.offset + self.stored_row(row) * self.ld + col
+    }
+
+    /// Elements a buffer must hold for an `op(M)` of `rows x cols` (0 when it is empty).
+    fn required_len(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            return 0;
+        }
+        let (stored_rows, stored_cols) = if self.transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        // The row map is monotone in r, so the last stored row is the largest one read.
+        self.offset + self.stored_row(stored_rows - 1) * self.ld + stored_cols
+    }
+}
+
+/// One matrix product: sizes, operand layouts, optional bias, and whether `C` is added to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmSpec {
+    /// Rows of `op(A)` and `C`.
+    pub m: usize,
+    /// Columns of `op(B)` and `C`.
+    pub n: usize,
+    /// Columns of `op(A)`, rows of `op(B)`.
+    pub k: usize,
+    /// Layout of `A`.
+    pub a: MatrixLayout,
+    /// Layout of `B`.
+    pub b: MatrixLayout,
+    /// Layout of `C` (never transposed or remapped).
+    pub c: MatrixLayout,
+    /// Element offset of a `[N]` bias added to every row, if any.
+    pub bias: Option<usize>,
+    /// Add the product to `C` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl GemmSpec {
+    /// Checks the layouts and that buffers of the given lengths (in elements) hold every element
+    /// the product reads or writes.
+    pub fn check(&self, a_len: usize, b_len: usize, bias_len: usize, c_len: usize) -> Result<()> {
+        if self.c.transposed || self.c.row_map.is_some() {
+            return Err(Error::config(
+                "GEMM output",
+                "C cannot be transposed or remapped",
+            ));
+        }
+        for (name, layout) in [("A", &self.a), ("B", &self.b)] {
+            if layout.row_map.is_some_and(|r| r.group == 0) {
+                return Err(Error::config(
+                    "GEMM row map",
+                    format!("{name}: group of 0 rows"),
+                ));
+            }
+        }
+        let bias_need = self.bias.map_or(0, |off| off + self.n);
+        for (tensor, need, len) in [
+            ("GEMM A", self.a.required_len(self.m, self.k), a_len),
+            ("GEMM B", self.b.required_len(self.k, self.n), b_len),
+            ("GEMM bias", bias_need, bias_len),
+            ("GEMM C", self.c.required_len(self.m, self.n), c_len),
+        ] {
+            if need > len {
+                return Err(Error::Shape {
+                    tensor: tensor.into(),
+                    expected: vec![need],
+                    actual: vec![len],
+                });
+            }
+        }
+        Ok(())
+    }
+}
