@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;

@@ -8,11 +8,12 @@
 //
 // A label ≥ C marks a padding row: it adds nothing and gets a zero gradient (PyTorch's
 // ignore_index), so a short last batch can be padded to the batch size. The loss is the mean
-// over valid rows, as nn.CrossEntropyLoss computes it. One workgroup walks all rows with fixed
-// strides and reduces in a fixed tree, so the result is the same bit for bit on every run.
+// over valid rows, as nn.CrossEntropyLoss computes it. One workgroup of WG_X invocations walks all
+// rows with fixed strides and sums with workgroup_sum.wgsl, so the result is the same bit for bit
+// on every run.
 
 struct Params {
-    rows: u32, classes: u32, logits_off: u32, accumulate: u32,
+    rows: u32, classes: u32, accumulate: u32, pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -21,39 +22,24 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>; // [B, C]
 @group(0) @binding(4) var<storage, read_write> metrics: array<f32>; // [3]
 
-const WG: u32 = 256u;
-var<workgroup> red: array<vec3<f32>, 256>;
+alias Sum = vec3<f32>;
 
-fn reduce(li: u32, v: vec3<f32>) -> vec3<f32> {
-    red[li] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if (li < half) {
-            red[li] += red[li + half];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(@builtin(local_invocation_index) li: u32) {
     let C = p.classes;
     var valid = 0.0;
-    for (var r = li; r < p.rows; r += WG) {
+    for (var r = li; r < p.rows; r += WG_X) {
         if (labels[r] < C) {
             valid += 1.0;
         }
     }
-    let n = reduce(li, vec3<f32>(valid, 0.0, 0.0)).x;
+    let n = workgroup_sum(li, vec3<f32>(valid, 0.0, 0.0)).x;
     let scale = 1.0 / max(n, 1.0);
 
     var loss = 0.0;
     var correct = 0.0;
-    for (var r = li; r < p.rows; r += WG) {
-        let row = p.logits_off + r * C;
+    for (var r = li; r < p.rows; r += WG_X) {
+        let row = r * C;
         let label = labels[r];
         var m = logits[row];
         var best = 0u;
@@ -79,7 +65,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
             correct += select(0.0, 1.0, best == label);
         }
     }
-    let total = reduce(li, vec3<f32>(loss, correct, 0.0));
+    let total = workgroup_sum(li, vec3<f32>(loss, correct, 0.0));
     if (li == 0u) {
         if (p.accumulate != 0u) {
             metrics[0] += total.x;

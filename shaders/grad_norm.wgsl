@@ -4,8 +4,8 @@
 //   norm  = sqrt(Σ_i g_i²)           over the whole gradient arena
 //   scale = min(1, max_norm / (norm + 1e-6))
 //
-// `partial`: workgroup w sums the squares of chunk w (fixed strides, fixed tree) into
-// partials[w]. `finish`: one workgroup adds the partials the same way and writes (norm, scale)
+// `partial`: workgroup w sums the squares of chunk w (fixed strides, then workgroup_sum.wgsl's
+// fixed tree) into partials[w]. `finish`: one workgroup adds the partials the same way and writes (norm, scale)
 // to clip, which the optimizer kernels multiply every gradient by. Deterministic run to run.
 
 struct Params {
@@ -17,43 +17,30 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<storage, read_write> clip: array<f32>; // [norm, scale]
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
+alias Sum = f32;
 
-fn reduce(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if (li < half) {
-            red[li] += red[li + half];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let start = wg.x * p.chunk;
     let end = min(start + p.chunk, p.len);
     var s = 0.0;
-    for (var i = start + li; i < end; i += WG) {
+    for (var i = start + li; i < end; i += WG_X) {
         let g = grads[i];
         s += g * g;
     }
-    let total = reduce(li, s);
+    let total = workgroup_sum(li, s);
     if (li == 0u) {
         partials[wg.x] = total;
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn finish(@builtin(local_invocation_index) li: u32) {
     var s = 0.0;
-    for (var i = li; i < p.groups; i += WG) {
+    for (var i = li; i < p.groups; i += WG_X) {
         s += partials[i];
     }
-    let total = reduce(li, s);
+    let total = workgroup_sum(li, s);
     if (li == 0u) {
         let norm = sqrt(total);
         clip[0] = norm;

@@ -14,8 +14,8 @@
 //                                 ends as dc0 (matmul.wgsl then writes dh0 into the h half)
 //   d_gates  [B, T, H] vec4       dL/da for every step, kept for the weight-gradient GEMMs
 //
-// The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl. Tiling as the
-// forward step: 16 units x 16 batch rows per workgroup, 4 rows per invocation.
+// The uniform `s: Step` and the tiling (TU units x TB batch rows per workgroup, RB rows per
+// invocation, KC-wide chunks of the reduction) come from lstm_step.wgsl, as in the forward step.
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
@@ -26,10 +26,10 @@
 @group(0) @binding(6) var<storage, read_write> d_state: array<f32>;
 @group(0) @binding(7) var<storage, read_write> d_gates: array<vec4<f32>>;
 
-var<workgroup> dg_tile: array<vec4<f32>, 256>; // [TB][KC]
-var<workgroup> w_tile: array<vec4<f32>, 272>;  // [TU][KC + 1], padded against bank conflicts
+var<workgroup> dg_tile: array<vec4<f32>, TB * KC>;       // [TB][KC]
+var<workgroup> w_tile: array<vec4<f32>, TU * (KC + 1u)>;  // [TU][KC + 1], padded against bank conflicts
 
-@compute @workgroup_size(16, 4)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -41,11 +41,11 @@ fn main(
     let last = s.t + 1u == s.seq;
 
     // Recurrent term dgates_{t+1} · W_hh (absent at the last step).
-    var acc: array<f32, 4>;
+    var acc: array<f32, RB>;
     if (!last) {
         for (var k0 = 0u; k0 < H; k0 += KC) {
-            for (var e = 0u; e < 4u; e++) {
-                let idx = li + 64u * e;
+            for (var e = 0u; e < TB * KC / WG; e++) {
+                let idx = li + WG * e;
                 let bb = idx / KC;
                 let kg = idx % KC;
                 var gv = vec4<f32>(0.0);
@@ -53,6 +53,9 @@ fn main(
                     gv = d_gates[((b0 + bb) * s.seq + s.t + 1u) * H + k0 + kg];
                 }
                 dg_tile[idx] = gv;
+            }
+            for (var e = 0u; e < TU * KC / WG; e++) {
+                let idx = li + WG * e;
                 let uu = idx / KC;
                 let kw = idx % KC;
                 var wv = vec4<f32>(0.0);
@@ -64,8 +67,8 @@ fn main(
             workgroupBarrier();
             for (var kk = 0u; kk < KC; kk++) {
                 let w = w_tile[lid.x * (KC + 1u) + kk];
-                for (var r = 0u; r < 4u; r++) {
-                    acc[r] += dot(dg_tile[(lid.y + 4u * r) * KC + kk], w);
+                for (var r = 0u; r < RB; r++) {
+                    acc[r] += dot(dg_tile[(lid.y + WG_Y * r) * KC + kk], w);
                 }
             }
             workgroupBarrier();
@@ -76,8 +79,8 @@ fn main(
     if (u >= H) {
         return;
     }
-    for (var r = 0u; r < 4u; r++) {
-        let b = b0 + lid.y + 4u * r;
+    for (var r = 0u; r < RB; r++) {
+        let b = b0 + lid.y + WG_Y * r;
         if (b >= s.batch) {
             continue;
         }

@@ -15,8 +15,8 @@
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
 // The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl.
 //
-// Tiling: a workgroup owns 16 units x 16 batch rows; invocation (lx, ly) computes unit lx for rows
-// ly, ly + 4, ly + 8, ly + 12. The reduction over k is staged 16 at a time in workgroup memory.
+// Tiling (lstm_step.wgsl): a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes
+// unit lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged KC at a time.
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
@@ -27,8 +27,8 @@
 @group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
 
-var<workgroup> h_tile: array<f32, 256>;        // [TB][KC]
-var<workgroup> w_tile: array<vec4<f32>, 256>;  // [KC][TU]
+var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
+var<workgroup> w_tile: array<vec4<f32>, KC * TU>;  // [KC][TU]
 
 // h_{t-1}[b, k]: h0 at the first step, else the previous step's output.
 fn h_prev(b: u32, k: u32) -> f32 {
@@ -38,7 +38,7 @@ fn h_prev(b: u32, k: u32) -> f32 {
     return y[(b * s.seq + s.t - 1u) * s.hidden + k];
 }
 
-@compute @workgroup_size(16, 4)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -48,10 +48,10 @@ fn main(
     let b0 = wg.y * TB;
     let H = s.hidden;
 
-    var acc: array<vec4<f32>, 4>;
+    var acc: array<vec4<f32>, RB>;
     for (var k0 = 0u; k0 < H; k0 += KC) {
-        for (var e = 0u; e < 4u; e++) {
-            let idx = li + 64u * e;
+        for (var e = 0u; e < TB * KC / WG; e++) {
+            let idx = li + WG * e;
             let bb = idx / KC;
             let kh = idx % KC;
             var hv = 0.0;
@@ -59,6 +59,9 @@ fn main(
                 hv = h_prev(b0 + bb, k0 + kh);
             }
             h_tile[idx] = hv;
+        }
+        for (var e = 0u; e < KC * TU / WG; e++) {
+            let idx = li + WG * e;
             let kw = idx / TU;
             let uu = idx % TU;
             var wv = vec4<f32>(0.0);
@@ -70,8 +73,8 @@ fn main(
         workgroupBarrier();
         for (var kk = 0u; kk < KC; kk++) {
             let w = w_tile[kk * TU + lid.x];
-            for (var r = 0u; r < 4u; r++) {
-                acc[r] = fma(vec4<f32>(h_tile[(lid.y + 4u * r) * KC + kk]), w, acc[r]);
+            for (var r = 0u; r < RB; r++) {
+                acc[r] = fma(vec4<f32>(h_tile[(lid.y + WG_Y * r) * KC + kk]), w, acc[r]);
             }
         }
         workgroupBarrier();
@@ -82,8 +85,8 @@ fn main(
         return;
     }
     let bias = params[s.b_off + u];
-    for (var r = 0u; r < 4u; r++) {
-        let b = b0 + lid.y + 4u * r;
+    for (var r = 0u; r < RB; r++) {
+        let b = b0 + lid.y + WG_Y * r;
         if (b >= s.batch) {
             continue;
         }

@@ -1,6 +1,6 @@
 // What the two step kernels (lstm_forward_step.wgsl, lstm_backward_step.wgsl) share: the
-// per-step uniform and the tiling. Host twin: `StepParams` in src/gpu/kernels.rs. This file is
-// prepended to both.
+// per-step uniform and the tiling. Host twin: `StepParams` in src/gpu/kernels/lstm_step.rs, which
+// also sets the tile sizes. This file is prepended to both.
 //
 // One uniform entry per (layer, step), selected with a dynamic offset, so nothing is written
 // between steps. Offsets are in elements: h_off/c_off into [2, L, B, H] state buffers, w_off
@@ -12,8 +12,8 @@ struct Step {
     b_off: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
-// A workgroup owns TU hidden units x TB batch rows; 64 invocations, each one unit and TB / 4
-// rows. The reduction is staged KC elements at a time in workgroup memory.
-const TU: u32 = 16u;
-const TB: u32 = 16u;
-const KC: u32 = 16u;
+// A workgroup owns TU hidden units x TB batch rows with WG_X = TU by WG_Y invocations, each one
+// unit and RB = TB / WG_Y rows (ly, ly + WG_Y, ...). The reduction is staged KC elements at a time
+// in workgroup memory. TU, TB, KC, WG_X and WG_Y come from the descriptor.
+const WG: u32 = WG_X * WG_Y;
+const RB: u32 = TB / WG_Y;

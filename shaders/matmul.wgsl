@@ -9,8 +9,10 @@
 // tensor for t < T-1 only, which is how dW_hh = Σ_t dgates_tᵀ · h_{t-1} pairs each step with the
 // previous step's hidden state. group = 0xffffffff is the identity.
 //
-// Each workgroup computes a 64 x 64 tile of C with 16 x 16 invocations, each owning a 4 x 4 block
-// (rows ly + 16i, columns lx + 16j); K is walked in chunks of 16 staged in workgroup memory.
+// Each workgroup computes a TM x TN tile of C with WG_X x WG_Y invocations, each owning an RM x RN
+// block (rows ly + WG_Y·i, columns lx + WG_X·j); K is walked in chunks of TK staged in workgroup
+// memory. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
+// the kernel's descriptor (src/gpu/kernels/matmul.rs), which also sizes the grid.
 
 struct Params {
     m: u32, n: u32, k: u32, flags: u32,
@@ -19,14 +21,9 @@ struct Params {
     c_off: u32, ldc: u32, bias_off: u32, pad: u32,
 }
 
-const TRANS_A: u32 = 1u;
-const TRANS_B: u32 = 2u;
-const BIAS: u32 = 4u;
-const ACCUMULATE: u32 = 8u;
-
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
+const WG: u32 = WG_X * WG_Y;
+const RM: u32 = TM / WG_Y;
+const RN: u32 = TN / WG_X;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -34,8 +31,8 @@ const TK: u32 = 16u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
-var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
+var<workgroup> a_tile: array<f32, TK * TM>; // [TK][TM]
+var<workgroup> b_tile: array<f32, TK * TN>; // [TK][TN]
 
 fn a_row(r: u32) -> u32 {
     return (r / p.a_group) * p.a_group_stride + r % p.a_group;
@@ -67,14 +64,14 @@ fn load_b(k: u32, n: u32) -> f32 {
     return b[p.b_off + b_row(k) * p.ldb + n];
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    // Row tiles beyond 65535 continue in z.
+    // Row tiles beyond the per-dimension limit continue in z.
     let m0 = (wg.y + wg.z * groups.y) * TM;
     let n0 = wg.x * TN;
     if (m0 >= p.m) {
@@ -83,29 +80,34 @@ fn main(
     let trans_a = (p.flags & TRANS_A) != 0u;
     let trans_b = (p.flags & TRANS_B) != 0u;
 
-    var acc: array<array<f32, 4>, 4>;
+    var acc: array<array<f32, RN>, RM>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        // Stage the A and B chunks: 1024 elements each, 4 per invocation, consecutive
-        // invocations reading consecutive addresses of whichever index is contiguous in memory.
-        for (var e = 0u; e < 4u; e++) {
-            let idx = li + e * 256u;
+        // Stage the A and B chunks, consecutive invocations reading consecutive addresses of
+        // whichever index is contiguous in memory.
+        for (var e = 0u; e < TK * TM / WG; e++) {
+            let idx = li + e * WG;
             var mm: u32; var ka: u32;
             if (trans_a) { mm = idx % TM; ka = idx / TM; } else { mm = idx / TK; ka = idx % TK; }
             a_tile[ka * TM + mm] = load_a(m0 + mm, k0 + ka);
+        }
+        for (var e = 0u; e < TK * TN / WG; e++) {
+            let idx = li + e * WG;
             var nn: u32; var kb: u32;
             if (trans_b) { nn = idx / TK; kb = idx % TK; } else { nn = idx % TN; kb = idx / TN; }
             b_tile[kb * TN + nn] = load_b(k0 + kb, n0 + nn);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = a_tile[kk * TM + lid.y + 16u * i];
-                bv[i] = b_tile[kk * TN + lid.x + 16u * i];
+            var av: array<f32, RM>;
+            var bv: array<f32, RN>;
+            for (var i = 0u; i < RM; i++) {
+                av[i] = a_tile[kk * TM + lid.y + WG_Y * i];
             }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
+            for (var j = 0u; j < RN; j++) {
+                bv[j] = b_tile[kk * TN + lid.x + WG_X * j];
+            }
+            for (var i = 0u; i < RM; i++) {
+                for (var j = 0u; j < RN; j++) {
                     acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                 }
             }
@@ -113,10 +115,10 @@ fn main(
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x + 16u * j;
+    for (var i = 0u; i < RM; i++) {
+        let m = m0 + lid.y + WG_Y * i;
+        for (var j = 0u; j < RN; j++) {
+            let n = n0 + lid.x + WG_X * j;
             if (m < p.m && n < p.n) {
                 var v = acc[i][j];
                 if ((p.flags & BIAS) != 0u) {

@@ -146,3 +146,36 @@ impl GemmSpec {
         Ok(())
     }
 }
+
+impl GemmSpec {
+    /// `C = op(A) · op(B)` with `op(A)` `[m, k]`, `op(B)` `[k, n]`: no bias, `C` overwritten.
+    pub fn new(
+        (m, n, k): (usize, usize, usize),
+        a: MatrixLayout,
+        b: MatrixLayout,
+        c: MatrixLayout,
+    ) -> Self {
+        GemmSpec {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            bias: None,
+            accumulate: false,
+        }
+    }
+
+    /// The same product, adding the bias at element `offset` to every row.
+    pub fn with_bias(mut self, offset: usize) -> Self {
+        self.bias = Some(offset);
+        self
+    }
+
+    /// The same product, added to `C` when `on`.
+    pub fn accumulating(mut self, on: bool) -> Self {
+        self.accumulate = on;
+        self
+    }
+}

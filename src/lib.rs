@@ -66,7 +66,7 @@ pub mod train;
 pub mod weights;
 
 pub use error::{Error, GpuErrorKind, Result};
-pub use lstm::{GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
+pub use lstm::{GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
 pub use real::Real;
 pub use weights::{LayerWeights, LstmConfig, LstmWeights};
 

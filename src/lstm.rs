@@ -3,13 +3,86 @@
 //! Layouts follow PyTorch `nn.LSTM(batch_first=True)`: inputs `x` are `[B, T, I]`, outputs `y`
 //! are `[B, T, H]` (the last layer's hidden state at every step), states are `[L, B, H]`
 //! (index = layer). All arrays are row-major.
+//!
+//! [`Lstm`] is what an LSTM does on either device: [`crate::cpu::lstm::CpuLstm`] and
+//! [`crate::gpu::GpuLstm`] implement it with the same meaning, so code (and this crate's tests and
+//! benchmarks) can be written once for both.
 
 use ndarray::{Array3, ArrayView3};
 
 use crate::error::Result;
 use crate::real::Real;
 use crate::shape::{expect_nonzero, expect_shape};
-use crate::weights::{LayerWeights, LstmConfig};
+use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
+
+/// An LSTM on some device, holding its parameters and the working memory of its last calls.
+///
+/// ```
+/// use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
+/// use lstm_wgpu::ndarray::Array3;
+///
+/// /// Gradients of sum(y) for any device.
+/// fn grads_of_sum(lstm: &mut dyn Lstm, x: &Array3<f32>) -> lstm_wgpu::Result<lstm_wgpu::LstmGrads> {
+///     let (out, tape) = lstm.forward_train(x.view(), None)?;
+///     let upstream = Upstream { dy: Some(Array3::ones(out.y.raw_dim())), ..Default::default() };
+///     lstm.backward(&tape, &upstream, GradRequest::ALL)
+/// }
+///
+/// let mut lstm = CpuLstm::new(LstmWeights::<f32>::init_uniform(LstmConfig::new(3, 8, 1)?, 0))?;
+/// let g = grads_of_sum(&mut lstm, &Array3::zeros((2, 5, 3)))?; // x [B, T, I]
+/// assert_eq!(g.x.unwrap().shape(), &[2, 5, 3]);
+/// # Ok::<(), lstm_wgpu::Error>(())
+/// ```
+pub trait Lstm<F: Real = f32> {
+    /// The sizes.
+    fn config(&self) -> &LstmConfig;
+
+    /// The parameters, PyTorch layout (a copy; on a GPU, read back).
+    fn weights(&self) -> Result<LstmWeights<F>>;
+
+    /// Replaces the parameters; the configuration must stay the same.
+    fn set_weights(&mut self, weights: &LstmWeights<F>) -> Result<()>;
+
+    /// Forward pass: `x` `[B, T, I]`, `state` `h0`, `c0` `[L, B, H]` (zeros when `None`) →
+    /// `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]`. Keeps nothing for backward.
+    fn forward(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<LstmOutput<F>>;
+
+    /// Forward pass that keeps the activations backward needs; shapes as [`Lstm::forward`].
+    /// The returned [`Tape`] is valid until the next `forward_train` of this model.
+    fn forward_train(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<(LstmOutput<F>, Tape)>;
+
+    /// Backpropagation through time from the activations of `tape` (the latest
+    /// [`Lstm::forward_train`]). Absent upstream gradients are zero; fields not in `want` are
+    /// `None`.
+    fn backward(
+        &mut self,
+        tape: &Tape,
+        upstream: &Upstream<F>,
+        want: GradRequest,
+    ) -> Result<LstmGrads<F>>;
+
+    /// Forward and backward of one batch, with `upstream` known beforehand (for example a fixed
+    /// `dy`); on a GPU this is one submission.
+    fn forward_backward(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        state: Option<&LstmState<F>>,
+        upstream: &Upstream<F>,
+        want: GradRequest,
+    ) -> Result<(LstmOutput<F>, LstmGrads<F>)> {
+        let (out, tape) = self.forward_train(x, state)?;
+        let grads = self.backward(&tape, upstream, want)?;
+        Ok((out, grads))
+    }
+}
 
 /// Hidden and cell state of every layer: `h`, `c` are `[L, B, H]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,7 @@
 mod common;
 
 use common::{gpu, random_array, random_weights};
+use lstm_wgpu::Lstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::{Array1, Array3};
 use lstm_wgpu::{Error, GradRequest, LstmConfig, LstmState, LstmWeights, Upstream, cpu};

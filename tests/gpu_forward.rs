@@ -2,6 +2,7 @@
 mod common;
 
 use common::{assert_close, gpu, random_array, random_state, random_weights};
+use lstm_wgpu::Lstm;
 use lstm_wgpu::LstmConfig;
 use lstm_wgpu::cpu;
 use lstm_wgpu::gpu::GpuLstm;

@@ -3,6 +3,7 @@ mod common;
 
 use common::{Golden, gpu};
 use lstm_wgpu::GradRequest;
+use lstm_wgpu::Lstm;
 use lstm_wgpu::gpu::GpuLstm;
 
 /// Runs forward+backward of case `name` on the GPU and checks everything the file holds.

@@ -2,6 +2,7 @@
 mod common;
 
 use common::{assert_close, gpu, random_array};
+use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::activations::{sigmoid, tanh};
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::{Array1, Array2, Array3};

@@ -212,6 +212,19 @@ impl Gpu {
         counters.upload(data.len() as u64);
     }
 
+    /// Uploads `a` (any layout; sent row-major) into `buffer` at byte `offset`.
+    pub(crate) fn write_array<D: ndarray::Dimension>(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        a: ndarray::ArrayView<'_, f32, D>,
+        counters: &Counters,
+    ) {
+        let a = a.as_standard_layout();
+        let values = a.as_slice().expect("a standard-layout array is one slice");
+        self.write(buffer, offset, bytemuck::cast_slice(values), counters);
+    }
+
     /// Submits one command buffer.
     pub(crate) fn submit(
         &self,

@@ -18,9 +18,21 @@ use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
 
 /// Where one tensor lives in an arena: `len` f32 values from element `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slot {
+pub(crate) struct ArenaSlot {
     pub offset: usize,
     pub len: usize,
+}
+
+impl ArenaSlot {
+    /// The slot's values in an arena image.
+    pub(crate) fn of(self, arena: &[f32]) -> &[f32] {
+        &arena[self.offset..][..self.len]
+    }
+
+    /// The slot's values in an arena image, mutable.
+    pub(crate) fn of_mut(self, arena: &mut [f32]) -> &mut [f32] {
+        &mut arena[self.offset..][..self.len]
+    }
 }
 
 /// Element alignment of every slot: 64 floats = 256 bytes, a multiple of every alignment the
@@ -34,10 +46,10 @@ pub(crate) struct ArenaLayout {
 }
 
 impl ArenaLayout {
-    pub(crate) fn alloc(&mut self, len: usize) -> Slot {
+    pub(crate) fn alloc(&mut self, len: usize) -> ArenaSlot {
         let offset = self.len.div_ceil(SLOT_ALIGN) * SLOT_ALIGN;
         self.len = offset + len;
-        Slot { offset, len }
+        ArenaSlot { offset, len }
     }
 }
 
@@ -45,13 +57,13 @@ impl ArenaLayout {
 #[derive(Debug, Clone)]
 pub(crate) struct LayerSlots {
     /// `[I_l, H, 4]`
-    pub w_ih: Slot,
+    pub w_ih: ArenaSlot,
     /// `[H, H, 4]`
-    pub w_hh: Slot,
+    pub w_hh: ArenaSlot,
     /// `[H, 4]`
-    pub b_ih: Slot,
+    pub b_ih: ArenaSlot,
     /// `[H, 4]`
-    pub b_hh: Slot,
+    pub b_hh: ArenaSlot,
 }
 
 /// Slots of every layer of an LSTM.
@@ -79,26 +91,12 @@ impl LstmSlots {
     pub(crate) fn pack(&self, weights: &LstmWeights<f32>, arena: &mut [f32]) {
         let h = self.config.hidden_size;
         for (s, w) in self.layers.iter().zip(weights.layers()) {
-            interleave_matrix(
-                w.weight_ih.view(),
-                h,
-                &mut arena[s.w_ih.offset..][..s.w_ih.len],
-            );
-            interleave_matrix(
-                w.weight_hh.view(),
-                h,
-                &mut arena[s.w_hh.offset..][..s.w_hh.len],
-            );
-            interleave_bias(
-                w.bias_ih.view(),
-                h,
-                &mut arena[s.b_ih.offset..][..s.b_ih.len],
-            );
-            interleave_bias(
-                w.bias_hh.view(),
-                h,
-                &mut arena[s.b_hh.offset..][..s.b_hh.len],
-            );
+            for (slot, matrix) in [(s.w_ih, &w.weight_ih), (s.w_hh, &w.weight_hh)] {
+                interleave_matrix(matrix.view(), h, slot.of_mut(arena));
+            }
+            for (slot, bias) in [(s.b_ih, &w.bias_ih), (s.b_hh, &w.bias_hh)] {
+                interleave_bias(bias.view(), h, slot.of_mut(arena));
+            }
         }
     }
 
@@ -110,13 +108,13 @@ impl LstmSlots {
             .enumerate()
             .map(|(l, s)| LayerWeights {
                 weight_ih: deinterleave_matrix(
-                    &arena[s.w_ih.offset..][..s.w_ih.len],
+                    s.w_ih.of(arena),
                     h,
                     self.config.layer_input_size(l),
                 ),
-                weight_hh: deinterleave_matrix(&arena[s.w_hh.offset..][..s.w_hh.len], h, h),
-                bias_ih: deinterleave_bias(&arena[s.b_ih.offset..][..s.b_ih.len], h),
-                bias_hh: deinterleave_bias(&arena[s.b_hh.offset..][..s.b_hh.len], h),
+                weight_hh: deinterleave_matrix(s.w_hh.of(arena), h, h),
+                bias_ih: deinterleave_bias(s.b_ih.of(arena), h),
+                bias_hh: deinterleave_bias(s.b_hh.of(arena), h),
             })
             .collect()
     }

@@ -1,19 +1,25 @@
 //! The GPU path (wgpu, WGSL compute shaders in `shaders/`).
 //!
 //! Each shader has a CPU twin of the same name in [`crate::cpu`]; the tests hold them to the same
-//! results.
+//! results. Layers, bottom up:
+//!
+//! * [`kernels`]: one descriptor per kernel (shader files, bindings, uniform, tile constants,
+//!   grid), checked against the WGSL by naga reflection in the tests.
+//! * `context` ([`Gpu`]), `dispatch`, `readback`, [`stats`]: the device, prepared dispatches,
+//!   single-mapping readback, counters.
+//! * `layout` and `plan`: parameter arenas, and per batch shape the buffers and dispatches of a
+//!   whole pass.
+//! * [`GpuLstm`] and [`ops`] (single kernels run on their own) on top.
 
-pub(crate) mod column_sum;
 pub mod context;
-pub(crate) mod cross_entropy;
-pub(crate) mod grad_norm;
-pub(crate) mod kernels;
+pub(crate) mod dispatch;
+pub mod kernels;
 pub(crate) mod layout;
 pub mod lstm;
-pub(crate) mod lstm_workspace;
-pub(crate) mod matmul;
-pub(crate) mod optimizer;
+pub mod ops;
+pub(crate) mod plan;
 pub(crate) mod readback;
+pub(crate) mod region;
 pub mod stats;
 
 pub use context::Gpu;

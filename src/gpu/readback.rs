@@ -3,12 +3,13 @@
 
 use crate::error::Result;
 use crate::gpu::context::Gpu;
+use crate::gpu::region::Region;
 use crate::gpu::stats::Counters;
 
-/// A list of `(buffer, element offset, element count)` ranges to read back together.
+/// A list of regions to read back together.
 #[derive(Default)]
 pub(crate) struct ReadPlan<'a> {
-    parts: Vec<(&'a wgpu::Buffer, usize, usize)>,
+    parts: Vec<Region<'a>>,
 }
 
 impl<'a> ReadPlan<'a> {
@@ -16,20 +17,25 @@ impl<'a> ReadPlan<'a> {
         ReadPlan { parts: Vec::new() }
     }
 
-    /// Adds `len` f32 values of `buffer` from element `offset`.
-    pub(crate) fn add(&mut self, buffer: &'a wgpu::Buffer, offset: usize, len: usize) {
-        self.parts.push((buffer, offset, len));
+    /// Adds a region (read back after the ones added before it).
+    pub(crate) fn add(&mut self, region: Region<'a>) {
+        self.parts.push(region);
     }
 
     /// Total f32 values.
     pub(crate) fn len(&self) -> usize {
-        self.parts.iter().map(|p| p.2).sum()
+        self.parts.iter().map(|p| p.len).sum()
     }
 
     /// Records the copies into `staging`, back to back.
     pub(crate) fn record(&self, encoder: &mut wgpu::CommandEncoder, staging: &wgpu::Buffer) {
         let mut at = 0u64;
-        for &(buffer, offset, len) in &self.parts {
+        for &Region {
+            buffer,
+            offset,
+            len,
+        } in &self.parts
+        {
             if len > 0 {
                 encoder.copy_buffer_to_buffer(
                     buffer,
@@ -53,18 +59,11 @@ impl<'a> ReadPlan<'a> {
         let all = gpu.read_staging(staging, self.len(), counters)?;
         let mut out = Vec::with_capacity(self.parts.len());
         let mut at = 0;
-        for &(_, _, len) in &self.parts {
-            out.push(all[at..at + len].to_vec());
-            at += len;
+        for part in &self.parts {
+            out.push(all[at..at + part.len].to_vec());
+            at += part.len;
         }
         Ok(out)
-    }
-}
-
-impl<'a> ReadPlan<'a> {
-    /// Appends every part of `other`.
-    pub(crate) fn extend(&mut self, other: &ReadPlan<'a>) {
-        self.parts.extend_from_slice(&other.parts);
     }
 }
 
@@ -77,7 +76,7 @@ pub(crate) fn read_buffer(
 ) -> Result<Vec<f32>> {
     let staging = gpu.staging("readback", len)?;
     let mut plan = ReadPlan::new();
-    plan.add(buffer, 0, len);
+    plan.add(Region::whole(buffer, len));
     gpu.catch("reading a buffer back", || {
         let mut encoder = gpu.device().create_command_encoder(&Default::default());
         plan.record(&mut encoder, &staging);

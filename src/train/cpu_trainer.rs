@@ -14,7 +14,7 @@ use crate::optim::{Optimizer, TrainConfig};
 use crate::train::classifier::ClassifierWeights;
 use crate::train::metrics::Metrics;
 use crate::train::optimizer_state::OptimizerState;
-use crate::train::trainer::{Trainer, check_batch, check_dataset};
+use crate::train::trainer::{Trainer, check_batch, check_dataset, labels_u32};
 use crate::weights::LstmWeights;
 
 /// Trains a classifier on the CPU. Buffers are kept between steps of the same shape.
@@ -74,10 +74,6 @@ impl CpuTrainer {
         );
         logits
     }
-}
-
-fn labels_u32(labels: &[u8]) -> Vec<u32> {
-    labels.iter().map(|&l| l as u32).collect()
 }
 
 impl Trainer for CpuTrainer {

@@ -73,3 +73,8 @@ pub(crate) fn check_dataset(config: &ClassifierConfig, data: &SequenceDataset) -
     }
     Ok(())
 }
+
+/// Labels as the loss kernels take them.
+pub(crate) fn labels_u32(labels: &[u8]) -> Vec<u32> {
+    labels.iter().map(|&l| l as u32).collect()
+}

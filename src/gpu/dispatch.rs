@@ -1,0 +1,124 @@
+//! Dispatches prepared once per shape: a kernel's pipeline, its bind group (with the uniform it
+//! reads kept alive beside it) and its grid. Recording one later costs no allocation.
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::kernels::{Call, Kernel};
+use crate::gpu::stats::Counters;
+
+/// One prepared dispatch.
+pub(crate) struct Dispatch {
+    kernel: Kernel,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    /// The dispatch's own uniform (absent when it reads a shared one with a dynamic offset).
+    uniform: Option<wgpu::Buffer>,
+}
+
+impl Dispatch {
+    /// Prepares `call`: writes its uniform into a buffer of its own, binds its buffers, computes
+    /// its grid. `label` names it in errors and debuggers.
+    pub(crate) fn new<C: Call>(
+        gpu: &Gpu,
+        counters: &Counters,
+        label: &str,
+        call: &C,
+    ) -> Result<Dispatch> {
+        let params = call.params()?;
+        let workgroups = call.grid(gpu.limits())?;
+        let uniform = gpu.uniform(label, bytemuck::bytes_of(&params), counters);
+        let bind_group = bind(
+            gpu,
+            call.kernel(),
+            uniform.as_entire_binding(),
+            &call.buffers(),
+        );
+        Ok(Dispatch {
+            kernel: call.kernel(),
+            bind_group,
+            workgroups,
+            uniform: Some(uniform),
+        })
+    }
+
+    /// Prepares a dispatch of `kernel` that reads a shared uniform buffer at a dynamic offset
+    /// (given to [`Dispatch::record`]); `uniform` binds one entry of it.
+    pub(crate) fn with_shared_uniform(
+        gpu: &Gpu,
+        kernel: Kernel,
+        uniform: wgpu::BindingResource<'_>,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        Dispatch {
+            kernel,
+            bind_group: bind(gpu, kernel, uniform, buffers),
+            workgroups,
+            uniform: None,
+        }
+    }
+
+    /// Rewrites the dispatch's own uniform (for parameters that change between submissions,
+    /// such as an optimizer's step). Lands before the next submit.
+    pub(crate) fn write_params<P: bytemuck::Pod>(&self, gpu: &Gpu, counters: &Counters, p: &P) {
+        debug_assert_eq!(std::mem::size_of::<P>(), self.kernel.desc().uniform_size);
+        if let Some(u) = &self.uniform {
+            gpu.write(u, 0, bytemuck::bytes_of(p), counters);
+        }
+    }
+
+    /// Records this dispatch (with `dynamic_offset` for a shared uniform) into `pass`.
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        dynamic_offset: Option<u32>,
+        counters: &Counters,
+    ) {
+        pass.set_pipeline(&gpu.kernels().get(self.kernel).pipeline);
+        match dynamic_offset {
+            Some(o) => pass.set_bind_group(0, &self.bind_group, &[o]),
+            None => pass.set_bind_group(0, &self.bind_group, &[]),
+        }
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+        counters.dispatch();
+    }
+}
+
+/// Records every dispatch of `list`, in order, each with its own uniform.
+pub(crate) fn record_all(
+    gpu: &Gpu,
+    pass: &mut wgpu::ComputePass<'_>,
+    list: &[Dispatch],
+    counters: &Counters,
+) {
+    for d in list {
+        d.record(gpu, pass, None, counters);
+    }
+}
+
+/// A bind group for `kernel`: the uniform at binding 0, then whole storage buffers in order.
+fn bind(
+    gpu: &Gpu,
+    kernel: Kernel,
+    uniform: wgpu::BindingResource<'_>,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    debug_assert_eq!(buffers.len(), kernel.desc().storage.len(), "{kernel:?}");
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform,
+    }];
+    for (i, b) in buffers.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.as_entire_binding(),
+        });
+    }
+    gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(kernel.desc().name),
+        layout: &gpu.kernels().get(kernel).layout,
+        entries: &entries,
+    })
+}

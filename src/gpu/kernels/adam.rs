@@ -1,0 +1,91 @@
+//! `shaders/adam.wgsl`: one Adam step over a whole arena; CPU twin [`crate::cpu::adam`]. The
+//! uniform carries the step's bias corrections, so it is rewritten before every step
+//! ([`params`]).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Access, Call, Kernel, KernelDesc, grid_1d, shader_file, u32_of};
+use crate::error::Result;
+use crate::optim::AdamConfig;
+
+const WG: [u32; 3] = [256, 1, 1];
+
+pub(crate) const DESC: KernelDesc = KernelDesc {
+    name: "adam",
+    files: &[shader_file!("adam.wgsl")],
+    entry: "main",
+    workgroup_size: WG,
+    constants: &[],
+    uniform_size: std::mem::size_of::<Params>(),
+    dynamic_offset: false,
+    storage: &[
+        Access::ReadWrite,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::Read,
+    ],
+};
+
+/// `struct Params` of `adam.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct Params {
+    pub len: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub bias_correction1: f32,
+    pub bias_correction2_sqrt: f32,
+    pub pad: u32,
+}
+
+/// The uniform for optimizer step `step` (1-based) over `len` floats.
+pub(crate) fn params(len: usize, config: &AdamConfig, step: u64) -> Result<Params> {
+    let (bias_correction1, bias_correction2_sqrt) = config.bias_corrections(step);
+    Ok(Params {
+        len: u32_of("arena", len)?,
+        lr: config.lr,
+        beta1: config.beta1,
+        beta2: config.beta2,
+        eps: config.eps,
+        bias_correction1,
+        bias_correction2_sqrt,
+        pad: 0,
+    })
+}
+
+/// Updates `params` from `grads` (scaled by `clip[1]`) with moments `m`, `v`; every buffer holds
+/// `len` floats (`clip`: `[norm, scale]`).
+pub(crate) struct Adam<'a> {
+    pub params: &'a wgpu::Buffer,
+    pub grads: &'a wgpu::Buffer,
+    pub m: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub clip: &'a wgpu::Buffer,
+    pub len: usize,
+    pub config: AdamConfig,
+    pub step: u64,
+}
+
+impl Call for Adam<'_> {
+    type Params = Params;
+
+    fn kernel(&self) -> Kernel {
+        Kernel::Adam
+    }
+
+    fn params(&self) -> Result<Params> {
+        params(self.len, &self.config, self.step)
+    }
+
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        vec![self.params, self.grads, self.m, self.v, self.clip]
+    }
+
+    /// One invocation per element.
+    fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+        grid_1d(self.len, WG[0], limits)
+    }
+}

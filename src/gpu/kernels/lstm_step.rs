@@ -1,0 +1,63 @@
+//! What the two step kernels share (`shaders/lstm_step.wgsl`): the per-step uniform and the
+//! tiling. CPU twins: [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`].
+//!
+//! One uniform entry per (layer, step) lives in one buffer and is selected with a dynamic offset,
+//! so nothing is written between steps.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{ShaderFile, shader_file, u32_of};
+use crate::error::Result;
+
+/// Hidden units per workgroup (one per invocation in x).
+pub(crate) const TU: u32 = 16;
+/// Batch rows per workgroup.
+pub(crate) const TB: u32 = 16;
+/// Width of one staged chunk of the reduction over hidden units.
+pub(crate) const KC: u32 = 16;
+/// Invocations per workgroup: `TU` units by 4, each of those owning `TB / 4` batch rows.
+pub(crate) const WORKGROUP: [u32; 3] = [TU, 4, 1];
+/// The tile constants both step shaders read.
+pub(crate) const CONSTANTS: &[(&str, u32)] = &[("TU", TU), ("TB", TB), ("KC", KC)];
+
+// The shaders split the rows and both staged tiles evenly over the invocations.
+const INVOCATIONS: u32 = WORKGROUP[0] * WORKGROUP[1];
+const _: () = assert!(TB.is_multiple_of(WORKGROUP[1]));
+const _: () =
+    assert!((TB * KC).is_multiple_of(INVOCATIONS) && (TU * KC).is_multiple_of(INVOCATIONS));
+
+/// The files in front of each step kernel: the nonlinearities and this shared part.
+pub(crate) const PRELUDE: [ShaderFile; 2] = [
+    shader_file!("activations.wgsl"),
+    shader_file!("lstm_step.wgsl"),
+];
+
+/// `struct Step` of `lstm_step.wgsl`: one per layer and step.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct StepParams {
+    pub batch: u32,
+    pub seq: u32,
+    pub hidden: u32,
+    pub t: u32,
+    /// Element offset of this layer's `h` in a `[2, L, B, H]` state buffer.
+    pub h_off: u32,
+    /// Element offset of this layer's `c` in a `[2, L, B, H]` state buffer.
+    pub c_off: u32,
+    /// Nonzero: keep `c_t` and the gates for backward.
+    pub save: u32,
+    /// vec4 offset of `W_hh` (gate-interleaved) in the parameter arena.
+    pub w_off: u32,
+    /// vec4 offset of `b_hh` in the parameter arena.
+    pub b_off: u32,
+    pub pad: [u32; 3],
+}
+
+/// Workgroups for a step over `batch` rows of `hidden` units.
+pub(crate) fn grid(batch: usize, hidden: usize) -> Result<[u32; 3]> {
+    Ok([
+        u32_of("hidden units", hidden)?.div_ceil(TU),
+        u32_of("batch", batch)?.div_ceil(TB),
+        1,
+    ])
+}

@@ -1,0 +1,168 @@
+//! `shaders/matmul.wgsl`: `C = op(A) · op(B) (+ bias) (+ C)` as described by a
+//! [`GemmSpec`]; CPU twin [`crate::cpu::matmul`].
+//!
+//! Each workgroup computes a `TM x TN` tile of `C` with `WG_X x WG_Y` invocations, each owning a
+//! `(TM / WG_Y) x (TN / WG_X)` block; `K` is walked in chunks of `TK` staged in workgroup memory.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Access, Call, Kernel, KernelDesc, shader_file, u32_of};
+use crate::error::{Error, Result};
+use crate::gemm::{GemmSpec, MatrixLayout};
+
+/// Output tile rows per workgroup.
+pub(crate) const TM: u32 = 64;
+/// Output tile columns per workgroup.
+pub(crate) const TN: u32 = 64;
+/// Depth of one staged chunk of `K`.
+pub(crate) const TK: u32 = 16;
+const WG: [u32; 3] = [16, 16, 1];
+
+/// Flag bits of `Params::flags`.
+pub(crate) const TRANS_A: u32 = 1;
+pub(crate) const TRANS_B: u32 = 2;
+pub(crate) const BIAS: u32 = 4;
+pub(crate) const ACCUMULATE: u32 = 8;
+/// Row-map group that leaves row indices as they are.
+pub(crate) const IDENTITY_GROUP: u32 = u32::MAX;
+
+// The shader splits each tile evenly over the invocations.
+const _: () = assert!(TM.is_multiple_of(WG[1]) && TN.is_multiple_of(WG[0]));
+const _: () =
+    assert!((TK * TM).is_multiple_of(WG[0] * WG[1]) && (TK * TN).is_multiple_of(WG[0] * WG[1]));
+
+pub(crate) const DESC: KernelDesc = KernelDesc {
+    name: "matmul",
+    files: &[shader_file!("matmul.wgsl")],
+    entry: "main",
+    workgroup_size: WG,
+    constants: &[
+        ("TM", TM),
+        ("TN", TN),
+        ("TK", TK),
+        ("TRANS_A", TRANS_A),
+        ("TRANS_B", TRANS_B),
+        ("BIAS", BIAS),
+        ("ACCUMULATE", ACCUMULATE),
+    ],
+    uniform_size: std::mem::size_of::<Params>(),
+    dynamic_offset: false,
+    storage: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// `struct Params` of `matmul.wgsl` (see the shader for the meaning of each field).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub a_off: u32,
+    pub lda: u32,
+    pub a_group: u32,
+    pub a_group_stride: u32,
+    pub b_off: u32,
+    pub ldb: u32,
+    pub b_group: u32,
+    pub b_group_stride: u32,
+    pub c_off: u32,
+    pub ldc: u32,
+    pub bias_off: u32,
+    pub pad: u32,
+}
+
+/// One GEMM: its [`GemmSpec`] and the buffers holding `A`, `B`, the bias (present exactly when
+/// `spec.bias` is) and `C`.
+pub(crate) struct Matmul<'a> {
+    pub spec: GemmSpec,
+    pub a: &'a wgpu::Buffer,
+    pub b: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub c: &'a wgpu::Buffer,
+}
+
+fn elements(buffer: &wgpu::Buffer) -> usize {
+    (buffer.size() / 4) as usize
+}
+
+/// `(offset, ld, group, group stride)` of an operand, narrowed for the shader.
+fn operand(what: &str, m: &MatrixLayout) -> Result<[u32; 4]> {
+    let (group, stride) = match m.row_map {
+        None => (IDENTITY_GROUP, 0),
+        Some(r) => (u32_of(what, r.group)?, u32_of(what, r.stride)?),
+    };
+    Ok([u32_of(what, m.offset)?, u32_of(what, m.ld)?, group, stride])
+}
+
+impl Call for Matmul<'_> {
+    type Params = Params;
+
+    fn kernel(&self) -> Kernel {
+        Kernel::Matmul
+    }
+
+    fn params(&self) -> Result<Params> {
+        let s = &self.spec;
+        if s.bias.is_some() != self.bias.is_some() {
+            return Err(Error::config(
+                "GEMM bias",
+                "a bias offset needs a bias buffer and vice versa",
+            ));
+        }
+        let bias_len = self.bias.map_or(0, elements);
+        s.check(
+            elements(self.a),
+            elements(self.b),
+            bias_len,
+            elements(self.c),
+        )?;
+        let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+        let flags = flag(s.a.transposed, TRANS_A)
+            | flag(s.b.transposed, TRANS_B)
+            | flag(s.bias.is_some(), BIAS)
+            | flag(s.accumulate, ACCUMULATE);
+        let [a_off, lda, a_group, a_group_stride] = operand("GEMM A", &s.a)?;
+        let [b_off, ldb, b_group, b_group_stride] = operand("GEMM B", &s.b)?;
+        Ok(Params {
+            m: u32_of("GEMM m", s.m)?,
+            n: u32_of("GEMM n", s.n)?,
+            k: u32_of("GEMM k", s.k)?,
+            flags,
+            a_off,
+            lda,
+            a_group,
+            a_group_stride,
+            b_off,
+            ldb,
+            b_group,
+            b_group_stride,
+            c_off: u32_of("GEMM C", s.c.offset)?,
+            ldc: u32_of("GEMM C", s.c.ld)?,
+            bias_off: u32_of("GEMM bias", s.bias.unwrap_or(0))?,
+            pad: 0,
+        })
+    }
+
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        // Without a bias the binding still needs a buffer; the shader never reads it.
+        vec![self.a, self.b, self.bias.unwrap_or(self.a), self.c]
+    }
+
+    /// Column tiles in x, row tiles in y, continuing in z past the per-dimension limit.
+    fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+        let max = limits.max_compute_workgroups_per_dimension.max(1);
+        let col_tiles = u32_of("GEMM n", self.spec.n)?.div_ceil(TN);
+        let row_tiles = u32_of("GEMM m", self.spec.m)?.div_ceil(TM);
+        let (y, z) = (row_tiles.min(max), row_tiles.div_ceil(max));
+        if col_tiles > max || z > max {
+            return Err(Error::DeviceLimit {
+                tensor: "GEMM grid".into(),
+                bytes: col_tiles.max(z) as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+                limit: max as u64,
+            });
+        }
+        Ok([col_tiles.max(1), y.max(1), z.max(1)])
+    }
+}

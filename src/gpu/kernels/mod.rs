@@ -1,0 +1,312 @@
+//! One descriptor per kernel: everything about a WGSL kernel in one place.
+//!
+//! A kernel's module here holds its [`KernelDesc`] (shader files, entry point, workgroup size,
+//! tile constants, uniform size, storage bindings), the Rust twin of its uniform (`Params`), and
+//! the call struct that fills that uniform, lists the buffers in binding order and computes the
+//! dispatch grid ([`Call`]). Tile and workgroup sizes are written once, in Rust: they are rendered
+//! as WGSL `const`s in front of the shader ([`KernelDesc::source`]), and the grids use the same
+//! values. A test (`tests/kernel_reflection.rs`) parses every shader with naga and checks its
+//! bindings, uniform size and workgroup size against the descriptor.
+//!
+//! Every kernel binds whole buffers and finds its tensors through element offsets in its uniform,
+//! so one buffer (the parameter arena, a `[2, L, B, H]` state) can hold many tensors. Binding 0 is
+//! always the uniform; bindings 1.. are storage buffers.
+//!
+//! Adding a kernel: write `shaders/NAME.wgsl`, its CPU twin `src/cpu/NAME.rs`, a module here with
+//! its descriptor, `Params` and call, an entry in [`Kernel`], and its test against the twin.
+
+pub(crate) mod adam;
+pub(crate) mod column_sum;
+pub(crate) mod cross_entropy;
+pub(crate) mod grad_norm;
+pub(crate) mod lstm_backward_step;
+pub(crate) mod lstm_forward_step;
+pub(crate) mod lstm_step;
+pub(crate) mod matmul;
+pub(crate) mod sgd;
+
+use crate::error::{Error, Result};
+
+/// A shader file: its name in `shaders/` and its text (embedded at compile time).
+pub type ShaderFile = (&'static str, &'static str);
+
+/// Embeds `shaders/$name` as a [`ShaderFile`]; a missing file is a compile error.
+macro_rules! shader_file {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../../../shaders/", $name)))
+    };
+}
+pub(crate) use shader_file;
+
+/// How a kernel accesses one storage binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `var<storage, read>`
+    Read,
+    /// `var<storage, read_write>`
+    ReadWrite,
+}
+
+/// Everything the host needs to know about one kernel (one entry point of a shader).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelDesc {
+    /// Name of the kernel (a pipeline label).
+    pub name: &'static str,
+    /// The shader files concatenated, preludes first; the last one is the kernel's own file.
+    pub files: &'static [ShaderFile],
+    /// The entry point.
+    pub entry: &'static str,
+    /// Invocations per workgroup, rendered as `WG_X`, `WG_Y`, `WG_Z`.
+    pub workgroup_size: [u32; 3],
+    /// Further `u32` constants (tile sizes, flag bits) rendered in front of the shader.
+    pub constants: &'static [(&'static str, u32)],
+    /// Size in bytes of the uniform at binding 0 (`size_of` of the kernel's `Params`).
+    pub uniform_size: usize,
+    /// Whether the uniform is bound with a dynamic offset (one entry per step).
+    pub dynamic_offset: bool,
+    /// The storage bindings 1.. in order.
+    pub storage: &'static [Access],
+}
+
+impl KernelDesc {
+    /// The kernel's own shader file name (e.g. `matmul.wgsl`).
+    pub fn shader(&self) -> &'static str {
+        self.files.last().map_or("", |f| f.0)
+    }
+
+    /// The WGSL compiled for this kernel: the constants, then every file in order.
+    pub fn source(&self) -> String {
+        let mut s = format!(
+            "// Constants of kernel `{}`, set by its descriptor in src/gpu/kernels/.\n",
+            self.name
+        );
+        let [x, y, z] = self.workgroup_size;
+        let named = [("WG_X", x), ("WG_Y", y), ("WG_Z", z)];
+        for (name, value) in named.iter().chain(self.constants) {
+            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        }
+        for (file, text) in self.files {
+            s.push_str(&format!("\n// ---- shaders/{file}\n{text}"));
+        }
+        s
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(&self) -> u32 {
+        self.workgroup_size.iter().product()
+    }
+}
+
+/// Which compiled pipeline a dispatch uses. [`Kernel::ALL`] lists every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `C = op(A) · op(B) (+ bias) (+ C)`.
+    Matmul,
+    /// One forward timestep of one layer.
+    LstmForwardStep,
+    /// One backward timestep of one layer.
+    LstmBackwardStep,
+    /// Column sums (the bias gradients).
+    ColumnSum,
+    /// Softmax cross-entropy, its gradient and the batch metrics.
+    CrossEntropy,
+    /// Per-workgroup sums of squared gradients.
+    GradNormPartial,
+    /// The global norm and clipping factor from the partial sums.
+    GradNormFinish,
+    /// One Adam update over the arena.
+    Adam,
+    /// One SGD update over the arena.
+    Sgd,
+}
+
+impl Kernel {
+    /// Every kernel of the crate.
+    pub const ALL: [Kernel; 9] = [
+        Kernel::Matmul,
+        Kernel::LstmForwardStep,
+        Kernel::LstmBackwardStep,
+        Kernel::ColumnSum,
+        Kernel::CrossEntropy,
+        Kernel::GradNormPartial,
+        Kernel::GradNormFinish,
+        Kernel::Adam,
+        Kernel::Sgd,
+    ];
+
+    /// The kernel's descriptor.
+    pub fn desc(self) -> &'static KernelDesc {
+        match self {
+            Kernel::Matmul => &matmul::DESC,
+            Kernel::LstmForwardStep => &lstm_forward_step::DESC,
+            Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
+            Kernel::ColumnSum => &column_sum::DESC,
+            Kernel::CrossEntropy => &cross_entropy::DESC,
+            Kernel::GradNormPartial => &grad_norm::PARTIAL,
+            Kernel::GradNormFinish => &grad_norm::FINISH,
+            Kernel::Adam => &adam::DESC,
+            Kernel::Sgd => &sgd::DESC,
+        }
+    }
+}
+
+/// Every shader's full source as compiled, one per shader file (named by its stem), for tools
+/// that check or translate the WGSL.
+pub fn shader_sources() -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for k in Kernel::ALL {
+        let d = k.desc();
+        let stem = d.shader().trim_end_matches(".wgsl");
+        if !out.iter().any(|(n, _)| *n == stem) {
+            out.push((stem, d.source()));
+        }
+    }
+    out
+}
+
+/// What one dispatch of a kernel needs from its caller: the uniform's contents, the buffers in
+/// binding order and the grid. Each kernel's module implements it for its call struct.
+pub(crate) trait Call {
+    /// The uniform of binding 0 (`Pod`, exactly [`KernelDesc::uniform_size`] bytes).
+    type Params: bytemuck::Pod;
+    /// The kernel this call dispatches.
+    fn kernel(&self) -> Kernel;
+    /// The uniform's contents (an error when a size does not fit the kernel's `u32` indices).
+    fn params(&self) -> Result<Self::Params>;
+    /// Storage buffers for bindings 1.., in order.
+    fn buffers(&self) -> Vec<&wgpu::Buffer>;
+    /// Workgroups in x, y, z.
+    fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]>;
+}
+
+/// `v` as a `u32` index or size for a kernel, or [`Error::DeviceLimit`] naming `what`.
+pub(crate) fn u32_of(what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::DeviceLimit {
+        tensor: what.to_string(),
+        bytes: v as u64 * 4,
+        limit_name: "u32 element index",
+        limit: u32::MAX as u64 * 4,
+    })
+}
+
+/// A 1-D grid of `invocations` threads in workgroups of `wg`, continuing in y past the
+/// per-dimension limit (the kernel folds `gid.y` back into its index).
+pub(crate) fn grid_1d(invocations: usize, wg: u32, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+    let groups = u32_of("grid", invocations.div_ceil(wg as usize))?;
+    let max = limits.max_compute_workgroups_per_dimension.max(1);
+    let y = groups.div_ceil(max);
+    if y > max {
+        return Err(Error::DeviceLimit {
+            tensor: "grid".into(),
+            bytes: y as u64,
+            limit_name: "max_compute_workgroups_per_dimension",
+            limit: max as u64,
+        });
+    }
+    Ok([groups.clamp(1, max), y.max(1), 1])
+}
+
+/// A grid of `invocations` threads along x in workgroups of `wg`.
+pub(crate) fn grid_x(invocations: usize, wg: u32, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+    let groups = u32_of("grid", invocations.div_ceil(wg as usize))?;
+    let max = limits.max_compute_workgroups_per_dimension;
+    if groups > max {
+        return Err(Error::DeviceLimit {
+            tensor: "grid".into(),
+            bytes: groups as u64,
+            limit_name: "max_compute_workgroups_per_dimension",
+            limit: max as u64,
+        });
+    }
+    Ok([groups.max(1), 1, 1])
+}
+
+/// One kernel compiled for a device: its bind group layout and pipeline.
+pub(crate) struct Compiled {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+fn buffer_entry(
+    binding: u32,
+    ty: wgpu::BufferBindingType,
+    dynamic: bool,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(desc.name),
+        source: wgpu::ShaderSource::Wgsl(desc.source().into()),
+    });
+    let uniform = wgpu::BufferBindingType::Uniform;
+    let mut entries = vec![buffer_entry(0, uniform, desc.dynamic_offset)];
+    for (i, access) in desc.storage.iter().enumerate() {
+        let read_only = *access == Access::Read;
+        let ty = wgpu::BufferBindingType::Storage { read_only };
+        entries.push(buffer_entry(i as u32 + 1, ty, false));
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(desc.name),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(desc.name),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(desc.name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(desc.entry),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    Compiled { layout, pipeline }
+}
+
+/// Every kernel of the crate compiled for one device, indexed by [`Kernel`].
+pub(crate) struct Kernels {
+    compiled: Vec<Compiled>,
+}
+
+impl Kernels {
+    /// Compiles every kernel (errors surface through the caller's error scope).
+    pub(crate) fn new(device: &wgpu::Device) -> Kernels {
+        Kernels {
+            compiled: Kernel::ALL
+                .iter()
+                .map(|k| compile(device, k.desc()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn get(&self, kernel: Kernel) -> &Compiled {
+        // `Kernel::ALL` lists the variants in declaration order (tested below), so a kernel's
+        // discriminant is its index in `compiled`.
+        &self.compiled[kernel as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_all_lists_every_variant_in_declaration_order() {
+        for (i, k) in Kernel::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Plans: for one batch shape, the buffers and prepared dispatches of a whole pass, made once and
+//! reused by every call of that shape. Fields are private; owners talk to plans through methods.
+//!
+//! * [`forward::ForwardPlan`]: the LSTM's forward pass (input projections, one step dispatch per
+//!   timestep and layer).
+//! * [`backward::BackwardPlan`]: backpropagation through time on top of a forward plan.
+//! * [`classifier::ClassifierPlan`]: the reference classifier's head and loss around both.
+//! * [`update::UpdatePlan`]: gradient clipping and the optimizer update over the arenas.
+
+pub(crate) mod backward;
+pub(crate) mod classifier;
+pub(crate) mod forward;
+pub(crate) mod update;

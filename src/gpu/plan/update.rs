@@ -1,0 +1,153 @@
+//! The end of a training step on the GPU: the global gradient norm and clipping factor (when
+//! clipping is on) and the optimizer's update, each one dispatch over the whole arena.
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::dispatch::{Dispatch, record_all};
+use crate::gpu::kernels::adam::{self, Adam};
+use crate::gpu::kernels::grad_norm::{self, GradNorm};
+use crate::gpu::kernels::sgd::Sgd;
+use crate::gpu::stats::Counters;
+use crate::optim::{Optimizer, TrainConfig};
+
+/// The arenas a trainer keeps on the GPU, all laid out alike (`len` floats each): parameters,
+/// gradients, the optimizer's moments, and the clipping result `[norm, scale]`.
+pub(crate) struct Arenas {
+    pub params: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    /// One per moment of the optimizer ([`Optimizer::moment_names`] order).
+    pub moments: Vec<wgpu::Buffer>,
+    /// `[norm, scale]`; scale stays 1 without clipping.
+    pub clip: wgpu::Buffer,
+    /// Per-workgroup partial sums of the norm.
+    partials: wgpu::Buffer,
+    pub len: usize,
+}
+
+impl Arenas {
+    /// Allocates the arenas for `len` floats and `moments` optimizer moments; sets the clipping
+    /// scale to 1.
+    pub(crate) fn new(gpu: &Gpu, counters: &Counters, len: usize, moments: usize) -> Result<Self> {
+        use wgpu::BufferUsages as U;
+        let arena = |name: &str| gpu.storage(name, len, U::COPY_DST | U::COPY_SRC);
+        let arenas = Arenas {
+            params: arena("parameters")?,
+            grads: arena("gradients")?,
+            moments: (0..moments)
+                .map(|_| arena("optimizer state"))
+                .collect::<Result<_>>()?,
+            clip: gpu.storage("clip", 2, U::COPY_DST | U::COPY_SRC)?,
+            partials: gpu.storage("norm partials", grad_norm::GROUPS, U::empty())?,
+            len,
+        };
+        gpu.write(
+            &arenas.clip,
+            0,
+            bytemuck::cast_slice(&[0.0f32, 1.0]),
+            counters,
+        );
+        Ok(arenas)
+    }
+}
+
+/// Clipping (optional) and the optimizer update, prepared once.
+pub(crate) struct UpdatePlan {
+    clip: Vec<Dispatch>,
+    update: Dispatch,
+    optimizer: Optimizer,
+    len: usize,
+}
+
+impl UpdatePlan {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        counters: &Counters,
+        config: &TrainConfig,
+        a: &Arenas,
+    ) -> Result<Self> {
+        let mut clip = Vec::new();
+        if let Some(max_norm) = config.clip_norm {
+            let norm = GradNorm {
+                finish: false,
+                grads: &a.grads,
+                len: a.len,
+                max_norm,
+                partials: &a.partials,
+                clip: &a.clip,
+            };
+            for pass in norm.passes() {
+                clip.push(Dispatch::new(gpu, counters, "gradient norm", &pass)?);
+            }
+        }
+        let update = match config.optimizer {
+            Optimizer::Adam(c) => {
+                let [m, v] = &a.moments[..] else {
+                    return Err(moment_count(&config.optimizer, a));
+                };
+                let call = Adam {
+                    params: &a.params,
+                    grads: &a.grads,
+                    m,
+                    v,
+                    clip: &a.clip,
+                    len: a.len,
+                    config: c,
+                    step: 1,
+                };
+                Dispatch::new(gpu, counters, "adam", &call)?
+            }
+            Optimizer::Sgd { lr, momentum } => {
+                let [buf] = &a.moments[..] else {
+                    return Err(moment_count(&config.optimizer, a));
+                };
+                let call = Sgd {
+                    params: &a.params,
+                    grads: &a.grads,
+                    buf,
+                    clip: &a.clip,
+                    len: a.len,
+                    lr,
+                    momentum,
+                };
+                Dispatch::new(gpu, counters, "sgd", &call)?
+            }
+        };
+        Ok(UpdatePlan {
+            clip,
+            update,
+            optimizer: config.optimizer,
+            len: a.len,
+        })
+    }
+
+    /// Writes the uniform for optimizer step `step` (1-based); lands before the next submit.
+    pub(crate) fn set_step(&self, gpu: &Gpu, counters: &Counters, step: u64) -> Result<()> {
+        match self.optimizer {
+            Optimizer::Adam(c) => {
+                let p = adam::params(self.len, &c, step)?;
+                self.update.write_params(gpu, counters, &p);
+            }
+            // SGD's uniform does not depend on the step.
+            Optimizer::Sgd { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Records clipping and the update.
+    pub(crate) fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, counters: &Counters) {
+        record_all(gpu, pass, &self.clip, counters);
+        self.update.record(gpu, pass, None, counters);
+    }
+}
+
+fn moment_count(o: &Optimizer, a: &Arenas) -> crate::error::Error {
+    crate::error::Error::config(
+        "optimizer state",
+        format!(
+            "{} keeps {} moments, {} were allocated",
+            o.name(),
+            o.moment_names().len(),
+            a.moments.len()
+        ),
+    )
+}
