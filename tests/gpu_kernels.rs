@@ -1,0 +1,165 @@
+//! Each GPU kernel run on its own (`gpu::ops`) against its CPU twin (`cpu::*`), so a failure names
+//! the kernel that broke rather than a whole training step. Shapes are off every tile and
+//! workgroup grid.
+mod common;
+
+use common::{assert_close, gpu, random_array};
+use lstm_wgpu::cpu;
+use lstm_wgpu::gpu::ops;
+use lstm_wgpu::ndarray::{Array2, ArrayView1};
+use lstm_wgpu::optim::AdamConfig;
+
+fn close(what: &str, got: &[f32], want: &[f32], rtol: f64) {
+    let (g, w) = (ArrayView1::from(got), ArrayView1::from(want));
+    assert_close(what, g.into_dyn(), w.into_dyn(), 0.0, rtol);
+}
+
+fn vector(len: usize, seed: u64, lo: f64, hi: f64) -> Vec<f32> {
+    random_array::<f32, _>(len, seed, lo, hi).to_vec()
+}
+
+mod cross_entropy {
+    use super::*;
+
+    fn check(rows: usize, classes: usize, labels: Vec<u32>) {
+        let logits: Array2<f32> = random_array((rows, classes), 11, -4.0, 4.0);
+        let want = cpu::cross_entropy::cross_entropy(logits.view(), &labels).unwrap();
+        let (dlogits, [loss_sum, correct, count]) =
+            ops::cross_entropy(&gpu(), logits.view(), &labels).unwrap();
+        // Counts are exact; the loss and gradient differ by the device's exp (a few ulp).
+        assert_eq!(count as usize, want.count, "cross_entropy: count");
+        assert_eq!(correct as usize, want.correct, "cross_entropy: correct");
+        close(
+            "cross_entropy: loss sum",
+            &[loss_sum],
+            &[want.loss_sum],
+            1e-5,
+        );
+        assert_close(
+            "cross_entropy: dlogits",
+            dlogits.view().into_dyn(),
+            want.dlogits.view().into_dyn(),
+            0.0,
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn cross_entropy_matches_its_cpu_twin_over_more_rows_than_invocations() {
+        // 300 rows: each of the 256 invocations walks more than one row.
+        let labels = (0..300).map(|r| (r * 7 % 10) as u32).collect();
+        check(300, 10, labels);
+    }
+
+    #[test]
+    fn cross_entropy_skips_padding_rows_like_its_cpu_twin() {
+        let mut labels: Vec<u32> = (0..13).map(|r| (r % 3) as u32).collect();
+        labels[4] = 3; // = C: padding
+        labels[9] = u32::MAX;
+        check(13, 3, labels);
+    }
+}
+
+mod grad_norm {
+    use super::*;
+
+    fn check(len: usize, max_norm: f32) -> f32 {
+        let g = vector(len, 21, -1.0, 1.0);
+        let norm = cpu::grad_norm::grad_norm([g.as_slice()]);
+        let scale = cpu::grad_norm::clip_scale(norm, max_norm);
+        let (gpu_norm, gpu_scale) = ops::grad_norm(&gpu(), &g, max_norm).unwrap();
+        // The GPU sums squares in f32 (a tree of 256 chunks), the twin in f64: relative error
+        // ~1e-6 for these lengths.
+        close("grad_norm: norm", &[gpu_norm], &[norm], 1e-5);
+        close("grad_norm: scale", &[gpu_scale], &[scale], 1e-5);
+        scale
+    }
+
+    #[test]
+    fn grad_norm_matches_its_cpu_twin_with_active_clipping() {
+        // ~sqrt(70001 / 3) ≈ 153 > 1: the scale clips.
+        assert!(check(70_001, 1.0) < 0.01);
+    }
+
+    #[test]
+    fn grad_norm_matches_its_cpu_twin_without_clipping() {
+        // A bound far above the norm leaves the scale at exactly 1 on both.
+        let (_, scale) = ops::grad_norm(&gpu(), &vector(1_000, 3, -1.0, 1.0), 1e6).unwrap();
+        assert_eq!(scale, 1.0);
+        assert_eq!(check(1_000, 1e6), 1.0);
+    }
+}
+
+mod adam {
+    use super::*;
+
+    #[test]
+    fn adam_matches_its_cpu_twin_over_five_steps_with_a_clip_scale() {
+        let len = 1_003;
+        let config = AdamConfig {
+            lr: 1e-2,
+            ..AdamConfig::default()
+        };
+        let (mut p_cpu, mut m_cpu, mut v_cpu) =
+            (vector(len, 1, -1.0, 1.0), vec![0.0; len], vec![0.0; len]);
+        let (mut p_gpu, mut m_gpu, mut v_gpu) = (p_cpu.clone(), m_cpu.clone(), v_cpu.clone());
+        for step in 1..=5 {
+            let g = vector(len, 10 + step, -2.0, 2.0);
+            cpu::adam::adam(&mut p_cpu, &g, &mut m_cpu, &mut v_cpu, &config, step, 0.5);
+            ops::adam(
+                &gpu(),
+                &mut p_gpu,
+                &g,
+                &mut m_gpu,
+                &mut v_gpu,
+                &config,
+                step,
+                0.5,
+            )
+            .unwrap();
+        }
+        // Same formula in f32; WGSL's sqrt and division may be a few ulp off correctly rounded.
+        close("adam: params", &p_gpu, &p_cpu, 1e-6);
+        close("adam: exp_avg", &m_gpu, &m_cpu, 1e-6);
+        close("adam: exp_avg_sq", &v_gpu, &v_cpu, 1e-6);
+    }
+}
+
+mod sgd {
+    use super::*;
+
+    fn run(momentum: f32) {
+        let len = 777;
+        let mut p_cpu = vector(len, 2, -1.0, 1.0);
+        let mut b_cpu = vec![0.0; len];
+        let (mut p_gpu, mut b_gpu) = (p_cpu.clone(), b_cpu.clone());
+        for step in 0..3 {
+            let g = vector(len, 30 + step, -1.0, 1.0);
+            cpu::sgd::sgd(&mut p_cpu, &g, &mut b_cpu, 0.1, momentum, 0.25);
+            ops::sgd(&gpu(), &mut p_gpu, &g, &mut b_gpu, (0.1, momentum), 0.25).unwrap();
+        }
+        // Multiplies and adds only; a device may fuse one into an fma (one rounding fewer).
+        close(
+            &format!("sgd (momentum {momentum}): params"),
+            &p_gpu,
+            &p_cpu,
+            1e-6,
+        );
+        close(
+            &format!("sgd (momentum {momentum}): buffer"),
+            &b_gpu,
+            &b_cpu,
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn sgd_with_momentum_matches_its_cpu_twin() {
+        run(0.9);
+    }
+
+    #[test]
+    fn plain_sgd_matches_its_cpu_twin() {
+        run(0.0);
+    }
+}
