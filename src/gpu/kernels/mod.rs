@@ -3,7 +3,7 @@
 //! A kernel's module here holds its [`KernelDesc`] (shader files, entry point, workgroup size,
 //! tile constants, uniform size, storage bindings), the Rust twin of its uniform (`Params`), and
 //! the call struct that fills that uniform, lists the buffers in binding order and computes the
-//! dispatch grid ([`Call`]). Tile and workgroup sizes are written once, in Rust: they are rendered
+//! dispatch grid (`Call`). Tile and workgroup sizes are written once, in Rust: they are rendered
 //! as WGSL `const`s in front of the shader ([`KernelDesc::source`]), and the grids use the same
 //! values. A test (`tests/kernel_reflection.rs`) parses every shader with naga and checks its
 //! bindings, uniform size and workgroup size against the descriptor.
