@@ -6,7 +6,8 @@
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
@@ -65,8 +66,29 @@ fn gpu() -> Option<Gpu> {
     }
 }
 
+/// Times one pass on one device; `backward` adds backpropagation (parameter gradients, what
+/// training needs). Written once for both devices through the `Lstm` trait.
+fn bench_pass(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    lstm: &mut dyn Lstm,
+    (x, up): (&Array3<f32>, &Upstream<f32>),
+    backward: bool,
+) {
+    group.bench_function(id, |bch| {
+        bch.iter(|| {
+            if backward {
+                let r = lstm.forward_backward(x.view(), None, up, GradRequest::WEIGHTS);
+                black_box(r.unwrap());
+            } else {
+                black_box(lstm.forward(x.view(), None).unwrap());
+            }
+        })
+    });
+}
+
 /// Both paths keep their buffers between calls (as an application running one shape repeatedly
-/// would) and compute the parameter gradients, what training needs.
+/// would).
 fn bench(c: &mut Criterion) {
     let gpu = gpu();
     for (pass, backward) in [("forward", false), ("forward+backward", true)] {
@@ -74,32 +96,14 @@ fn bench(c: &mut Criterion) {
         group.sample_size(10);
         for s in &SIZES {
             let (w, x, up) = inputs(s);
-            let mut on_cpu = CpuLstm::new(w.clone()).unwrap();
-            group.bench_function(BenchmarkId::new("cpu", s.name), |bch| {
-                bch.iter(|| {
-                    if backward {
-                        let (_, tape) = on_cpu.forward_train(x.view(), None).unwrap();
-                        black_box(on_cpu.backward(&tape, &up, GradRequest::WEIGHTS).unwrap());
-                    } else {
-                        black_box(on_cpu.forward(x.view(), None).unwrap());
-                    }
-                })
-            });
+            let mut devices: Vec<(&str, Box<dyn Lstm>)> =
+                vec![("cpu", Box::new(CpuLstm::new(w.clone()).unwrap()))];
             if let Some(gpu) = gpu.as_ref() {
-                let mut on_gpu = GpuLstm::new(gpu, &w).unwrap();
-                group.bench_function(BenchmarkId::new("gpu", s.name), |bch| {
-                    bch.iter(|| {
-                        if backward {
-                            black_box(
-                                on_gpu
-                                    .forward_backward(x.view(), None, &up, GradRequest::WEIGHTS)
-                                    .unwrap(),
-                            );
-                        } else {
-                            black_box(on_gpu.forward(x.view(), None).unwrap());
-                        }
-                    })
-                });
+                devices.push(("gpu", Box::new(GpuLstm::new(gpu, &w).unwrap())));
+            }
+            for (device, lstm) in &mut devices {
+                let id = BenchmarkId::new(*device, s.name);
+                bench_pass(&mut group, id, lstm.as_mut(), (&x, &up), backward);
             }
         }
         group.finish();

@@ -6,7 +6,8 @@
 //   v   = β2 v + (1 - β2) g²
 //   p  -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)
 //
-// The host passes the bias corrections for step t.
+// The host passes the bias corrections for step t. The arena bindings, arena_index and
+// clipped_grad come from arena_update.wgsl.
 
 struct Params {
     len: u32, lr: f32, beta1: f32, beta2: f32,
@@ -14,19 +15,16 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> params: array<f32>;
-@group(0) @binding(2) var<storage, read> grads: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v: array<f32>;
-@group(0) @binding(5) var<storage, read> clip: array<f32>; // [norm, scale]
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = gid.x + gid.y * groups.x * WG_X;
+    let i = arena_index(gid, groups);
     if (i >= p.len) {
         return;
     }
-    let g = grads[i] * clip[1];
+    let g = clipped_grad(i);
     let m1 = m[i] + (1.0 - p.beta1) * (g - m[i]);
     let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
     m[i] = m1;

@@ -3,6 +3,7 @@ mod common;
 
 use common::{gpu, random_array, random_weights};
 use lstm_wgpu::Lstm;
+use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::{Array1, Array3};
 use lstm_wgpu::{Error, GradRequest, LstmConfig, LstmState, LstmWeights, Upstream, cpu};
@@ -32,6 +33,15 @@ fn assert_shape_error<T: std::fmt::Debug>(
     }
 }
 
+/// The same model on each device: the CPU reference and the GPU. Every test below that takes
+/// a `dyn Lstm` runs on both.
+fn each_device(w: &LstmWeights<f32>) -> Vec<(&'static str, Box<dyn Lstm>)> {
+    vec![
+        ("cpu", Box::new(CpuLstm::new(w.clone()).unwrap())),
+        ("gpu", Box::new(GpuLstm::new(&gpu(), w).unwrap())),
+    ]
+}
+
 #[test]
 fn input_with_the_wrong_feature_count_is_a_shape_error_on_cpu_and_gpu() {
     let w = random_weights(config(), 1, 1.0);
@@ -42,49 +52,48 @@ fn input_with_the_wrong_feature_count_is_a_shape_error_on_cpu_and_gpu() {
         &[2, 3, 4],
         &[2, 3, 7],
     );
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    assert_shape_error(lstm.forward(x.view(), None), "x", &[2, 3, 4], &[2, 3, 7]);
+    for (device, mut lstm) in each_device(&w) {
+        println!("{device}");
+        assert_shape_error(lstm.forward(x.view(), None), "x", &[2, 3, 4], &[2, 3, 7]);
+        let r = lstm.forward_train(x.view(), None).map(|_| ());
+        assert_shape_error(r, "x", &[2, 3, 4], &[2, 3, 7]);
+    }
 }
 
 #[test]
 fn initial_state_with_the_wrong_batch_is_a_shape_error() {
     let w = random_weights(config(), 1, 1.0);
     let x: Array3<f32> = Array3::zeros((2, 3, 4));
-    let mut state = LstmState::<f32>::zeros(&config(), 2);
-    state.h = Array3::zeros((1, 3, 5));
+    let mut bad_h = LstmState::<f32>::zeros(&config(), 2);
+    bad_h.h = Array3::zeros((1, 3, 5));
     assert_shape_error(
-        cpu::lstm::forward(&w, x.view(), Some(&state)),
+        cpu::lstm::forward(&w, x.view(), Some(&bad_h)),
         "h0",
         &[1, 2, 5],
         &[1, 3, 5],
     );
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    assert_shape_error(
-        lstm.forward(x.view(), Some(&state)),
-        "h0",
-        &[1, 2, 5],
-        &[1, 3, 5],
-    );
-    let mut state = LstmState::<f32>::zeros(&config(), 2);
-    state.c = Array3::zeros((1, 2, 6));
-    assert_shape_error(
-        lstm.forward(x.view(), Some(&state)),
-        "c0",
-        &[1, 2, 5],
-        &[1, 2, 6],
-    );
+    let mut bad_c = LstmState::<f32>::zeros(&config(), 2);
+    bad_c.c = Array3::zeros((1, 2, 6));
+    for (device, mut lstm) in each_device(&w) {
+        println!("{device}");
+        let r = lstm.forward(x.view(), Some(&bad_h));
+        assert_shape_error(r, "h0", &[1, 2, 5], &[1, 3, 5]);
+        let r = lstm.forward(x.view(), Some(&bad_c));
+        assert_shape_error(r, "c0", &[1, 2, 5], &[1, 2, 6]);
+    }
 }
 
 #[test]
 fn zero_sized_dimensions_are_rejected() {
     let w = random_weights(config(), 1, 1.0);
     let x: Array3<f32> = Array3::zeros((2, 0, 4));
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    match lstm.forward(x.view(), None) {
-        Err(Error::ZeroSize { tensor, dim, .. }) => {
-            assert_eq!((tensor.as_str(), dim), ("x", "seq"))
+    for (device, mut lstm) in each_device(&w) {
+        match lstm.forward(x.view(), None) {
+            Err(Error::ZeroSize { tensor, dim, .. }) => {
+                assert_eq!((tensor.as_str(), dim), ("x", "seq"), "{device}")
+            }
+            other => panic!("{device}: expected ZeroSize, got {other:?}"),
         }
-        other => panic!("expected ZeroSize, got {other:?}"),
     }
     match LstmConfig::new(4, 0, 1) {
         Err(Error::ZeroSize { dim, .. }) => assert_eq!(dim, "hidden_size"),
@@ -100,14 +109,14 @@ fn upstream_gradient_with_the_wrong_shape_is_a_shape_error() {
         dy: Some(Array3::zeros((2, 4, 5))),
         ..Default::default()
     };
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
-    assert_shape_error(
-        lstm.backward(&tape, &up, GradRequest::ALL),
-        "dy",
-        &[2, 3, 5],
-        &[2, 4, 5],
-    );
+    for (device, mut lstm) in each_device(&w) {
+        println!("{device}");
+        let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+        let r = lstm.backward(&tape, &up, GradRequest::ALL);
+        assert_shape_error(r, "dy", &[2, 3, 5], &[2, 4, 5]);
+        let r = lstm.forward_backward(x.view(), None, &up, GradRequest::ALL);
+        assert_shape_error(r, "dy", &[2, 3, 5], &[2, 4, 5]);
+    }
     let (_, cpu_tape) = cpu::lstm::forward_train(&w, x.view(), None).unwrap();
     assert_shape_error(
         cpu::lstm::backward(&w, &cpu_tape, &up),
@@ -128,21 +137,33 @@ fn weights_with_a_wrong_shape_are_rejected() {
         &[20],
         &[19],
     );
+    assert_shape_error(
+        CpuLstm::new(w.clone()).map(|_| ()),
+        "bias_hh_l0",
+        &[20],
+        &[19],
+    );
+    let good = LstmWeights::<f32>::zeros(config());
+    for (device, mut lstm) in each_device(&good) {
+        println!("{device}");
+        assert_shape_error(lstm.set_weights(&w), "bias_hh_l0", &[20], &[19]);
+    }
 }
 
 #[test]
 fn a_stale_tape_is_refused() {
     let w = random_weights(config(), 1, 1.0);
     let x: Array3<f32> = random_array((2, 3, 4), 1, -1.0, 1.0);
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    let (_, first) = lstm.forward_train(x.view(), None).unwrap();
-    let (_, _second) = lstm.forward_train(x.view(), None).unwrap();
-    match lstm.backward(&first, &Upstream::default(), GradRequest::ALL) {
-        Err(Error::StaleTape {
-            tape: 1,
-            current: 2,
-        }) => {}
-        other => panic!("expected StaleTape, got {other:?}"),
+    for (device, mut lstm) in each_device(&w) {
+        let (_, first) = lstm.forward_train(x.view(), None).unwrap();
+        let (_, _second) = lstm.forward_train(x.view(), None).unwrap();
+        match lstm.backward(&first, &Upstream::default(), GradRequest::ALL) {
+            Err(Error::StaleTape {
+                tape: 1,
+                current: 2,
+            }) => {}
+            other => panic!("{device}: expected StaleTape, got {other:?}"),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::Dispatch;
 use crate::gpu::kernels::Call;
 use crate::gpu::kernels::adam::Adam;
+use crate::gpu::kernels::arena_update::ArenaUpdate;
 use crate::gpu::kernels::column_sum::ColumnSum;
 use crate::gpu::kernels::cross_entropy::CrossEntropy;
 use crate::gpu::kernels::grad_norm::{self, GradNorm};
@@ -190,12 +191,14 @@ pub fn adam(
     let (mb, vb) = (one.input("m", m)?, one.input("v", v)?);
     let clip = one.input("clip", &[0.0, grad_scale])?;
     let call = Adam {
-        params: &p,
-        grads: &g,
+        arena: ArenaUpdate {
+            params: &p,
+            grads: &g,
+            clip: &clip,
+            len,
+        },
         m: &mb,
         v: &vb,
-        clip: &clip,
-        len,
         config: *config,
         step,
     };
@@ -227,11 +230,13 @@ pub fn sgd(
     let b = one.input("momentum buffer", buf)?;
     let clip = one.input("clip", &[0.0, grad_scale])?;
     let call = Sgd {
-        params: &p,
-        grads: &g,
+        arena: ArenaUpdate {
+            params: &p,
+            grads: &g,
+            clip: &clip,
+            len,
+        },
         buf: &b,
-        clip: &clip,
-        len,
         lr,
         momentum,
     };

@@ -4,29 +4,24 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Access, Call, Kernel, KernelDesc, grid_1d, shader_file, u32_of};
+use super::arena_update::{self, ArenaUpdate};
+use super::{Access, Call, Kernel, KernelDesc, shader_file, u32_of};
 use crate::error::Result;
 use crate::optim::AdamConfig;
 
-const WG: [u32; 3] = [256, 1, 1];
-
 pub(crate) const DESC: KernelDesc = KernelDesc {
     name: "adam",
-    files: &[shader_file!("adam.wgsl")],
+    files: &[arena_update::PRELUDE, shader_file!("adam.wgsl")],
     entry: "main",
-    workgroup_size: WG,
+    workgroup_size: arena_update::WORKGROUP,
     constants: &[],
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
-    storage: &[
-        Access::ReadWrite,
-        Access::Read,
-        Access::ReadWrite,
-        Access::ReadWrite,
-        Access::Read,
-    ],
+    storage: &{
+        let [p, g, c] = arena_update::STORAGE;
+        [p, g, c, Access::ReadWrite, Access::ReadWrite]
+    },
 };
-
 /// `struct Params` of `adam.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -56,15 +51,12 @@ pub(crate) fn params(len: usize, config: &AdamConfig, step: u64) -> Result<Param
     })
 }
 
-/// Updates `params` from `grads` (scaled by `clip[1]`) with moments `m`, `v`; every buffer holds
-/// `len` floats (`clip`: `[norm, scale]`).
+/// Updates the arena's parameters from its gradients (scaled by `clip[1]`) with moments `m`,
+/// `v` of the same length.
 pub(crate) struct Adam<'a> {
-    pub params: &'a wgpu::Buffer,
-    pub grads: &'a wgpu::Buffer,
+    pub arena: ArenaUpdate<'a>,
     pub m: &'a wgpu::Buffer,
     pub v: &'a wgpu::Buffer,
-    pub clip: &'a wgpu::Buffer,
-    pub len: usize,
     pub config: AdamConfig,
     pub step: u64,
 }
@@ -77,15 +69,14 @@ impl Call for Adam<'_> {
     }
 
     fn params(&self) -> Result<Params> {
-        params(self.len, &self.config, self.step)
+        params(self.arena.len, &self.config, self.step)
     }
 
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
-        vec![self.params, self.grads, self.m, self.v, self.clip]
+        self.arena.buffers(&[self.m, self.v])
     }
 
-    /// One invocation per element.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
-        grid_1d(self.len, WG[0], limits)
+        self.arena.grid(limits)
     }
 }

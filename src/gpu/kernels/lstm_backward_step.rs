@@ -3,22 +3,17 @@
 //!
 //! Bindings: `params`, `gates`, `c_seq`, `state0`, `dy` (read), `d_state`, `d_gates`.
 
-use super::lstm_step::{CONSTANTS, PRELUDE, StepParams, WORKGROUP};
+use super::lstm_step::{PRELUDE, step_kernel};
 use super::{Access, KernelDesc, shader_file};
 
-pub(crate) const DESC: KernelDesc = KernelDesc {
-    name: "lstm_backward_step",
-    files: &[
+pub(crate) const DESC: KernelDesc = step_kernel(
+    "lstm_backward_step",
+    &[
         PRELUDE[0],
         PRELUDE[1],
         shader_file!("lstm_backward_step.wgsl"),
     ],
-    entry: "main",
-    workgroup_size: WORKGROUP,
-    constants: CONSTANTS,
-    uniform_size: std::mem::size_of::<StepParams>(),
-    dynamic_offset: true,
-    storage: &[
+    &[
         Access::Read,
         Access::Read,
         Access::Read,
@@ -27,4 +22,4 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
         Access::ReadWrite,
         Access::ReadWrite,
     ],
-};
+);

@@ -3,22 +3,17 @@
 //!
 //! Bindings: `xproj`, `params` (read), `state0` (read), `y`, `state_n`, `c_seq`, `gates`.
 
-use super::lstm_step::{CONSTANTS, PRELUDE, StepParams, WORKGROUP};
+use super::lstm_step::{PRELUDE, step_kernel};
 use super::{Access, KernelDesc, shader_file};
 
-pub(crate) const DESC: KernelDesc = KernelDesc {
-    name: "lstm_forward_step",
-    files: &[
+pub(crate) const DESC: KernelDesc = step_kernel(
+    "lstm_forward_step",
+    &[
         PRELUDE[0],
         PRELUDE[1],
         shader_file!("lstm_forward_step.wgsl"),
     ],
-    entry: "main",
-    workgroup_size: WORKGROUP,
-    constants: CONSTANTS,
-    uniform_size: std::mem::size_of::<StepParams>(),
-    dynamic_offset: true,
-    storage: &[
+    &[
         Access::Read,
         Access::Read,
         Access::Read,
@@ -27,4 +22,4 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
         Access::ReadWrite,
         Access::ReadWrite,
     ],
-};
+);

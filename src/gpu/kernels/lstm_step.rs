@@ -6,7 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ShaderFile, shader_file, u32_of};
+use super::{Access, KernelDesc, ShaderFile, shader_file, u32_of};
 use crate::error::Result;
 
 /// Hidden units per workgroup (one per invocation in x).
@@ -31,6 +31,24 @@ pub(crate) const PRELUDE: [ShaderFile; 2] = [
     shader_file!("activations.wgsl"),
     shader_file!("lstm_step.wgsl"),
 ];
+
+/// The descriptor of a step kernel: its own file after the shared prelude, its storage bindings.
+pub(crate) const fn step_kernel(
+    name: &'static str,
+    files: &'static [ShaderFile; 3],
+    storage: &'static [Access],
+) -> KernelDesc {
+    KernelDesc {
+        name,
+        files,
+        entry: "main",
+        workgroup_size: WORKGROUP,
+        constants: CONSTANTS,
+        uniform_size: std::mem::size_of::<StepParams>(),
+        dynamic_offset: true,
+        storage,
+    }
+}
 
 /// `struct Step` of `lstm_step.wgsl`: one per layer and step.
 #[repr(C)]

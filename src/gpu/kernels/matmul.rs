@@ -6,7 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Access, Call, Kernel, KernelDesc, shader_file, u32_of};
+use super::{Access, Call, Kernel, KernelDesc, shader_file, u32_of, within_limit};
 use crate::error::{Error, Result};
 use crate::gemm::{GemmSpec, MatrixLayout};
 
@@ -152,17 +152,9 @@ impl Call for Matmul<'_> {
     /// Column tiles in x, row tiles in y, continuing in z past the per-dimension limit.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
         let max = limits.max_compute_workgroups_per_dimension.max(1);
-        let col_tiles = u32_of("GEMM n", self.spec.n)?.div_ceil(TN);
+        let col_tiles = within_limit(u32_of("GEMM n", self.spec.n)?.div_ceil(TN), limits)?;
         let row_tiles = u32_of("GEMM m", self.spec.m)?.div_ceil(TM);
-        let (y, z) = (row_tiles.min(max), row_tiles.div_ceil(max));
-        if col_tiles > max || z > max {
-            return Err(Error::DeviceLimit {
-                tensor: "GEMM grid".into(),
-                bytes: col_tiles.max(z) as u64,
-                limit_name: "max_compute_workgroups_per_dimension",
-                limit: max as u64,
-            });
-        }
-        Ok([col_tiles.max(1), y.max(1), z.max(1)])
+        let z = within_limit(row_tiles.div_ceil(max), limits)?;
+        Ok([col_tiles.max(1), row_tiles.clamp(1, max), z.max(1)])
     }
 }

@@ -16,6 +16,7 @@
 //! its descriptor, `Params` and call, an entry in [`Kernel`], and its test against the twin.
 
 pub(crate) mod adam;
+pub(crate) mod arena_update;
 pub(crate) mod column_sum;
 pub(crate) mod cross_entropy;
 pub(crate) mod grad_norm;
@@ -194,21 +195,18 @@ pub(crate) fn u32_of(what: &str, v: usize) -> Result<u32> {
 pub(crate) fn grid_1d(invocations: usize, wg: u32, limits: &wgpu::Limits) -> Result<[u32; 3]> {
     let groups = u32_of("grid", invocations.div_ceil(wg as usize))?;
     let max = limits.max_compute_workgroups_per_dimension.max(1);
-    let y = groups.div_ceil(max);
-    if y > max {
-        return Err(Error::DeviceLimit {
-            tensor: "grid".into(),
-            bytes: y as u64,
-            limit_name: "max_compute_workgroups_per_dimension",
-            limit: max as u64,
-        });
-    }
+    let y = within_limit(groups.div_ceil(max), limits)?;
     Ok([groups.clamp(1, max), y.max(1), 1])
 }
 
 /// A grid of `invocations` threads along x in workgroups of `wg`.
 pub(crate) fn grid_x(invocations: usize, wg: u32, limits: &wgpu::Limits) -> Result<[u32; 3]> {
     let groups = u32_of("grid", invocations.div_ceil(wg as usize))?;
+    Ok([within_limit(groups, limits)?.max(1), 1, 1])
+}
+
+/// `groups`, or [`Error::DeviceLimit`] when one grid dimension cannot hold that many.
+pub(crate) fn within_limit(groups: u32, limits: &wgpu::Limits) -> Result<u32> {
     let max = limits.max_compute_workgroups_per_dimension;
     if groups > max {
         return Err(Error::DeviceLimit {
@@ -218,7 +216,7 @@ pub(crate) fn grid_x(invocations: usize, wg: u32, limits: &wgpu::Limits) -> Resu
             limit: max as u64,
         });
     }
-    Ok([groups.max(1), 1, 1])
+    Ok(groups)
 }
 
 /// One kernel compiled for a device: its bind group layout and pipeline.

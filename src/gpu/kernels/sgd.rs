@@ -3,27 +3,23 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Access, Call, Kernel, KernelDesc, grid_1d, shader_file, u32_of};
+use super::arena_update::{self, ArenaUpdate};
+use super::{Access, Call, Kernel, KernelDesc, shader_file, u32_of};
 use crate::error::Result;
-
-const WG: [u32; 3] = [256, 1, 1];
 
 pub(crate) const DESC: KernelDesc = KernelDesc {
     name: "sgd",
-    files: &[shader_file!("sgd.wgsl")],
+    files: &[arena_update::PRELUDE, shader_file!("sgd.wgsl")],
     entry: "main",
-    workgroup_size: WG,
+    workgroup_size: arena_update::WORKGROUP,
     constants: &[],
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
-    storage: &[
-        Access::ReadWrite,
-        Access::Read,
-        Access::ReadWrite,
-        Access::Read,
-    ],
+    storage: &{
+        let [p, g, c] = arena_update::STORAGE;
+        [p, g, c, Access::ReadWrite]
+    },
 };
-
 /// `struct Params` of `sgd.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -44,14 +40,11 @@ pub(crate) fn params(len: usize, lr: f32, momentum: f32) -> Result<Params> {
     })
 }
 
-/// Updates `params` from `grads` (scaled by `clip[1]`) with momentum buffer `buf`; every buffer
-/// holds `len` floats (`clip`: `[norm, scale]`).
+/// Updates the arena's parameters from its gradients (scaled by `clip[1]`) with the momentum
+/// buffer `buf` of the same length.
 pub(crate) struct Sgd<'a> {
-    pub params: &'a wgpu::Buffer,
-    pub grads: &'a wgpu::Buffer,
+    pub arena: ArenaUpdate<'a>,
     pub buf: &'a wgpu::Buffer,
-    pub clip: &'a wgpu::Buffer,
-    pub len: usize,
     pub lr: f32,
     pub momentum: f32,
 }
@@ -64,15 +57,14 @@ impl Call for Sgd<'_> {
     }
 
     fn params(&self) -> Result<Params> {
-        params(self.len, self.lr, self.momentum)
+        params(self.arena.len, self.lr, self.momentum)
     }
 
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
-        vec![self.params, self.grads, self.buf, self.clip]
+        self.arena.buffers(&[self.buf])
     }
 
-    /// One invocation per element.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
-        grid_1d(self.len, WG[0], limits)
+        self.arena.grid(limits)
     }
 }

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::{Dispatch, record_all};
 use crate::gpu::kernels::adam::{self, Adam};
+use crate::gpu::kernels::arena_update::ArenaUpdate;
 use crate::gpu::kernels::grad_norm::{self, GradNorm};
 use crate::gpu::kernels::sgd::Sgd;
 use crate::gpu::stats::Counters;
@@ -79,18 +80,21 @@ impl UpdatePlan {
                 clip.push(Dispatch::new(gpu, counters, "gradient norm", &pass)?);
             }
         }
+        let arena = ArenaUpdate {
+            params: &a.params,
+            grads: &a.grads,
+            clip: &a.clip,
+            len: a.len,
+        };
         let update = match config.optimizer {
             Optimizer::Adam(c) => {
                 let [m, v] = &a.moments[..] else {
                     return Err(moment_count(&config.optimizer, a));
                 };
                 let call = Adam {
-                    params: &a.params,
-                    grads: &a.grads,
+                    arena,
                     m,
                     v,
-                    clip: &a.clip,
-                    len: a.len,
                     config: c,
                     step: 1,
                 };
@@ -101,11 +105,8 @@ impl UpdatePlan {
                     return Err(moment_count(&config.optimizer, a));
                 };
                 let call = Sgd {
-                    params: &a.params,
-                    grads: &a.grads,
+                    arena,
                     buf,
-                    clip: &a.clip,
-                    len: a.len,
                     lr,
                     momentum,
                 };
