@@ -77,20 +77,19 @@ pub fn read_points(path: &Path, until: u64) -> (Vec<Point>, Vec<Point>) {
     };
     for line in BufReader::new(file).lines().map_while(Result::ok).skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        if let [step, _, split, loss, acc, ..] = f.as_slice() {
-            if let (Ok(step), Ok(loss), Ok(accuracy)) = (step.parse(), loss.parse(), acc.parse()) {
-                if step <= until {
-                    let p = Point {
-                        step,
-                        loss,
-                        accuracy,
-                    };
-                    if *split == "test" {
-                        test.push(p)
-                    } else {
-                        train.push(p)
-                    }
-                }
+        if let [step, _, split, loss, acc, ..] = f.as_slice()
+            && let (Ok(step), Ok(loss), Ok(accuracy)) = (step.parse(), loss.parse(), acc.parse())
+            && step <= until
+        {
+            let p = Point {
+                step,
+                loss,
+                accuracy,
+            };
+            if *split == "test" {
+                test.push(p)
+            } else {
+                train.push(p)
             }
         }
     }
