@@ -260,6 +260,7 @@ impl ForwardPlan {
 
     /// Dynamic offset of layer `l`, step `t` in the step uniforms.
     pub(super) fn step_offset(&self, l: usize, t: usize) -> u32 {
+        // In range: `step_uniforms` checked that the whole buffer's size fits a u32.
         (l * self.dims.seq + t) as u32 * self.step_stride
     }
 }
@@ -294,7 +295,7 @@ fn step_uniforms(
                 batch: u32_of("batch", d.batch)?,
                 seq: u32_of("sequence", d.seq)?,
                 hidden: u32_of("hidden units", d.hidden)?,
-                t: t as u32,
+                t: t as u32, // t < seq, checked just above
                 h_off: u32_of("state", l * d.batch * d.hidden)?,
                 c_off: u32_of("state", state + l * d.batch * d.hidden)?,
                 save: save as u32,
