@@ -3,10 +3,12 @@
 
 use std::fmt::{Debug, Display};
 
+use crate::activations;
+
 /// A float the CPU reference can compute in.
 ///
 /// Besides arithmetic it fixes how the LSTM's nonlinearities are evaluated: `f32` uses exactly the
-/// formulas of `shaders/activations.wgsl` (see [`crate::cpu::activations`]), so the CPU and GPU
+/// formulas of `shaders/activations.wgsl` (see [`crate::activations`]), so the CPU and GPU
 /// paths differ only by rounding; `f64` uses the standard library's functions to serve as the
 /// high-precision reference.
 pub trait Real:
@@ -52,12 +54,12 @@ impl Real for f32 {
 
     #[inline(always)]
     fn sigmoid(self) -> Self {
-        crate::cpu::activations::sigmoid(self)
+        activations::sigmoid(self)
     }
 
     #[inline(always)]
     fn tanh_(self) -> Self {
-        crate::cpu::activations::tanh(self)
+        activations::tanh(self)
     }
 
     fn from_f64_lossy(v: f64) -> Self {

@@ -2,7 +2,9 @@
 //!
 //! Each module here is the twin of the shader of the same name in `shaders/`.
 
-pub mod activations;
+/// The activations are used by [`crate::real::Real`] too, so they live at the crate's bottom
+/// level ([`crate::activations`]); re-exported here beside the other shader twins.
+pub use crate::activations;
 pub mod adam;
 pub mod cross_entropy;
 pub mod grad_norm;

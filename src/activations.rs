@@ -1,5 +1,9 @@
 //! The LSTM's nonlinearities in `f32`, twin of `shaders/activations.wgsl`.
 //!
+//! This module sits at the bottom of the crate and imports nothing from it: [`crate::real::Real`]
+//! evaluates `f32` activations through it, and the CPU path reaches it as
+//! [`crate::cpu::activations`] too.
+//!
 //! Both are built on `e^-|x|`, which lies in `(0, 1]` and so can neither overflow nor produce a
 //! NaN: a plain `1 / (1 + exp(-x))` overflows for `x < -88`, and WGSL's builtin `tanh` is
 //! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`).
