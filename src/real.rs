@@ -33,8 +33,9 @@ pub trait Real:
     /// Logistic sigmoid `1 / (1 + e^-x)`, finite for every finite `x`.
     fn sigmoid(self) -> Self;
 
-    /// Hyperbolic tangent, finite and correctly signed for every finite `x`.
-    fn tanh_(self) -> Self;
+    /// Hyperbolic tangent, finite and correctly signed for every finite `x` (named after the
+    /// shaders' `tanh_stable`).
+    fn tanh_stable(self) -> Self;
 
     /// Converts from `f64`, rounding to nearest.
     fn from_f64_lossy(v: f64) -> Self;
@@ -58,8 +59,8 @@ impl Real for f32 {
     }
 
     #[inline(always)]
-    fn tanh_(self) -> Self {
-        activations::tanh(self)
+    fn tanh_stable(self) -> Self {
+        activations::tanh_stable(self)
     }
 
     fn from_f64_lossy(v: f64) -> Self {
@@ -97,7 +98,7 @@ impl Real for f64 {
         }
     }
 
-    fn tanh_(self) -> Self {
+    fn tanh_stable(self) -> Self {
         self.tanh()
     }
 

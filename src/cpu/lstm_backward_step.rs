@@ -158,7 +158,7 @@ fn rows<F: Real>(
         let (dg, d_o) = rest.split_at_mut(hidden);
         // d_o holds tanh(c_t) until it is turned into da_o.
         for u in 0..hidden {
-            d_o[u] = c_t[u].tanh_();
+            d_o[u] = c_t[u].tanh_stable();
         }
         for u in 0..hidden {
             let tc = d_o[u];

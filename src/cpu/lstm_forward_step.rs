@@ -117,7 +117,7 @@ fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden
             *v = v.sigmoid();
         }
         for v in ag.iter_mut() {
-            *v = v.tanh_();
+            *v = v.tanh_stable();
         }
         for v in ao.iter_mut() {
             *v = v.sigmoid();
@@ -127,7 +127,7 @@ fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden
             c[u] = f[u] * c_prev[u] + i[u] * ag[u];
         }
         for u in 0..hidden {
-            h[u] = ao[u] * c[u].tanh_();
+            h[u] = ao[u] * c[u].tanh_stable();
         }
     }
 }
