@@ -81,7 +81,7 @@ pub struct BackwardScratch<F = f32> {
 }
 
 /// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
-fn fit<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
+fn resize_reusing<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
     if a.raw_dim() != shape {
         *a = ndarray::Array::zeros(shape);
     }
@@ -106,7 +106,7 @@ fn layer_forward<F: Real>(
     let (seq, batch, _) = lt.input.dim();
     let hidden = w.weight_hh.ncols();
     // 1. Input projection for every step at once: [T·B, I] · W_ihᵀ + b_ih.
-    fit(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
+    resize_reusing(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
     lt.xproj.assign(&w.bias_ih);
     parallel::gemm(
         F::one(),
@@ -122,9 +122,9 @@ fn layer_forward<F: Real>(
         .expect("xproj is contiguous");
 
     // 2. The recurrence, each chunk of batch rows on its own thread.
-    fit(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
-    fit(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
-    fit(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
+    resize_reusing(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
+    resize_reusing(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
+    resize_reusing(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
     lt.h.index_axis_mut(Axis(0), 0).assign(&h0);
     lt.c.index_axis_mut(Axis(0), 0).assign(&c0);
     let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
@@ -180,7 +180,7 @@ pub(crate) fn forward_into_tape<F: Real>(
     for l in 0..l_count {
         let (below, rest) = tape.layers.split_at_mut(l);
         let lt = &mut rest[0];
-        fit(
+        resize_reusing(
             &mut lt.input,
             ndarray::Ix3(seq, batch, config.layer_input_size(l)),
         );
@@ -275,7 +275,7 @@ pub fn backward_with<F: Real>(
     let mut dc0 = Array3::zeros((l_count, batch, hidden));
     let mut grads: Vec<LayerWeights<F>> = Vec::with_capacity(l_count);
     let BackwardScratch { dy, dx, dgates, dc } = scratch;
-    fit(dy, ndarray::Ix3(seq, batch, hidden));
+    resize_reusing(dy, ndarray::Ix3(seq, batch, hidden));
     match &upstream.dy {
         Some(up) => dy.assign(&up.view().permuted_axes([1, 0, 2])),
         None => dy.fill(F::zero()),
@@ -289,13 +289,13 @@ pub fn backward_with<F: Real>(
             .dh_n
             .as_ref()
             .map_or(zero_state.view(), |d| d.index_axis(Axis(0), l));
-        fit(dc, ndarray::Ix2(batch, hidden));
+        resize_reusing(dc, ndarray::Ix2(batch, hidden));
         match &upstream.dc_n {
             Some(d) => dc.assign(&d.index_axis(Axis(0), l)),
             None => dc.fill(F::zero()),
         }
         // Every element of dgates is written by the sweep.
-        fit(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
+        resize_reusing(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
 
         // The reverse sweep, batch rows split across threads as in the forward pass.
         let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
@@ -366,7 +366,7 @@ pub fn backward_with<F: Real>(
             break;
         }
         let il = config.layer_input_size(l);
-        fit(dx, ndarray::Ix3(seq, batch, il));
+        resize_reusing(dx, ndarray::Ix3(seq, batch, il));
         let mut dx_rows = dx
             .view_mut()
             .into_shape_with_order((seq * batch, il))
