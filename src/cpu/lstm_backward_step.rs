@@ -16,6 +16,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use super::simd::avx2_dispatch;
 use crate::real::Real;
 
 /// Where the gradient on `h_t` from later in time comes from.
@@ -98,38 +99,18 @@ pub fn lstm_backward_step<F: Real>(
     }
 }
 
-/// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
-/// Uses AVX2 when the processor has it (bit-identical results, see the forward step).
-fn lstm_backward_step_rows<F: Real>(
-    gates: &[F],
-    c_t: &[F],
-    c_prev: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dgates: &mut [F],
-    hidden: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2, checked just above.
-        unsafe { rows_avx2(gates, c_t, c_prev, dh, dc, dgates, hidden) };
-        return;
-    }
-    rows(gates, c_t, c_prev, dh, dc, dgates, hidden);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2<F: Real>(
-    gates: &[F],
-    c_t: &[F],
-    c_prev: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dgates: &mut [F],
-    hidden: usize,
-) {
-    rows(gates, c_t, c_prev, dh, dc, dgates, hidden)
+avx2_dispatch! {
+    /// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
+    /// Uses AVX2 when the processor has it (bit-identical results, see [`super::simd`]).
+    fn lstm_backward_step_rows<F: Real>(
+        gates: &[F],
+        c_t: &[F],
+        c_prev: &[F],
+        dh: &[F],
+        dc: &mut [F],
+        dgates: &mut [F],
+        hidden: usize,
+    ) => rows;
 }
 
 /// Simple elementwise loops over whole gate blocks, so each vectorises on its own.

@@ -11,6 +11,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
+use super::simd::avx2_dispatch;
 use crate::real::Real;
 
 /// Runs one step for the whole batch.
@@ -68,36 +69,17 @@ pub fn lstm_forward_step<F: Real>(
     }
 }
 
-/// The nonlinearities and cell update on row-major slices: `gates` `[B, 4H]`, the rest
-/// `[B, H]`. Uses AVX2 when the processor has it (bit-identical results, see below).
-fn lstm_forward_step_rows<F: Real>(
-    gates: &mut [F],
-    c_prev: &[F],
-    c: &mut [F],
-    h: &mut [F],
-    hidden: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2, checked just above.
-        unsafe { rows_avx2(gates, c_prev, c, h, hidden) };
-        return;
-    }
-    rows(gates, c_prev, c, h, hidden);
-}
-
-/// [`rows`] compiled for AVX2: only the vector width differs (Rust never contracts `a * b + c`
-/// into a fused multiply-add), so the results are the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2<F: Real>(
-    gates: &mut [F],
-    c_prev: &[F],
-    c: &mut [F],
-    h: &mut [F],
-    hidden: usize,
-) {
-    rows(gates, c_prev, c, h, hidden)
+avx2_dispatch! {
+    /// The nonlinearities and cell update on row-major slices: `gates` `[B, 4H]` (pre-activations
+    /// in, activations out), the rest `[B, H]`. Uses AVX2 when the processor has it
+    /// (bit-identical results, see [`super::simd`]).
+    fn lstm_forward_step_rows<F: Real>(
+        gates: &mut [F],
+        c_prev: &[F],
+        c: &mut [F],
+        h: &mut [F],
+        hidden: usize,
+    ) => rows;
 }
 
 /// One simple loop per operation, so each vectorises on its own (a single loop computing all

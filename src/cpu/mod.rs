@@ -13,3 +13,4 @@ pub mod lstm_backward_step;
 pub mod lstm_forward_step;
 pub(crate) mod parallel;
 pub mod sgd;
+mod simd;
