@@ -6,6 +6,7 @@
 /// level ([`crate::activations`]); re-exported here beside the other shader twins.
 pub use crate::activations;
 pub mod adam;
+mod contiguous;
 pub mod cross_entropy;
 pub mod grad_norm;
 pub mod lstm;
