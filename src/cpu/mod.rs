@@ -7,6 +7,7 @@
 /// level ([`crate::activations`]); re-exported here beside the other shader twins.
 pub use crate::activations;
 pub mod adam;
+pub mod column_sum;
 mod contiguous;
 pub mod cross_entropy;
 pub mod grad_norm;
