@@ -8,7 +8,7 @@ use lstm_wgpu::Error;
 use lstm_wgpu::cpu::matmul::matmul;
 use lstm_wgpu::gemm::{GemmSpec, MatrixLayout};
 use lstm_wgpu::ndarray::linalg::general_mat_mul;
-use lstm_wgpu::ndarray::{Array1, Array2};
+use lstm_wgpu::ndarray::{Array1, Array2, Axis};
 
 /// Marks buffer elements outside every matrix: a product that reads one becomes NaN.
 const UNREAD: f32 = f32::NAN;
@@ -48,6 +48,32 @@ fn c_matrix(buf: &[f32], layout: &MatrixLayout, m: usize, n: usize) -> Array2<f6
     Array2::from_shape_fn((m, n), |(i, j)| f64::from(buf[layout.index(i, j)]))
 }
 
+/// A product `M x N x K` of the given layouts, no bias, overwriting `C`.
+fn spec(
+    (m, n, k): (usize, usize, usize),
+    a: MatrixLayout,
+    b: MatrixLayout,
+    c: MatrixLayout,
+) -> GemmSpec {
+    GemmSpec {
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        bias: None,
+        accumulate: false,
+    }
+}
+
+/// Runs `spec` on the buffers of `a` and `b` and a copy of `c`'s; returns that copy.
+fn run(spec: &GemmSpec, a: &[f32], b: &[f32], bias: &[f32], c: &Stored) -> Vec<f32> {
+    let mut out = c.buf.clone();
+    matmul(spec, a, b, bias, &mut out).unwrap();
+    out
+}
+
 /// Largest `Σ_k |op(A)[m, k] · op(B)[k, n]|` plus `|extra[m, n]|` over the elements of `C`.
 fn magnitude(a: &Array2<f64>, b: &Array2<f64>, extra: &Array2<f64>) -> f64 {
     let abs = a.mapv(f64::abs).dot(&b.mapv(f64::abs)) + extra.mapv(f64::abs);
@@ -70,18 +96,10 @@ fn check_product(ta: bool, tb: bool, m: usize, n: usize, k: usize) {
     let a = stored(ar, ac, 1, 3, 2, UNREAD);
     let b = stored(br, bc, 2, 5, 1, UNREAD);
     let c = stored(m, n, 3, 7, 3, UNTOUCHED);
-    let spec = GemmSpec {
-        m,
-        n,
-        k,
-        a: if ta { a.layout.t() } else { a.layout },
-        b: if tb { b.layout.t() } else { b.layout },
-        c: c.layout,
-        bias: None,
-        accumulate: false,
-    };
-    let mut out = c.buf.clone();
-    matmul(&spec, &a.buf, &b.buf, &[], &mut out).unwrap();
+    let a_layout = if ta { a.layout.t() } else { a.layout };
+    let b_layout = if tb { b.layout.t() } else { b.layout };
+    let spec = spec((m, n, k), a_layout, b_layout, c.layout);
+    let out = run(&spec, &a.buf, &b.buf, &[], &c);
 
     let (op_a, op_b) = (op(&a, ta), op(&b, tb));
     let mut want = Array2::<f64>::zeros((m, n));
@@ -136,16 +154,8 @@ fn product_with_both_transposed_matches_general_mat_mul() {
 
 #[test]
 fn one_by_one_by_one_product_is_the_single_product_exactly() {
-    let spec = GemmSpec {
-        m: 1,
-        n: 1,
-        k: 1,
-        a: MatrixLayout::new(0, 1),
-        b: MatrixLayout::new(0, 1),
-        c: MatrixLayout::new(0, 1),
-        bias: None,
-        accumulate: false,
-    };
+    let one = MatrixLayout::new(0, 1);
+    let spec = spec((1, 1, 1), one, one, one);
     let mut c = [0.0];
     matmul(&spec, &[0.3], &[-7.1], &[], &mut c).unwrap();
     assert_eq!(c[0].to_bits(), (0.3f32 * -7.1f32).to_bits());
@@ -157,18 +167,8 @@ fn elements_of_c_outside_the_matrix_are_left_untouched() {
     let a = stored(m, k, 1, 0, 0, UNREAD);
     let b = stored(k, n, 2, 0, 0, UNREAD);
     let c = stored(m, n, 3, 9, 4, UNTOUCHED);
-    let spec = GemmSpec {
-        m,
-        n,
-        k,
-        a: a.layout,
-        b: b.layout,
-        c: c.layout,
-        bias: None,
-        accumulate: false,
-    };
-    let mut out = c.buf.clone();
-    matmul(&spec, &a.buf, &b.buf, &[], &mut out).unwrap();
+    let spec = spec((m, n, k), a.layout, b.layout, c.layout);
+    let out = run(&spec, &a.buf, &b.buf, &[], &c);
     let inside: Vec<usize> = (0..m)
         .flat_map(|i| (0..n).map(move |j| (i, j)))
         .map(|(i, j)| spec.c.index(i, j))
@@ -194,18 +194,9 @@ fn row_maps_read_the_remapped_rows_of_a_and_of_b() {
     let a = stored(15, k, 1, 4, 1, UNREAD);
     let b = stored(12, k, 2, 2, 3, UNREAD);
     let c = stored(m, n, 3, 0, 0, UNTOUCHED);
-    let spec = GemmSpec {
-        m,
-        n,
-        k,
-        a: a.layout.rows(2, 5),
-        b: b.layout.t().rows(4, 6),
-        c: c.layout,
-        bias: None,
-        accumulate: false,
-    };
-    let mut out = c.buf.clone();
-    matmul(&spec, &a.buf, &b.buf, &[], &mut out).unwrap();
+    let (a_map, b_map) = (a.layout.rows(2, 5), b.layout.t().rows(4, 6));
+    let spec = spec((m, n, k), a_map, b_map, c.layout);
+    let out = run(&spec, &a.buf, &b.buf, &[], &c);
 
     let op_a = gather_rows(&a.values, m, 2, 5);
     let op_b = gather_rows(&b.values, n, 4, 6).t().to_owned();
@@ -232,33 +223,24 @@ fn row_map_pairs_each_step_with_the_previous_hidden_state() {
     let c = stored(gates, hidden, 3, 0, 0, UNTOUCHED);
     let k = batch * (seq - 1);
     let dgates_from_t1 = MatrixLayout::new(gates, gates);
-    let spec = GemmSpec {
-        m: gates,
-        n: hidden,
-        k,
-        a: dgates_from_t1.t().rows(seq - 1, seq),
-        b: h.layout.rows(seq - 1, seq),
-        c: c.layout,
-        bias: None,
-        accumulate: false,
-    };
-    let mut out = c.buf.clone();
-    matmul(&spec, &dgates.buf, &h.buf, &[], &mut out).unwrap();
+    let spec = spec(
+        (gates, hidden, k),
+        dgates_from_t1.t().rows(seq - 1, seq),
+        h.layout.rows(seq - 1, seq),
+        c.layout,
+    );
+    let out = run(&spec, &dgates.buf, &h.buf, &[], &c);
 
+    // The sum of outer products dgates[b, t] ⊗ h[b, t - 1], and of their magnitudes.
     let mut want = Array2::<f64>::zeros((gates, hidden));
-    for b in 0..batch {
-        for t in 1..seq {
-            let g = dgates.values.row(b * seq + t).mapv(f64::from);
-            let hp = h.values.row(b * seq + t - 1).mapv(f64::from);
-            want += &(g.insert_axis(lstm_wgpu::ndarray::Axis(1)) * &hp);
-        }
-    }
     let mut mag = Array2::<f64>::zeros((gates, hidden));
     for b in 0..batch {
         for t in 1..seq {
-            let g = dgates.values.row(b * seq + t).mapv(|v| f64::from(v).abs());
-            let hp = h.values.row(b * seq + t - 1).mapv(|v| f64::from(v).abs());
-            mag += &(g.insert_axis(lstm_wgpu::ndarray::Axis(1)) * &hp);
+            let g = dgates.values.row(b * seq + t).mapv(f64::from);
+            let g = g.insert_axis(Axis(1));
+            let hp = h.values.row(b * seq + t - 1).mapv(f64::from);
+            want += &(&g * &hp);
+            mag += &(g.mapv(f64::abs) * hp.mapv(f64::abs));
         }
     }
     let atol = tolerance(k, mag.iter().fold(0.0, |m, &v| m.max(v)));
@@ -282,18 +264,12 @@ fn check_bias_and_accumulate(bias: bool, accumulate: bool) {
     let mut bias_buf = vec![UNREAD; bias_off + n + 2];
     bias_buf[bias_off..bias_off + n].copy_from_slice(bias_values.as_slice().unwrap());
     let spec = GemmSpec {
-        m,
-        n,
-        k,
-        a: a.layout,
-        b: b.layout,
-        c: c.layout,
         bias: bias.then_some(bias_off),
         accumulate,
+        ..spec((m, n, k), a.layout, b.layout, c.layout)
     };
-    let mut out = c.buf.clone();
     let bias_arg = if bias { &bias_buf[..] } else { &[] };
-    matmul(&spec, &a.buf, &b.buf, bias_arg, &mut out).unwrap();
+    let out = run(&spec, &a.buf, &b.buf, bias_arg, &c);
 
     let (op_a, op_b) = (op(&a, false), op(&b, false));
     let mut extra = Array2::<f64>::zeros((m, n));
@@ -336,17 +312,16 @@ fn empty_inner_dimension_gives_the_bias_plus_the_old_c() {
     let c = stored(m, n, 3, 0, 0, UNTOUCHED);
     let bias = [0.5, -1.5, 2.0];
     let spec = GemmSpec {
-        m,
-        n,
-        k: 0,
-        a: MatrixLayout::new(0, 0),
-        b: MatrixLayout::new(0, n),
-        c: c.layout,
         bias: Some(0),
         accumulate: true,
+        ..spec(
+            (m, n, 0),
+            MatrixLayout::new(0, 0),
+            MatrixLayout::new(0, n),
+            c.layout,
+        )
     };
-    let mut out = c.buf.clone();
-    matmul(&spec, &[], &[], &bias, &mut out).unwrap();
+    let out = run(&spec, &[], &[], &bias, &c);
     let want = Array2::from_shape_fn((m, n), |(i, j)| {
         f64::from((0.0f32 + bias[j]) + c.values[[i, j]])
     });
@@ -361,16 +336,12 @@ fn empty_inner_dimension_gives_the_bias_plus_the_old_c() {
 
 /// A valid `4 x 5 x 3` product, plain row-major operands with no padding.
 fn small_spec() -> GemmSpec {
-    GemmSpec {
-        m: 4,
-        n: 5,
-        k: 3,
-        a: MatrixLayout::new(0, 3),
-        b: MatrixLayout::new(0, 5),
-        c: MatrixLayout::new(0, 5),
-        bias: None,
-        accumulate: false,
-    }
+    spec(
+        (4, 5, 3),
+        MatrixLayout::new(0, 3),
+        MatrixLayout::new(0, 5),
+        MatrixLayout::new(0, 5),
+    )
 }
 
 /// Runs `spec` on buffers of the given lengths, checking that it fails with `Error::Shape` for
@@ -494,18 +465,8 @@ fn unused_padding_of_a_and_b_is_never_read() {
     let a = stored(k, m, 1, 6, 5, UNREAD);
     let b = stored(n, k, 2, 4, 3, UNREAD);
     let c = stored(m, n, 3, 0, 0, UNTOUCHED);
-    let spec = GemmSpec {
-        m,
-        n,
-        k,
-        a: a.layout.t(),
-        b: b.layout.t(),
-        c: c.layout,
-        bias: None,
-        accumulate: false,
-    };
-    let mut out = c.buf.clone();
-    matmul(&spec, &a.buf, &b.buf, &[], &mut out).unwrap();
+    let spec = spec((m, n, k), a.layout.t(), b.layout.t(), c.layout);
+    let out = run(&spec, &a.buf, &b.buf, &[], &c);
     let got = c_matrix(&out, &spec.c, m, n);
     if let Some((index, v)) = got.indexed_iter().find(|(_, v)| !v.is_finite()) {
         panic!("C{index:?} is {v}: padding was read");
