@@ -10,7 +10,7 @@
 /// Defines a function that runs `inner` (a generic `#[inline(always)]` function with the same
 /// parameters, returning nothing) compiled with AVX2 where the processor supports it:
 ///
-/// ```ignore
+/// ```text
 /// avx2_dispatch! {
 ///     /// Doc of the wrapper.
 ///     fn wrapper<F: Real>(a: &mut [F], n: usize) => inner;
