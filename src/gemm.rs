@@ -84,8 +84,22 @@ impl MatrixLayout {
         } else {
             (rows, cols)
         };
-        // The row map is monotone in r, so the last stored row is the largest one read.
-        self.offset + self.stored_row(stored_rows - 1) * self.ld + stored_cols
+        self.offset + self.highest_stored_row(stored_rows) * self.ld + stored_cols
+    }
+
+    /// The highest stored row read by row indices `0..rows` (`rows >= 1`). Within a group the
+    /// stored rows rise with `r`, and group `q`'s rows start at `q · stride`, so the highest is
+    /// the last row's or, when groups overlap (`stride < group`), the end of the last full
+    /// group before it.
+    fn highest_stored_row(&self, rows: usize) -> usize {
+        let last = self.stored_row(rows - 1);
+        match self.row_map {
+            Some(RowMap { group, .. }) if group > 0 && rows > group => {
+                let end_of_previous_group = ((rows - 1) / group) * group - 1;
+                last.max(self.stored_row(end_of_previous_group))
+            }
+            _ => last,
+        }
     }
 }
 

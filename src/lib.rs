@@ -51,6 +51,7 @@
 //! On a GPU the same calls exist on [`gpu::GpuLstm`]; a whole sequence is one submission, and
 //! [`gpu::GpuLstm::stats`] shows what each call dispatched, submitted and transferred.
 
+pub mod activations;
 pub mod cpu;
 pub mod data;
 pub mod error;

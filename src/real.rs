@@ -3,10 +3,12 @@
 
 use std::fmt::{Debug, Display};
 
+use crate::activations;
+
 /// A float the CPU reference can compute in.
 ///
 /// Besides arithmetic it fixes how the LSTM's nonlinearities are evaluated: `f32` uses exactly the
-/// formulas of `shaders/activations.wgsl` (see [`crate::cpu::activations`]), so the CPU and GPU
+/// formulas of `shaders/activations.wgsl` (see [`crate::activations`]), so the CPU and GPU
 /// paths differ only by rounding; `f64` uses the standard library's functions to serve as the
 /// high-precision reference.
 pub trait Real:
@@ -31,8 +33,9 @@ pub trait Real:
     /// Logistic sigmoid `1 / (1 + e^-x)`, finite for every finite `x`.
     fn sigmoid(self) -> Self;
 
-    /// Hyperbolic tangent, finite and correctly signed for every finite `x`.
-    fn tanh_(self) -> Self;
+    /// Hyperbolic tangent, finite and correctly signed for every finite `x` (named after the
+    /// shaders' `tanh_stable`).
+    fn tanh_stable(self) -> Self;
 
     /// Converts from `f64`, rounding to nearest.
     fn from_f64_lossy(v: f64) -> Self;
@@ -52,12 +55,12 @@ impl Real for f32 {
 
     #[inline(always)]
     fn sigmoid(self) -> Self {
-        crate::cpu::activations::sigmoid(self)
+        activations::sigmoid(self)
     }
 
     #[inline(always)]
-    fn tanh_(self) -> Self {
-        crate::cpu::activations::tanh(self)
+    fn tanh_stable(self) -> Self {
+        activations::tanh_stable(self)
     }
 
     fn from_f64_lossy(v: f64) -> Self {
@@ -95,7 +98,7 @@ impl Real for f64 {
         }
     }
 
-    fn tanh_(self) -> Self {
+    fn tanh_stable(self) -> Self {
         self.tanh()
     }
 

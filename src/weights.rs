@@ -14,13 +14,23 @@
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayViewD, ArrayViewMutD, Ix1, Ix2};
 
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::rng::Rng;
 use crate::shape::{expect_nonzero, expect_shape};
 use crate::tensor_file::{self, TensorWriter};
+
+/// Stems of a layer's parameter names, in the order of [`LayerWeights`]'s fields.
+const LAYER_TENSOR_STEMS: [&str; 4] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"];
+
+/// PyTorch's names of layer `l`'s four tensors, in the order of [`LayerWeights`]'s fields (the
+/// order every listing of a layer's tensors uses): `weight_ih_l{l}` `[4H, I_l]`,
+/// `weight_hh_l{l}` `[4H, H]`, `bias_ih_l{l}` `[4H]`, `bias_hh_l{l}` `[4H]`.
+pub fn layer_tensor_names(l: usize) -> [String; 4] {
+    LAYER_TENSOR_STEMS.map(|stem| format!("{stem}_l{l}"))
+}
 
 /// The sizes that fix an LSTM's parameter shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,31 +101,43 @@ impl<F: Real> LayerWeights<F> {
         }
     }
 
-    /// The four tensors with their PyTorch names for layer `l`, as dynamic views.
-    pub fn named(&self, l: usize) -> [(String, ndarray::ArrayViewD<'_, F>); 4] {
+    /// The four tensors as dynamic views, in field order (that of [`layer_tensor_names`]).
+    pub fn views(&self) -> [ArrayViewD<'_, F>; 4] {
         [
-            (format!("weight_ih_l{l}"), self.weight_ih.view().into_dyn()),
-            (format!("weight_hh_l{l}"), self.weight_hh.view().into_dyn()),
-            (format!("bias_ih_l{l}"), self.bias_ih.view().into_dyn()),
-            (format!("bias_hh_l{l}"), self.bias_hh.view().into_dyn()),
+            self.weight_ih.view().into_dyn(),
+            self.weight_hh.view().into_dyn(),
+            self.bias_ih.view().into_dyn(),
+            self.bias_hh.view().into_dyn(),
         ]
+    }
+
+    /// The four tensors as mutable dynamic views, in field order (that of
+    /// [`layer_tensor_names`]).
+    pub fn views_mut(&mut self) -> [ArrayViewMutD<'_, F>; 4] {
+        [
+            self.weight_ih.view_mut().into_dyn(),
+            self.weight_hh.view_mut().into_dyn(),
+            self.bias_ih.view_mut().into_dyn(),
+            self.bias_hh.view_mut().into_dyn(),
+        ]
+    }
+
+    /// The four tensors with their PyTorch names for layer `l` ([`layer_tensor_names`]), as
+    /// dynamic views.
+    pub fn named(&self, l: usize) -> [(String, ArrayViewD<'_, F>); 4] {
+        let [w_ih, w_hh, b_ih, b_hh] = self.views();
+        let [n_ih, n_hh, nb_ih, nb_hh] = layer_tensor_names(l);
+        [(n_ih, w_ih), (n_hh, w_hh), (nb_ih, b_ih), (nb_hh, b_hh)]
     }
 
     fn check(&self, config: &LstmConfig, l: usize) -> Result<()> {
         let h = config.hidden_size;
         let i = config.layer_input_size(l);
-        expect_shape(
-            &format!("weight_ih_l{l}"),
-            self.weight_ih.shape(),
-            &[4 * h, i],
-        )?;
-        expect_shape(
-            &format!("weight_hh_l{l}"),
-            self.weight_hh.shape(),
-            &[4 * h, h],
-        )?;
-        expect_shape(&format!("bias_ih_l{l}"), self.bias_ih.shape(), &[4 * h])?;
-        expect_shape(&format!("bias_hh_l{l}"), self.bias_hh.shape(), &[4 * h])
+        let [w_ih, w_hh, b_ih, b_hh] = layer_tensor_names(l);
+        expect_shape(&w_ih, self.weight_ih.shape(), &[4 * h, i])?;
+        expect_shape(&w_hh, self.weight_hh.shape(), &[4 * h, h])?;
+        expect_shape(&b_ih, self.bias_ih.shape(), &[4 * h])?;
+        expect_shape(&b_hh, self.bias_hh.shape(), &[4 * h])
     }
 
     /// Converts every tensor to another float type.
@@ -168,14 +190,10 @@ impl<F: Real> LstmWeights<F> {
         let k = 1.0 / (config.hidden_size as f64).sqrt();
         let mut w = Self::zeros(config);
         for layer in &mut w.layers {
-            for v in layer
-                .weight_ih
-                .iter_mut()
-                .chain(layer.weight_hh.iter_mut())
-                .chain(layer.bias_ih.iter_mut())
-                .chain(layer.bias_hh.iter_mut())
-            {
-                *v = F::from_f64_lossy(rng.uniform(-k, k));
+            for mut tensor in layer.views_mut() {
+                for v in tensor.iter_mut() {
+                    *v = F::from_f64_lossy(rng.uniform(-k, k));
+                }
             }
         }
         w
@@ -233,29 +251,22 @@ impl<F: Real> LstmWeights<F> {
         st: &safetensors::SafeTensors<'_>,
         prefix: &str,
     ) -> Result<Self> {
+        let keys = |l: usize| layer_tensor_names(l).map(|name| format!("{prefix}{name}"));
         let mut num_layers = 0;
-        while st
-            .tensor(&format!("{prefix}weight_ih_l{num_layers}"))
-            .is_ok()
-        {
+        while st.tensor(&keys(num_layers)[0]).is_ok() {
             num_layers += 1;
         }
+        let [w_ih0_key, w_hh0_key, ..] = keys(0);
         if num_layers == 0 {
-            return Err(Error::MissingTensor {
-                tensor: format!("{prefix}weight_ih_l0"),
-            });
+            return Err(Error::MissingTensor { tensor: w_ih0_key });
         }
-        let w_hh0 =
-            st.tensor(&format!("{prefix}weight_hh_l0"))
-                .map_err(|_| Error::MissingTensor {
-                    tensor: format!("{prefix}weight_hh_l0"),
-                })?;
-        let w_ih0 = st
-            .tensor(&format!("{prefix}weight_ih_l0"))
-            .map_err(Error::Safetensors)?;
+        let w_hh0 = st.tensor(&w_hh0_key).map_err(|_| Error::MissingTensor {
+            tensor: w_hh0_key.clone(),
+        })?;
+        let w_ih0 = st.tensor(&w_ih0_key).map_err(Error::Safetensors)?;
         let (Some(&h), Some(&i)) = (w_hh0.shape().get(1), w_ih0.shape().get(1)) else {
             return Err(Error::Shape {
-                tensor: format!("{prefix}weight_hh_l0"),
+                tensor: w_hh0_key,
                 expected: vec![0, 0],
                 actual: w_hh0.shape().to_vec(),
             });
@@ -282,11 +293,12 @@ impl<F: Real> LstmWeights<F> {
                         actual: vec![],
                     })
             };
+            let [w_ih, w_hh, b_ih, b_hh] = keys(l);
             layers.push(LayerWeights {
-                weight_ih: get2(format!("{prefix}weight_ih_l{l}"), [4 * h, il])?,
-                weight_hh: get2(format!("{prefix}weight_hh_l{l}"), [4 * h, h])?,
-                bias_ih: get1(format!("{prefix}bias_ih_l{l}"), 4 * h)?,
-                bias_hh: get1(format!("{prefix}bias_hh_l{l}"), 4 * h)?,
+                weight_ih: get2(w_ih, [4 * h, il])?,
+                weight_hh: get2(w_hh, [4 * h, h])?,
+                bias_ih: get1(b_ih, 4 * h)?,
+                bias_hh: get1(b_hh, 4 * h)?,
             });
         }
         LstmWeights::new(config, layers)

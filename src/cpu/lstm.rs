@@ -30,7 +30,7 @@ use crate::lstm::{
     GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input, check_upstream,
 };
 use crate::real::Real;
-use crate::weights::{LayerWeights, LstmWeights};
+use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
 
 /// One layer's activations, time-major; the buffers are reused across calls of the same shape.
 #[derive(Debug, Clone, Default)]
@@ -81,7 +81,7 @@ pub struct BackwardScratch<F = f32> {
 }
 
 /// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
-fn fit<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
+fn resize_reusing<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
     if a.raw_dim() != shape {
         *a = ndarray::Array::zeros(shape);
     }
@@ -106,7 +106,7 @@ fn layer_forward<F: Real>(
     let (seq, batch, _) = lt.input.dim();
     let hidden = w.weight_hh.ncols();
     // 1. Input projection for every step at once: [T·B, I] · W_ihᵀ + b_ih.
-    fit(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
+    resize_reusing(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
     lt.xproj.assign(&w.bias_ih);
     parallel::gemm(
         F::one(),
@@ -122,9 +122,9 @@ fn layer_forward<F: Real>(
         .expect("xproj is contiguous");
 
     // 2. The recurrence, each chunk of batch rows on its own thread.
-    fit(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
-    fit(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
-    fit(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
+    resize_reusing(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
+    resize_reusing(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
+    resize_reusing(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
     lt.h.index_axis_mut(Axis(0), 0).assign(&h0);
     lt.c.index_axis_mut(Axis(0), 0).assign(&c0);
     let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
@@ -180,7 +180,7 @@ pub(crate) fn forward_into_tape<F: Real>(
     for l in 0..l_count {
         let (below, rest) = tape.layers.split_at_mut(l);
         let lt = &mut rest[0];
-        fit(
+        resize_reusing(
             &mut lt.input,
             ndarray::Ix3(seq, batch, config.layer_input_size(l)),
         );
@@ -262,24 +262,20 @@ pub fn backward_with<F: Real>(
     let config = *weights.config();
     let (batch, seq) = (tape.batch, tape.seq);
     check_upstream(&config, batch, seq, upstream)?;
-    if tape.layers.len() != config.num_layers {
-        return Err(Error::Shape {
-            tensor: "tape layers".into(),
-            expected: vec![config.num_layers],
-            actual: vec![tape.layers.len()],
-        });
-    }
+    check_tape_layers(&config, tape)?;
     let (l_count, hidden) = (config.num_layers, config.hidden_size);
 
     let mut dh0 = Array3::zeros((l_count, batch, hidden));
     let mut dc0 = Array3::zeros((l_count, batch, hidden));
     let mut grads: Vec<LayerWeights<F>> = Vec::with_capacity(l_count);
     let BackwardScratch { dy, dx, dgates, dc } = scratch;
-    fit(dy, ndarray::Ix3(seq, batch, hidden));
-    match &upstream.dy {
-        Some(up) => dy.assign(&up.view().permuted_axes([1, 0, 2])),
-        None => dy.fill(F::zero()),
-    }
+    // Time-major, as everything inside.
+    let dy_up = upstream
+        .dy
+        .as_ref()
+        .map(|d| d.view().permuted_axes([1, 0, 2]));
+    resize_reusing(dy, ndarray::Ix3(seq, batch, hidden));
+    assign_or_zero(dy, dy_up);
     let zero_state = Array2::zeros((batch, hidden));
 
     for l in (0..l_count).rev() {
@@ -289,52 +285,9 @@ pub fn backward_with<F: Real>(
             .dh_n
             .as_ref()
             .map_or(zero_state.view(), |d| d.index_axis(Axis(0), l));
-        fit(dc, ndarray::Ix2(batch, hidden));
-        match &upstream.dc_n {
-            Some(d) => dc.assign(&d.index_axis(Axis(0), l)),
-            None => dc.fill(F::zero()),
-        }
-        // Every element of dgates is written by the sweep.
-        fit(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
-
-        // The reverse sweep, batch rows split across threads as in the forward pass.
-        let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
-        dgates
-            .axis_chunks_iter_mut(Axis(1), chunk)
-            .zip(dc.axis_chunks_iter_mut(Axis(0), chunk))
-            .zip(dy.axis_chunks_iter(Axis(1), chunk))
-            .zip(dh_n.axis_chunks_iter(Axis(0), chunk))
-            .zip(lt.gates.axis_chunks_iter(Axis(1), chunk))
-            .zip(lt.c.axis_chunks_iter(Axis(1), chunk))
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .for_each(|(((((mut dgates, mut dc), dy), dh_n), gates), c)| {
-                for t in (0..seq).rev() {
-                    let (later, now) = if t + 1 < seq {
-                        let (now, later) =
-                            dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-                        (Some(later), now)
-                    } else {
-                        (None, dgates.slice_mut(s![t, .., ..]))
-                    };
-                    let from_later = match &later {
-                        None => FromLater::Last { dh_n },
-                        Some(next) => FromLater::Step {
-                            dgates_next: next.view(),
-                            w_hh: w.weight_hh.view(),
-                        },
-                    };
-                    lstm_backward_step(
-                        dy.index_axis(Axis(0), t),
-                        from_later,
-                        gates.index_axis(Axis(0), t),
-                        c.index_axis(Axis(0), t + 1),
-                        c.index_axis(Axis(0), t),
-                        dc.view_mut(),
-                        now,
-                    );
-                }
-            });
+        resize_reusing(dc, ndarray::Ix2(batch, hidden));
+        assign_or_zero(dc, upstream.dc_n.as_ref().map(|d| d.index_axis(Axis(0), l)));
+        layer_reverse_sweep(w, lt, dy.view(), dh_n, dc, dgates);
         // dL/dh0 is step 0's gate gradients sent back through W_hh; dL/dc0 is what is left in dc.
         parallel::gemm(
             F::one(),
@@ -344,34 +297,13 @@ pub fn backward_with<F: Real>(
             &mut dh0.index_axis_mut(Axis(0), l),
         );
         dc0.index_axis_mut(Axis(0), l).assign(dc);
-
-        // Weight gradients: whole-sequence GEMMs over all T·B rows.
-        let dg = rows(dgates);
-        let mut g = LayerWeights::zeros(&config, l);
-        let gemm = |a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>, out: &mut Array2<F>| {
-            parallel::gemm(F::one(), a, b, F::zero(), &mut out.view_mut())
-        };
-        gemm(&dg.t(), &rows(&lt.input), &mut g.weight_ih);
-        let h_prev =
-            lt.h.slice(s![..seq, .., ..])
-                .into_shape_with_order((seq * batch, hidden))
-                .expect("the first T steps of h are contiguous");
-        gemm(&dg.t(), &h_prev, &mut g.weight_hh);
-        g.bias_ih = dg.sum_axis(Axis(0));
-        g.bias_hh = g.bias_ih.clone();
-        grads.push(g);
+        grads.push(layer_weight_grads(&config, l, lt, dgates));
 
         // Gradient on this layer's input: the layer below's dy, or dx.
         if l == 0 && !want.x {
             break;
         }
-        let il = config.layer_input_size(l);
-        fit(dx, ndarray::Ix3(seq, batch, il));
-        let mut dx_rows = dx
-            .view_mut()
-            .into_shape_with_order((seq * batch, il))
-            .expect("dx is contiguous");
-        parallel::gemm(F::one(), &dg, &w.weight_ih.view(), F::zero(), &mut dx_rows);
+        layer_input_grad(w, dgates, config.layer_input_size(l), dx);
         std::mem::swap(dy, dx);
     }
     grads.reverse();
@@ -392,6 +324,136 @@ pub fn backward_with<F: Real>(
         c0,
         layers: want.weights.then_some(grads),
     })
+}
+
+/// Checks that `tape` holds one layer per layer of `config`.
+fn check_tape_layers<F>(config: &LstmConfig, tape: &CpuTape<F>) -> Result<()> {
+    if tape.layers.len() != config.num_layers {
+        return Err(Error::Shape {
+            tensor: "tape layers".into(),
+            expected: vec![config.num_layers],
+            actual: vec![tape.layers.len()],
+        });
+    }
+    Ok(())
+}
+
+/// Copies `src` into `dst` (same shape), or fills `dst` with zeros when there is no `src` (an
+/// absent upstream gradient).
+fn assign_or_zero<F: Real, D: Dimension>(
+    dst: &mut ndarray::Array<F, D>,
+    src: Option<ndarray::ArrayView<'_, F, D>>,
+) {
+    match src {
+        Some(src) => dst.assign(&src),
+        None => dst.fill(F::zero()),
+    }
+}
+
+/// The reverse sweep of one layer: every step's pre-activation gradients into `dgates`
+/// `[T, B, 4H]` (resized as needed, every element written).
+///
+/// * `dy` `[T, B, H]`: the gradient arriving at the layer's outputs, time-major.
+/// * `dh_n` `[B, H]`: the gradient on the layer's last hidden state.
+/// * `dc` `[B, H]` (in/out): `dL/dc_n` on entry, `dL/dc0` on exit.
+///
+/// Batch rows are split across threads as in the forward pass.
+fn layer_reverse_sweep<F: Real>(
+    w: &LayerWeights<F>,
+    lt: &LayerTape<F>,
+    dy: ArrayView3<'_, F>,
+    dh_n: ArrayView2<'_, F>,
+    dc: &mut Array2<F>,
+    dgates: &mut Array3<F>,
+) {
+    let (seq, batch, hidden) = dy.dim();
+    resize_reusing(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
+    let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
+    dgates
+        .axis_chunks_iter_mut(Axis(1), chunk)
+        .zip(dc.axis_chunks_iter_mut(Axis(0), chunk))
+        .zip(dy.axis_chunks_iter(Axis(1), chunk))
+        .zip(dh_n.axis_chunks_iter(Axis(0), chunk))
+        .zip(lt.gates.axis_chunks_iter(Axis(1), chunk))
+        .zip(lt.c.axis_chunks_iter(Axis(1), chunk))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|(((((mut dgates, mut dc), dy), dh_n), gates), c)| {
+            for t in (0..seq).rev() {
+                let (later, now) = if t + 1 < seq {
+                    let (now, later) = dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+                    (Some(later), now)
+                } else {
+                    (None, dgates.slice_mut(s![t, .., ..]))
+                };
+                let from_later = match &later {
+                    None => FromLater::Last { dh_n },
+                    Some(next) => FromLater::Step {
+                        dgates_next: next.view(),
+                        w_hh: w.weight_hh.view(),
+                    },
+                };
+                lstm_backward_step(
+                    dy.index_axis(Axis(0), t),
+                    from_later,
+                    gates.index_axis(Axis(0), t),
+                    c.index_axis(Axis(0), t + 1),
+                    c.index_axis(Axis(0), t),
+                    dc.view_mut(),
+                    now,
+                );
+            }
+        });
+}
+
+/// The parameter gradients of layer `l` from its tape and its `dgates` `[T, B, 4H]`, as
+/// whole-sequence GEMMs over all `T·B` rows: `dW_ih = dgatesᵀ · x` `[4H, I_l]`,
+/// `dW_hh = dgatesᵀ · h_{t-1}` `[4H, H]`, `db_ih = db_hh = Σ_rows dgates` `[4H]`.
+fn layer_weight_grads<F: Real>(
+    config: &LstmConfig,
+    l: usize,
+    lt: &LayerTape<F>,
+    dgates: &Array3<F>,
+) -> LayerWeights<F> {
+    let (seq, batch, _) = dgates.dim();
+    let hidden = config.hidden_size;
+    let dg = rows(dgates);
+    let mut g = LayerWeights::zeros(config, l);
+    let gemm = |a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>, out: &mut Array2<F>| {
+        parallel::gemm(F::one(), a, b, F::zero(), &mut out.view_mut())
+    };
+    gemm(&dg.t(), &rows(&lt.input), &mut g.weight_ih);
+    let h_prev =
+        lt.h.slice(s![..seq, .., ..])
+            .into_shape_with_order((seq * batch, hidden))
+            .expect("the first T steps of h are contiguous");
+    gemm(&dg.t(), &h_prev, &mut g.weight_hh);
+    g.bias_ih = dg.sum_axis(Axis(0));
+    g.bias_hh = g.bias_ih.clone();
+    g
+}
+
+/// The gradient on a layer's input, `dx = dgates · W_ih`: from `dgates` `[T, B, 4H]` into `dx`
+/// `[T, B, I_l]` (time-major, resized as needed).
+fn layer_input_grad<F: Real>(
+    w: &LayerWeights<F>,
+    dgates: &Array3<F>,
+    input_size: usize,
+    dx: &mut Array3<F>,
+) {
+    let (seq, batch, _) = dgates.dim();
+    resize_reusing(dx, ndarray::Ix3(seq, batch, input_size));
+    let mut dx_rows = dx
+        .view_mut()
+        .into_shape_with_order((seq * batch, input_size))
+        .expect("dx is contiguous");
+    parallel::gemm(
+        F::one(),
+        &rows(dgates),
+        &w.weight_ih.view(),
+        F::zero(),
+        &mut dx_rows,
+    );
 }
 
 /// Backpropagation through time over a tape from [`forward_train`]; see [`backward_with`].

@@ -16,6 +16,8 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use super::contiguous::with_row_major;
+use super::simd::avx2_dispatch;
 use crate::real::Real;
 
 /// Where the gradient on `h_t` from later in time comes from.
@@ -40,14 +42,17 @@ pub enum FromLater<'a, F> {
 /// * `gates_t` `[B, 4H]`, `c_t`, `c_prev` `[B, H]`: saved by the forward pass.
 /// * `dc` `[B, H]` (in/out): on entry `dL/dc_t` from later steps, on exit `dL/dc_{t-1}`.
 /// * `dgates` `[B, 4H]` (out): `dL/da_t`, blocks i, f, g, o.
+///
+/// Views may have any strides: the gate loops run on row-major copies of those that are not
+/// row-major, and copied outputs are written back.
 pub fn lstm_backward_step<F: Real>(
     dy_t: ArrayView2<'_, F>,
     from_later: FromLater<'_, F>,
     gates_t: ArrayView2<'_, F>,
     c_t: ArrayView2<'_, F>,
     c_prev: ArrayView2<'_, F>,
-    mut dc: ArrayViewMut2<'_, F>,
-    mut dgates: ArrayViewMut2<'_, F>,
+    dc: ArrayViewMut2<'_, F>,
+    dgates: ArrayViewMut2<'_, F>,
 ) {
     let (batch, hidden) = dy_t.dim();
     if hidden == 0 {
@@ -62,74 +67,27 @@ pub fn lstm_backward_step<F: Real>(
     }
     dh += &dy_t;
 
-    // Row-major copies where a view has unusual strides; the internal callers never need them.
-    let gates_t = gates_t.as_standard_layout();
-    let (c_t, c_prev) = (c_t.as_standard_layout(), c_prev.as_standard_layout());
-    let contiguous = dc.is_standard_layout() && dgates.is_standard_layout();
-    let (mut dc2, mut dg2) = if contiguous {
-        (None, None)
-    } else {
-        (Some(dc.to_owned()), Some(dgates.to_owned()))
-    };
-    {
-        let dc_s = match dc2.as_mut() {
-            Some(a) => a.as_slice_mut(),
-            None => dc.as_slice_mut(),
-        };
-        let dg_s = match dg2.as_mut() {
-            Some(a) => a.as_slice_mut(),
-            None => dgates.as_slice_mut(),
-        };
-        // Every array here is in standard layout (checked or copied above), hence one slice.
-        if let (Some(g), Some(ct), Some(cp), Some(dh), Some(dc_s), Some(dg_s)) = (
-            gates_t.as_slice(),
-            c_t.as_slice(),
-            c_prev.as_slice(),
-            dh.as_slice(),
-            dc_s,
-            dg_s,
-        ) {
-            lstm_backward_step_rows(g, ct, cp, dh, dc_s, dg_s, hidden);
-        }
-    }
-    if let (Some(a), Some(b)) = (dc2, dg2) {
-        dc.assign(&a);
-        dgates.assign(&b);
-    }
+    with_row_major(
+        [gates_t, c_t, c_prev, dh.view()],
+        [dc, dgates],
+        |[gates, c_t, c_prev, dh], [dc, dgates]| {
+            lstm_backward_step_rows(gates, c_t, c_prev, dh, dc, dgates, hidden)
+        },
+    );
 }
 
-/// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
-/// Uses AVX2 when the processor has it (bit-identical results, see the forward step).
-fn lstm_backward_step_rows<F: Real>(
-    gates: &[F],
-    c_t: &[F],
-    c_prev: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dgates: &mut [F],
-    hidden: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2, checked just above.
-        unsafe { rows_avx2(gates, c_t, c_prev, dh, dc, dgates, hidden) };
-        return;
-    }
-    rows(gates, c_t, c_prev, dh, dc, dgates, hidden);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2<F: Real>(
-    gates: &[F],
-    c_t: &[F],
-    c_prev: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dgates: &mut [F],
-    hidden: usize,
-) {
-    rows(gates, c_t, c_prev, dh, dc, dgates, hidden)
+avx2_dispatch! {
+    /// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
+    /// Uses AVX2 when the processor has it (bit-identical results, see [`super::simd`]).
+    fn lstm_backward_step_rows<F: Real>(
+        gates: &[F],
+        c_t: &[F],
+        c_prev: &[F],
+        dh: &[F],
+        dc: &mut [F],
+        dgates: &mut [F],
+        hidden: usize,
+    ) => rows;
 }
 
 /// Simple elementwise loops over whole gate blocks, so each vectorises on its own.
@@ -158,7 +116,7 @@ fn rows<F: Real>(
         let (dg, d_o) = rest.split_at_mut(hidden);
         // d_o holds tanh(c_t) until it is turned into da_o.
         for u in 0..hidden {
-            d_o[u] = c_t[u].tanh_();
+            d_o[u] = c_t[u].tanh_stable();
         }
         for u in 0..hidden {
             let tc = d_o[u];

@@ -11,6 +11,8 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
+use super::contiguous::with_row_major;
+use super::simd::avx2_dispatch;
 use crate::real::Real;
 
 /// Runs one step for the whole batch.
@@ -20,6 +22,9 @@ use crate::real::Real;
 /// * `w_hh` `[4H, H]`, `b_hh` `[4H]`: PyTorch layout.
 /// * `gates` `[B, 4H]` (out): `i, f, g, o` after their nonlinearities, kept for backward.
 /// * `c`, `h` `[B, H]` (out): the new state.
+///
+/// Views may have any strides: the gate loops run on row-major copies of those that are not
+/// row-major, and copied outputs are written back.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_forward_step<F: Real>(
     xproj_t: ArrayView2<'_, F>,
@@ -28,8 +33,8 @@ pub fn lstm_forward_step<F: Real>(
     w_hh: ArrayView2<'_, F>,
     b_hh: ArrayView1<'_, F>,
     mut gates: ArrayViewMut2<'_, F>,
-    mut c: ArrayViewMut2<'_, F>,
-    mut h: ArrayViewMut2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    h: ArrayViewMut2<'_, F>,
 ) {
     let hidden = c.ncols();
     if hidden == 0 {
@@ -40,64 +45,22 @@ pub fn lstm_forward_step<F: Real>(
     gates += &b_hh;
     general_mat_mul(F::one(), &h_prev, &w_hh.t(), F::one(), &mut gates);
 
-    let contiguous = gates.is_standard_layout()
-        && c_prev.is_standard_layout()
-        && c.is_standard_layout()
-        && h.is_standard_layout();
-    if !contiguous {
-        // Views with unusual strides: run on row-major copies and write the results back.
-        let (mut g2, mut c2, mut h2) = (gates.to_owned(), c.to_owned(), h.to_owned());
-        let cp = c_prev.as_standard_layout();
-        lstm_forward_step_rows(
-            g2.as_slice_mut().unwrap_or(&mut []),
-            cp.as_slice().unwrap_or(&[]),
-            c2.as_slice_mut().unwrap_or(&mut []),
-            h2.as_slice_mut().unwrap_or(&mut []),
-            hidden,
-        );
-        gates.assign(&g2);
-        c.assign(&c2);
-        h.assign(&h2);
-        return;
-    }
-    // Standard layout was checked just above, so every view is one contiguous slice.
-    let (g, cp) = (gates.as_slice_mut(), c_prev.as_slice());
-    let (c, h) = (c.as_slice_mut(), h.as_slice_mut());
-    if let (Some(g), Some(cp), Some(c), Some(h)) = (g, cp, c, h) {
-        lstm_forward_step_rows(g, cp, c, h, hidden);
-    }
+    with_row_major([c_prev], [gates, c, h], |[c_prev], [gates, c, h]| {
+        lstm_forward_step_rows(gates, c_prev, c, h, hidden)
+    });
 }
 
-/// The nonlinearities and cell update on row-major slices: `gates` `[B, 4H]`, the rest
-/// `[B, H]`. Uses AVX2 when the processor has it (bit-identical results, see below).
-fn lstm_forward_step_rows<F: Real>(
-    gates: &mut [F],
-    c_prev: &[F],
-    c: &mut [F],
-    h: &mut [F],
-    hidden: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2, checked just above.
-        unsafe { rows_avx2(gates, c_prev, c, h, hidden) };
-        return;
-    }
-    rows(gates, c_prev, c, h, hidden);
-}
-
-/// [`rows`] compiled for AVX2: only the vector width differs (Rust never contracts `a * b + c`
-/// into a fused multiply-add), so the results are the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2<F: Real>(
-    gates: &mut [F],
-    c_prev: &[F],
-    c: &mut [F],
-    h: &mut [F],
-    hidden: usize,
-) {
-    rows(gates, c_prev, c, h, hidden)
+avx2_dispatch! {
+    /// The nonlinearities and cell update on row-major slices: `gates` `[B, 4H]` (pre-activations
+    /// in, activations out), the rest `[B, H]`. Uses AVX2 when the processor has it
+    /// (bit-identical results, see [`super::simd`]).
+    fn lstm_forward_step_rows<F: Real>(
+        gates: &mut [F],
+        c_prev: &[F],
+        c: &mut [F],
+        h: &mut [F],
+        hidden: usize,
+    ) => rows;
 }
 
 /// One simple loop per operation, so each vectorises on its own (a single loop computing all
@@ -117,7 +80,7 @@ fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden
             *v = v.sigmoid();
         }
         for v in ag.iter_mut() {
-            *v = v.tanh_();
+            *v = v.tanh_stable();
         }
         for v in ao.iter_mut() {
             *v = v.sigmoid();
@@ -127,7 +90,7 @@ fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden
             c[u] = f[u] * c_prev[u] + i[u] * ag[u];
         }
         for u in 0..hidden {
-            h[u] = ao[u] * c[u].tanh_();
+            h[u] = ao[u] * c[u].tanh_stable();
         }
     }
 }

@@ -1,13 +1,20 @@
 //! The CPU path (ndarray): the specification the GPU kernels are checked against.
 //!
-//! Each module here is the twin of the shader of the same name in `shaders/`.
+//! Each public module but [`lstm`] is the twin of the shader of the same name in `shaders/`;
+//! [`lstm`] runs the whole network from them, as [`crate::gpu::GpuLstm`] does from the kernels.
 
-pub mod activations;
+/// The activations are used by [`crate::real::Real`] too, so they live at the crate's bottom
+/// level ([`crate::activations`]); re-exported here beside the other shader twins.
+pub use crate::activations;
 pub mod adam;
+pub mod column_sum;
+mod contiguous;
 pub mod cross_entropy;
 pub mod grad_norm;
 pub mod lstm;
 pub mod lstm_backward_step;
 pub mod lstm_forward_step;
+pub mod matmul;
 pub(crate) mod parallel;
 pub mod sgd;
+mod simd;

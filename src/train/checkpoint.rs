@@ -6,8 +6,7 @@
 //! `optimizer.<state>.<name>` with PyTorch's state names (`exp_avg`, `exp_avg_sq`,
 //! `momentum_buffer`). Everything else is string metadata.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::optim::{AdamConfig, Optimizer, TrainConfig};
@@ -148,15 +147,4 @@ impl Checkpoint {
             dataset: get("dataset")?.clone(),
         })
     }
-}
-
-/// The metadata of a checkpoint file, for display.
-pub fn checkpoint_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    tensor_file::metadata(&tensor_file::read_file(path)?)
-}
-
-/// `dir/name`, creating `dir` when needed.
-pub fn output_path(dir: &Path, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    Ok(dir.join(name))
 }

@@ -118,10 +118,7 @@ impl ClassifierWeights {
     pub fn tensors(&self) -> Vec<(String, Option<&[f32]>)> {
         let mut out = Vec::new();
         for (l, layer) in self.lstm.layers().iter().enumerate() {
-            out.push((format!("weight_ih_l{l}"), layer.weight_ih.as_slice()));
-            out.push((format!("weight_hh_l{l}"), layer.weight_hh.as_slice()));
-            out.push((format!("bias_ih_l{l}"), layer.bias_ih.as_slice()));
-            out.push((format!("bias_hh_l{l}"), layer.bias_hh.as_slice()));
+            out.extend(layer.named(l).map(|(name, view)| (name, view.to_slice())));
         }
         out.push(("fc.weight".into(), self.fc_weight.as_slice()));
         out.push(("fc.bias".into(), self.fc_bias.as_slice()));
@@ -133,10 +130,7 @@ impl ClassifierWeights {
     pub fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = Vec::new();
         for layer in self.lstm.layers_mut() {
-            out.extend(layer.weight_ih.as_slice_mut());
-            out.extend(layer.weight_hh.as_slice_mut());
-            out.extend(layer.bias_ih.as_slice_mut());
-            out.extend(layer.bias_hh.as_slice_mut());
+            out.extend(layer.views_mut().into_iter().filter_map(|v| v.into_slice()));
         }
         out.extend(self.fc_weight.as_slice_mut());
         out.extend(self.fc_bias.as_slice_mut());

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use lstm_wgpu::ndarray::{Array1, Array2, Array3, ArrayD, ArrayViewD, Ix1, Ix2, Ix3};
+use lstm_wgpu::weights::layer_tensor_names;
 use lstm_wgpu::{LayerWeights, LstmConfig, LstmState, LstmWeights, Real, Upstream};
 use safetensors::{Dtype, SafeTensors};
 
@@ -76,7 +77,7 @@ impl Golden {
 
     pub fn num_layers(&self) -> usize {
         (0..)
-            .take_while(|l| self.has(&format!("weight_ih_l{l}")))
+            .take_while(|&l| self.has(&layer_tensor_names(l)[0]))
             .count()
     }
 
@@ -89,11 +90,14 @@ impl Golden {
     /// `grad.<param>` for every layer, as LayerWeights.
     pub fn weight_grads<F: Real>(&self) -> Vec<LayerWeights<F>> {
         (0..self.num_layers())
-            .map(|l| LayerWeights {
-                weight_ih: self.get2(&format!("grad.weight_ih_l{l}")),
-                weight_hh: self.get2(&format!("grad.weight_hh_l{l}")),
-                bias_ih: self.get1(&format!("grad.bias_ih_l{l}")),
-                bias_hh: self.get1(&format!("grad.bias_hh_l{l}")),
+            .map(|l| {
+                let [w_ih, w_hh, b_ih, b_hh] = layer_tensor_names(l).map(|n| format!("grad.{n}"));
+                LayerWeights {
+                    weight_ih: self.get2(&w_ih),
+                    weight_hh: self.get2(&w_hh),
+                    bias_ih: self.get1(&b_ih),
+                    bias_hh: self.get1(&b_hh),
+                }
             })
             .collect()
     }

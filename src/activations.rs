@@ -1,5 +1,9 @@
 //! The LSTM's nonlinearities in `f32`, twin of `shaders/activations.wgsl`.
 //!
+//! This module sits at the bottom of the crate and imports nothing from it: [`crate::real::Real`]
+//! evaluates `f32` activations through it, and the CPU path reaches it as
+//! [`crate::cpu::activations`] too.
+//!
 //! Both are built on `e^-|x|`, which lies in `(0, 1]` and so can neither overflow nor produce a
 //! NaN: a plain `1 / (1 + exp(-x))` overflows for `x < -88`, and WGSL's builtin `tanh` is
 //! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`).
@@ -42,14 +46,15 @@ pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 { s } else { e * s }
 }
 
-/// Below this magnitude `tanh` uses its odd Taylor series, which there is more accurate than
-/// `(1 - e) / (1 + e)` (that form cancels catastrophically as `x → 0`).
+/// Below this magnitude [`tanh_stable`] uses its odd Taylor series, which there is more accurate
+/// than `(1 - e) / (1 + e)` (that form cancels catastrophically as `x → 0`).
 pub const TANH_SERIES_BELOW: f32 = 0.2;
 
-/// Hyperbolic tangent: `sign(x) · (1 - e) / (1 + e)` with `e = e^-2|x|`, and the series
-/// `x - x³/3 + 2x⁵/15 - 17x⁷/315` for `|x| < 0.2` (truncation error below `6e-8` relative).
+/// Hyperbolic tangent, named as in the shader: `sign(x) · (1 - e) / (1 + e)` with
+/// `e = e^-2|x|`, and the series `x - x³/3 + 2x⁵/15 - 17x⁷/315` for `|x| < 0.2` (truncation
+/// error below `6e-8` relative).
 #[inline(always)]
-pub fn tanh(x: f32) -> f32 {
+pub fn tanh_stable(x: f32) -> f32 {
     let a = x.abs();
     let e = exp_nonpositive(-2.0 * a);
     let t = (1.0 - e) / (1.0 + e);
