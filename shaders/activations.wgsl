@@ -1,4 +1,4 @@
-// The LSTM's nonlinearities; CPU twin: src/cpu/activations.rs.
+// The LSTM's nonlinearities; CPU twin: src/activations.rs.
 //
 // Both are built on e^-|x|, which lies in (0, 1] and so can neither overflow nor give a NaN:
 // 1 / (1 + exp(-x)) overflows for x < -88, and the builtin tanh is undefined past |x| ≈ 88 in

@@ -1,5 +1,5 @@
 // Column sums of a row-major [rows, cols] matrix, written to two places. CPU twin:
-// ndarray's `sum_axis(Axis(0))`.
+// src/cpu/column_sum.rs.
 //
 //   out[out_off0 + n] = out[out_off1 + n] = Σ_r input[in_off + r · cols + n]
 //

@@ -1,4 +1,5 @@
-// General matrix product, register-blocked. CPU twin: ndarray's `general_mat_mul`.
+// General matrix product, register-blocked. CPU twin: src/cpu/matmul.rs, on the same
+// GemmSpec (src/gemm.rs).
 //
 //   C[m, n] = Σ_k op(A)[m, k] · op(B)[k, n]   (+ bias[n])   (+ C[m, n])     m < M, n < N, k < K
 //

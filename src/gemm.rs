@@ -14,6 +14,7 @@
 //! each step with the previous step's hidden state without a copy.
 
 use crate::error::{Error, Result};
+use crate::shape::expect_len;
 
 /// Stored row `r` is read from row `(r / group) · stride + r % group`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,22 +143,21 @@ impl GemmSpec {
                 ));
             }
         }
-        let bias_need = self.bias.map_or(0, |off| off + self.n);
-        for (tensor, need, len) in [
-            ("GEMM A", self.a.required_len(self.m, self.k), a_len),
-            ("GEMM B", self.b.required_len(self.k, self.n), b_len),
-            ("GEMM bias", bias_need, bias_len),
-            ("GEMM C", self.c.required_len(self.m, self.n), c_len),
-        ] {
-            if need > len {
-                return Err(Error::Shape {
-                    tensor: tensor.into(),
-                    expected: vec![need],
-                    actual: vec![len],
-                });
-            }
+        if self.m > 1 && self.c.ld < self.n {
+            // Rows of C would overlap, and the result depend on which write lands last.
+            return Err(Error::config(
+                "GEMM output",
+                format!(
+                    "C's leading dimension {} is below its {} columns",
+                    self.c.ld, self.n
+                ),
+            ));
         }
-        Ok(())
+        let bias_need = self.bias.map_or(0, |off| off + self.n);
+        expect_len("GEMM A", self.a.required_len(self.m, self.k), a_len)?;
+        expect_len("GEMM B", self.b.required_len(self.k, self.n), b_len)?;
+        expect_len("GEMM bias", bias_need, bias_len)?;
+        expect_len("GEMM C", self.c.required_len(self.m, self.n), c_len)
     }
 }
 

@@ -26,12 +26,18 @@
 //! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD and Adam,
 //!   gradient clipping, checkpoints and the training loop, on either device.
 //! * [`data`]: the IDX (MNIST, Fashion-MNIST) reader and the temporal-order task.
+//! * Shared by all of them, at the bottom: [`Lstm`] and its inputs and outputs ([`lstm`]),
+//!   [`weights`], the hyper-parameters ([`optim`]), the GEMM contract ([`gemm`]), the
+//!   nonlinearities ([`activations`]), [`Error`].
+//!
+//! `ARCHITECTURE.md` in the repository shows how data flows between them and how to add a
+//! kernel.
 //!
 //! # Example
 //!
 //! ```
 //! use lstm_wgpu::ndarray::Array3;
-//! use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
+//! use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
 //!
 //! // An LSTM with 3 inputs and 8 hidden units, PyTorch's initialisation.
 //! let weights = LstmWeights::<f32>::init_uniform(LstmConfig::new(3, 8, 1)?, 42);
@@ -48,8 +54,9 @@
 //! # Ok::<(), lstm_wgpu::Error>(())
 //! ```
 //!
-//! On a GPU the same calls exist on [`gpu::GpuLstm`]; a whole sequence is one submission, and
-//! [`gpu::GpuLstm::stats`] shows what each call dispatched, submitted and transferred.
+//! Both devices implement the [`Lstm`] trait: on a GPU the same calls run on [`gpu::GpuLstm`],
+//! where a whole sequence is one submission and [`gpu::GpuLstm::stats`] shows what each call
+//! dispatched, submitted and transferred.
 
 pub mod activations;
 pub mod cpu;

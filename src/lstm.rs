@@ -226,6 +226,19 @@ impl Tape {
     }
 }
 
+/// [`Error::Shape`](crate::Error::Shape) unless `new` has the sizes of `current` (replacing a
+/// model's weights keeps its configuration).
+pub(crate) fn check_same_config(current: &LstmConfig, new: &LstmConfig) -> Result<()> {
+    if new != current {
+        return Err(crate::error::Error::Shape {
+            tensor: "weights (input_size, hidden_size, num_layers)".into(),
+            expected: vec![current.input_size, current.hidden_size, current.num_layers],
+            actual: vec![new.input_size, new.hidden_size, new.num_layers],
+        });
+    }
+    Ok(())
+}
+
 /// Checks `x` `[B, T, I]` and an optional state against `config`; returns `(B, T)`.
 pub(crate) fn check_input<F: Real>(
     config: &LstmConfig,

@@ -5,6 +5,7 @@ mod common;
 
 use common::{assert_close, gpu, random_array};
 use lstm_wgpu::cpu;
+use lstm_wgpu::gemm::{GemmSpec, MatrixLayout};
 use lstm_wgpu::gpu::ops;
 use lstm_wgpu::ndarray::{Array2, ArrayView1};
 use lstm_wgpu::optim::AdamConfig;
@@ -16,6 +17,115 @@ fn close(what: &str, got: &[f32], want: &[f32], rtol: f64) {
 
 fn vector(len: usize, seed: u64, lo: f64, hi: f64) -> Vec<f32> {
     random_array::<f32, _>(len, seed, lo, hi).to_vec()
+}
+
+mod matmul {
+    use super::*;
+
+    /// Runs `spec` on both, from the same buffers (C starts random, so `accumulate` and the
+    /// elements outside C are checked too), and compares the whole C buffer.
+    fn check(what: &str, spec: GemmSpec, lens: [usize; 4]) {
+        let [a_len, b_len, bias_len, c_len] = lens;
+        let (a, b) = (vector(a_len, 1, -1.0, 1.0), vector(b_len, 2, -1.0, 1.0));
+        let bias = vector(bias_len, 3, -1.0, 1.0);
+        let mut want = vector(c_len, 4, -1.0, 1.0);
+        let mut got = want.clone();
+        cpu::matmul::matmul(&spec, &a, &b, &bias, &mut want).unwrap();
+        ops::matmul(&gpu(), &spec, &a, &b, &bias, &mut got).unwrap();
+        // The kernel sums k in the twin's order but with fused multiply-adds (one rounding per
+        // term fewer): with k ≤ 40 terms of magnitude ≤ 1 that is ~1e-7 of the largest element.
+        close(&format!("matmul {what}"), &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn matmul_matches_its_cpu_twin_for_every_transpose_combination() {
+        // 70 x 67 x 19 straddles the 64 x 64 output tiles and the 16-deep K chunks; operands sit
+        // at offsets, with leading dimensions wider than the matrices.
+        let (m, n, k) = (70, 67, 19);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+            let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+            let mut a = MatrixLayout::new(5, a_cols + 3);
+            let mut b = MatrixLayout::new(7, b_cols + 1);
+            a.transposed = ta;
+            b.transposed = tb;
+            let spec = GemmSpec::new((m, n, k), a, b, MatrixLayout::new(2, n + 4));
+            let lens = [
+                5 + a_rows * (a_cols + 3),
+                7 + b_rows * (b_cols + 1),
+                0,
+                2 + m * (n + 4),
+            ];
+            check(&format!("transposed A {ta}, B {tb}"), spec, lens);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_its_cpu_twin_with_row_maps_on_both_operands() {
+        // dW_hh's product: rows b·T + t of a [B, T, ·] tensor for t < T - 1 (A transposed) and
+        // for t ≥ 1 (B, from one row on), B = 5, T = 7.
+        let (batch, seq, h) = (5, 7, 9);
+        let spec = GemmSpec::new(
+            (h, 4 * h, batch * (seq - 1)),
+            MatrixLayout::new(0, h).t().rows(seq - 1, seq),
+            MatrixLayout::new(4 * h, 4 * h).rows(seq - 1, seq),
+            MatrixLayout::new(0, 4 * h),
+        );
+        check(
+            "with row maps",
+            spec,
+            [batch * seq * h, batch * seq * 4 * h, 0, h * 4 * h],
+        );
+    }
+
+    #[test]
+    fn matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        let (m, n, k) = (33, 65, 40);
+        let plain = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(0, k),
+            MatrixLayout::new(0, n),
+            MatrixLayout::new(0, n),
+        );
+        let lens = [m * k, k * n, 3 + n, m * n];
+        check("with a bias", plain.with_bias(3), lens);
+        check("accumulating", plain.accumulating(true), lens);
+        check("with both", plain.with_bias(3).accumulating(true), lens);
+    }
+
+    #[test]
+    fn matmul_rejects_an_operand_too_short_for_its_layout() {
+        let spec = GemmSpec::new(
+            (4, 4, 4),
+            MatrixLayout::new(0, 4),
+            MatrixLayout::new(0, 4),
+            MatrixLayout::new(0, 4),
+        );
+        let mut c = vec![0.0; 16];
+        match ops::matmul(&gpu(), &spec, &[0.0; 15], &[0.0; 16], &[], &mut c) {
+            Err(lstm_wgpu::Error::Shape { tensor, .. }) => assert_eq!(tensor, "GEMM A"),
+            other => panic!("expected a shape error for A, got {other:?}"),
+        }
+    }
+}
+
+mod column_sum {
+    use super::*;
+
+    #[test]
+    fn column_sum_matches_its_cpu_twin_bit_for_bit() {
+        // 1003 rows (not a multiple of the four partial sums) of 130 columns (not a multiple of
+        // the 64-wide workgroups), at an offset, into two disjoint ranges of a larger buffer.
+        let (rows, cols, in_off) = (1003, 130, 11);
+        let input = vector(in_off + rows * cols, 5, -1.0, 1.0);
+        let offsets = [3, 3 + cols + 10];
+        let mut want = vector(offsets[1] + cols + 2, 6, -1.0, 1.0);
+        let mut got = want.clone();
+        cpu::column_sum::column_sum(&input, in_off, rows, cols, &mut want, offsets).unwrap();
+        ops::column_sum(&gpu(), &input, in_off, rows, cols, &mut got, offsets).unwrap();
+        // Same additions in the same order, each correctly rounded: the same bits.
+        close("column_sum", &got, &want, 0.0);
+    }
 }
 
 mod cross_entropy {

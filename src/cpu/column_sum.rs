@@ -12,16 +12,19 @@
 //! every `f32` addition correctly, so the kernel and this twin give the same bits (short of
 //! subnormals, which a GPU may flush to zero).
 
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::shape::check_column_sum;
 
 /// Sums the `cols` columns of the `[rows, cols]` row-major matrix at element `in_off` of
 /// `input` into `out[out_offsets[0] + n]` and `out[out_offsets[1] + n]` for `n < cols`, leaving
 /// the rest of `out` as it is.
 ///
 /// The two output ranges may be the same range or disjoint ones; ranges that overlap only in
-/// part are rejected ([`Error::Config`]), as the kernel's result for them would depend on
-/// which invocation writes last. Fails with [`Error::Shape`] naming the buffer when `input`
-/// or `out` is too short, before writing anything.
+/// part are rejected ([`Error::Config`]), as the kernel's result for them would depend on which
+/// invocation writes last. Fails with [`Error::Shape`] naming the buffer when `input` or `out`
+/// is too short, before writing anything.
 pub fn column_sum(
     input: &[f32],
     in_off: usize,
@@ -30,7 +33,7 @@ pub fn column_sum(
     out: &mut [f32],
     out_offsets: [usize; 2],
 ) -> Result<()> {
-    check(input.len(), in_off, rows, cols, out.len(), out_offsets)?;
+    check_column_sum(input.len(), in_off, rows, cols, out.len(), out_offsets)?;
     let [off0, off1] = out_offsets;
     for n in 0..cols {
         let at = |r: usize| input[in_off + r * cols + n];
@@ -50,46 +53,6 @@ pub fn column_sum(
         let total = (x + y) + (z + w);
         out[off0 + n] = total;
         out[off1 + n] = total;
-    }
-    Ok(())
-}
-
-/// The bounds and overlap checks of [`column_sum`].
-fn check(
-    input_len: usize,
-    in_off: usize,
-    rows: usize,
-    cols: usize,
-    out_len: usize,
-    [off0, off1]: [usize; 2],
-) -> Result<()> {
-    let overflow = || Error::config("column sum", "offsets and sizes overflow usize");
-    // Elements each buffer must hold (none when nothing is read or written).
-    let input_need = match rows.checked_mul(cols).ok_or_else(overflow)? {
-        0 => 0,
-        n => n.checked_add(in_off).ok_or_else(overflow)?,
-    };
-    let out_need = match cols {
-        0 => 0,
-        _ => off0.max(off1).checked_add(cols).ok_or_else(overflow)?,
-    };
-    for (tensor, need, len) in [
-        ("column sum input", input_need, input_len),
-        ("column sum output", out_need, out_len),
-    ] {
-        if need > len {
-            return Err(Error::Shape {
-                tensor: tensor.into(),
-                expected: vec![need],
-                actual: vec![len],
-            });
-        }
-    }
-    if off0 != off1 && off0.abs_diff(off1) < cols {
-        return Err(Error::config(
-            "column sum output",
-            format!("ranges at {off0} and {off1} of {cols} elements overlap in part"),
-        ));
     }
     Ok(())
 }

@@ -27,7 +27,8 @@ use super::lstm_forward_step::lstm_forward_step;
 use super::parallel::{self, chunk_rows};
 use crate::error::{Error, Result};
 use crate::lstm::{
-    GradRequest, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input, check_upstream,
+    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input,
+    check_same_config, check_upstream,
 };
 use crate::real::Real;
 use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
@@ -471,11 +472,11 @@ pub fn backward<F: Real>(
     )
 }
 
-/// An LSTM on the CPU that keeps its working memory between calls: the same calls as
-/// [`crate::gpu::GpuLstm`], with the same meaning.
+/// An LSTM on the CPU that keeps its working memory between calls. It implements [`Lstm`], as
+/// [`crate::gpu::GpuLstm`] does, with the same meaning.
 ///
 /// ```
-/// use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
+/// use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmWeights, Upstream, cpu::lstm::CpuLstm};
 /// use lstm_wgpu::ndarray::Array3;
 ///
 /// let weights = LstmWeights::<f32>::init_uniform(LstmConfig::new(3, 8, 1)?, 0);
@@ -509,19 +510,35 @@ impl<F: Real> CpuLstm<F> {
         })
     }
 
-    /// The parameters.
-    pub fn weights(&self) -> &LstmWeights<F> {
+    /// The parameters, borrowed ([`Lstm::weights`] returns a copy).
+    pub fn params(&self) -> &LstmWeights<F> {
         &self.weights
     }
 
     /// The parameters, to update in place (an optimizer step). Shapes must not change; they are
     /// checked again by the next call.
-    pub fn weights_mut(&mut self) -> &mut LstmWeights<F> {
+    pub fn params_mut(&mut self) -> &mut LstmWeights<F> {
         &mut self.weights
     }
+}
 
-    /// Forward pass; see [`forward`].
-    pub fn forward(
+impl<F: Real> Lstm<F> for CpuLstm<F> {
+    fn config(&self) -> &LstmConfig {
+        self.weights.config()
+    }
+
+    fn weights(&self) -> Result<LstmWeights<F>> {
+        Ok(self.weights.clone())
+    }
+
+    fn set_weights(&mut self, weights: &LstmWeights<F>) -> Result<()> {
+        weights.validate()?;
+        check_same_config(self.weights.config(), weights.config())?;
+        self.weights = weights.clone();
+        Ok(())
+    }
+
+    fn forward(
         &mut self,
         x: ArrayView3<'_, F>,
         state: Option<&LstmState<F>>,
@@ -530,8 +547,7 @@ impl<F: Real> CpuLstm<F> {
         forward_train_into(&self.weights, x, state, &mut self.inference)
     }
 
-    /// Forward pass keeping the activations for [`CpuLstm::backward`]; see [`forward`].
-    pub fn forward_train(
+    fn forward_train(
         &mut self,
         x: ArrayView3<'_, F>,
         state: Option<&LstmState<F>>,
@@ -543,9 +559,7 @@ impl<F: Real> CpuLstm<F> {
         Ok((out, tape))
     }
 
-    /// Backpropagation through time from the latest [`CpuLstm::forward_train`]; fields not in
-    /// `want` are `None`.
-    pub fn backward(
+    fn backward(
         &mut self,
         tape: &Tape,
         upstream: &Upstream<F>,

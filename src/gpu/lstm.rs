@@ -9,7 +9,7 @@
 
 use ndarray::{Array3, ArrayView3};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::plan::backward::BackwardPlan;
@@ -18,7 +18,7 @@ use crate::gpu::readback::{ReadPlan, read_buffer};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input,
-    check_upstream,
+    check_same_config, check_upstream,
 };
 use crate::weights::{LstmConfig, LstmWeights};
 
@@ -250,15 +250,7 @@ impl Lstm<f32> for GpuLstm {
 
     fn set_weights(&mut self, weights: &LstmWeights<f32>) -> Result<()> {
         weights.validate()?;
-        if weights.config() != self.config() {
-            let c = weights.config();
-            let s = self.config();
-            return Err(Error::Shape {
-                tensor: "weights (input_size, hidden_size, num_layers)".into(),
-                expected: vec![s.input_size, s.hidden_size, s.num_layers],
-                actual: vec![c.input_size, c.hidden_size, c.num_layers],
-            });
-        }
+        check_same_config(self.config(), weights.config())?;
         let mut image = vec![0.0f32; self.arena_len];
         self.slots.pack(weights, &mut image);
         self.gpu.catch("uploading the parameters", || {

@@ -36,6 +36,7 @@ use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
 use crate::gpu::stats::Counters;
 use crate::optim::AdamConfig;
+use crate::shape::check_column_sum;
 
 /// `C` after one `matmul.wgsl` dispatch described by `spec`; twin of [`crate::cpu::matmul`].
 /// `c` holds `C`'s buffer: read when `spec.accumulate`, and overwritten with the result (only
@@ -78,20 +79,7 @@ pub fn column_sum(
     out: &mut [f32],
     out_offsets: [usize; 2],
 ) -> Result<()> {
-    let need_in = in_off + rows * cols;
-    let need_out = out_offsets[0].max(out_offsets[1]) + cols;
-    for (tensor, need, len) in [
-        ("input", need_in, input.len()),
-        ("out", need_out, out.len()),
-    ] {
-        if need > len {
-            return Err(Error::Shape {
-                tensor: format!("column sum {tensor}"),
-                expected: vec![need],
-                actual: vec![len],
-            });
-        }
-    }
+    check_column_sum(input.len(), in_off, rows, cols, out.len(), out_offsets)?;
     let one = OneShot::new(gpu);
     let (input, out_buf) = (one.input("input", input)?, one.input("out", out)?);
     let call = ColumnSum {
