@@ -1,23 +1,15 @@
 //! The CPU reference against PyTorch's golden tensors: forward outputs and every gradient.
 mod common;
 
-use common::Golden;
-use lstm_wgpu::cpu::lstm::{backward, forward_train};
-use lstm_wgpu::{LstmGrads, LstmOutput};
+use common::{Golden, run_golden};
+use lstm_wgpu::cpu::lstm::CpuLstm;
 
-fn run<F: lstm_wgpu::Real>(g: &Golden) -> (LstmOutput<F>, LstmGrads<F>) {
-    let w = g.weights::<F>();
-    let x = g.get3::<F>("x");
-    let state = g.state::<F>();
-    let (out, tape) = forward_train(&w, x.view(), state.as_ref()).unwrap();
-    let grads = backward(&w, &tape, &g.upstream()).unwrap();
-    (out, grads)
-}
-
-/// Checks outputs and gradients of case `name` computed in `F` with the given tolerances.
+/// Checks outputs and gradients of case `name` computed on the CPU in `F` with the given
+/// tolerances (the same check as the GPU's, `run_golden`).
 fn check_case<F: lstm_wgpu::Real>(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
     let g = Golden::load(name);
-    let (out, grads) = run::<F>(&g);
+    let mut lstm = CpuLstm::new(g.weights::<F>()).unwrap();
+    let (out, grads) = run_golden(&mut lstm, &g);
     g.check(&out, &grads, rtol_fwd, rtol_bwd);
 }
 

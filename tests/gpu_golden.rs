@@ -1,21 +1,15 @@
 //! The GPU path against PyTorch's golden tensors: outputs and every gradient.
 mod common;
 
-use common::{Golden, gpu};
-use lstm_wgpu::GradRequest;
-use lstm_wgpu::Lstm;
+use common::{Golden, gpu, run_golden};
 use lstm_wgpu::gpu::GpuLstm;
 
-/// Runs forward+backward of case `name` on the GPU and checks everything the file holds.
+/// Runs forward+backward of case `name` on the GPU (one submission) and checks everything the
+/// file holds (the same check as the CPU's, `run_golden`).
 fn check_case(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
     let g = Golden::load(name);
-    let w = g.weights::<f32>();
-    let x = g.get3::<f32>("x");
-    let state = g.state::<f32>();
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
-    let (out, grads) = lstm
-        .forward_backward(x.view(), state.as_ref(), &g.upstream(), GradRequest::ALL)
-        .unwrap();
+    let mut lstm = GpuLstm::new(&gpu(), &g.weights::<f32>()).unwrap();
+    let (out, grads) = run_golden(&mut lstm, &g);
     g.check(&out, &grads, rtol_fwd, rtol_bwd);
 }
 

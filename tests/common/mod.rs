@@ -266,3 +266,20 @@ pub fn random_state(config: &LstmConfig, b: usize, seed: u64) -> LstmState<f32> 
         c: random_array(shape, seed + 1, -2.0, 2.0),
     }
 }
+
+/// Forward and backward of golden case `g` on any device (`forward_backward`, every gradient),
+/// for the golden tests that run the same check on the CPU and the GPU.
+pub fn run_golden<F: Real>(
+    lstm: &mut dyn lstm_wgpu::Lstm<F>,
+    g: &Golden,
+) -> (lstm_wgpu::LstmOutput<F>, lstm_wgpu::LstmGrads<F>) {
+    let x = g.get3::<F>("x");
+    let state = g.state::<F>();
+    lstm.forward_backward(
+        x.view(),
+        state.as_ref(),
+        &g.upstream(),
+        lstm_wgpu::GradRequest::ALL,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", g.name))
+}
