@@ -11,9 +11,9 @@ use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, ArenaSlot, LstmSlots};
+use crate::gpu::plan::arenas::{Arena, Arenas};
 use crate::gpu::plan::classifier::{ClassifierPlan, HeadSlots};
-use crate::gpu::plan::update::{Arenas, UpdatePlan};
-use crate::gpu::readback::read_buffer;
+use crate::gpu::plan::update::UpdatePlan;
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::optim::TrainConfig;
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
@@ -113,11 +113,9 @@ impl GpuTrainer {
         let counters = Counters::default();
         let (arenas, update) = gpu.catch("uploading the parameters", || -> Result<_> {
             let arenas = Arenas::new(gpu, &counters, layout.len, state.moments.len())?;
-            let upload =
-                |buffer, w| gpu.write(buffer, 0, bytemuck::cast_slice(&layout.pack(w)), &counters);
-            upload(&arenas.params, weights);
-            for (buffer, m) in arenas.moments.iter().zip(&state.moments) {
-                upload(buffer, m);
+            arenas.upload(gpu, &counters, Arena::Params, &layout.pack(weights))?;
+            for (i, m) in state.moments.iter().enumerate() {
+                arenas.upload(gpu, &counters, Arena::Moment(i), &layout.pack(m))?;
             }
             let update = UpdatePlan::new(gpu, &counters, &config, &arenas)?;
             Ok((arenas, update))
@@ -139,7 +137,7 @@ impl GpuTrainer {
 
     /// The gradients of the last step, before clipping, PyTorch layout.
     pub fn gradients(&self) -> Result<ClassifierWeights> {
-        self.read_arena(&self.arenas.grads)
+        self.read_arena(Arena::Grads)
     }
 
     /// What this trainer has recorded and transferred since it was created.
@@ -165,8 +163,8 @@ impl GpuTrainer {
     }
 
     /// Reads an arena back as classifier tensors.
-    fn read_arena(&self, buffer: &wgpu::Buffer) -> Result<ClassifierWeights> {
-        let image = read_buffer(&self.gpu, buffer, self.layout.len, &self.counters)?;
+    fn read_arena(&self, which: Arena) -> Result<ClassifierWeights> {
+        let image = self.arenas.read(&self.gpu, &self.counters, which)?;
         self.layout.unpack(self.model, &image)
     }
 }
@@ -287,15 +285,12 @@ impl Trainer for GpuTrainer {
     }
 
     fn weights(&self) -> Result<ClassifierWeights> {
-        self.read_arena(&self.arenas.params)
+        self.read_arena(Arena::Params)
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
-        let moments = self
-            .arenas
-            .moments
-            .iter()
-            .map(|m| self.read_arena(m))
+        let moments = (0..self.arenas.moments())
+            .map(|i| self.read_arena(Arena::Moment(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(OptimizerState {
             step: self.step,

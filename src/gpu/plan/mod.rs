@@ -5,8 +5,10 @@
 //!   timestep and layer).
 //! * [`backward::BackwardPlan`]: backpropagation through time on top of a forward plan.
 //! * [`classifier::ClassifierPlan`]: the reference classifier's head and loss around both.
-//! * [`update::UpdatePlan`]: gradient clipping and the optimizer update over the arenas.
+//! * [`update::UpdatePlan`]: gradient clipping and the optimizer update over the
+//!   [`arenas::Arenas`] (parameters, gradients, moments) a trainer keeps on the GPU.
 
+pub(crate) mod arenas;
 pub(crate) mod backward;
 pub(crate) mod classifier;
 pub(crate) mod forward;

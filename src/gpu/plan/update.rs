@@ -6,50 +6,11 @@ use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::{Dispatch, record_all};
 use crate::gpu::kernels::adam::{self, Adam};
 use crate::gpu::kernels::arena_update::ArenaUpdate;
-use crate::gpu::kernels::grad_norm::{self, GradNorm};
+use crate::gpu::kernels::grad_norm::GradNorm;
 use crate::gpu::kernels::sgd::Sgd;
+use crate::gpu::plan::arenas::Arenas;
 use crate::gpu::stats::Counters;
 use crate::optim::{Optimizer, TrainConfig};
-
-/// The arenas a trainer keeps on the GPU, all laid out alike (`len` floats each): parameters,
-/// gradients, the optimizer's moments, and the clipping result `[norm, scale]`.
-pub(crate) struct Arenas {
-    pub params: wgpu::Buffer,
-    pub grads: wgpu::Buffer,
-    /// One per moment of the optimizer ([`Optimizer::moment_names`] order).
-    pub moments: Vec<wgpu::Buffer>,
-    /// `[norm, scale]`; scale stays 1 without clipping.
-    pub clip: wgpu::Buffer,
-    /// Per-workgroup partial sums of the norm.
-    partials: wgpu::Buffer,
-    pub len: usize,
-}
-
-impl Arenas {
-    /// Allocates the arenas for `len` floats and `moments` optimizer moments; sets the clipping
-    /// scale to 1.
-    pub(crate) fn new(gpu: &Gpu, counters: &Counters, len: usize, moments: usize) -> Result<Self> {
-        use wgpu::BufferUsages as U;
-        let arena = |name: &str| gpu.storage(name, len, U::COPY_DST | U::COPY_SRC);
-        let arenas = Arenas {
-            params: arena("parameters")?,
-            grads: arena("gradients")?,
-            moments: (0..moments)
-                .map(|_| arena("optimizer state"))
-                .collect::<Result<_>>()?,
-            clip: gpu.storage("clip", 2, U::COPY_DST | U::COPY_SRC)?,
-            partials: gpu.storage("norm partials", grad_norm::GROUPS, U::empty())?,
-            len,
-        };
-        gpu.write(
-            &arenas.clip,
-            0,
-            bytemuck::cast_slice(&[0.0f32, 1.0]),
-            counters,
-        );
-        Ok(arenas)
-    }
-}
 
 /// Clipping (optional) and the optimizer update, prepared once.
 pub(crate) struct UpdatePlan {
