@@ -92,23 +92,25 @@ impl GpuLstm {
         self.counters.snapshot()
     }
 
+    /// The training or the inference workspace.
+    fn slot(&mut self, train: bool) -> &mut Option<Workspace> {
+        match train {
+            true => &mut self.training,
+            false => &mut self.inference,
+        }
+    }
+
     /// Makes sure a workspace for `(batch, seq)` exists (with backward when `train`).
     fn prepare(&mut self, train: bool, batch: usize, seq: usize) -> Result<()> {
-        let slot = if train {
-            &self.training
-        } else {
-            &self.inference
-        };
-        if slot.as_ref().is_some_and(|w| w.forward.fits(batch, seq)) {
+        if self
+            .slot(train)
+            .as_ref()
+            .is_some_and(|w| w.forward.fits(batch, seq))
+        {
             return Ok(());
         }
         // Free the old shape's buffers first; a tape of the old training shape is then stale.
-        let old = if train {
-            &mut self.training
-        } else {
-            &mut self.inference
-        };
-        if old.take().is_some() && train {
+        if self.slot(train).take().is_some() && train {
             self.generation += 1;
         }
         if train && self.grads.is_none() {
@@ -122,11 +124,7 @@ impl GpuLstm {
         let ws = self
             .gpu
             .catch(context, || self.workspace(train, batch, seq))??;
-        *(if train {
-            &mut self.training
-        } else {
-            &mut self.inference
-        }) = Some(ws);
+        *self.slot(train) = Some(ws);
         Ok(())
     }
 

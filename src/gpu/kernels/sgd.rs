@@ -30,16 +30,6 @@ pub(crate) struct Params {
     pub pad: u32,
 }
 
-/// The uniform for a step over `len` floats.
-pub(crate) fn params(len: usize, lr: f32, momentum: f32) -> Result<Params> {
-    Ok(Params {
-        len: u32_of("arena", len)?,
-        lr,
-        momentum,
-        pad: 0,
-    })
-}
-
 /// Updates the arena's parameters from its gradients (scaled by `clip[1]`) with the momentum
 /// buffer `buf` of the same length.
 pub(crate) struct Sgd<'a> {
@@ -56,8 +46,14 @@ impl Call for Sgd<'_> {
         Kernel::Sgd
     }
 
+    /// The same for every step.
     fn params(&self) -> Result<Params> {
-        params(self.arena.len, self.lr, self.momentum)
+        Ok(Params {
+            len: u32_of("arena", self.arena.len)?,
+            lr: self.lr,
+            momentum: self.momentum,
+            pad: 0,
+        })
     }
 
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
