@@ -76,6 +76,44 @@ impl CpuTrainer {
     }
 }
 
+impl CpuTrainer {
+    /// Clips `grads` by their global norm (when configured) and takes one optimizer step.
+    fn clip_and_update(&mut self, grads: &ClassifierWeights) {
+        let scale = match self.config.clip_norm {
+            Some(max) => clip_scale(
+                grad_norm(grads.tensors().into_iter().filter_map(|t| t.1)),
+                max,
+            ),
+            None => 1.0,
+        };
+        self.state.step += 1;
+        let step = self.state.step;
+        let grad_tensors: Vec<&[f32]> = grads.tensors().into_iter().filter_map(|t| t.1).collect();
+        let mut moments = self
+            .state
+            .moments
+            .iter_mut()
+            .map(|m| m.tensors_mut())
+            .collect::<Vec<_>>();
+        for (i, (p, g)) in self
+            .weights
+            .tensors_mut()
+            .into_iter()
+            .zip(&grad_tensors)
+            .enumerate()
+        {
+            match (&self.config.optimizer, moments.as_mut_slice()) {
+                (Optimizer::Adam(a), [m, v]) => adam(p, g, m[i], v[i], a, step, scale),
+                (Optimizer::Sgd { lr, momentum }, [buf]) => {
+                    sgd(p, g, buf[i], *lr, *momentum, scale)
+                }
+                // The state was checked against the optimizer when the trainer was made.
+                _ => unreachable!("optimizer state does not match the optimizer"),
+            }
+        }
+    }
+}
+
 impl Trainer for CpuTrainer {
     fn step(
         &mut self,
@@ -117,39 +155,7 @@ impl Trainer for CpuTrainer {
         )?;
         grads.lstm = LstmWeights::new(config.lstm, g.layers.unwrap_or_default())?;
 
-        // Clip and update.
-        let scale = match self.config.clip_norm {
-            Some(max) => clip_scale(
-                grad_norm(grads.tensors().into_iter().filter_map(|t| t.1)),
-                max,
-            ),
-            None => 1.0,
-        };
-        self.state.step += 1;
-        let step = self.state.step;
-        let grad_tensors: Vec<&[f32]> = grads.tensors().into_iter().filter_map(|t| t.1).collect();
-        let mut moments = self
-            .state
-            .moments
-            .iter_mut()
-            .map(|m| m.tensors_mut())
-            .collect::<Vec<_>>();
-        for (i, (p, g)) in self
-            .weights
-            .tensors_mut()
-            .into_iter()
-            .zip(&grad_tensors)
-            .enumerate()
-        {
-            match (&self.config.optimizer, moments.as_mut_slice()) {
-                (Optimizer::Adam(a), [m, v]) => adam(p, g, m[i], v[i], a, step, scale),
-                (Optimizer::Sgd { lr, momentum }, [buf]) => {
-                    sgd(p, g, buf[i], *lr, *momentum, scale)
-                }
-                // The state was checked against the optimizer when the trainer was made.
-                _ => unreachable!("optimizer state does not match the optimizer"),
-            }
-        }
+        self.clip_and_update(&grads);
         self.gradients = Some(grads);
         Ok(report.then_some(Metrics {
             loss_sum: ce.loss_sum as f64,
