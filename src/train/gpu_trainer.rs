@@ -152,12 +152,10 @@ impl GpuTrainer {
 
     /// Waits until fewer than [`IN_FLIGHT`] steps are queued.
     fn throttle(&mut self) -> Result<()> {
-        while let Some(index) = self.in_flight.pop_front() {
-            if self.in_flight.len() + 1 < IN_FLIGHT {
-                self.in_flight.push_front(index);
-                break;
+        while self.in_flight.len() >= IN_FLIGHT {
+            if let Some(index) = self.in_flight.pop_front() {
+                self.gpu.wait_for(index)?;
             }
-            self.gpu.wait_for(index)?;
         }
         Ok(())
     }
