@@ -162,6 +162,15 @@ pub enum Error {
         /// Generation now held by the model.
         current: u64,
     },
+
+    /// `backward` was given a tape that another model's `forward_train` made.
+    #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
+    ForeignTape {
+        /// The model number recorded in the tape.
+        tape_model: u64,
+        /// This model's number.
+        model: u64,
+    },
 }
 
 impl Error {

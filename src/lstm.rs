@@ -186,23 +186,18 @@ pub struct LstmGrads<F = f32> {
 
 /// Handle to the activations a `forward_train` left for `backward` (on the GPU for
 /// [`crate::gpu::GpuLstm`], in host memory for [`crate::cpu::lstm::CpuLstm`]). Only the most
-/// recent one of a model is valid: the buffers are reused.
+/// recent one of the model that made it is valid: the buffers are reused. A tape of another
+/// model is [`Error::ForeignTape`](crate::Error::ForeignTape), an older one of the same model
+/// [`Error::StaleTape`](crate::Error::StaleTape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tape {
+    model: u64,
     generation: u64,
     batch: usize,
     seq: usize,
 }
 
 impl Tape {
-    pub(crate) fn new(generation: u64, batch: usize, seq: usize) -> Self {
-        Tape {
-            generation,
-            batch,
-            seq,
-        }
-    }
-
     /// Batch size `B` of the recorded forward pass.
     pub fn batch(&self) -> usize {
         self.batch
@@ -212,17 +207,66 @@ impl Tape {
     pub fn seq(&self) -> usize {
         self.seq
     }
+}
 
-    /// [`Error::StaleTape`] unless this is the model's latest tape.
-    pub(crate) fn check(&self, current: u64) -> Result<()> {
-        if self.generation == current {
-            Ok(())
-        } else {
-            Err(crate::error::Error::StaleTape {
-                tape: self.generation,
-                current,
-            })
+/// Gives out a model's tapes and checks them: a process-wide model number and the generation
+/// of the activations the model holds now. A clone is another model, with a number of its own.
+#[derive(Debug)]
+pub(crate) struct TapeIssuer {
+    model: u64,
+    generation: u64,
+}
+
+static NEXT_MODEL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl TapeIssuer {
+    pub(crate) fn new() -> Self {
+        let model = NEXT_MODEL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TapeIssuer {
+            model,
+            generation: 0,
         }
+    }
+
+    /// A tape for activations just recorded for `(batch, seq)`; earlier tapes become stale.
+    pub(crate) fn issue(&mut self, batch: usize, seq: usize) -> Tape {
+        self.invalidate();
+        Tape {
+            model: self.model,
+            generation: self.generation,
+            batch,
+            seq,
+        }
+    }
+
+    /// Makes every tape given out so far stale (the activations are gone).
+    pub(crate) fn invalidate(&mut self) {
+        self.generation += 1;
+    }
+
+    /// [`Error::ForeignTape`](crate::Error::ForeignTape) for another model's tape,
+    /// [`Error::StaleTape`](crate::Error::StaleTape) unless it is this model's latest.
+    pub(crate) fn check(&self, tape: &Tape) -> Result<()> {
+        use crate::error::Error;
+        if tape.model != self.model {
+            return Err(Error::ForeignTape {
+                tape_model: tape.model,
+                model: self.model,
+            });
+        }
+        if tape.generation != self.generation {
+            return Err(Error::StaleTape {
+                tape: tape.generation,
+                current: self.generation,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Clone for TapeIssuer {
+    fn clone(&self) -> Self {
+        TapeIssuer::new()
     }
 }
 

@@ -317,3 +317,56 @@ fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error() {
         other => panic!("expected a GPU validation error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_tape_of_another_model_is_refused_even_with_the_same_generation() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = random_array((2, 3, 4), 1, -1.0, 1.0);
+    let mut devices = each_device(&w);
+    // Each model's first tape has generation 1: only the model number tells them apart.
+    let tapes: Vec<_> = devices
+        .iter_mut()
+        .map(|(_, lstm)| lstm.forward_train(x.view(), None).unwrap().1)
+        .collect();
+    for (i, (device, lstm)) in devices.iter_mut().enumerate() {
+        let other = &tapes[1 - i];
+        match lstm.backward(other, &Upstream::default(), GradRequest::ALL) {
+            Err(Error::ForeignTape { .. }) => {}
+            other => panic!("{device}: expected ForeignTape, got {other:?}"),
+        }
+        assert!(
+            lstm.backward(&tapes[i], &Upstream::default(), GradRequest::ALL)
+                .is_ok()
+        );
+    }
+    // A clone is another model too.
+    let mut cpu = CpuLstm::new(w.clone()).unwrap();
+    let (_, tape) = cpu.forward_train(x.view(), None).unwrap();
+    let mut twin = cpu.clone();
+    match twin.backward(&tape, &Upstream::default(), GradRequest::ALL) {
+        Err(Error::ForeignTape { .. }) => {}
+        other => panic!("clone: expected ForeignTape, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_reallocation_leaves_earlier_tapes_stale_not_a_panic() {
+    let gpu = gpu();
+    let h = 64;
+    let w = random_weights(LstmConfig::new(1, h, 1).unwrap(), 1, 1.0);
+    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    let (_, tape) = lstm
+        .forward_train(Array3::zeros((1, 3, 1)).view(), None)
+        .unwrap();
+    // A sequence one row past the device's buffer limit (as in the device-limit test above).
+    let limit = gpu.limits().max_storage_buffer_binding_size as usize;
+    let too_long: Array3<f32> = Array3::zeros((1, limit / (4 * h * 4) + 1, 1));
+    assert!(matches!(
+        lstm.forward_train(too_long.view(), None),
+        Err(Error::DeviceLimit { .. })
+    ));
+    match lstm.backward(&tape, &Upstream::default(), GradRequest::ALL) {
+        Err(Error::StaleTape { .. }) => {}
+        other => panic!("expected StaleTape, got {other:?}"),
+    }
+}

@@ -27,7 +27,7 @@ use super::lstm_forward_step::lstm_forward_step;
 use super::parallel::{self, chunk_rows};
 use crate::error::{Error, Result};
 use crate::lstm::{
-    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input,
+    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
     check_same_config, check_upstream,
 };
 use crate::real::Real;
@@ -494,7 +494,7 @@ pub struct CpuLstm<F = f32> {
     inference: CpuTape<F>,
     training: CpuTape<F>,
     scratch: BackwardScratch<F>,
-    generation: u64,
+    tapes: TapeIssuer,
 }
 
 impl<F: Real> CpuLstm<F> {
@@ -506,7 +506,7 @@ impl<F: Real> CpuLstm<F> {
             inference: CpuTape::default(),
             training: CpuTape::default(),
             scratch: BackwardScratch::default(),
-            generation: 0,
+            tapes: TapeIssuer::new(),
         })
     }
 
@@ -554,8 +554,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
     ) -> Result<(LstmOutput<F>, Tape)> {
         self.weights.validate()?;
         let out = forward_train_into(&self.weights, x, state, &mut self.training)?;
-        self.generation += 1;
-        let tape = Tape::new(self.generation, self.training.batch, self.training.seq);
+        let tape = self.tapes.issue(self.training.batch, self.training.seq);
         Ok((out, tape))
     }
 
@@ -565,7 +564,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         upstream: &Upstream<F>,
         want: GradRequest,
     ) -> Result<LstmGrads<F>> {
-        tape.check(self.generation)?;
+        self.tapes.check(tape)?;
         backward_with(
             &self.weights,
             &self.training,

@@ -17,7 +17,7 @@ use crate::gpu::plan::forward::{Dims, ForwardPlan};
 use crate::gpu::readback::{ReadPlan, read_buffer};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::lstm::{
-    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream, check_input,
+    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
     check_same_config, check_upstream,
 };
 use crate::weights::{LstmConfig, LstmWeights};
@@ -45,7 +45,7 @@ pub struct GpuLstm {
     counters: Counters,
     inference: Option<Workspace>,
     training: Option<Workspace>,
-    generation: u64,
+    tapes: TapeIssuer,
 }
 
 /// The plans of one batch shape and a staging buffer for everything they can return.
@@ -76,7 +76,7 @@ impl GpuLstm {
             counters: Counters::default(),
             inference: None,
             training: None,
-            generation: 0,
+            tapes: TapeIssuer::new(),
         };
         lstm.set_weights(weights)?;
         Ok(lstm)
@@ -111,7 +111,7 @@ impl GpuLstm {
         }
         // Free the old shape's buffers first; a tape of the old training shape is then stale.
         if self.slot(train).take().is_some() && train {
-            self.generation += 1;
+            self.tapes.invalidate();
         }
         if train && self.grads.is_none() {
             let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
@@ -276,10 +276,11 @@ impl Lstm<f32> for GpuLstm {
     ) -> Result<(LstmOutput<f32>, Tape)> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         self.prepare(true, batch, seq)?;
+        // Issued before the run overwrites the activations: should it fail, no tape is current.
+        let tape = self.tapes.issue(batch, seq);
         let ws = self.training.as_ref().expect("prepared just above");
         let (out, _) = self.run(ws, x, state, None, GradRequest::NONE)?;
-        self.generation += 1;
-        Ok((out, Tape::new(self.generation, batch, seq)))
+        Ok((out, tape))
     }
 
     /// Reads back only what `want` asks for.
@@ -289,7 +290,7 @@ impl Lstm<f32> for GpuLstm {
         upstream: &Upstream<f32>,
         want: GradRequest,
     ) -> Result<LstmGrads<f32>> {
-        tape.check(self.generation)?;
+        self.tapes.check(tape)?;
         check_upstream(self.config(), tape.batch(), tape.seq(), upstream)?;
         // A current tape means forward_train prepared this workspace.
         let ws = self
@@ -327,7 +328,7 @@ impl Lstm<f32> for GpuLstm {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         check_upstream(self.config(), batch, seq, upstream)?;
         self.prepare(true, batch, seq)?;
-        self.generation += 1;
+        self.tapes.invalidate();
         let ws = self.training.as_ref().expect("prepared just above");
         let (out, grads) = self.run(ws, x, state, Some(upstream), want)?;
         Ok((out, grads.expect("backward ran")))
