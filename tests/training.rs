@@ -96,8 +96,11 @@ fn gpu_training_learns_a_small_temporal_order_task() {
     );
 }
 
+/// A fresh directory for one test: `name` must differ between tests of this file, since they
+/// run in parallel in one process.
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lstm-wgpu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -134,7 +137,7 @@ fn a_checkpoint_round_trips_exactly() {
 /// Makes a trainer from weights and (when resuming) optimizer state.
 type MakeTrainer<'a> = &'a dyn Fn(&ClassifierWeights, Option<OptimizerState>) -> Box<dyn Trainer>;
 
-fn resume_matches(make: MakeTrainer<'_>) {
+fn resume_matches(device: &str, make: MakeTrainer<'_>) {
     let (train, test) = small_task(5);
     let w0 = small_model(6);
     // 1024 / 32 = 32 steps per epoch: 40 stops mid-epoch, 70 spans three epochs.
@@ -143,7 +146,7 @@ fn resume_matches(make: MakeTrainer<'_>) {
 
     let mut first = make(&w0, None);
     run(first.as_mut(), &train, &test, &plan(40), 0);
-    let dir = temp_dir("resume");
+    let dir = temp_dir(&format!("resume-{device}"));
     let path = dir.join("ck.safetensors");
     checkpoint_of(first.as_ref(), &plan(40))
         .save(&path)
@@ -163,13 +166,17 @@ fn resume_matches(make: MakeTrainer<'_>) {
 
 #[test]
 fn resuming_from_a_checkpoint_gives_the_same_weights_as_an_uninterrupted_cpu_run() {
-    resume_matches(&|w, s| Box::new(CpuTrainer::new(w.clone(), adam(), s).unwrap()));
+    resume_matches("cpu", &|w, s| {
+        Box::new(CpuTrainer::new(w.clone(), adam(), s).unwrap())
+    });
 }
 
 #[test]
 fn resuming_from_a_checkpoint_gives_the_same_weights_as_an_uninterrupted_gpu_run() {
     let g = gpu();
-    resume_matches(&|w, s| Box::new(GpuTrainer::new(&g, w, adam(), s).unwrap()));
+    resume_matches("gpu", &|w, s| {
+        Box::new(GpuTrainer::new(&g, w, adam(), s).unwrap())
+    });
 }
 
 #[test]
