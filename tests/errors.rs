@@ -370,3 +370,98 @@ fn a_failed_reallocation_leaves_earlier_tapes_stale_not_a_panic() {
         other => panic!("expected StaleTape, got {other:?}"),
     }
 }
+
+#[test]
+fn a_batch_needing_more_step_workgroups_than_the_device_dispatches_is_a_device_limit_error() {
+    // A host device limited to 2 workgroups per grid dimension: the step kernels' 16-row tiles
+    // cover 32 batch rows, so a batch of 48 cannot be dispatched.
+    let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let instance = lstm_wgpu::wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(
+        lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
+    )
+    .expect("an adapter");
+    let limits = lstm_wgpu::wgpu::Limits {
+        max_compute_workgroups_per_dimension: 2,
+        ..adapter.limits()
+    };
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .expect("a device with lowered limits");
+    let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
+    let w = random_weights(config(), 1, 1.0);
+    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    assert!(lstm.forward(Array3::zeros((32, 1, 4)).view(), None).is_ok());
+    match lstm.forward(Array3::zeros((48, 1, 4)).view(), None) {
+        Err(Error::DeviceLimit { limit_name, .. }) => {
+            assert_eq!(limit_name, "max_compute_workgroups_per_dimension")
+        }
+        other => panic!("expected DeviceLimit, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn weights_of_another_configuration_are_refused_by_set_weights() {
+    let w = random_weights(config(), 1, 1.0);
+    let other = random_weights(LstmConfig::new(4, 6, 1).unwrap(), 2, 1.0);
+    for (device, mut lstm) in each_device(&w) {
+        let r = lstm.set_weights(&other);
+        let what = "weights (input_size, hidden_size, num_layers)";
+        println!("{device}");
+        assert_shape_error(r, what, &[4, 5, 1], &[4, 6, 1]);
+        // The model still holds its own weights.
+        assert_eq!(lstm.weights().unwrap(), w, "{device}");
+    }
+}
+
+#[test]
+fn final_state_gradients_with_the_wrong_shape_are_shape_errors() {
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = Array3::zeros((2, 3, 4));
+    let bad_h = Upstream {
+        dh_n: Some(Array3::zeros((1, 3, 5))),
+        ..Default::default()
+    };
+    let bad_c = Upstream {
+        dc_n: Some(Array3::zeros((2, 2, 5))),
+        ..Default::default()
+    };
+    for (device, mut lstm) in each_device(&w) {
+        println!("{device}");
+        let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+        let r = lstm.backward(&tape, &bad_h, GradRequest::ALL);
+        assert_shape_error(r, "dh_n", &[1, 2, 5], &[1, 3, 5]);
+        let r = lstm.backward(&tape, &bad_c, GradRequest::ALL);
+        assert_shape_error(r, "dc_n", &[1, 2, 5], &[2, 2, 5]);
+    }
+}
+
+#[test]
+fn zero_batch_and_zero_feature_inputs_are_rejected_on_both_devices() {
+    let w = random_weights(config(), 1, 1.0);
+    for (device, mut lstm) in each_device(&w) {
+        for (shape, dim) in [((0, 3, 4), "batch"), ((2, 3, 0), "input")] {
+            let x: Array3<f32> = Array3::zeros(shape);
+            match lstm.forward_train(x.view(), None) {
+                Err(Error::ZeroSize { tensor, dim: d, .. }) => {
+                    assert_eq!((tensor.as_str(), d), ("x", dim), "{device}")
+                }
+                other => panic!(
+                    "{device} {shape:?}: expected ZeroSize, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+    }
+    match LstmConfig::new(0, 5, 1) {
+        Err(Error::ZeroSize { dim, .. }) => assert_eq!(dim, "input_size"),
+        other => panic!("expected ZeroSize, got {other:?}"),
+    }
+    match LstmConfig::new(4, 5, 0) {
+        Err(Error::ZeroSize { dim, .. }) => assert_eq!(dim, "num_layers"),
+        other => panic!("expected ZeroSize, got {other:?}"),
+    }
+}

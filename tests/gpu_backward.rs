@@ -99,6 +99,13 @@ fn matches_cpu_with_two_stacked_layers() {
 }
 
 #[test]
+fn matches_cpu_with_three_stacked_layers() {
+    // The middle layer's dy comes from the layer above and its input gradient feeds the one
+    // below.
+    compare(3, 5, 7, 9, 3, true, Up::All);
+}
+
+#[test]
 fn forward_backward_in_one_submit_matches_forward_then_backward() {
     let config = LstmConfig::new(4, 6, 1).unwrap();
     let w = random_weights(config, 3, 1.0);

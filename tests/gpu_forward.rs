@@ -85,6 +85,33 @@ fn matches_cpu_with_two_stacked_layers() {
 }
 
 #[test]
+fn matches_cpu_with_three_stacked_layers() {
+    // The middle layer takes its input from a layer and feeds another.
+    compare(3, 5, 7, 9, 3, true);
+}
+
+#[test]
+fn one_model_serves_a_smaller_then_a_larger_batch_like_fresh_ones() {
+    // Each new shape reallocates the workspace; the results must not depend on the previous one.
+    let config = LstmConfig::new(4, 6, 2).unwrap();
+    let w = random_weights(config, 3, 2.0);
+    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    for (b, t) in [(5, 4), (2, 3), (7, 6), (5, 4)] {
+        let x: Array3<f32> = random_array((b, t, 4), b as u64, -1.0, 1.0);
+        let want = cpu::lstm::forward(&w, x.view(), None).unwrap();
+        let got = lstm.forward(x.view(), None).unwrap();
+        let what = format!("B={b} T={t} after other shapes");
+        assert_close(
+            &what,
+            got.y.view().into_dyn(),
+            want.y.view().into_dyn(),
+            0.0,
+            1e-5,
+        );
+    }
+}
+
+#[test]
 fn weights_read_back_exactly_as_uploaded() {
     // The gate-interleaved GPU layout must map back to PyTorch's without touching a bit.
     let config = LstmConfig::new(7, 9, 2).unwrap();

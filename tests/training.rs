@@ -213,11 +213,24 @@ fn each_epoch_visits_a_reproducible_permutation() {
 
 #[test]
 fn a_label_beyond_the_classes_is_a_data_error() {
-    let mut t = CpuTrainer::new(small_model(1), adam(), None).unwrap();
+    let cpu = CpuTrainer::new(small_model(1), adam(), None).unwrap();
+    let gpu = GpuTrainer::new(&gpu(), &small_model(1), adam(), None).unwrap();
+    let trainers: [(&str, Box<dyn Trainer>); 2] = [("cpu", Box::new(cpu)), ("gpu", Box::new(gpu))];
     let x = lstm_wgpu::ndarray::Array3::zeros((2, 5, 8));
-    match t.step(x.view(), &[1, 4], false) {
-        Err(Error::Data(msg)) => assert!(msg.contains("label 4"), "{msg}"),
-        other => panic!("expected a data error, got {other:?}"),
+    for (device, mut t) in trainers {
+        match t.step(x.view(), &[1, 4], false) {
+            Err(Error::Data(msg)) => assert!(msg.contains("label 4"), "{device}: {msg}"),
+            other => panic!("{device}: expected a data error, got {other:?}"),
+        }
+        // An empty batch is refused too.
+        let empty = lstm_wgpu::ndarray::Array3::zeros((0, 5, 8));
+        assert!(
+            matches!(
+                t.step(empty.view(), &[], false),
+                Err(Error::ZeroSize { .. })
+            ),
+            "{device}: an empty batch"
+        );
     }
 }
 

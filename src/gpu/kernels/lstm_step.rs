@@ -6,7 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Access, KernelDesc, ShaderFile, shader_file, u32_of};
+use super::{Access, KernelDesc, ShaderFile, shader_file, u32_of, within_limit};
 use crate::error::Result;
 
 /// Hidden units per workgroup (one per invocation in x).
@@ -71,11 +71,14 @@ pub(crate) struct StepParams {
     pub pad: [u32; 3],
 }
 
-/// Workgroups for a step over `batch` rows of `hidden` units.
-pub(crate) fn grid(batch: usize, hidden: usize) -> Result<[u32; 3]> {
+/// Workgroups for a step over `batch` rows of `hidden` units, or [`Error::DeviceLimit`] when
+/// either exceeds what one grid dimension of the device holds.
+///
+/// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
+pub(crate) fn grid(batch: usize, hidden: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
     Ok([
-        u32_of("hidden units", hidden)?.div_ceil(TU),
-        u32_of("batch", batch)?.div_ceil(TB),
+        within_limit(u32_of("hidden units", hidden)?.div_ceil(TU), limits)?,
+        within_limit(u32_of("batch", batch)?.div_ceil(TB), limits)?,
         1,
     ])
 }

@@ -111,7 +111,7 @@ impl BackwardPlan {
             Kernel::LstmBackwardStep,
             fwd.step_binding(),
             &buffers,
-            lstm_step::grid(self.dims.batch, self.dims.hidden)?,
+            lstm_step::grid(self.dims.batch, self.dims.hidden, gpu.limits())?,
         ))
     }
 

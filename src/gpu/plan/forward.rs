@@ -123,7 +123,7 @@ impl ForwardPlan {
             hidden: h,
             ..
         } = self.dims;
-        let grid = lstm_step::grid(batch, h)?;
+        let grid = lstm_step::grid(batch, h, gpu.limits())?;
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
