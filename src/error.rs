@@ -163,6 +163,18 @@ pub enum Error {
         current: u64,
     },
 
+    /// Parameters (or optimizer state) hold a NaN or an infinity: refused when a file is loaded
+    /// and when one would be saved, so a diverged run never replaces a good checkpoint.
+    #[error("`{tensor}` holds the non-finite value {value} at index {index:?}")]
+    NonFinite {
+        /// Name of the tensor.
+        tensor: String,
+        /// Index of the first non-finite element.
+        index: Vec<usize>,
+        /// Its value.
+        value: f64,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

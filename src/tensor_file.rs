@@ -66,10 +66,38 @@ pub(crate) fn read_tensor<F: Real>(
         }
     };
     // safetensors has already checked that the byte length matches the shape.
-    ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|_| Error::Shape {
+    let array = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|_| Error::Shape {
         tensor: name.to_string(),
         expected: shape.clone(),
         actual: vec![view.data().len() / (F::DTYPE.bitsize() / 8)],
+    })?;
+    expect_finite(name, array.view())?;
+    Ok(array)
+}
+
+/// [`Error::NonFinite`] naming `name` and the first NaN or infinity of `array`, if any.
+pub(crate) fn expect_finite<F: Real, D: ndarray::Dimension>(
+    name: &str,
+    array: ndarray::ArrayView<'_, F, D>,
+) -> Result<()> {
+    let Some(flat) = array.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    // The row-major index of the flat position (iteration is in logical, row-major order).
+    let mut index = vec![0; array.ndim()];
+    let mut rest = flat;
+    for (i, &n) in array.shape().iter().enumerate().rev() {
+        index[i] = rest % n;
+        rest /= n;
+    }
+    let value = array
+        .iter()
+        .nth(flat)
+        .map_or(f64::NAN, |v| v.to_f64_exact());
+    Err(Error::NonFinite {
+        tensor: name.to_string(),
+        index,
+        value,
     })
 }
 
@@ -78,6 +106,9 @@ pub(crate) fn read_tensor<F: Real>(
 pub(crate) struct TensorWriter {
     tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
     metadata: HashMap<String, String>,
+    /// The first tensor added with a NaN or an infinity, as `(name, index, value)`: writing then
+    /// fails.
+    non_finite: Option<(String, Vec<usize>, f64)>,
 }
 
 impl TensorWriter {
@@ -91,12 +122,22 @@ impl TensorWriter {
         name: impl Into<String>,
         array: ndarray::ArrayView<'_, F, D>,
     ) {
+        let name = name.into();
+        if self.non_finite.is_none()
+            && let Err(Error::NonFinite {
+                tensor,
+                index,
+                value,
+            }) = expect_finite(&name, array.view())
+        {
+            self.non_finite = Some((tensor, index, value));
+        }
         let mut bytes = Vec::with_capacity(array.len() * (F::DTYPE.bitsize() / 8));
         let standard = array.as_standard_layout();
         // as_standard_layout guarantees a contiguous row-major slice.
         F::extend_le_bytes(standard.as_slice().unwrap_or(&[]), &mut bytes);
         self.tensors
-            .push((name.into(), F::DTYPE, array.shape().to_vec(), bytes));
+            .push((name, F::DTYPE, array.shape().to_vec(), bytes));
     }
 
     /// Adds a metadata string.
@@ -104,8 +145,16 @@ impl TensorWriter {
         self.metadata.insert(key.into(), value.into());
     }
 
-    /// Serialises to a safetensors buffer.
+    /// Serialises to a safetensors buffer; [`Error::NonFinite`] if a tensor holds a NaN or an
+    /// infinity.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
+        if let Some((tensor, index, value)) = &self.non_finite {
+            return Err(Error::NonFinite {
+                tensor: tensor.clone(),
+                index: index.clone(),
+                value: *value,
+            });
+        }
         let views = self
             .tensors
             .iter()

@@ -276,6 +276,46 @@ mod weights_file {
     }
 
     #[test]
+    fn a_non_finite_weight_in_a_file_is_an_error_naming_tensor_and_index() {
+        let mut w = random_weights(config(), 9, 1.0);
+        let bytes = w.to_safetensors_bytes().unwrap();
+        // Poke a NaN into weight_hh_l0 [3, 1] of the serialised file.
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let view = st.tensor("weight_hh_l0").unwrap();
+        let data_start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        let at = data_start + (3 * 5 + 1) * 4;
+        let mut poked = bytes.clone();
+        poked[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        match LstmWeights::<f32>::from_safetensors_bytes(&poked) {
+            Err(Error::NonFinite { tensor, index, .. }) => {
+                assert_eq!(
+                    (tensor.as_str(), index.as_slice()),
+                    ("weight_hh_l0", &[3, 1][..])
+                )
+            }
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
+        // Saving such weights is refused as well, and leaves an existing file untouched.
+        let dir = std::env::temp_dir().join(format!("lstm-wgpu-nonfinite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        w.save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        w.layers_mut()[0].bias_ih[7] = f32::INFINITY;
+        match w.save(&path) {
+            Err(Error::NonFinite { tensor, index, .. }) => {
+                assert_eq!(
+                    (tensor.as_str(), index.as_slice()),
+                    ("bias_ih_l0", &[7][..])
+                )
+            }
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn saved_weights_load_back_identically() {
         let w = random_weights(config(), 9, 1.0);
         let dir = std::env::temp_dir().join(format!("lstm-wgpu-weights-{}", std::process::id()));
