@@ -7,11 +7,13 @@
 
 mod curves;
 mod log;
+mod run_dir;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lstm_wgpu::data::temporal_order::{self, TemporalOrderConfig};
 use lstm_wgpu::data::{FASHION_MNIST_DIR, MnistSplit, SequenceDataset, load_mnist_dir};
@@ -91,10 +93,16 @@ struct Args {
     /// Examples per evaluation batch.
     #[arg(long, default_value_t = 1000)]
     eval_batch: usize,
-    /// Directory for metrics.csv, curves.png and checkpoint.safetensors (default runs/<data>).
+    /// Directory for metrics.csv, curves.png and checkpoint.safetensors (default: runs/<data>,
+    /// or runs/<data>-2, -3, ... when that holds an earlier run; with --resume, the
+    /// checkpoint's directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue training from a checkpoint.
+    /// Replace the run already in --out (without it a new run never overwrites an earlier one).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Continue training from a checkpoint: the model, optimizer, clipping, batch size, seed and
+    /// data set are the checkpoint's (giving any of those flags as well is an error).
     #[arg(long, conflicts_with = "eval")]
     resume: Option<PathBuf>,
     /// Only evaluate a checkpoint on the test set.
@@ -103,10 +111,51 @@ struct Args {
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
+    let matches = Args::command().get_matches();
+    let result = Args::from_arg_matches(&matches)
+        .map_err(|e| e.to_string().into())
+        .and_then(|args| {
+            refuse_flags_a_checkpoint_decides(&args, &matches)?;
+            run(args)
+        });
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// The settings a checkpoint carries; given with --resume they would be silently ignored.
+const SET_BY_CHECKPOINT: [&str; 9] = [
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "hidden",
+    "layers",
+    "forget_bias",
+    "clip_norm",
+    "seed",
+];
+
+/// An error naming the first flag given on the command line that --resume would ignore.
+fn refuse_flags_a_checkpoint_decides(
+    args: &Args,
+    matches: &ArgMatches,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if args.resume.is_none() {
+        return Ok(());
+    }
+    for id in SET_BY_CHECKPOINT {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            let flag = id.replace('_', "-");
+            return Err(format!(
+                "--{flag} cannot be combined with --resume: a resumed run keeps the checkpoint's \
+                 model, optimizer, clipping, batch size and seed"
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Settings that depend on the task when not given on the command line.
@@ -135,9 +184,11 @@ const TEMPORAL_ORDER: Defaults = Defaults {
     clip_norm: Some(1.0),
 };
 
-/// The data set to use: its name, the train and test sets, and the task's defaults.
+/// The data set to use: its name, the train and test sets, and the task's defaults. `seed`
+/// generates the temporal-order task.
 fn load_data(
     args: &Args,
+    seed: u64,
 ) -> lstm_wgpu::Result<(String, SequenceDataset, SequenceDataset, Defaults)> {
     let choice = match &args.data {
         Some(d) => d.clone(),
@@ -157,7 +208,7 @@ fn load_data(
     };
     if choice == "temporal-order" {
         let (train, test) =
-            temporal_order::train_test(&TemporalOrderConfig::default(), 10_000, 2_000, args.seed)?;
+            temporal_order::train_test(&TemporalOrderConfig::default(), 10_000, 2_000, seed)?;
         println!(
             "data: temporal order (Hochreiter & Schmidhuber 1997, experiment 6a): which of X/Y came first, \
              markers at steps 10-20 and 50-60 of 100-110"
@@ -228,7 +279,23 @@ fn make_trainer(
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (name, train, test, defaults) = load_data(&args)?;
+    // A resumed run's data, batch order and model come from its checkpoint.
+    let resume = match &args.resume {
+        Some(path) => Some((path.clone(), Checkpoint::load(path)?)),
+        None => None,
+    };
+    let data_seed = resume.as_ref().map_or(args.seed, |(_, ck)| ck.seed);
+    let (name, train, test, defaults) = load_data(&args, data_seed)?;
+    if let Some((path, ck)) = &resume
+        && ck.dataset != name
+    {
+        return Err(format!(
+            "{} was trained on {}, not on {name} (pass --data for its data set)",
+            path.display(),
+            ck.dataset
+        )
+        .into());
+    }
     println!(
         "      {} training and {} test sequences of {} steps x {} features, {} classes",
         train.len(),
@@ -256,14 +323,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let (weights, config, state, seed, batch_size) = match &args.resume {
-        Some(path) => {
-            let ck = Checkpoint::load(path)?;
+    let out = match &resume {
+        Some((path, _)) => run_dir::for_resumed_run(args.out.as_deref(), path),
+        None => run_dir::for_new_run(args.out.as_deref(), &name, args.overwrite)?,
+    };
+    let (weights, config, state, seed, batch_size) = match resume {
+        Some((path, ck)) => {
             println!("resuming {} at step {}", path.display(), ck.state.step);
             (
                 ck.weights,
@@ -316,6 +381,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         eval_batch: args.eval_batch,
     };
     let start = state.as_ref().map_or(0, |s| s.step);
+    if steps <= start {
+        return Err(format!(
+            "nothing to train: the run is to end at step {steps} and starts at step {start} \
+             (raise --steps or --epochs)"
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("run directory: {}", out.display());
     let model = weights.config();
     let mut trainer = make_trainer(gpu.as_ref(), &weights, config, state)?;
     println!(
