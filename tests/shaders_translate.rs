@@ -1,5 +1,7 @@
-//! Every shader parses and validates with naga and translates to SPIR-V (Vulkan), MSL (Metal) and
-//! HLSL (DX12), so the backends CI cannot run are still covered at the shader level.
+//! Every shader parses and validates with naga and translates to SPIR-V (Vulkan), MSL (Metal),
+//! HLSL (DX12) and GLSL (OpenGL, GLES), so the backends CI cannot run are still covered at the
+//! shader level; the SPIR-V and the GLSL also pass the platforms' own validators (`spirv-val`,
+//! `glslangValidator`).
 
 use lstm_wgpu::gpu::shader_sources;
 use naga::back::{hlsl, msl, spv};
@@ -87,4 +89,134 @@ fn every_shader_translates_to_hlsl() {
             "{name}: no compute entry point in the HLSL output"
         );
     }
+}
+
+/// A scratch file for a validator, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str, bytes: &[u8]) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("lstm-wgpu-shaders-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs a platform validator (installed by `.ci/test`: spirv-tools, glslang-tools) on `file`.
+fn validate_with(tool: &str, args: &[&str], file: &Scratch, what: &str) {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is needed to check {what} ({e}); .ci/test installs it"));
+    assert!(
+        out.status.success(),
+        "{tool} rejects {what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_shader_passes_the_vulkan_spirv_validator() {
+    for (name, source) in shader_sources() {
+        let (module, info) = module(name, &source);
+        let words = spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+        let file = Scratch::new(&format!("{name}.spv"), bytemuck_words(&words).as_slice());
+        validate_with(
+            "spirv-val",
+            &["--target-env", "vulkan1.1"],
+            &file,
+            &format!("{name}.spv"),
+        );
+    }
+}
+
+fn bytemuck_words(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+#[test]
+fn every_kernel_translates_to_glsl_that_glslang_accepts() {
+    // GLSL has one entry point per translation: one per kernel (grad_norm has two), for desktop
+    // GL 4.3 and for GLES 3.1 (what wgpu's GL backend runs compute shaders on).
+    let versions = [
+        naga::back::glsl::Version::Desktop(430),
+        naga::back::glsl::Version::new_gles(310),
+    ];
+    for (kernel, version) in lstm_wgpu::gpu::kernels::Kernel::ALL
+        .into_iter()
+        .flat_map(|k| versions.map(|v| (k, v)))
+    {
+        let desc = kernel.desc();
+        let source = desc.source();
+        let (module, info) = module(desc.name, &source);
+        let options = naga::back::glsl::Options {
+            version,
+            ..Default::default()
+        };
+        let pipeline = naga::back::glsl::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: desc.entry.to_string(),
+            multiview: None,
+        };
+        let mut text = String::new();
+        naga::back::glsl::Writer::new(
+            &mut text,
+            &module,
+            &info,
+            &options,
+            &pipeline,
+            naga::proc::BoundsCheckPolicies::default(),
+        )
+        .and_then(|mut w| w.write())
+        .unwrap_or_else(|e| panic!("{}: GLSL: {e}", desc.name));
+        assert!(
+            text.contains("layout(local_size_x"),
+            "{}: no compute layout",
+            desc.name
+        );
+        let file = Scratch::new(&format!("{}.comp", desc.name), text.as_bytes());
+        validate_with(
+            "glslangValidator",
+            &[],
+            &file,
+            &format!("{}.comp", desc.name),
+        );
+    }
+}
+
+#[test]
+fn the_platform_validators_reject_broken_shaders() {
+    // The two checks above can fail: each validator refuses a damaged translation.
+    let (module, info) = module("matmul", &shader_sources()[0].1);
+    let mut words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap();
+    words.truncate(words.len() / 2);
+    let spv = Scratch::new("broken.spv", &bytemuck_words(&words));
+    let out = std::process::Command::new("spirv-val")
+        .arg(&spv.0)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "spirv-val accepted half a module");
+    let glsl = Scratch::new(
+        "broken.comp",
+        b"#version 430\nlayout(local_size_x = 1) in;\nvoid main() { undeclared = 1; }\n",
+    );
+    let out = std::process::Command::new("glslangValidator")
+        .arg(&glsl.0)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "glslangValidator accepted an undeclared variable"
+    );
 }
