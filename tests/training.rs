@@ -267,3 +267,37 @@ fn a_plain_weights_file_is_not_a_checkpoint() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_non_finite_loss_stops_fit_before_an_epoch_end_can_save_a_checkpoint() {
+    let (mut train, test) = small_task(3);
+    // One feature of every training sequence is NaN: the first step's loss is NaN.
+    train
+        .inputs
+        .index_axis_mut(lstm_wgpu::ndarray::Axis(2), 0)
+        .fill(f32::NAN);
+    let cpu = CpuTrainer::new(small_model(1), adam(), None).unwrap();
+    let gpu = GpuTrainer::new(&gpu(), &small_model(1), adam(), None).unwrap();
+    let trainers: [(&str, Box<dyn Trainer>); 2] = [("cpu", Box::new(cpu)), ("gpu", Box::new(gpu))];
+    for (device, mut t) in trainers {
+        let mut events = 0;
+        let r = fit(
+            t.as_mut(),
+            &train,
+            Some(&test),
+            &plan(40),
+            0,
+            &mut |_, _| {
+                events += 1;
+                Ok(())
+            },
+        );
+        match r {
+            Err(Error::NonFinite { tensor, .. }) => {
+                assert_eq!(tensor, "minibatch loss at step 1", "{device}")
+            }
+            other => panic!("{device}: expected NonFinite, got {other:?}"),
+        }
+        assert_eq!(events, 0, "{device}: the callback saw the diverged step");
+    }
+}

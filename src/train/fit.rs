@@ -4,7 +4,7 @@
 use ndarray::Array3;
 
 use crate::data::SequenceDataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::train::metrics::Metrics;
 use crate::train::schedule::BatchOrder;
 use crate::train::trainer::Trainer;
@@ -49,6 +49,10 @@ pub enum Event {
 
 /// Trains from step `start` (0 for a new run, a checkpoint's step to resume) up to
 /// `plan.steps`, calling `on` after every step and at every epoch's end.
+///
+/// A reported loss (a display step's minibatch, or an epoch's test set) that is not finite stops
+/// training with [`Error::NonFinite`] before `on` sees it, so a callback that saves checkpoints
+/// at epoch ends never saves a diverged model.
 pub fn fit(
     trainer: &mut dyn Trainer,
     train: &SequenceDataset,
@@ -67,6 +71,9 @@ pub fn fit(
         let done = step + 1;
         let report = done == 1 || done % display == 0 || done == plan.steps;
         let metrics = trainer.step(x.view(), &labels, report)?;
+        if let Some(m) = &metrics {
+            finite_loss("minibatch loss", done, m)?;
+        }
         let epoch = step / per_epoch + 1;
         on(
             Event::Step {
@@ -81,6 +88,9 @@ pub fn fit(
                 Some(t) => Some(trainer.evaluate(t, plan.eval_batch)?),
                 None => None,
             };
+            if let Some(m) = &test {
+                finite_loss("test loss", done, m)?;
+            }
             on(
                 Event::EpochEnd {
                     step: done,
@@ -92,4 +102,17 @@ pub fn fit(
         }
     }
     Ok(())
+}
+
+/// [`Error::NonFinite`] naming `what` and the step when the loss of `m` is NaN or infinite.
+fn finite_loss(what: &str, step: u64, m: &Metrics) -> Result<()> {
+    let loss = m.loss();
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(Error::NonFinite {
+        tensor: format!("{what} at step {step}"),
+        index: Vec::new(),
+        value: loss,
+    })
 }
