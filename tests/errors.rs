@@ -327,26 +327,33 @@ mod weights_file {
     }
 }
 
-#[test]
-fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error() {
-    // An application may hand over a device made with tight limits; the step kernels bind seven
-    // storage buffers, so a device allowing four cannot build them.
+/// A device of the tests' adapter with the limits `limits` makes from the adapter's own, as an
+/// application might create one and hand it over.
+fn device_with(
+    limits: impl FnOnce(lstm_wgpu::wgpu::Limits) -> lstm_wgpu::wgpu::Limits,
+) -> (lstm_wgpu::wgpu::Device, lstm_wgpu::wgpu::Queue) {
     let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     let instance = lstm_wgpu::wgpu::Instance::new(desc);
     let adapter = pollster::block_on(
         lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
     )
     .expect("an adapter");
-    let limits = lstm_wgpu::wgpu::Limits {
+    let required_limits = limits(adapter.limits());
+    pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
+        required_limits,
+        ..Default::default()
+    }))
+    .expect("a device with lowered limits")
+}
+
+#[test]
+fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error() {
+    // An application may hand over a device made with tight limits; the step kernels bind seven
+    // storage buffers, so a device allowing four cannot build them.
+    let (device, queue) = device_with(|_| lstm_wgpu::wgpu::Limits {
         max_storage_buffers_per_shader_stage: 4,
         ..lstm_wgpu::wgpu::Limits::downlevel_defaults()
-    };
-    let (device, queue) =
-        pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
-            required_limits: limits,
-            ..Default::default()
-        }))
-        .expect("a device with lowered limits");
+    });
     match lstm_wgpu::gpu::Gpu::from_device(device, queue) {
         Err(Error::Gpu { kind, context, .. }) => {
             assert_eq!(
@@ -415,22 +422,10 @@ fn a_failed_reallocation_leaves_earlier_tapes_stale_not_a_panic() {
 fn a_batch_needing_more_step_workgroups_than_the_device_dispatches_is_a_device_limit_error() {
     // A host device limited to 2 workgroups per grid dimension: the step kernels' 16-row tiles
     // cover 32 batch rows, so a batch of 48 cannot be dispatched.
-    let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    let instance = lstm_wgpu::wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(
-        lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
-    )
-    .expect("an adapter");
-    let limits = lstm_wgpu::wgpu::Limits {
+    let (device, queue) = device_with(|adapter| lstm_wgpu::wgpu::Limits {
         max_compute_workgroups_per_dimension: 2,
-        ..adapter.limits()
-    };
-    let (device, queue) =
-        pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
-            required_limits: limits,
-            ..Default::default()
-        }))
-        .expect("a device with lowered limits");
+        ..adapter
+    });
     let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
     let w = random_weights(config(), 1, 1.0);
     let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
