@@ -11,6 +11,10 @@
 // over valid rows, as nn.CrossEntropyLoss computes it. One workgroup of WG_X invocations walks all
 // rows with fixed strides and sums with workgroup_sum.wgsl, so the result is the same bit for bit
 // on every run.
+//
+// A valid row with a NaN or infinite logit has loss NaN and a NaN gradient row, and is not
+// counted correct: the test is explicit (non_finite.wgsl), since max-tracking and exp may lose a
+// NaN on some platforms.
 
 struct Params {
     rows: u32, classes: u32, accumulate: u32, pad: u32,
@@ -43,13 +47,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
         let label = labels[r];
         var m = logits[row];
         var best = 0u;
+        var finite = is_finite(m);
         for (var c = 1u; c < C; c++) {
             let l = logits[row + c];
+            finite = finite && is_finite(l);
             if (l > m) {
                 m = l;
                 best = c;
             }
         }
+        let nan = nan_from(m);
         var s = 0.0;
         for (var c = 0u; c < C; c++) {
             s += exp(logits[row + c] - m);
@@ -58,11 +65,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
         for (var c = 0u; c < C; c++) {
             let prob = exp(logits[row + c] - m) / s;
             let onehot = select(0.0, 1.0, c == label);
-            dlogits[r * C + c] = select(0.0, (prob - onehot) * scale, ok);
+            let d = select(nan, (prob - onehot) * scale, finite);
+            dlogits[r * C + c] = select(0.0, d, ok);
         }
         if (ok) {
-            loss += m + log(s) - logits[row + label];
-            correct += select(0.0, 1.0, best == label);
+            loss += select(nan, m + log(s) - logits[row + label], finite);
+            correct += select(0.0, 1.0, finite && best == label);
         }
     }
     let total = workgroup_sum(li, vec3<f32>(loss, correct, 0.0));

@@ -4,6 +4,9 @@
 //   norm  = sqrt(Σ_i g_i²)           over the whole gradient arena
 //   scale = min(1, max_norm / (norm + 1e-6))
 //
+// A NaN norm gives a NaN scale (explicitly: `min` may drop a NaN), so NaN gradients make NaN
+// parameters as in PyTorch; an infinite norm gives scale 0.
+//
 // `partial`: workgroup w sums the squares of chunk w (fixed strides, then workgroup_sum.wgsl's
 // fixed tree) into partials[w]. `finish`: one workgroup adds the partials the same way and writes (norm, scale)
 // to clip, which the optimizer kernels multiply every gradient by. Deterministic run to run.
@@ -44,6 +47,6 @@ fn finish(@builtin(local_invocation_index) li: u32) {
     if (li == 0u) {
         let norm = sqrt(total);
         clip[0] = norm;
-        clip[1] = min(1.0, p.max_norm / (norm + 1e-6));
+        clip[1] = select(min(1.0, p.max_norm / (norm + 1e-6)), nan_from(norm), is_nan(norm));
     }
 }

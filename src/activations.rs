@@ -6,7 +6,9 @@
 //!
 //! Both are built on `e^-|x|`, which lies in `(0, 1]` and so can neither overflow nor produce a
 //! NaN: a plain `1 / (1 + exp(-x))` overflows for `x < -88`, and WGSL's builtin `tanh` is
-//! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`).
+//! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`). `±∞` saturate
+//! (`sigmoid` to 1 or `e^-87.34 ≈ 0`, `tanh` to ±1) and a NaN is returned as it came, explicitly,
+//! as the shader does (`shaders/non_finite.wgsl` says why the shader must).
 //!
 //! `exp` is a branch-free polynomial (Cephes' `expf`, within 2 ulp) so that loops over gate
 //! vectors vectorise; WGSL's `exp` is the GPU's own, also within a few ulp.
@@ -43,7 +45,8 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 pub fn sigmoid(x: f32) -> f32 {
     let e = exp_nonpositive(-x.abs());
     let s = 1.0 / (1.0 + e);
-    if x >= 0.0 { s } else { e * s }
+    let v = if x >= 0.0 { s } else { e * s };
+    if x.is_nan() { x } else { v }
 }
 
 /// Below this magnitude [`tanh_stable`] uses its odd Taylor series, which there is more accurate
@@ -60,9 +63,10 @@ pub fn tanh_stable(x: f32) -> f32 {
     let t = (1.0 - e) / (1.0 + e);
     let x2 = x * x;
     let series = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))));
-    if a < TANH_SERIES_BELOW {
+    let v = if a < TANH_SERIES_BELOW {
         series
     } else {
         t.copysign(x)
-    }
+    };
+    if x.is_nan() { x } else { v }
 }

@@ -30,11 +30,11 @@ pub trait Real:
     /// The safetensors dtype of this type.
     const DTYPE: safetensors::Dtype;
 
-    /// Logistic sigmoid `1 / (1 + e^-x)`, finite for every finite `x`.
+    /// Logistic sigmoid `1 / (1 + e^-x)`, finite for every finite `x`, NaN for a NaN.
     fn sigmoid(self) -> Self;
 
     /// Hyperbolic tangent, finite and correctly signed for every finite `x` (named after the
-    /// shaders' `tanh_stable`).
+    /// shaders' `tanh_stable`), NaN for a NaN.
     fn tanh_stable(self) -> Self;
 
     /// Converts from `f64`, rounding to nearest.

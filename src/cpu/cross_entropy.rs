@@ -7,6 +7,9 @@
 //! ```
 //! A label `>= C` marks a padding row (PyTorch's `ignore_index`): no loss, zero gradient. The
 //! loss PyTorch's `nn.CrossEntropyLoss` reports is `loss_sum / n`.
+//!
+//! A valid row with a NaN or infinite logit has loss NaN and a NaN gradient row, and is not
+//! counted correct (PyTorch gives NaN or ±∞ there; either way not finite).
 
 use ndarray::{Array2, ArrayView2};
 
@@ -58,6 +61,11 @@ pub fn cross_entropy<F: Real>(
             if l > m {
                 (best, m) = (c, l);
             }
+        }
+        if !row.iter().all(|l| l.is_finite()) {
+            d.fill(F::nan());
+            loss_sum += F::nan();
+            continue;
         }
         let s: F = row.iter().map(|&l| (l - m).exp()).sum();
         for (c, (&l, d)) in row.iter().zip(d.iter_mut()).enumerate() {

@@ -13,6 +13,7 @@ const _: () = assert!(WG[0].is_power_of_two());
 pub(crate) const DESC: KernelDesc = KernelDesc {
     name: "cross_entropy",
     files: &[
+        shader_file!("non_finite.wgsl"),
         shader_file!("workgroup_sum.wgsl"),
         shader_file!("cross_entropy.wgsl"),
     ],

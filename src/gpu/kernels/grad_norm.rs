@@ -14,6 +14,7 @@ const _: () = assert!(WG[0].is_power_of_two());
 pub(crate) const GROUPS: usize = 256;
 
 const FILES: &[ShaderFile] = &[
+    shader_file!("non_finite.wgsl"),
     shader_file!("workgroup_sum.wgsl"),
     shader_file!("grad_norm.wgsl"),
 ];

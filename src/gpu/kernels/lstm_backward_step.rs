@@ -11,6 +11,7 @@ pub(crate) const DESC: KernelDesc = step_kernel(
     &[
         PRELUDE[0],
         PRELUDE[1],
+        PRELUDE[2],
         shader_file!("lstm_backward_step.wgsl"),
     ],
     &[

@@ -26,8 +26,9 @@ const _: () = assert!(TB.is_multiple_of(WORKGROUP[1]));
 const _: () =
     assert!((TB * KC).is_multiple_of(INVOCATIONS) && (TU * KC).is_multiple_of(INVOCATIONS));
 
-/// The files in front of each step kernel: the nonlinearities and this shared part.
-pub(crate) const PRELUDE: [ShaderFile; 2] = [
+/// The files in front of each step kernel: the NaN tests, the nonlinearities and this shared part.
+pub(crate) const PRELUDE: [ShaderFile; 3] = [
+    shader_file!("non_finite.wgsl"),
     shader_file!("activations.wgsl"),
     shader_file!("lstm_step.wgsl"),
 ];
@@ -35,7 +36,7 @@ pub(crate) const PRELUDE: [ShaderFile; 2] = [
 /// The descriptor of a step kernel: its own file after the shared prelude, its storage bindings.
 pub(crate) const fn step_kernel(
     name: &'static str,
-    files: &'static [ShaderFile; 3],
+    files: &'static [ShaderFile; 4],
     storage: &'static [Access],
 ) -> KernelDesc {
     KernelDesc {
