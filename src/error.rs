@@ -175,6 +175,16 @@ pub enum Error {
         value: f64,
     },
 
+    /// Host memory for `what` cannot be allocated (see [`crate::host_memory`]); `bytes` is
+    /// `u64::MAX` when the size itself overflows.
+    #[error("cannot allocate {bytes} bytes of host memory for {what}")]
+    HostMemory {
+        /// What the memory was for.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

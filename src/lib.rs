@@ -64,6 +64,7 @@ pub mod data;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
+pub mod host_memory;
 pub mod lstm;
 pub mod optim;
 pub mod real;

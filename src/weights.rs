@@ -44,17 +44,39 @@ pub struct LstmConfig {
 }
 
 impl LstmConfig {
-    /// A checked configuration: every size must be at least one.
+    /// A checked configuration: every size must be at least one, and the parameter count (in
+    /// bytes of `f64`) must be a number the machine can address.
     pub fn new(input_size: usize, hidden_size: usize, num_layers: usize) -> Result<Self> {
         expect_nonzero(
             "LstmConfig",
             &[input_size, hidden_size, num_layers],
             &["input_size", "hidden_size", "num_layers"],
         )?;
-        Ok(LstmConfig {
+        let config = LstmConfig {
             input_size,
             hidden_size,
             num_layers,
+        };
+        config
+            .checked_num_parameters()
+            .filter(|&n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+            .ok_or_else(|| {
+                Error::config(
+                    "LstmConfig",
+                    format!(
+                        "{num_layers} layers of {hidden_size} units over {input_size} inputs have \
+                         more parameters than this machine can address"
+                    ),
+                )
+            })?;
+        Ok(config)
+    }
+
+    fn checked_num_parameters(&self) -> Option<usize> {
+        let h = self.hidden_size;
+        (0..self.num_layers).try_fold(0usize, |sum, l| {
+            let per_gate = self.layer_input_size(l).checked_add(h)?.checked_add(2)?;
+            sum.checked_add(h.checked_mul(4)?.checked_mul(per_gate)?)
         })
     }
 
@@ -197,6 +219,19 @@ impl<F: Real> LstmWeights<F> {
             }
         }
         w
+    }
+
+    /// Like [`LstmWeights::init_uniform`], but first checks that the parameters fit in host
+    /// memory ([`crate::host_memory::reserve`]): for sizes a caller or a command line chooses,
+    /// where an allocation failure must be an [`Error::HostMemory`], not an abort.
+    pub fn try_init_uniform(config: LstmConfig, seed: u64) -> Result<Self> {
+        let bytes = crate::host_memory::bytes_of(
+            "LSTM parameters",
+            config.num_parameters(),
+            std::mem::size_of::<F>(),
+        )?;
+        crate::host_memory::reserve("LSTM parameters", bytes)?;
+        Ok(Self::init_uniform(config, seed))
     }
 
     /// Sets the forget-gate slice (rows `H..2H`) of `bias_ih` to `value` and of `bias_hh` to zero

@@ -358,8 +358,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 clip_norm: args.clip_norm.or(defaults.clip_norm),
             };
             let forget_bias = args.forget_bias.or(defaults.forget_bias);
+            // Sizes from the command line are checked against the device and the host before
+            // anything is allocated for them.
+            match &gpu {
+                Some(g) => GpuTrainer::check_fits(g, model, &config)?,
+                None => CpuTrainer::check_fits(model, &config)?,
+            }
             (
-                ClassifierWeights::init(model, args.seed, forget_bias),
+                ClassifierWeights::try_init(model, args.seed, forget_bias)?,
                 config,
                 None,
                 args.seed,

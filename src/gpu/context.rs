@@ -144,14 +144,10 @@ impl Gpu {
         catch(&self.inner.device, context, f)
     }
 
-    /// A storage buffer of `len` f32 values, checked against the device's limits.
-    pub(crate) fn storage(
-        &self,
-        name: &str,
-        len: usize,
-        extra: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer> {
-        let bytes = (len.max(4) * 4) as u64;
+    /// Checks that a storage buffer of `len` f32 values fits the device's limits; returns its
+    /// size in bytes.
+    pub(crate) fn check_storage(&self, name: &str, len: usize) -> Result<u64> {
+        let bytes = (len.max(4) as u64).saturating_mul(4);
         let limits = &self.inner.limits;
         check_limit(
             name,
@@ -160,6 +156,17 @@ impl Gpu {
             limits.max_storage_buffer_binding_size,
         )?;
         check_limit(name, bytes, "max_buffer_size", limits.max_buffer_size)?;
+        Ok(bytes)
+    }
+
+    /// A storage buffer of `len` f32 values, checked against the device's limits.
+    pub(crate) fn storage(
+        &self,
+        name: &str,
+        len: usize,
+        extra: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let bytes = self.check_storage(name, len)?;
         Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
             size: bytes,

@@ -37,10 +37,29 @@ impl ClassifierConfig {
         classes: usize,
     ) -> Result<Self> {
         expect_nonzero("ClassifierConfig", &[classes], &["classes"])?;
-        Ok(ClassifierConfig {
+        let config = ClassifierConfig {
             lstm: LstmConfig::new(input_size, hidden_size, num_layers)?,
             classes,
-        })
+        };
+        config.parameter_bytes()?;
+        Ok(config)
+    }
+
+    /// Parameters of the LSTM and the dense layer together.
+    pub fn num_parameters(&self) -> usize {
+        self.lstm.num_parameters() + self.classes * (self.lstm.hidden_size + 1)
+    }
+
+    /// Bytes of one copy of the parameters in `f32` (the parameters, their gradients and each
+    /// optimizer moment take this much each), or [`Error::HostMemory`] when that overflows.
+    pub fn parameter_bytes(&self) -> Result<u64> {
+        let what = "classifier parameters";
+        // hidden_size + 1 cannot overflow: LstmConfig::new bounded the LSTM's parameters.
+        let count = (self.lstm.hidden_size + 1)
+            .checked_mul(self.classes)
+            .and_then(|fc| fc.checked_add(self.lstm.num_parameters()))
+            .ok_or_else(|| crate::host_memory::overflow(what))?;
+        crate::host_memory::bytes_of(what, count, 4)
     }
 }
 
@@ -76,6 +95,14 @@ impl ClassifierWeights {
             fc_weight,
             fc_bias,
         }
+    }
+
+    /// Like [`ClassifierWeights::init`], but first checks that the parameters fit in host memory
+    /// ([`crate::host_memory::reserve`]), so a size from a command line that cannot fit is an
+    /// [`Error::HostMemory`] rather than an abort.
+    pub fn try_init(config: ClassifierConfig, seed: u64, forget_bias: Option<f32>) -> Result<Self> {
+        crate::host_memory::reserve("classifier parameters", config.parameter_bytes()?)?;
+        Ok(Self::init(config, seed, forget_bias))
     }
 
     /// Zeros of the same shapes as `config` describes.

@@ -11,7 +11,7 @@ use crate::data::SequenceDataset;
 use crate::error::Result;
 use crate::lstm::{GradRequest, Upstream};
 use crate::optim::{Optimizer, TrainConfig};
-use crate::train::classifier::ClassifierWeights;
+use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
 use crate::train::metrics::Metrics;
 use crate::train::optimizer_state::OptimizerState;
 use crate::train::trainer::{Trainer, check_batch, check_dataset, labels_u32};
@@ -37,6 +37,10 @@ impl CpuTrainer {
     ) -> Result<Self> {
         weights.validate()?;
         config.validate()?;
+        // The gradients and, for a new state, the moments are copies of the parameters.
+        let moments = config.optimizer.moment_names().len();
+        let copies = 1 + if state.is_none() { moments } else { 0 };
+        OptimizerState::reserve_host(weights.config(), copies)?;
         let state = OptimizerState::resume_or_new(state, &config.optimizer, weights.config())?;
         Ok(CpuTrainer {
             weights,
@@ -46,6 +50,14 @@ impl CpuTrainer {
             scratch: BackwardScratch::default(),
             gradients: None,
         })
+    }
+
+    /// Checks, allocating nothing, that the host memory training a `model` with `config` holds
+    /// (the weights, their gradients, the optimizer's moments) can be allocated
+    /// ([`Error::HostMemory`](crate::Error::HostMemory) otherwise). For sizes a user chooses,
+    /// call it before initialising the weights.
+    pub fn check_fits(model: ClassifierConfig, config: &TrainConfig) -> Result<()> {
+        OptimizerState::reserve_host(model, 2 + config.optimizer.moment_names().len())
     }
 
     /// The gradients of the last step, before clipping (`None` before the first step).

@@ -108,6 +108,12 @@ impl GpuTrainer {
         weights.validate()?;
         config.validate()?;
         let model = weights.config();
+        gpu.check_storage("parameters", Layout::new(model).len)?;
+        // The packed upload image and, for a new state, the moments are host copies of the
+        // parameters.
+        let moments = config.optimizer.moment_names().len();
+        let copies = 1 + if state.is_none() { moments } else { 0 };
+        OptimizerState::reserve_host(model, copies)?;
         let state = OptimizerState::resume_or_new(state, &config.optimizer, model)?;
         let layout = Layout::new(model);
         let counters = Counters::default();
@@ -133,6 +139,17 @@ impl GpuTrainer {
             update,
             in_flight: VecDeque::new(),
         })
+    }
+
+    /// Checks, allocating nothing, that training a `model` with `config` fits: its parameter,
+    /// gradient and optimizer arenas within `gpu`'s buffer limits
+    /// ([`Error::DeviceLimit`](crate::Error::DeviceLimit)), and the host copies (the weights,
+    /// their packed upload image, new moments) in host memory
+    /// ([`Error::HostMemory`](crate::Error::HostMemory)). For sizes a user chooses, call it
+    /// before initialising the weights.
+    pub fn check_fits(gpu: &Gpu, model: ClassifierConfig, config: &TrainConfig) -> Result<()> {
+        gpu.check_storage("parameters", Layout::new(model).len)?;
+        OptimizerState::reserve_host(model, 2 + config.optimizer.moment_names().len())
     }
 
     /// The gradients of the last step, before clipping, PyTorch layout.

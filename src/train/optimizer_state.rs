@@ -42,6 +42,17 @@ impl OptimizerState {
         }
     }
 
+    /// Checks that `copies` more copies of the parameters of `config` (gradients, moments,
+    /// upload images) fit in host memory, before a trainer allocates them.
+    pub(crate) fn reserve_host(config: ClassifierConfig, copies: usize) -> Result<()> {
+        let what = "trainer state";
+        let one = config.parameter_bytes()?;
+        let bytes = one
+            .checked_mul(copies as u64)
+            .ok_or_else(|| crate::host_memory::overflow(what))?;
+        crate::host_memory::reserve(what, bytes)
+    }
+
     /// Checks that the state fits `optimizer` and a model of `config`.
     pub fn validate(&self, optimizer: &Optimizer, config: ClassifierConfig) -> Result<()> {
         if self.moments.len() != optimizer.moment_names().len() {
