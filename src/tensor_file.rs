@@ -185,10 +185,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             format!("{} has no file name", path.display()),
         )
     })?;
+    // Unique per process and call, so that concurrent saves to one path never share a
+    // temporary file (the last rename wins, and each file renamed is complete).
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         file_name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
