@@ -185,6 +185,14 @@ pub enum Error {
         bytes: u64,
     },
 
+    /// The GPU device was lost (destroyed, reset or removed); every later call on it fails this
+    /// way. Make a new [`crate::gpu::Gpu`] and models on it to go on.
+    #[error("the GPU device was lost ({reason})")]
+    DeviceLost {
+        /// wgpu's reason and message.
+        reason: String,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

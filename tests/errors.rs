@@ -1,7 +1,7 @@
 //! Caller mistakes come back as typed errors naming the tensor, never as panics.
 mod common;
 
-use common::{gpu, random_array, random_weights};
+use common::{device_with, gpu, random_array, random_weights};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
@@ -325,25 +325,6 @@ mod weights_file {
         assert_eq!(LstmWeights::<f32>::load(&path).unwrap(), w);
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// A device of the tests' adapter with the limits `limits` makes from the adapter's own, as an
-/// application might create one and hand it over.
-fn device_with(
-    limits: impl FnOnce(lstm_wgpu::wgpu::Limits) -> lstm_wgpu::wgpu::Limits,
-) -> (lstm_wgpu::wgpu::Device, lstm_wgpu::wgpu::Queue) {
-    let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    let instance = lstm_wgpu::wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(
-        lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
-    )
-    .expect("an adapter");
-    let required_limits = limits(adapter.limits());
-    pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
-        required_limits,
-        ..Default::default()
-    }))
-    .expect("a device with lowered limits")
 }
 
 #[test]

@@ -21,6 +21,8 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     kernels: Kernels,
+    /// Why the device was lost, once wgpu has said so (devices from [`Gpu::from_env`] only).
+    lost: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -69,17 +71,33 @@ impl Gpu {
                 required_limits: adapter.limits(),
                 ..Default::default()
             }))?;
-        Gpu::new(device, queue, adapter.get_info())
+        let lost = Arc::new(std::sync::Mutex::new(None));
+        let flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        Gpu::new(device, queue, adapter.get_info(), lost)
     }
 
     /// Uses a device and queue the application already has (for example the one it renders
     /// with). The kernels are compiled for it; its limits are whatever it was created with.
+    ///
+    /// The application's device-lost callback is left alone, so on a lost device calls fail
+    /// with [`Error::Gpu`] or [`Error::Readback`] (from wgpu's error scopes) rather than
+    /// [`Error::DeviceLost`].
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
         let info = device.adapter_info();
-        Gpu::new(device, queue, info)
+        Gpu::new(device, queue, info, Arc::default())
     }
 
-    fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Gpu> {
+    fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        lost: Arc<std::sync::Mutex<Option<String>>>,
+    ) -> Result<Gpu> {
         if info.device_type == wgpu::DeviceType::Cpu {
             log::warn!(
                 "GPU adapter '{}' is a CPU (software) implementation: results are correct but \
@@ -96,6 +114,7 @@ impl Gpu {
                 info,
                 limits,
                 kernels,
+                lost,
             }),
         })
     }
@@ -141,7 +160,21 @@ impl Gpu {
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
     /// [`Error::Gpu`].
     pub(crate) fn catch<T>(&self, context: &'static str, f: impl FnOnce() -> T) -> Result<T> {
-        catch(&self.inner.device, context, f)
+        self.check_alive()?;
+        catch(&self.inner.device, context, f).map_err(|e| self.lost_or(e))
+    }
+
+    /// [`Error::DeviceLost`] once wgpu has reported the device lost.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match self.inner.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(reason) => Err(Error::DeviceLost { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// `e`, or [`Error::DeviceLost`] when the device was lost meanwhile (its real cause).
+    fn lost_or(&self, e: Error) -> Error {
+        self.check_alive().err().unwrap_or(e)
     }
 
     /// Checks that a storage buffer of `len` f32 values fits the device's limits; returns its
@@ -268,16 +301,21 @@ impl Gpu {
         let bytes = (len * 4) as u64;
         let slice = staging.slice(0..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        // In an error scope: on a lost device map_async reports a validation error, which
+        // outside one would go to the device's uncaptured-error handler (a panic by default).
+        self.catch("mapping results for readback", || {
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            })
+        })?;
+        let readback = |e: &dyn std::fmt::Display| self.lost_or(Error::Readback(e.to_string()));
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
+            .map_err(|e| readback(&e))?;
         rx.recv()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
+            .map_err(|e| readback(&e))?
+            .map_err(|e| readback(&e))?;
         let out = {
             let view = slice
                 .get_mapped_range()
@@ -288,6 +326,22 @@ impl Gpu {
         counters.readback(bytes);
         Ok(out)
     }
+}
+
+/// An error and its sources on one line (wgpu's own display spreads them over several).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    let parts: Vec<&str> = parts
+        .iter()
+        .map(|p| p.lines().next().unwrap_or("").trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.join(": ")
 }
 
 /// [`Error::DeviceLimit`] when `bytes` exceeds the device's `limit_name`.
@@ -321,7 +375,7 @@ fn catch<T>(device: &wgpu::Device, context: &'static str, f: impl FnOnce() -> T)
             return Err(Error::Gpu {
                 kind,
                 context,
-                message: e.to_string(),
+                message: error_chain(&e),
             });
         }
     }

@@ -283,3 +283,22 @@ pub fn run_golden<F: Real>(
     )
     .unwrap_or_else(|e| panic!("{}: {e}", g.name))
 }
+
+/// A device of the tests' adapter with the limits `limits` makes from the adapter's own, as an
+/// application might create one and hand it over.
+pub fn device_with(
+    limits: impl FnOnce(lstm_wgpu::wgpu::Limits) -> lstm_wgpu::wgpu::Limits,
+) -> (lstm_wgpu::wgpu::Device, lstm_wgpu::wgpu::Queue) {
+    let desc = lstm_wgpu::wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let instance = lstm_wgpu::wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(
+        lstm_wgpu::wgpu::util::initialize_adapter_from_env_or_default(&instance, None),
+    )
+    .expect("an adapter");
+    let required_limits = limits(adapter.limits());
+    pollster::block_on(adapter.request_device(&lstm_wgpu::wgpu::DeviceDescriptor {
+        required_limits,
+        ..Default::default()
+    }))
+    .expect("a device of the adapter")
+}
