@@ -273,3 +273,68 @@ fn fashion_mnist_test_split_has_10000_images_of_28x28_and_all_labels() {
     assert_eq!(seen, [true; 10]);
     assert_eq!(data.name, "fashion-mnist test");
 }
+
+#[test]
+fn more_than_four_dimensions_are_an_idx_error() {
+    let bytes = idx_bytes(0x08, &[1, 1, 1, 1, 2], &[0, 0]);
+    let reason = idx_reason(parse_idx(&bytes, Path::new("five.idx")));
+    assert!(reason.contains("5 dimensions"), "{reason}");
+}
+
+#[test]
+fn a_gzip_header_claiming_more_data_than_the_stream_holds_is_truncated_not_allocated() {
+    // 2^32 - 1 squared bytes claimed (beyond any machine), 6 present.
+    let bytes = gzip(&idx_bytes(0x08, &[u32::MAX, u32::MAX], &[1, 2, 3, 4, 5, 6]));
+    let reason = idx_reason(parse_idx(&bytes, Path::new("liar.idx.gz")));
+    assert!(
+        reason.contains("truncated") && reason.contains("got 6"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_gzip_stream_inflating_far_past_its_header_stops_one_byte_after_it() {
+    // A "gzip bomb": the header claims 2 x 3 x 4 bytes, the stream inflates to 64 MiB. The
+    // reader decompresses one byte past the claim and reports exactly that one.
+    let mut payload = idx_bytes(0x08, &[2, 3, 4], &sample_data());
+    payload.resize(payload.len() + (64 << 20), 0);
+    let bytes = gzip(&payload);
+    assert!(
+        bytes.len() < 1 << 20,
+        "the bomb is small: {} bytes",
+        bytes.len()
+    );
+    let reason = idx_reason(parse_idx(&bytes, Path::new("bomb.idx.gz")));
+    assert!(
+        reason.contains("trailing") && reason.contains("(1 extra)"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn mnist_files_with_zero_images_rows_or_columns_are_a_data_error() {
+    for (dims, name) in [
+        ([0u32, 2, 3], "count"),
+        ([3, 0, 3], "rows"),
+        ([3, 2, 0], "cols"),
+    ] {
+        let dir = TempDir::new(&format!("mnist_zero_{name}"));
+        let n = dims.iter().product::<u32>() as usize;
+        dir.write(
+            "train-images-idx3-ubyte",
+            &idx_bytes(0x08, &dims, &vec![1; n]),
+        );
+        let labels = vec![1u8; dims[0] as usize];
+        dir.write(
+            "train-labels-idx1-ubyte",
+            &idx_bytes(0x08, &[dims[0]], &labels),
+        );
+        match load_mnist_dir(dir.path(), MnistSplit::Train) {
+            Err(Error::Data(message)) => {
+                let want = format!("{} images of {} x {} pixels", dims[0], dims[1], dims[2]);
+                assert!(message.contains(&want), "{name}: {message}");
+            }
+            other => panic!("zero {name}: expected Error::Data, got {other:?}"),
+        }
+    }
+}

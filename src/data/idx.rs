@@ -69,9 +69,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// dimensions say.
 pub fn parse_idx(bytes: &[u8], path_for_errors: &Path) -> Result<IdxArray> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        let mut raw = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut raw)
+        let raw = gunzip_bounded(bytes)
             .map_err(|e| idx_error(path_for_errors, format!("corrupt gzip stream: {e}")))?;
         parse_raw(&raw, path_for_errors)
     } else {
@@ -80,6 +78,30 @@ pub fn parse_idx(bytes: &[u8], path_for_errors: &Path) -> Result<IdxArray> {
 }
 
 /// Parses an uncompressed IDX file.
+/// Decompresses the header, then at most one byte more than the header's dimensions need: a
+/// stream that inflates far beyond what its header claims (a "gzip bomb") is never held in
+/// memory; `parse_raw` then reports the trailing bytes.
+fn gunzip_bounded(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let mut raw = Vec::new();
+    (&mut decoder).take(4).read_to_end(&mut raw)?;
+    let Some(&ndims) = raw.get(3) else {
+        return Ok(raw);
+    };
+    let ndims = usize::from(ndims).min(MAX_DIMS);
+    (&mut decoder)
+        .take(4 * ndims as u64)
+        .read_to_end(&mut raw)?;
+    let data = raw[4..]
+        .chunks_exact(4)
+        .try_fold(1u64, |n, c| {
+            n.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        })
+        .unwrap_or(u64::MAX);
+    decoder.take(data.saturating_add(1)).read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
 fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let [z0, z1, type_code, ndims, ..] = *bytes else {
         return Err(idx_error(
@@ -261,6 +283,12 @@ pub fn load_mnist_dir(dir: &Path, split: MnistSplit) -> Result<SequenceDataset> 
             ),
         ));
     };
+    if n == 0 || rows == 0 || cols == 0 {
+        return Err(Error::Data(format!(
+            "{} holds {n} images of {rows} x {cols} pixels: nothing to read as sequences",
+            images_path.display()
+        )));
+    }
     if n != n_labels {
         return Err(Error::Data(format!(
             "{} holds {n} images but {} holds {n_labels} labels",
