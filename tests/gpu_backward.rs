@@ -170,3 +170,36 @@ fn a_300_step_sequence_has_finite_gradients_matching_cpu() {
     }
     assert_grads_close("T=300", &got, &want);
 }
+
+#[test]
+fn one_model_trains_on_smaller_then_larger_batches_like_fresh_ones_on_both_devices() {
+    // forward_train reallocates the tape (GPU workspace, CPU buffers) whenever the shape
+    // changes; gradients must not depend on the shapes seen before. Three layers, so a middle
+    // layer (input from below, output above) is exercised too.
+    let config = LstmConfig::new(4, 6, 3).unwrap();
+    let w = random_weights(config, 5, 2.0);
+    let mut gpu_model = GpuLstm::new(&gpu(), &w).unwrap();
+    let mut cpu_model = cpu::lstm::CpuLstm::new(w.clone()).unwrap();
+    for (b, t) in [(5, 4), (2, 3), (7, 6), (1, 1), (5, 4)] {
+        let x: Array3<f32> = random_array((b, t, 4), 30 + b as u64, -1.0, 1.0);
+        let upstream = Upstream {
+            dy: Some(random_array((b, t, 6), 40 + t as u64, -1.0, 1.0)),
+            ..Upstream::default()
+        };
+        let fresh = cpu::lstm::CpuLstm::new(w.clone())
+            .unwrap()
+            .forward_backward(x.view(), None, &upstream, GradRequest::ALL)
+            .unwrap()
+            .1;
+        let models: [(&str, &mut dyn Lstm); 2] = [("gpu", &mut gpu_model), ("cpu", &mut cpu_model)];
+        for (device, model) in models {
+            let (_, tape) = model.forward_train(x.view(), None).unwrap();
+            let got = model.backward(&tape, &upstream, GradRequest::ALL).unwrap();
+            assert_grads_close(
+                &format!("{device} B={b} T={t} after other shapes"),
+                &got,
+                &fresh,
+            );
+        }
+    }
+}
