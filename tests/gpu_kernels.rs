@@ -273,3 +273,77 @@ mod sgd {
         run(0.0);
     }
 }
+
+mod grid_limits {
+    //! Grids larger than a device dispatches along one dimension are split, not refused: the
+    //! GEMM spreads its row tiles over z, the arena kernels their workgroups over y.
+    use super::*;
+
+    /// A device of the tests' adapter that dispatches at most 3 workgroups per dimension.
+    fn narrow_gpu() -> lstm_wgpu::gpu::Gpu {
+        let (device, queue) = common::device_with(|adapter| lstm_wgpu::wgpu::Limits {
+            max_compute_workgroups_per_dimension: 3,
+            ..adapter
+        });
+        lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap()
+    }
+
+    #[test]
+    fn a_gemm_with_more_row_tiles_than_one_dimension_holds_matches_its_cpu_twin() {
+        // 500 rows are 8 tiles of 64: 3 along y, 3 along z (the last one partly idle).
+        let (m, n, k) = (500, 70, 9);
+        let spec = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(0, k),
+            MatrixLayout::new(0, n),
+            MatrixLayout::new(0, n),
+        );
+        let (a, b) = (vector(m * k, 5, -1.0, 1.0), vector(k * n, 6, -1.0, 1.0));
+        let mut want = vec![0.0; m * n];
+        let mut got = vec![0.0; m * n];
+        cpu::matmul::matmul(&spec, &a, &b, &[], &mut want).unwrap();
+        ops::matmul(&narrow_gpu(), &spec, &a, &b, &[], &mut got).unwrap();
+        // As in the matmul tests: fma against separate roundings, 9 terms of magnitude ≤ 1.
+        close("split GEMM", &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn an_optimizer_step_over_more_workgroups_than_one_dimension_holds_matches_its_cpu_twin() {
+        // 2 000 elements are 8 workgroups of 256: 3 along x, 3 along y.
+        let len = 2_000;
+        let mut want = vector(len, 7, -1.0, 1.0);
+        let mut got = want.clone();
+        let (mut b_want, mut b_got) = (vec![0.0; len], vec![0.0; len]);
+        let g = vector(len, 8, -1.0, 1.0);
+        cpu::sgd::sgd(&mut want, &g, &mut b_want, 0.1, 0.9, 1.0);
+        ops::sgd(&narrow_gpu(), &mut got, &g, &mut b_got, (0.1, 0.9), 1.0).unwrap();
+        close("split SGD", &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn a_gemm_too_wide_for_the_grid_is_a_device_limit_error() {
+        // Column tiles are not split: 4 tiles of 64 exceed 3.
+        let (m, n, k) = (8, 256, 4);
+        let spec = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(0, k),
+            MatrixLayout::new(0, n),
+            MatrixLayout::new(0, n),
+        );
+        let mut c = vec![0.0; m * n];
+        let r = ops::matmul(
+            &narrow_gpu(),
+            &spec,
+            &[0.0; 32],
+            &vec![0.0; k * n],
+            &[],
+            &mut c,
+        );
+        match r {
+            Err(lstm_wgpu::Error::DeviceLimit { limit_name, .. }) => {
+                assert_eq!(limit_name, "max_compute_workgroups_per_dimension")
+            }
+            other => panic!("expected DeviceLimit, got {other:?}"),
+        }
+    }
+}
