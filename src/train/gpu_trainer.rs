@@ -143,9 +143,9 @@ impl GpuTrainer {
 
     /// Checks, allocating nothing, that training a `model` with `config` fits: its parameter,
     /// gradient and optimizer arenas within `gpu`'s buffer limits
-    /// ([`Error::DeviceLimit`](crate::Error::DeviceLimit)), and the host copies (the weights,
+    /// ([`Error::DeviceLimit`]), and the host copies (the weights,
     /// their packed upload image, new moments) in host memory
-    /// ([`Error::HostMemory`](crate::Error::HostMemory)). For sizes a user chooses, call it
+    /// ([`Error::HostMemory`]). For sizes a user chooses, call it
     /// before initialising the weights.
     pub fn check_fits(gpu: &Gpu, model: ClassifierConfig, config: &TrainConfig) -> Result<()> {
         gpu.check_storage("parameters", Layout::new(model).len)?;

@@ -1,0 +1,152 @@
+//! Properties over random inputs (proptest): the GPU agrees with the CPU for any shape, state
+//! and upstream gradient; the CPU gives the same bits with one thread and with two; no byte
+//! string makes a loader panic.
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use common::{assert_close, gpu, random_array, random_state, random_weights};
+use lstm_wgpu::cpu::lstm::CpuLstm;
+use lstm_wgpu::data::idx::parse_idx;
+use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::ndarray::Array3;
+use lstm_wgpu::train::{Checkpoint, ClassifierWeights};
+use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmGrads, LstmOutput, LstmWeights, Upstream};
+use proptest::prelude::*;
+
+/// One random problem: sizes, whether h0/c0 and each upstream gradient are given, and a seed
+/// for every tensor.
+#[derive(Debug, Clone)]
+struct Case {
+    b: usize,
+    t: usize,
+    i: usize,
+    h: usize,
+    layers: usize,
+    state: bool,
+    dy: bool,
+    dh_n: bool,
+    dc_n: bool,
+    seed: u64,
+}
+
+fn cases() -> impl Strategy<Value = Case> {
+    (
+        (1usize..7, 1usize..7, 1usize..10, 1usize..21, 1usize..4),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        any::<u64>(),
+    )
+        .prop_map(
+            |((b, t, i, h, layers), (state, dy, dh_n, dc_n), seed)| Case {
+                b,
+                t,
+                i,
+                h,
+                layers,
+                state,
+                dy,
+                dh_n,
+                dc_n,
+                seed,
+            },
+        )
+}
+
+fn run(lstm: &mut dyn Lstm, c: &Case) -> (LstmOutput<f32>, LstmGrads<f32>) {
+    let config = *lstm.config();
+    let x: Array3<f32> = random_array((c.b, c.t, c.i), c.seed ^ 1, -1.0, 1.0);
+    let state = c.state.then(|| random_state(&config, c.b, c.seed ^ 2));
+    let (ys, ns) = ((c.b, c.t, c.h), (c.layers, c.b, c.h));
+    let upstream = Upstream {
+        dy: c.dy.then(|| random_array(ys, c.seed ^ 3, -1.0, 1.0)),
+        dh_n: c.dh_n.then(|| random_array(ns, c.seed ^ 4, -1.0, 1.0)),
+        dc_n: c.dc_n.then(|| random_array(ns, c.seed ^ 5, -1.0, 1.0)),
+    };
+    lstm.forward_backward(x.view(), state.as_ref(), &upstream, GradRequest::ALL)
+        .unwrap()
+}
+
+fn weights(c: &Case) -> LstmWeights<f32> {
+    random_weights(LstmConfig::new(c.i, c.h, c.layers).unwrap(), c.seed, 2.0)
+}
+
+// The tolerances of the GPU forward and backward tests: different summation orders and exp,
+// ~1e-6 of each tensor's largest magnitude on lavapipe.
+const RTOL_FWD: f64 = 1e-5;
+const RTOL_BWD: f64 = 2e-5;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_gpu_matches_the_cpu_for_any_shape_state_and_upstream(c in cases()) {
+        let w = weights(&c);
+        let (want_out, want) = run(&mut CpuLstm::new(w.clone()).unwrap(), &c);
+        let (got_out, got) = run(&mut GpuLstm::new(&gpu(), &w).unwrap(), &c);
+        let what = format!("{c:?}");
+        let close = |name: &str, a: &Array3<f32>, b: &Array3<f32>, rtol| {
+            assert_close(&format!("{what} {name}"), a.view().into_dyn(), b.view().into_dyn(), 0.0, rtol)
+        };
+        close("y", &got_out.y, &want_out.y, RTOL_FWD);
+        close("h_n", &got_out.h_n, &want_out.h_n, RTOL_FWD);
+        close("c_n", &got_out.c_n, &want_out.c_n, RTOL_FWD);
+        close("dx", got.x.as_ref().unwrap(), want.x.as_ref().unwrap(), RTOL_BWD);
+        close("dh0", got.h0.as_ref().unwrap(), want.h0.as_ref().unwrap(), RTOL_BWD);
+        close("dc0", got.c0.as_ref().unwrap(), want.c0.as_ref().unwrap(), RTOL_BWD);
+        for (l, (g, w)) in got.layers.unwrap().iter().zip(want.layers.as_ref().unwrap()).enumerate() {
+            for ((name, a), (_, b)) in g.named(l).into_iter().zip(w.named(l)) {
+                assert_close(&format!("{what} d{name}"), a, b, 0.0, RTOL_BWD);
+            }
+        }
+    }
+
+    #[test]
+    fn the_cpu_gives_the_same_bits_with_one_thread_and_with_two(c in cases()) {
+        let w = weights(&c);
+        let with = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| run(&mut CpuLstm::new(w.clone()).unwrap(), &c))
+        };
+        let (one, two) = (with(1), with(2));
+        prop_assert_eq!(&one.0, &two.0, "outputs of {:?}", c);
+        prop_assert_eq!(&one.1, &two.1, "gradients of {:?}", c);
+    }
+}
+
+/// True when `load` returned (an error or a value) instead of panicking.
+fn returns<T>(load: impl FnOnce() -> lstm_wgpu::Result<T>) -> bool {
+    catch_unwind(AssertUnwindSafe(load)).is_ok()
+}
+
+/// Random bytes, sometimes behind a plausible safetensors header length or IDX magic.
+fn files() -> impl Strategy<Value = Vec<u8>> {
+    let raw = proptest::collection::vec(any::<u8>(), 0..600);
+    (raw, 0u8..3, any::<u32>()).prop_map(|(mut bytes, prefix, n)| {
+        let head: Vec<u8> = match prefix {
+            // A little-endian header length, as safetensors files begin.
+            0 => u64::from(n % 700).to_le_bytes().to_vec(),
+            // IDX magic with an unsigned-byte type and 1-4 dimensions.
+            1 => vec![0, 0, 8, (n % 4 + 1) as u8],
+            _ => Vec::new(),
+        };
+        bytes.splice(0..0, head);
+        bytes
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_byte_string_panics_a_loader(bytes in files()) {
+        prop_assert!(returns(|| LstmWeights::<f32>::from_safetensors_bytes(&bytes)), "weights");
+        prop_assert!(returns(|| LstmWeights::<f64>::from_safetensors_bytes(&bytes)), "f64 weights");
+        prop_assert!(returns(|| ClassifierWeights::from_safetensors_bytes(&bytes)), "classifier");
+        // Checkpoints are read from files.
+        let path = std::env::temp_dir().join(format!("lstm-wgpu-random-{}.safetensors", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        prop_assert!(returns(|| Checkpoint::load(&path)), "checkpoint");
+        prop_assert!(returns(|| parse_idx(&bytes, Path::new("random"))), "IDX");
+    }
+}
