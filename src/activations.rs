@@ -7,8 +7,11 @@
 //! Both are built on `e^-|x|`, which lies in `(0, 1]` and so can neither overflow nor produce a
 //! NaN: a plain `1 / (1 + exp(-x))` overflows for `x < -88`, and WGSL's builtin `tanh` is
 //! undefined past `|x| ≈ 88` (Metal's fast `tanh` returns NaN past `|x| ≈ 44`). `±∞` saturate
-//! (`sigmoid` to 1 or `e^-87.34 ≈ 0`, `tanh` to ±1) and a NaN is returned as it came, explicitly,
-//! as the shader does (`shaders/non_finite.wgsl` says why the shader must).
+//! (`sigmoid` to 1 or `e^-87.34 ≈ 0`, `tanh` to ±1), and a NaN comes out NaN: Rust's float
+//! arithmetic is IEEE's, every step of these formulas carries a NaN through, and each comparison
+//! falls to the branch that carries it. The shader has to test for NaN explicitly instead
+//! (`shaders/non_finite.wgsl` says why); an explicit test here measurably slowed the backward
+//! gate loop.
 //!
 //! `exp` is a branch-free polynomial (Cephes' `expf`, within 2 ulp) so that loops over gate
 //! vectors vectorise; WGSL's `exp` is the GPU's own, also within a few ulp.
@@ -45,8 +48,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 pub fn sigmoid(x: f32) -> f32 {
     let e = exp_nonpositive(-x.abs());
     let s = 1.0 / (1.0 + e);
-    let v = if x >= 0.0 { s } else { e * s };
-    if x.is_nan() { x } else { v }
+    if x >= 0.0 { s } else { e * s }
 }
 
 /// Below this magnitude [`tanh_stable`] uses its odd Taylor series, which there is more accurate
@@ -63,10 +65,9 @@ pub fn tanh_stable(x: f32) -> f32 {
     let t = (1.0 - e) / (1.0 + e);
     let x2 = x * x;
     let series = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))));
-    let v = if a < TANH_SERIES_BELOW {
+    if a < TANH_SERIES_BELOW {
         series
     } else {
         t.copysign(x)
-    };
-    if x.is_nan() { x } else { v }
+    }
 }
