@@ -10,8 +10,7 @@
 //! (`sigmoid` to 1 or `e^-87.34 ≈ 0`, `tanh` to ±1), and a NaN comes out NaN: Rust's float
 //! arithmetic is IEEE's, every step of these formulas carries a NaN through, and each comparison
 //! falls to the branch that carries it. The shader has to test for NaN explicitly instead
-//! (`shaders/non_finite.wgsl` says why); an explicit test here measurably slowed the backward
-//! gate loop.
+//! (`shaders/non_finite.wgsl` says why).
 //!
 //! `exp` is a branch-free polynomial (Cephes' `expf`, within 2 ulp) so that loops over gate
 //! vectors vectorise; WGSL's `exp` is the GPU's own, also within a few ulp.
