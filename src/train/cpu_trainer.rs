@@ -37,10 +37,8 @@ impl CpuTrainer {
     ) -> Result<Self> {
         weights.validate()?;
         config.validate()?;
-        // The gradients and, for a new state, the moments are copies of the parameters.
-        let moments = config.optimizer.moment_names().len();
-        let copies = 1 + if state.is_none() { moments } else { 0 };
-        OptimizerState::reserve_host(weights.config(), copies)?;
+        // One copy of its own: the gradients.
+        OptimizerState::reserve_host(state.as_ref(), &config.optimizer, weights.config(), 1)?;
         let state = OptimizerState::resume_or_new(state, &config.optimizer, weights.config())?;
         Ok(CpuTrainer {
             weights,
@@ -57,7 +55,8 @@ impl CpuTrainer {
     /// ([`Error::HostMemory`](crate::Error::HostMemory) otherwise). For sizes a user chooses,
     /// call it before initialising the weights.
     pub fn check_fits(model: ClassifierConfig, config: &TrainConfig) -> Result<()> {
-        OptimizerState::reserve_host(model, 2 + config.optimizer.moment_names().len())
+        // The weights and their gradients.
+        OptimizerState::reserve_host(None, &config.optimizer, model, 2)
     }
 
     /// The gradients of the last step, before clipping (`None` before the first step).

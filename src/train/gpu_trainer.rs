@@ -109,11 +109,8 @@ impl GpuTrainer {
         config.validate()?;
         let model = weights.config();
         gpu.check_storage("parameters", Layout::new(model).len)?;
-        // The packed upload image and, for a new state, the moments are host copies of the
-        // parameters.
-        let moments = config.optimizer.moment_names().len();
-        let copies = 1 + if state.is_none() { moments } else { 0 };
-        OptimizerState::reserve_host(model, copies)?;
+        // One copy of its own: the packed upload image.
+        OptimizerState::reserve_host(state.as_ref(), &config.optimizer, model, 1)?;
         let state = OptimizerState::resume_or_new(state, &config.optimizer, model)?;
         let layout = Layout::new(model);
         let counters = Counters::default();
@@ -149,7 +146,8 @@ impl GpuTrainer {
     /// before initialising the weights.
     pub fn check_fits(gpu: &Gpu, model: ClassifierConfig, config: &TrainConfig) -> Result<()> {
         gpu.check_storage("parameters", Layout::new(model).len)?;
-        OptimizerState::reserve_host(model, 2 + config.optimizer.moment_names().len())
+        // The weights and their packed upload image.
+        OptimizerState::reserve_host(None, &config.optimizer, model, 2)
     }
 
     /// The gradients of the last step, before clipping, PyTorch layout.

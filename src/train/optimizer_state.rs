@@ -42,13 +42,24 @@ impl OptimizerState {
         }
     }
 
-    /// Checks that `copies` more copies of the parameters of `config` (gradients, moments,
-    /// upload images) fit in host memory, before a trainer allocates them.
-    pub(crate) fn reserve_host(config: ClassifierConfig, copies: usize) -> Result<()> {
+    /// Checks that the host copies of the parameters a trainer is about to make fit in host
+    /// memory: `own` copies of its own (gradients, upload images, the weights themselves), plus
+    /// the moments of `optimizer` when there is no `state` to resume (new ones are allocated).
+    pub(crate) fn reserve_host(
+        state: Option<&OptimizerState>,
+        optimizer: &Optimizer,
+        config: ClassifierConfig,
+        own: usize,
+    ) -> Result<()> {
         let what = "trainer state";
-        let one = config.parameter_bytes()?;
-        let bytes = one
-            .checked_mul(copies as u64)
+        let moments = if state.is_none() {
+            optimizer.moment_names().len()
+        } else {
+            0
+        };
+        let bytes = config
+            .parameter_bytes()?
+            .checked_mul((own + moments) as u64)
             .ok_or_else(|| crate::host_memory::overflow(what))?;
         crate::host_memory::reserve(what, bytes)
     }
