@@ -1,14 +1,22 @@
-//! Forward and forward+backward, GPU vs CPU, at the reference classifier's size
-//! (B = 128, T = 28, I = 28, H = 128) and a small one (B = 16, T = 28, I = 28, H = 32).
+//! Forward and forward+backward, GPU vs CPU, at five sizes (B T I H): the reference
+//! classifier's (seed, 128 28 28 128), a small one (8 28 28 32), a medium (64 100 64 256), a
+//! large (32 50 512 512) and a streaming one (1 1000 32 128), the sizes
+//! `shared/bench/pytorch_lstm.py`-style PyTorch and onnxruntime timings use.
 //!
-//! `cargo bench --bench lstm`. On a software adapter (lavapipe) the GPU figures measure
-//! dispatch overhead and a CPU running WGSL, not GPU speed; the adapter is printed first.
+//! The CPU path runs once per instruction set this processor supports (`cpu-avx512`,
+//! `cpu-avx2`, `cpu-scalar`), so one run compares them.
+//!
+//! `cargo bench --bench lstm`; a criterion filter picks cases, e.g.
+//! `cargo bench --bench lstm -- "cpu-avx512/seed"`. On a software adapter (lavapipe) the GPU
+//! figures measure dispatch overhead and a CPU running WGSL, not GPU speed; the adapter is
+//! printed first.
 
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use lstm_wgpu::Lstm;
+use lstm_wgpu::cpu::isa::Isa;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;
@@ -23,7 +31,7 @@ struct Size {
     h: usize,
 }
 
-const SIZES: [Size; 2] = [
+const SIZES: [Size; 5] = [
     Size {
         name: "seed B128 T28 I28 H128",
         b: 128,
@@ -32,11 +40,32 @@ const SIZES: [Size; 2] = [
         h: 128,
     },
     Size {
-        name: "small B16 T28 I28 H32",
-        b: 16,
+        name: "small B8 T28 I28 H32",
+        b: 8,
         t: 28,
         i: 28,
         h: 32,
+    },
+    Size {
+        name: "medium B64 T100 I64 H256",
+        b: 64,
+        t: 100,
+        i: 64,
+        h: 256,
+    },
+    Size {
+        name: "large B32 T50 I512 H512",
+        b: 32,
+        t: 50,
+        i: 512,
+        h: 512,
+    },
+    Size {
+        name: "stream B1 T1000 I32 H128",
+        b: 1,
+        t: 1000,
+        i: 32,
+        h: 128,
     },
 ];
 
@@ -96,13 +125,19 @@ fn bench(c: &mut Criterion) {
         group.sample_size(10);
         for s in &SIZES {
             let (w, x, up) = inputs(s);
-            let mut devices: Vec<(&str, Box<dyn Lstm>)> =
-                vec![("cpu", Box::new(CpuLstm::new(w.clone()).unwrap()))];
+            let mut devices: Vec<(String, Box<dyn Lstm>)> = Isa::supported()
+                .into_iter()
+                .rev()
+                .map(|isa| {
+                    let cpu = CpuLstm::new(w.clone()).unwrap().with_isa(isa).unwrap();
+                    (format!("cpu-{isa}"), Box::new(cpu) as Box<dyn Lstm>)
+                })
+                .collect();
             if let Some(gpu) = gpu.as_ref() {
-                devices.push(("gpu", Box::new(GpuLstm::new(gpu, &w).unwrap())));
+                devices.push(("gpu".into(), Box::new(GpuLstm::new(gpu, &w).unwrap())));
             }
             for (device, lstm) in &mut devices {
-                let id = BenchmarkId::new(*device, s.name);
+                let id = BenchmarkId::new(device.as_str(), s.name);
                 bench_pass(&mut group, id, lstm.as_mut(), (&x, &up), backward);
             }
         }

@@ -1,30 +1,44 @@
 //! The LSTM on the CPU: the reference every GPU kernel is checked against, and a usable path on
 //! machines without a GPU.
 //!
-//! Per layer, forward (PyTorch `nn.LSTM` semantics, see [`crate::cpu::lstm_forward_step`]):
-//! 1. one GEMM projects the inputs of all `T·B` rows at once: `xproj = x · W_ihᵀ + b_ih`;
-//! 2. then, step by step, one GEMM `h_{t-1} · W_hhᵀ` and the gate nonlinearities.
+//! Forward (PyTorch `nn.LSTM` semantics, see [`crate::cpu::lstm_forward_step`]): at each step,
+//! for each layer, one matrix product of the layer's input and previous hidden state against
+//! both weight matrices at once, then the gate nonlinearities:
+//!
+//! ```text
+//! a_t = [x_t | h_{t-1}] · [W_ih | W_hh]ᵀ + (b_ih + b_hh)      [B, I_l + H] · [I_l + H, 4H]
+//! ```
+//!
+//! The weights are packed for the products once per call (`blocked_gemm`). Layers run as a
+//! wavefront, step `t` of every layer before step `t + 1`, so inference ([`forward`]) keeps only
+//! the last state of each layer, `O(L·B·H)` memory beyond its output whatever `T` is; training
+//! ([`forward_train`]) keeps every step's states and gates on a tape instead.
 //!
 //! Backward through time (see [`crate::cpu::lstm_backward_step`]) runs the steps in reverse to
 //! get every step's pre-activation gradients `dgates` `[T, B, 4H]`, then takes the weight
-//! gradients as whole-sequence GEMMs over all `T·B` rows:
-//! `dW_ih = dgatesᵀ · x`, `dW_hh = dgatesᵀ · h_{t-1}`, `db_ih = db_hh = Σ_rows dgates`,
+//! gradients as whole-sequence products over all `T·B` rows:
+//! `[dW_ih | dW_hh] = dgatesᵀ · [x | h_{t-1}]`, `db_ih = db_hh = Σ_rows dgates`,
 //! `dx = dgates · W_ih`.
 //!
 //! Internally every sequence is time-major (`[T, B, ·]`), so each step's rows are one contiguous
-//! block; inputs and outputs are converted at the edges. Batch rows never interact in the
-//! recurrence, so chunks of rows run on separate threads; GEMMs split their output rows. Neither
-//! changes a single bit of the results.
+//! block. Batch rows never interact in the recurrence, so chunks of rows run on separate threads
+//! (one chunk, on the calling thread, when the work is small); whole-sequence products split
+//! their output rows. Neither changes a single bit of the results, and neither does the
+//! instruction set ([`Isa`]) except the portable one, which rounds differently.
 //!
 //! The free functions allocate what they need; [`CpuLstm`] keeps its buffers between calls of
 //! the same shape, which matters on the hot path of training.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Dimension, s};
+use ndarray::{
+    Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Dimension, s,
+};
 use rayon::prelude::*;
 
-use super::lstm_backward_step::{FromLater, lstm_backward_step};
-use super::lstm_forward_step::lstm_forward_step;
-use super::parallel::{self, chunk_rows};
+use super::blocked_gemm::{GemmScratch, Init, PackedB, gemm, gemm_parallel};
+use super::isa::Isa;
+use super::lstm_backward_step::lstm_backward_step_rows;
+use super::lstm_forward_step::lstm_forward_step_rows;
+use super::parallel::chunk_rows;
 use crate::error::{Error, Result};
 use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
@@ -33,19 +47,26 @@ use crate::lstm::{
 use crate::real::Real;
 use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
 
-/// One layer's activations, time-major; the buffers are reused across calls of the same shape.
+/// One layer's states and gates over a window of steps, time-major; reused across calls of the
+/// same shape. On a tape the window is the whole sequence (`h[0] = h0`, `h[t + 1] = h_t`); in
+/// inference it is a ring of two states and one step of gates, indexed `t mod` its length.
 #[derive(Debug, Clone, Default)]
-struct LayerTape<F> {
-    /// The layer's input, `[T, B, I_l]`.
-    input: Array3<F>,
-    /// Input projection `x · W_ihᵀ + b_ih`, `[T·B, 4H]` (working memory of the forward pass).
-    xproj: Array2<F>,
-    /// `h[0] = h0`, `h[t + 1] = h_t`: `[T + 1, B, H]`.
+struct LayerStates<F> {
+    /// Hidden states, `[S, B, H]`: `S = T + 1` on a tape, 2 in inference.
     h: Array3<F>,
-    /// `c[0] = c0`, `c[t + 1] = c_t`: `[T + 1, B, H]`.
+    /// Cell states, `[S, B, H]`.
     c: Array3<F>,
-    /// Gates after their nonlinearities, blocks i, f, g, o: `[T, B, 4H]`.
+    /// Gates after their nonlinearities, blocks i, f, g, o: `[G, B, 4H]`, `G = T` or 1.
     gates: Array3<F>,
+}
+
+impl<F: Real> LayerStates<F> {
+    /// Shapes the buffers for `slots` states and `gate_slots` steps of gates.
+    fn resize(&mut self, slots: usize, gate_slots: usize, batch: usize, hidden: usize) {
+        resize_reusing(&mut self.h, ndarray::Ix3(slots, batch, hidden));
+        resize_reusing(&mut self.c, ndarray::Ix3(slots, batch, hidden));
+        resize_reusing(&mut self.gates, ndarray::Ix3(gate_slots, batch, 4 * hidden));
+    }
 }
 
 /// Activations saved by [`forward_train`] for [`backward`].
@@ -53,7 +74,9 @@ struct LayerTape<F> {
 pub struct CpuTape<F = f32> {
     batch: usize,
     seq: usize,
-    layers: Vec<LayerTape<F>>,
+    /// Layer 0's input, time-major `[T, B, I]` (layer `l > 0` reads layer `l - 1`'s `h`).
+    input: Array3<F>,
+    layers: Vec<LayerStates<F>>,
 }
 
 impl<F> CpuTape<F> {
@@ -68,6 +91,13 @@ impl<F> CpuTape<F> {
     }
 }
 
+/// Working memory of [`forward_with`]: packed weights and the last state of every layer.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardScratch<F = f32> {
+    packed: Vec<PackedLayer<F>>,
+    layers: Vec<LayerStates<F>>,
+}
+
 /// Working memory of [`backward_with`], reused across calls of the same shape.
 #[derive(Debug, Clone, Default)]
 pub struct BackwardScratch<F = f32> {
@@ -79,6 +109,37 @@ pub struct BackwardScratch<F = f32> {
     dgates: Array3<F>,
     /// `dL/dc` carried between steps, `[B, H]`.
     dc: Array2<F>,
+    /// `[dW_ih | dW_hh]` of the current layer, `[4H, I_l + H]`.
+    dw: Array2<F>,
+    /// `W_hh` `[4H, H]`, `W_ih` `[4H, I_l]` and `[x | h_{t-1}]` `[T·B, I_l + H]`, packed.
+    w_hh: PackedB<F>,
+    w_ih: PackedB<F>,
+    inputs: PackedB<F>,
+}
+
+/// One layer's weights packed for the forward step: `[W_ihᵀ; W_hhᵀ]` `[I_l + H, 4H]` and
+/// `b_ih + b_hh` `[4H]`.
+#[derive(Debug, Clone, Default)]
+struct PackedLayer<F> {
+    w: PackedB<F>,
+    bias: Vec<F>,
+}
+
+/// Packs every layer of `weights` into `packed` (reusing its allocations).
+fn pack_layers<F: Real>(weights: &LstmWeights<F>, packed: &mut Vec<PackedLayer<F>>) {
+    packed.resize_with(weights.layers().len(), PackedLayer::default);
+    for (w, p) in weights.layers().iter().zip(packed.iter_mut()) {
+        let (four_h, inputs) = w.weight_ih.dim();
+        let hidden = w.weight_hh.ncols();
+        p.w.pack(
+            inputs + hidden,
+            four_h,
+            &[(0, 0, w.weight_ih.t()), (inputs, 0, w.weight_hh.t())],
+        );
+        p.bias.clear();
+        p.bias
+            .extend(w.bias_ih.iter().zip(&w.bias_hh).map(|(&a, &b)| a + b));
+    }
 }
 
 /// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
@@ -97,163 +158,306 @@ fn rows<F>(a: &Array3<F>) -> ArrayView2<'_, F> {
         .expect("time-major arrays are contiguous")
 }
 
-/// Runs one layer over `lt.input` (time-major `[T, B, I_l]`, already filled).
-fn layer_forward<F: Real>(
-    w: &LayerWeights<F>,
-    lt: &mut LayerTape<F>,
-    h0: ArrayView2<'_, F>,
-    c0: ArrayView2<'_, F>,
-) {
-    let (seq, batch, _) = lt.input.dim();
-    let hidden = w.weight_hh.ncols();
-    // 1. Input projection for every step at once: [T·B, I] · W_ihᵀ + b_ih.
-    resize_reusing(&mut lt.xproj, ndarray::Ix2(seq * batch, 4 * hidden));
-    lt.xproj.assign(&w.bias_ih);
-    parallel::gemm(
-        F::one(),
-        &rows(&lt.input),
-        &w.weight_ih.t(),
-        F::one(),
-        &mut lt.xproj.view_mut(),
-    );
-    let xproj = lt
-        .xproj
-        .view()
-        .into_shape_with_order((seq, batch, 4 * hidden))
-        .expect("xproj is contiguous");
-
-    // 2. The recurrence, each chunk of batch rows on its own thread.
-    resize_reusing(&mut lt.h, ndarray::Ix3(seq + 1, batch, hidden));
-    resize_reusing(&mut lt.c, ndarray::Ix3(seq + 1, batch, hidden));
-    resize_reusing(&mut lt.gates, ndarray::Ix3(seq, batch, 4 * hidden));
-    lt.h.index_axis_mut(Axis(0), 0).assign(&h0);
-    lt.c.index_axis_mut(Axis(0), 0).assign(&c0);
-    let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
-    lt.h.axis_chunks_iter_mut(Axis(1), chunk)
-        .zip(lt.c.axis_chunks_iter_mut(Axis(1), chunk))
-        .zip(lt.gates.axis_chunks_iter_mut(Axis(1), chunk))
-        .zip(xproj.axis_chunks_iter(Axis(1), chunk))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|(((mut h, mut c), mut gates), xproj)| {
-            for t in 0..seq {
-                let (h_prev, h_next) = h.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-                let (c_prev, c_next) = c.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-                lstm_forward_step(
-                    xproj.index_axis(Axis(0), t),
-                    h_prev.view(),
-                    c_prev.view(),
-                    w.weight_hh.view(),
-                    w.bias_hh.view(),
-                    gates.index_axis_mut(Axis(0), t),
-                    c_next,
-                    h_next,
-                );
-            }
-        });
+/// A contiguous view as a slice (every view passed here is a block of whole rows of an array
+/// this module allocated in standard layout).
+fn slice<'a, F>(v: &'a ArrayView2<'_, F>) -> &'a [F] {
+    v.as_slice()
+        .expect("rows of a standard-layout array are contiguous")
 }
 
-/// Runs every layer into `tape`; returns `h_n`, `c_n` `[L, B, H]` (the outputs `y` stay in the
-/// tape as the top layer's `h[1..]`).
+/// As [`slice`], mutable.
+fn slice_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
+    v.as_slice_mut()
+        .expect("rows of a standard-layout array are contiguous")
+}
+
+/// One chunk of batch rows: its part of every layer's states, and of `y`.
+struct RowChunk<'a, F> {
+    /// First batch row of the chunk.
+    row0: usize,
+    /// Per layer: `h`, `c` `[S, Bc, H]`, `gates` `[G, Bc, 4H]`.
+    layers: Vec<(
+        ArrayViewMut3<'a, F>,
+        ArrayViewMut3<'a, F>,
+        ArrayViewMut3<'a, F>,
+    )>,
+    /// `y` `[Bc, T, H]`, when wanted.
+    y: Option<ArrayViewMut3<'a, F>>,
+}
+
+/// Runs the wavefront over `x` `[B, T, I]` from `state`, storing states and gates in
+/// `layers` (slot `t mod S`, see [`LayerStates`]), writing `y` `[B, T, H]` when given.
+fn run_forward<F: Real>(
+    isa: Isa,
+    packed: &[PackedLayer<F>],
+    x: ArrayView3<'_, F>,
+    state: &LstmState<F>,
+    layers: &mut [LayerStates<F>],
+    y: Option<ArrayViewMut3<'_, F>>,
+) {
+    let (batch, seq, _) = x.dim();
+    let work_per_row: usize = packed.iter().map(|p| seq * p.w.k() * p.w.n()).sum();
+    let chunk = chunk_rows(batch, work_per_row);
+    let n_chunks = batch.div_ceil(chunk);
+    let mut chunks: Vec<RowChunk<'_, F>> = (0..n_chunks)
+        .map(|i| RowChunk {
+            row0: i * chunk,
+            layers: Vec::with_capacity(layers.len()),
+            y: None,
+        })
+        .collect();
+    for ls in layers.iter_mut() {
+        let parts =
+            ls.h.axis_chunks_iter_mut(Axis(1), chunk)
+                .zip(ls.c.axis_chunks_iter_mut(Axis(1), chunk))
+                .zip(ls.gates.axis_chunks_iter_mut(Axis(1), chunk));
+        for (rc, ((h, c), g)) in chunks.iter_mut().zip(parts) {
+            rc.layers.push((h, c, g));
+        }
+    }
+    let mut y = y;
+    if let Some(y) = y.as_mut() {
+        for (rc, y) in chunks
+            .iter_mut()
+            .zip(y.axis_chunks_iter_mut(Axis(0), chunk))
+        {
+            rc.y = Some(y);
+        }
+    }
+    let run = |rc: RowChunk<'_, F>| {
+        let rows = rc.row0..rc.row0 + rc.layers.first().map_or(0, |l| l.0.dim().1);
+        run_rows(
+            isa,
+            packed,
+            x.slice(s![rows.clone(), .., ..]),
+            state.h.slice(s![.., rows.clone(), ..]),
+            state.c.slice(s![.., rows, ..]),
+            rc,
+        )
+    };
+    if n_chunks == 1 {
+        // Small work: no hand-off to another thread.
+        chunks.into_iter().for_each(run);
+    } else {
+        chunks.into_par_iter().for_each(run);
+    }
+}
+
+/// The wavefront for one chunk of rows: `x` `[Bc, T, I]`, `h0`, `c0` `[L, Bc, H]`.
+fn run_rows<F: Real>(
+    isa: Isa,
+    packed: &[PackedLayer<F>],
+    x: ArrayView3<'_, F>,
+    h0: ArrayView3<'_, F>,
+    c0: ArrayView3<'_, F>,
+    mut rc: RowChunk<'_, F>,
+) {
+    let seq = x.dim().1;
+    let mut scratch = GemmScratch::default();
+    for (l, (h, c, _)) in rc.layers.iter_mut().enumerate() {
+        h.index_axis_mut(Axis(0), 0)
+            .assign(&h0.index_axis(Axis(0), l));
+        c.index_axis_mut(Axis(0), 0)
+            .assign(&c0.index_axis(Axis(0), l));
+    }
+    let top = rc.layers.len() - 1;
+    for t in 0..seq {
+        for (l, p) in packed.iter().enumerate() {
+            let (below, rest) = rc.layers.split_at_mut(l);
+            let (h, c, gates) = &mut rest[0];
+            let slots = h.dim().0;
+            let (now, next) = (t % slots, (t + 1) % slots);
+            let input = match below.last() {
+                None => x.index_axis(Axis(1), t),
+                Some((h_below, _, _)) => h_below.index_axis(Axis(0), next),
+            };
+            let (h_prev, mut h_next) = h.multi_slice_mut((s![now, .., ..], s![next, .., ..]));
+            let (c_prev, mut c_next) = c.multi_slice_mut((s![now, .., ..], s![next, .., ..]));
+            let g_slot = t % gates.dim().0;
+            let mut a = gates.index_axis_mut(Axis(0), g_slot);
+            gemm(
+                isa,
+                &[input, h_prev.view()],
+                &p.w,
+                Init::Bias(&p.bias),
+                &mut a,
+                &mut scratch,
+            );
+            let hidden = h_next.ncols();
+            lstm_forward_step_rows(
+                isa,
+                slice_mut(&mut a),
+                slice(&c_prev.view()),
+                slice_mut(&mut c_next),
+                slice_mut(&mut h_next),
+                hidden,
+            );
+            if l == top
+                && let Some(y) = rc.y.as_mut()
+            {
+                y.index_axis_mut(Axis(1), t).assign(&h_next);
+            }
+        }
+    }
+}
+
+/// `h_n`, `c_n` `[L, B, H]` from the states after step `seq - 1`.
+fn final_states<F: Real>(layers: &[LayerStates<F>], seq: usize) -> (Array3<F>, Array3<F>) {
+    let (_, batch, hidden) = layers[0].h.dim();
+    let mut h_n = Array3::zeros((layers.len(), batch, hidden));
+    let mut c_n = Array3::zeros((layers.len(), batch, hidden));
+    for (l, ls) in layers.iter().enumerate() {
+        let last = seq % ls.h.dim().0;
+        h_n.index_axis_mut(Axis(0), l)
+            .assign(&ls.h.index_axis(Axis(0), last));
+        c_n.index_axis_mut(Axis(0), l)
+            .assign(&ls.c.index_axis(Axis(0), last));
+    }
+    (h_n, c_n)
+}
+
+/// Checks the input and returns `(batch, seq)` and the state (zeros when `None`).
+fn prepare<'s, F: Real>(
+    config: &LstmConfig,
+    x: &ArrayView3<'_, F>,
+    state: Option<&'s LstmState<F>>,
+    zeros: &'s mut Option<LstmState<F>>,
+) -> Result<(usize, usize, &'s LstmState<F>)> {
+    let (batch, seq) = check_input(config, x, state)?;
+    let state = match state {
+        Some(s) => s,
+        None => zeros.insert(LstmState::zeros(config, batch)),
+    };
+    Ok((batch, seq, state))
+}
+
+/// Runs every layer into `tape`; returns `h_n`, `c_n` `[L, B, H]`, and writes `y` `[B, T, H]`
+/// when given.
 pub(crate) fn forward_into_tape<F: Real>(
+    isa: Isa,
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
     tape: &mut CpuTape<F>,
+    y: Option<ArrayViewMut3<'_, F>>,
 ) -> Result<(Array3<F>, Array3<F>)> {
     let config = *weights.config();
-    let (batch, seq) = check_input(&config, &x, state)?;
-    let (l_count, hidden) = (config.num_layers, config.hidden_size);
-    let zeros;
-    let state = match state {
-        Some(s) => s,
-        None => {
-            zeros = LstmState::zeros(&config, batch);
-            &zeros
-        }
-    };
+    let mut zeros = None;
+    let (batch, seq, state) = prepare(&config, &x, state, &mut zeros)?;
     tape.batch = batch;
     tape.seq = seq;
-    tape.layers.resize_with(l_count, LayerTape::default);
-
-    let mut h_n = Array3::zeros((l_count, batch, hidden));
-    let mut c_n = Array3::zeros((l_count, batch, hidden));
-    for l in 0..l_count {
-        let (below, rest) = tape.layers.split_at_mut(l);
-        let lt = &mut rest[0];
-        resize_reusing(
-            &mut lt.input,
-            ndarray::Ix3(seq, batch, config.layer_input_size(l)),
-        );
-        match below.last() {
-            // Time-major copy of the input.
-            None => lt.input.assign(&x.permuted_axes([1, 0, 2])),
-            Some(prev) => lt.input.assign(&prev.h.slice(s![1.., .., ..])),
-        }
-        let w = &weights.layers()[l];
-        layer_forward(
-            w,
-            lt,
-            state.h.index_axis(Axis(0), l),
-            state.c.index_axis(Axis(0), l),
-        );
-        h_n.index_axis_mut(Axis(0), l)
-            .assign(&lt.h.index_axis(Axis(0), seq));
-        c_n.index_axis_mut(Axis(0), l)
-            .assign(&lt.c.index_axis(Axis(0), seq));
+    resize_reusing(&mut tape.input, ndarray::Ix3(seq, batch, config.input_size));
+    tape.input.assign(&x.permuted_axes([1, 0, 2]));
+    tape.layers
+        .resize_with(config.num_layers, LayerStates::default);
+    for ls in &mut tape.layers {
+        ls.resize(seq + 1, seq, batch, config.hidden_size);
     }
-    Ok((h_n, c_n))
+    let mut packed = Vec::new();
+    pack_layers(weights, &mut packed);
+    run_forward(isa, &packed, x, state, &mut tape.layers, y);
+    Ok(final_states(&tape.layers, seq))
 }
 
-/// Forward pass into a tape whose buffers are reused when the shape repeats.
+/// Forward pass into a tape whose buffers are reused when the shape repeats, on the
+/// instruction set `isa`.
 ///
 /// * `x` `[B, T, I]`; `state` `h0`, `c0` `[L, B, H]` (zeros when `None`).
 /// * Returns `y` `[B, T, H]`, `h_n`, `c_n` `[L, B, H]`.
 pub fn forward_train_into<F: Real>(
+    isa: Isa,
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
     tape: &mut CpuTape<F>,
 ) -> Result<LstmOutput<F>> {
-    let (h_n, c_n) = forward_into_tape(weights, x, state, tape)?;
-    let last = &tape.layers[tape.layers.len() - 1];
-    let y = last
-        .h
-        .slice(s![1.., .., ..])
-        .permuted_axes([1, 0, 2])
-        .as_standard_layout()
-        .into_owned();
+    let config = *weights.config();
+    check_input(&config, &x, state)?;
+    let (batch, seq, _) = x.dim();
+    let mut y = Array3::zeros((batch, seq, config.hidden_size));
+    let (h_n, c_n) = forward_into_tape(isa, weights, x, state, tape, Some(y.view_mut()))?;
     Ok(LstmOutput { y, h_n, c_n })
 }
 
-/// Forward pass keeping the activations backward needs; see [`forward_train_into`].
+/// Forward pass keeping the activations backward needs; see [`forward_train_into`]. Uses the
+/// instruction set of [`Isa::from_env`].
 pub fn forward_train<F: Real>(
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
 ) -> Result<(LstmOutput<F>, CpuTape<F>)> {
     let mut tape = CpuTape::default();
-    let out = forward_train_into(weights, x, state, &mut tape)?;
+    let out = forward_train_into(Isa::from_env()?, weights, x, state, &mut tape)?;
     Ok((out, tape))
 }
 
-/// Forward pass: `x` `[B, T, I]`, `state` `[L, B, H]` (zeros when `None`) → `y` `[B, T, H]`,
-/// `h_n`, `c_n` `[L, B, H]`.
+/// Inference: `x` `[B, T, I]`, `state` `[L, B, H]` (zeros when `None`) → `y` `[B, T, H]`,
+/// `h_n`, `c_n` `[L, B, H]`, on the instruction set `isa`, with `scratch` for working memory.
+///
+/// Beyond `y`, the memory it uses is the packed weights and `O(L·B·H)` state, whatever `T` is:
+/// no step's activations are kept.
+pub fn forward_with<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+    scratch: &mut ForwardScratch<F>,
+) -> Result<LstmOutput<F>> {
+    let config = *weights.config();
+    check_input(&config, &x, state)?;
+    let (batch, seq, _) = x.dim();
+    let mut y = Array3::zeros((batch, seq, config.hidden_size));
+    let (h_n, c_n) = forward_states(isa, weights, x, state, scratch, Some(y.view_mut()))?;
+    Ok(LstmOutput { y, h_n, c_n })
+}
+
+/// Inference returning only `h_n`, `c_n` `[L, B, H]` (and writing `y` `[B, T, H]` when given);
+/// see [`forward_with`].
+pub(crate) fn forward_states<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+    scratch: &mut ForwardScratch<F>,
+    y: Option<ArrayViewMut3<'_, F>>,
+) -> Result<(Array3<F>, Array3<F>)> {
+    let config = *weights.config();
+    let mut zeros = None;
+    let (batch, seq, state) = prepare(&config, &x, state, &mut zeros)?;
+    pack_layers(weights, &mut scratch.packed);
+    scratch
+        .layers
+        .resize_with(config.num_layers, LayerStates::default);
+    for ls in &mut scratch.layers {
+        ls.resize(2, 1, batch, config.hidden_size);
+    }
+    run_forward(isa, &scratch.packed, x, state, &mut scratch.layers, y);
+    Ok(final_states(&scratch.layers, seq))
+}
+
+/// Inference, see [`forward_with`], on the instruction set of [`Isa::from_env`].
 pub fn forward<F: Real>(
     weights: &LstmWeights<F>,
     x: ArrayView3<'_, F>,
     state: Option<&LstmState<F>>,
 ) -> Result<LstmOutput<F>> {
-    Ok(forward_train(weights, x, state)?.0)
+    forward_with(
+        Isa::from_env()?,
+        weights,
+        x,
+        state,
+        &mut ForwardScratch::default(),
+    )
 }
 
 /// Backpropagation through time over a tape from [`forward_train`] with the same `weights`,
-/// using `scratch` for working memory.
+/// using `scratch` for working memory, on the instruction set `isa`.
 ///
 /// Returns the gradients `want` asks for (`x`, `h0` and `c0`, all parameters, PyTorch layout);
 /// the others are `None` (and `dx`, needed by nothing else, is then not computed). Absent
 /// upstream gradients count as zero.
 pub fn backward_with<F: Real>(
+    isa: Isa,
     weights: &LstmWeights<F>,
     tape: &CpuTape<F>,
     upstream: &Upstream<F>,
@@ -269,47 +473,78 @@ pub fn backward_with<F: Real>(
     let mut dh0 = Array3::zeros((l_count, batch, hidden));
     let mut dc0 = Array3::zeros((l_count, batch, hidden));
     let mut grads: Vec<LayerWeights<F>> = Vec::with_capacity(l_count);
-    let BackwardScratch { dy, dx, dgates, dc } = scratch;
     // Time-major, as everything inside.
     let dy_up = upstream
         .dy
         .as_ref()
         .map(|d| d.view().permuted_axes([1, 0, 2]));
-    resize_reusing(dy, ndarray::Ix3(seq, batch, hidden));
-    assign_or_zero(dy, dy_up);
+    resize_reusing(&mut scratch.dy, ndarray::Ix3(seq, batch, hidden));
+    assign_or_zero(&mut scratch.dy, dy_up);
     let zero_state = Array2::zeros((batch, hidden));
 
     for l in (0..l_count).rev() {
         let w = &weights.layers()[l];
-        let lt = &tape.layers[l];
+        let input = if l == 0 {
+            &tape.input
+        } else {
+            &tape.layers[l - 1].h
+        };
+        let input_rows = if l == 0 {
+            rows(input)
+        } else {
+            // Layer l - 1's outputs h_0 .. h_{T-1}: slots 1 ..= T.
+            input
+                .slice(s![1.., .., ..])
+                .into_shape_with_order((seq * batch, hidden))
+                .expect("the last T steps of h are contiguous")
+        };
+        let states = &tape.layers[l];
         let dh_n = upstream
             .dh_n
             .as_ref()
             .map_or(zero_state.view(), |d| d.index_axis(Axis(0), l));
-        resize_reusing(dc, ndarray::Ix2(batch, hidden));
-        assign_or_zero(dc, upstream.dc_n.as_ref().map(|d| d.index_axis(Axis(0), l)));
-        layer_reverse_sweep(w, lt, dy.view(), dh_n, dc, dgates);
+        resize_reusing(&mut scratch.dc, ndarray::Ix2(batch, hidden));
+        assign_or_zero(
+            &mut scratch.dc,
+            upstream.dc_n.as_ref().map(|d| d.index_axis(Axis(0), l)),
+        );
+        scratch
+            .w_hh
+            .pack(4 * hidden, hidden, &[(0, 0, w.weight_hh.view())]);
+        layer_reverse_sweep(
+            isa,
+            &scratch.w_hh,
+            states,
+            scratch.dy.view(),
+            dh_n,
+            &mut scratch.dc,
+            &mut scratch.dgates,
+        );
         // dL/dh0 is step 0's gate gradients sent back through W_hh; dL/dc0 is what is left in dc.
-        parallel::gemm(
-            F::one(),
-            &dgates.index_axis(Axis(0), 0),
-            &w.weight_hh.view(),
-            F::zero(),
+        gemm_parallel(
+            isa,
+            &[scratch.dgates.index_axis(Axis(0), 0)],
+            &scratch.w_hh,
+            Init::Zero,
             &mut dh0.index_axis_mut(Axis(0), l),
         );
-        dc0.index_axis_mut(Axis(0), l).assign(dc);
-        grads.push(layer_weight_grads(&config, l, lt, dgates));
+        dc0.index_axis_mut(Axis(0), l).assign(&scratch.dc);
+        grads.push(layer_weight_grads(
+            isa, &config, l, input_rows, states, scratch,
+        ));
 
         // Gradient on this layer's input: the layer below's dy, or dx.
         if l == 0 && !want.x {
             break;
         }
-        layer_input_grad(w, dgates, config.layer_input_size(l), dx);
-        std::mem::swap(dy, dx);
+        layer_input_grad(isa, w, config.layer_input_size(l), scratch);
+        std::mem::swap(&mut scratch.dy, &mut scratch.dx);
     }
     grads.reverse();
     let x = want.x.then(|| {
-        dy.view()
+        scratch
+            .dy
+            .view()
             .permuted_axes([1, 0, 2])
             .as_standard_layout()
             .into_owned()
@@ -351,17 +586,35 @@ fn assign_or_zero<F: Real, D: Dimension>(
     }
 }
 
+/// One chunk of batch rows of a reverse sweep: `dgates` `[T, Bc, 4H]`, `dc` `[Bc, H]`, `dy`
+/// `[T, Bc, H]`, `dh_n` `[Bc, H]`, the tape's `gates` `[T, Bc, 4H]` and `c` `[T + 1, Bc, H]`.
+type SweepChunk<'a, F> = (
+    (
+        (
+            (
+                (ArrayViewMut3<'a, F>, ArrayViewMut2<'a, F>),
+                ArrayView3<'a, F>,
+            ),
+            ArrayView2<'a, F>,
+        ),
+        ArrayView3<'a, F>,
+    ),
+    ArrayView3<'a, F>,
+);
+
 /// The reverse sweep of one layer: every step's pre-activation gradients into `dgates`
 /// `[T, B, 4H]` (resized as needed, every element written).
 ///
+/// * `w_hh`: `W_hh` `[4H, H]`, packed.
 /// * `dy` `[T, B, H]`: the gradient arriving at the layer's outputs, time-major.
 /// * `dh_n` `[B, H]`: the gradient on the layer's last hidden state.
 /// * `dc` `[B, H]` (in/out): `dL/dc_n` on entry, `dL/dc0` on exit.
 ///
 /// Batch rows are split across threads as in the forward pass.
 fn layer_reverse_sweep<F: Real>(
-    w: &LayerWeights<F>,
-    lt: &LayerTape<F>,
+    isa: Isa,
+    w_hh: &PackedB<F>,
+    states: &LayerStates<F>,
     dy: ArrayView3<'_, F>,
     dh_n: ArrayView2<'_, F>,
     dc: &mut Array2<F>,
@@ -370,100 +623,140 @@ fn layer_reverse_sweep<F: Real>(
     let (seq, batch, hidden) = dy.dim();
     resize_reusing(dgates, ndarray::Ix3(seq, batch, 4 * hidden));
     let chunk = chunk_rows(batch, seq * 4 * hidden * hidden);
-    dgates
+    let chunks: Vec<SweepChunk<'_, F>> = dgates
         .axis_chunks_iter_mut(Axis(1), chunk)
         .zip(dc.axis_chunks_iter_mut(Axis(0), chunk))
         .zip(dy.axis_chunks_iter(Axis(1), chunk))
         .zip(dh_n.axis_chunks_iter(Axis(0), chunk))
-        .zip(lt.gates.axis_chunks_iter(Axis(1), chunk))
-        .zip(lt.c.axis_chunks_iter(Axis(1), chunk))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|(((((mut dgates, mut dc), dy), dh_n), gates), c)| {
-            for t in (0..seq).rev() {
-                let (later, now) = if t + 1 < seq {
-                    let (now, later) = dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-                    (Some(later), now)
-                } else {
-                    (None, dgates.slice_mut(s![t, .., ..]))
-                };
-                let from_later = match &later {
-                    None => FromLater::Last { dh_n },
-                    Some(next) => FromLater::Step {
-                        dgates_next: next.view(),
-                        w_hh: w.weight_hh.view(),
-                    },
-                };
-                lstm_backward_step(
-                    dy.index_axis(Axis(0), t),
-                    from_later,
-                    gates.index_axis(Axis(0), t),
-                    c.index_axis(Axis(0), t + 1),
-                    c.index_axis(Axis(0), t),
-                    dc.view_mut(),
-                    now,
-                );
-            }
-        });
+        .zip(states.gates.axis_chunks_iter(Axis(1), chunk))
+        .zip(states.c.axis_chunks_iter(Axis(1), chunk))
+        .collect();
+    let sweep = |chunk: SweepChunk<'_, F>| reverse_sweep_rows(isa, w_hh, chunk);
+    if chunks.len() == 1 {
+        // Small work: no hand-off to another thread.
+        chunks.into_iter().for_each(sweep);
+    } else {
+        chunks.into_par_iter().for_each(sweep);
+    }
 }
 
-/// The parameter gradients of layer `l` from its tape and its `dgates` `[T, B, 4H]`, as
-/// whole-sequence GEMMs over all `T·B` rows: `dW_ih = dgatesᵀ · x` `[4H, I_l]`,
-/// `dW_hh = dgatesᵀ · h_{t-1}` `[4H, H]`, `db_ih = db_hh = Σ_rows dgates` `[4H]`.
+/// The reverse sweep of one chunk of rows (see [`SweepChunk`]).
+fn reverse_sweep_rows<F: Real>(isa: Isa, w_hh: &PackedB<F>, chunk: SweepChunk<'_, F>) {
+    let (((((mut dgates, mut dc), dy), dh_n), gates), c) = chunk;
+    let (seq, rows, hidden) = dy.dim();
+    let mut dh = Array2::<F>::zeros((rows, hidden));
+    let mut scratch = GemmScratch::default();
+    for t in (0..seq).rev() {
+        // dh = dy_t + (t = T-1 ? dh_n : dgates_{t+1} · W_hh)
+        dh.assign(&dy.index_axis(Axis(0), t));
+        let (mut now, later) = if t + 1 < seq {
+            let (now, later) = dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+            (now, Some(later))
+        } else {
+            (dgates.index_axis_mut(Axis(0), t), None)
+        };
+        match later {
+            None => dh += &dh_n,
+            Some(later) => gemm(
+                isa,
+                &[later.view()],
+                w_hh,
+                Init::Accumulate,
+                &mut dh.view_mut(),
+                &mut scratch,
+            ),
+        }
+        lstm_backward_step_rows(
+            isa,
+            slice(&gates.index_axis(Axis(0), t)),
+            slice(&c.index_axis(Axis(0), t + 1)),
+            slice(&c.index_axis(Axis(0), t)),
+            dh.as_slice().expect("dh is standard layout"),
+            slice_mut(&mut dc),
+            slice_mut(&mut now),
+            hidden,
+        );
+    }
+}
+
+/// The parameter gradients of layer `l` from `dgates` `[T, B, 4H]` (in `scratch`), the layer's
+/// input rows `[T·B, I_l]` and its states, as one whole-sequence product over all `T·B` rows:
+/// `[dW_ih | dW_hh] = dgatesᵀ · [x | h_{t-1}]` `[4H, I_l + H]`, and
+/// `db_ih = db_hh = Σ_rows dgates` `[4H]`.
 fn layer_weight_grads<F: Real>(
+    isa: Isa,
     config: &LstmConfig,
     l: usize,
-    lt: &LayerTape<F>,
-    dgates: &Array3<F>,
+    input_rows: ArrayView2<'_, F>,
+    states: &LayerStates<F>,
+    scratch: &mut BackwardScratch<F>,
 ) -> LayerWeights<F> {
-    let (seq, batch, _) = dgates.dim();
+    let (seq, batch, four_h) = scratch.dgates.dim();
     let hidden = config.hidden_size;
-    let dg = rows(dgates);
+    let inputs = input_rows.ncols();
+    let h_prev = states
+        .h
+        .slice(s![..seq, .., ..])
+        .into_shape_with_order((seq * batch, hidden))
+        .expect("the first T steps of h are contiguous");
+    scratch.inputs.pack(
+        seq * batch,
+        inputs + hidden,
+        &[(0, 0, input_rows), (0, inputs, h_prev)],
+    );
+    resize_reusing(&mut scratch.dw, ndarray::Ix2(four_h, inputs + hidden));
+    let dg = rows(&scratch.dgates);
+    gemm_parallel(
+        isa,
+        &[dg.t()],
+        &scratch.inputs,
+        Init::Zero,
+        &mut scratch.dw.view_mut(),
+    );
     let mut g = LayerWeights::zeros(config, l);
-    let gemm = |a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>, out: &mut Array2<F>| {
-        parallel::gemm(F::one(), a, b, F::zero(), &mut out.view_mut())
-    };
-    gemm(&dg.t(), &rows(&lt.input), &mut g.weight_ih);
-    let h_prev =
-        lt.h.slice(s![..seq, .., ..])
-            .into_shape_with_order((seq * batch, hidden))
-            .expect("the first T steps of h are contiguous");
-    gemm(&dg.t(), &h_prev, &mut g.weight_hh);
+    g.weight_ih.assign(&scratch.dw.slice(s![.., ..inputs]));
+    g.weight_hh.assign(&scratch.dw.slice(s![.., inputs..]));
     g.bias_ih = dg.sum_axis(Axis(0));
     g.bias_hh = g.bias_ih.clone();
     g
 }
 
 /// The gradient on a layer's input, `dx = dgates · W_ih`: from `dgates` `[T, B, 4H]` into `dx`
-/// `[T, B, I_l]` (time-major, resized as needed).
+/// `[T, B, I_l]` (time-major, resized as needed), both in `scratch`.
 fn layer_input_grad<F: Real>(
+    isa: Isa,
     w: &LayerWeights<F>,
-    dgates: &Array3<F>,
     input_size: usize,
-    dx: &mut Array3<F>,
+    scratch: &mut BackwardScratch<F>,
 ) {
-    let (seq, batch, _) = dgates.dim();
-    resize_reusing(dx, ndarray::Ix3(seq, batch, input_size));
-    let mut dx_rows = dx
+    let (seq, batch, four_h) = scratch.dgates.dim();
+    resize_reusing(&mut scratch.dx, ndarray::Ix3(seq, batch, input_size));
+    scratch
+        .w_ih
+        .pack(four_h, input_size, &[(0, 0, w.weight_ih.view())]);
+    let mut dx_rows = scratch
+        .dx
         .view_mut()
         .into_shape_with_order((seq * batch, input_size))
         .expect("dx is contiguous");
-    parallel::gemm(
-        F::one(),
-        &rows(dgates),
-        &w.weight_ih.view(),
-        F::zero(),
+    gemm_parallel(
+        isa,
+        &[rows(&scratch.dgates)],
+        &scratch.w_ih,
+        Init::Zero,
         &mut dx_rows,
     );
 }
 
 /// Backpropagation through time over a tape from [`forward_train`]; see [`backward_with`].
+/// Uses the instruction set of [`Isa::from_env`].
 pub fn backward<F: Real>(
     weights: &LstmWeights<F>,
     tape: &CpuTape<F>,
     upstream: &Upstream<F>,
 ) -> Result<LstmGrads<F>> {
     backward_with(
+        Isa::from_env()?,
         weights,
         tape,
         upstream,
@@ -491,23 +784,36 @@ pub fn backward<F: Real>(
 #[derive(Debug, Clone)]
 pub struct CpuLstm<F = f32> {
     weights: LstmWeights<F>,
-    inference: CpuTape<F>,
+    isa: Isa,
+    inference: ForwardScratch<F>,
     training: CpuTape<F>,
     scratch: BackwardScratch<F>,
     tapes: TapeIssuer,
 }
 
 impl<F: Real> CpuLstm<F> {
-    /// Takes `weights` (checked).
+    /// Takes `weights` (checked); runs on the instruction set of [`Isa::from_env`].
     pub fn new(weights: LstmWeights<F>) -> Result<Self> {
         weights.validate()?;
         Ok(CpuLstm {
             weights,
-            inference: CpuTape::default(),
+            isa: Isa::from_env()?,
+            inference: ForwardScratch::default(),
             training: CpuTape::default(),
             scratch: BackwardScratch::default(),
             tapes: TapeIssuer::new(),
         })
+    }
+
+    /// The same model on the instruction set `isa`; fails when this processor lacks it.
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
+        self.isa = isa.check_supported()?;
+        Ok(self)
+    }
+
+    /// The instruction set the calls run on.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// The parameters, borrowed ([`Lstm::weights`] returns a copy).
@@ -544,7 +850,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<LstmOutput<F>> {
         self.weights.validate()?;
-        forward_train_into(&self.weights, x, state, &mut self.inference)
+        forward_with(self.isa, &self.weights, x, state, &mut self.inference)
     }
 
     fn forward_train(
@@ -553,7 +859,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
         self.weights.validate()?;
-        let out = forward_train_into(&self.weights, x, state, &mut self.training)?;
+        let out = forward_train_into(self.isa, &self.weights, x, state, &mut self.training)?;
         let tape = self.tapes.issue(self.training.batch, self.training.seq);
         Ok((out, tape))
     }
@@ -566,6 +872,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
     ) -> Result<LstmGrads<F>> {
         self.tapes.check(tape)?;
         backward_with(
+            self.isa,
             &self.weights,
             &self.training,
             upstream,

@@ -17,7 +17,8 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use super::contiguous::with_row_major;
-use super::simd::avx2_dispatch;
+use super::isa::Isa;
+use super::simd::simd_dispatch;
 use crate::real::Real;
 
 /// Where the gradient on `h_t` from later in time comes from.
@@ -71,15 +72,15 @@ pub fn lstm_backward_step<F: Real>(
         [gates_t, c_t, c_prev, dh.view()],
         [dc, dgates],
         |[gates, c_t, c_prev, dh], [dc, dgates]| {
-            lstm_backward_step_rows(gates, c_t, c_prev, dh, dc, dgates, hidden)
+            lstm_backward_step_rows(Isa::detect(), gates, c_t, c_prev, dh, dc, dgates, hidden)
         },
     );
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// The gate gradients on row-major slices (`gates`, `dgates` `[B, 4H]`, the rest `[B, H]`).
-    /// Uses AVX2 when the processor has it (bit-identical results, see [`super::simd`]).
-    fn lstm_backward_step_rows<F: Real>(
+    /// Compiled for the instruction set `isa` names (bit-identical results, see [`super::simd`]).
+    pub(crate) fn lstm_backward_step_rows<F: Real>(
         gates: &[F],
         c_t: &[F],
         c_prev: &[F],

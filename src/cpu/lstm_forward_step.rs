@@ -12,7 +12,8 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
 use super::contiguous::with_row_major;
-use super::simd::avx2_dispatch;
+use super::isa::Isa;
+use super::simd::simd_dispatch;
 use crate::real::Real;
 
 /// Runs one step for the whole batch.
@@ -46,15 +47,15 @@ pub fn lstm_forward_step<F: Real>(
     general_mat_mul(F::one(), &h_prev, &w_hh.t(), F::one(), &mut gates);
 
     with_row_major([c_prev], [gates, c, h], |[c_prev], [gates, c, h]| {
-        lstm_forward_step_rows(gates, c_prev, c, h, hidden)
+        lstm_forward_step_rows(Isa::detect(), gates, c_prev, c, h, hidden)
     });
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// The nonlinearities and cell update on row-major slices: `gates` `[B, 4H]` (pre-activations
-    /// in, activations out), the rest `[B, H]`. Uses AVX2 when the processor has it
+    /// in, activations out), the rest `[B, H]`. Compiled for the instruction set `isa` names
     /// (bit-identical results, see [`super::simd`]).
-    fn lstm_forward_step_rows<F: Real>(
+    pub(crate) fn lstm_forward_step_rows<F: Real>(
         gates: &mut [F],
         c_prev: &[F],
         c: &mut [F],

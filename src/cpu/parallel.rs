@@ -4,12 +4,6 @@
 //! product in the same order) and batch rows of the recurrence (the rows never interact). Both
 //! give bit-identical results for any number of threads.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
-use rayon::prelude::*;
-
-use crate::real::Real;
-
 /// Below this many multiply-adds per chunk, a thread costs more than it saves.
 const MIN_WORK_PER_CHUNK: usize = 1 << 20;
 
@@ -19,24 +13,4 @@ pub(crate) fn chunk_rows(rows: usize, work_per_row: usize) -> usize {
     let by_work = (rows * work_per_row.max(1)) / MIN_WORK_PER_CHUNK;
     let chunks = threads.min(by_work).max(1);
     rows.div_ceil(chunks).max(1)
-}
-
-/// `c = alpha · a · b + beta · c`, with the rows of `a` and `c` split across threads.
-pub(crate) fn gemm<F: Real>(
-    alpha: F,
-    a: &ArrayView2<'_, F>,
-    b: &ArrayView2<'_, F>,
-    beta: F,
-    c: &mut ArrayViewMut2<'_, F>,
-) {
-    let chunk = chunk_rows(a.nrows(), a.ncols() * b.ncols());
-    if chunk >= a.nrows() {
-        general_mat_mul(alpha, a, b, beta, c);
-        return;
-    }
-    a.axis_chunks_iter(Axis(0), chunk)
-        .zip(c.axis_chunks_iter_mut(Axis(0), chunk))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|(a, mut c)| general_mat_mul(alpha, &a, b, beta, &mut c));
 }

@@ -1,48 +1,58 @@
-//! One loop compiled twice, for the processor's widest vectors and for any x86-64, chosen at run
-//! time, with the same results.
+//! One loop compiled three times, for AVX-512, for AVX2 and for any processor, chosen at run
+//! time ([`super::isa::Isa`]), with the same results.
 //!
 //! The gate loops of the step kernels are written once, as generic `#[inline(always)]` functions
-//! over row-major slices. [`avx2_dispatch!`] turns such a function into a wrapper that, on
-//! x86-64, calls a copy compiled with AVX2 enabled when the processor has it, and the portable
-//! copy otherwise. Only the vector width differs: Rust never contracts `a * b + c` into a fused
-//! multiply-add nor reorders float arithmetic, so both copies give the same bits.
+//! over row-major slices. [`simd_dispatch!`] turns such a function into a wrapper that takes an
+//! [`Isa`](super::isa::Isa) first and, on x86-64, calls a copy compiled with AVX-512 or AVX2
+//! enabled, or the portable copy. Only the vector width differs: Rust never contracts `a * b + c`
+//! into a fused multiply-add nor reorders float arithmetic, so every copy gives the same bits.
 
 /// Defines a function that runs `inner` (a generic `#[inline(always)]` function with the same
-/// parameters, returning nothing) compiled with AVX2 where the processor supports it:
+/// parameters after the first, returning nothing) compiled for the instruction set it is given:
 ///
 /// ```text
-/// avx2_dispatch! {
+/// simd_dispatch! {
 ///     /// Doc of the wrapper.
 ///     fn wrapper<F: Real>(a: &mut [F], n: usize) => inner;
 /// }
+/// // called as wrapper(isa, a, n)
 /// ```
 ///
-/// The AVX2 copy is `inner` inlined into a `#[target_feature(enable = "avx2")]` function, so its
-/// loops vectorise 256 bits wide.
-macro_rules! avx2_dispatch {
+/// An instruction set the processor lacks runs the portable copy.
+macro_rules! simd_dispatch {
     (
         $(#[$attr:meta])*
         $vis:vis fn $name:ident<$f:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) => $inner:path;
     ) => {
         $(#[$attr])*
-        $vis fn $name<$f: $bound>($($arg: $ty),*) {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<$f: $bound>(isa: $crate::cpu::isa::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                /// The inner function compiled for AVX2: only the vector width differs, so the
-                /// results are the same bits.
-                #[target_feature(enable = "avx2")]
+                /// The inner function compiled for AVX-512: 512-bit vectors, same bits.
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512<$f: $bound>($($arg: $ty),*) {
+                    $inner($($arg),*)
+                }
+                /// The inner function compiled for AVX2: 256-bit vectors, same bits.
+                #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2<$f: $bound>($($arg: $ty),*) {
                     $inner($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the processor supports AVX2, checked just above.
-                    unsafe { avx2($($arg),*) };
-                    return;
+                if isa.is_supported() {
+                    match isa {
+                        // SAFETY: the processor supports the instruction set, checked just above.
+                        $crate::cpu::isa::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                        // SAFETY: as above.
+                        $crate::cpu::isa::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                        $crate::cpu::isa::Isa::Scalar => {}
+                    }
                 }
             }
+            let _ = isa;
             $inner($($arg),*)
         }
     };
 }
 
-pub(crate) use avx2_dispatch;
+pub(crate) use simd_dispatch;

@@ -5,7 +5,10 @@ use ndarray::{Array2, Array3, ArrayView3, Axis};
 use crate::cpu::adam::adam;
 use crate::cpu::cross_entropy::cross_entropy;
 use crate::cpu::grad_norm::{clip_scale, grad_norm};
-use crate::cpu::lstm::{BackwardScratch, CpuTape, backward_with, forward_into_tape};
+use crate::cpu::isa::Isa;
+use crate::cpu::lstm::{
+    BackwardScratch, CpuTape, ForwardScratch, backward_with, forward_into_tape, forward_states,
+};
 use crate::cpu::sgd::sgd;
 use crate::data::SequenceDataset;
 use crate::error::Result;
@@ -23,7 +26,9 @@ pub struct CpuTrainer {
     weights: ClassifierWeights,
     config: TrainConfig,
     state: OptimizerState,
+    isa: Isa,
     tape: CpuTape<f32>,
+    inference: ForwardScratch<f32>,
     scratch: BackwardScratch<f32>,
     gradients: Option<ClassifierWeights>,
 }
@@ -44,7 +49,9 @@ impl CpuTrainer {
             weights,
             config,
             state,
+            isa: Isa::from_env()?,
             tape: CpuTape::default(),
+            inference: ForwardScratch::default(),
             scratch: BackwardScratch::default(),
             gradients: None,
         })
@@ -59,6 +66,12 @@ impl CpuTrainer {
         OptimizerState::reserve_host(None, &config.optimizer, model, 2)
     }
 
+    /// The same trainer on the instruction set `isa`; fails when this processor lacks it.
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
+        self.isa = isa.check_supported()?;
+        Ok(self)
+    }
+
     /// The gradients of the last step, before clipping (`None` before the first step).
     pub fn gradients(&self) -> Option<&ClassifierWeights> {
         self.gradients.as_ref()
@@ -68,7 +81,14 @@ impl CpuTrainer {
     pub fn logits(&mut self, x: ArrayView3<'_, f32>) -> Result<Array2<f32>> {
         let config = self.weights.config();
         crate::lstm::check_input(&config.lstm, &x, None)?;
-        let (h_n, _) = forward_into_tape(&self.weights.lstm, x, None, &mut self.tape)?;
+        let (h_n, _) = forward_states(
+            self.isa,
+            &self.weights.lstm,
+            x,
+            None,
+            &mut self.inference,
+            None,
+        )?;
         Ok(self.head(h_n.index_axis(Axis(0), config.lstm.num_layers - 1)))
     }
 
@@ -141,7 +161,8 @@ impl Trainer for CpuTrainer {
         );
 
         // Forward: LSTM, dense head on the top layer's last hidden state, loss.
-        let (h_n, _) = forward_into_tape(&self.weights.lstm, x, None, &mut self.tape)?;
+        let (h_n, _) =
+            forward_into_tape(self.isa, &self.weights.lstm, x, None, &mut self.tape, None)?;
         let h_last = h_n.index_axis(Axis(0), layers - 1);
         let logits = self.head(h_last);
         let ce = cross_entropy(logits.view(), &labels_u32(labels))?;
@@ -158,6 +179,7 @@ impl Trainer for CpuTrainer {
             ..Default::default()
         };
         let g = backward_with(
+            self.isa,
             &self.weights.lstm,
             &self.tape,
             &upstream,
@@ -190,7 +212,14 @@ impl Trainer for CpuTrainer {
                 Array3::zeros((chunk.len(), data.seq_len(), data.features()))
             };
             data.gather(chunk, &mut x, &mut labels)?;
-            let (h_n, _) = forward_into_tape(&self.weights.lstm, x.view(), None, &mut self.tape)?;
+            let (h_n, _) = forward_states(
+                self.isa,
+                &self.weights.lstm,
+                x.view(),
+                None,
+                &mut self.inference,
+                None,
+            )?;
             let logits = self.head(h_n.index_axis(Axis(0), config.lstm.num_layers - 1));
             let ce = cross_entropy(logits.view(), &labels_u32(&labels))?;
             total.add(Metrics {

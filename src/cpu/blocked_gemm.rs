@@ -1,0 +1,489 @@
+//! The CPU path's matrix products: `C = init + A · B`, with `B` packed once and reused, `A`
+//! packed block by block, and the arithmetic in [`super::microkernel`].
+//!
+//! ```text
+//! C[m, n] = init[m, n] + Σ_k A[m, k] · B[k, n]        init: 0, C itself, or bias[n]
+//! ```
+//!
+//! * `B` `[K, N]` is packed into panels of [`NR`] columns, each `[K][NR]` contiguous and
+//!   zero-padded ([`PackedB`]). A weight matrix is packed once per call and then serves every
+//!   timestep; it can be assembled from blocks (`[W_ihᵀ; W_hhᵀ]` stacked along `K`, or
+//!   `[x | h]` side by side along `N`), so concatenated operands need no copy of their own.
+//! * `A` `[M, K]` is given as column blocks of any strides (`[x_t | h_{t-1}]`, or a transposed
+//!   view such as `dgatesᵀ`) and packed `KC` columns at a time into row panels `[KC][MR]`.
+//! * Loops, outermost first: `K` in blocks of `KC`; rows in blocks of `MC`; panels of `B`
+//!   (one panel, `KC × NR`, stays in L1 while every row panel of the block passes over it);
+//!   row panels.
+//!
+//! Each element of `C` is one chain of fused multiply-adds over `k` in order, whatever the
+//! blocking, the thread count (callers split rows of `C`) or the vector width: see
+//! [`super::microkernel`]. Edge tiles are computed in a full tile on the stack, by the same
+//! kernel.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use super::isa::Isa;
+use super::microkernel::{self, MR_MAX, NR, TileInit};
+use super::parallel::chunk_rows;
+use crate::real::Real;
+
+/// Columns of `A` (rows of `B`) per block: one `KC × NR` panel of `B` is 32 KiB in `f32`.
+const KC: usize = 256;
+/// Rows of `A` per block: a packed `MC × KC` block of `A` is 192 KiB in `f32` (in L2).
+const MC: usize = 192;
+
+/// `B` `[K, N]` packed in panels of [`NR`] columns: panel `p` holds columns `p·NR ..` as
+/// `[K][NR]`, row-major, zero past column `N`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PackedB<F> {
+    k: usize,
+    n: usize,
+    data: Vec<F>,
+}
+
+impl<F: Real> PackedB<F> {
+    /// Rows `K`.
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns `N`.
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Packs the `[k, n]` matrix made of `blocks`, each `(row, col, view)` placing `view` with
+    /// its top-left element at `(row, col)`; elements no block covers are zero. Reuses the
+    /// allocation.
+    pub(crate) fn pack(
+        &mut self,
+        k: usize,
+        n: usize,
+        blocks: &[(usize, usize, ArrayView2<'_, F>)],
+    ) {
+        let panels = n.div_ceil(NR);
+        self.k = k;
+        self.n = n;
+        self.data.clear();
+        self.data.resize(panels * k * NR, F::zero());
+        for (row0, col0, view) in blocks {
+            assert!(
+                row0 + view.nrows() <= k && col0 + view.ncols() <= n,
+                "a block reaches outside the packed matrix"
+            );
+            for (i, row) in view.outer_iter().enumerate() {
+                let kk = row0 + i;
+                for (j, &v) in row.iter().enumerate() {
+                    let col = col0 + j;
+                    self.data[((col / NR) * k + kk) * NR + col % NR] = v;
+                }
+            }
+        }
+    }
+
+    /// A packed copy of `b` `[K, N]`.
+    #[cfg(test)]
+    pub(crate) fn of(b: ArrayView2<'_, F>) -> Self {
+        let mut p = PackedB::default();
+        p.pack(b.nrows(), b.ncols(), &[(0, 0, b)]);
+        p
+    }
+}
+
+/// How the sums of `C` start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Init<'a, F> {
+    /// `C = A · B`.
+    Zero,
+    /// `C += A · B`.
+    Accumulate,
+    /// `C = bias + A · B`, `bias` `[N]` added to every row.
+    Bias(&'a [F]),
+}
+
+/// Working memory of [`gemm`]: the packed block of `A`. Keep one per thread and reuse it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GemmScratch<F> {
+    a: Vec<F>,
+}
+
+/// `C = init + A · B` on one thread (see the module docs).
+///
+/// * `a`: column blocks of `A` `[M, K]`, side by side, each `[M, K_i]` with any strides.
+/// * `b`: `B` `[K, N]`, packed.
+/// * `c` `[M, N]`: its rows must be contiguous (column stride 1).
+///
+/// Panics when the shapes disagree or `c`'s columns are not contiguous: every caller is inside
+/// this crate and passes shapes it has checked.
+pub(crate) fn gemm<F: Real>(
+    isa: Isa,
+    a: &[ArrayView2<'_, F>],
+    b: &PackedB<F>,
+    init: Init<'_, F>,
+    c: &mut ArrayViewMut2<'_, F>,
+    scratch: &mut GemmScratch<F>,
+) {
+    let (m, n) = c.dim();
+    let k: usize = a.iter().map(|v| v.ncols()).sum();
+    assert!(
+        a.iter().all(|v| v.nrows() == m) && b.k == k && b.n == n,
+        "GEMM operands disagree: C [{m}, {n}], A [{m}, {k}], B [{}, {}]",
+        b.k,
+        b.n
+    );
+    if let Init::Bias(bias) = init {
+        assert_eq!(bias.len(), n, "GEMM bias length");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        n == 1 || c.strides()[1] == 1,
+        "GEMM output rows must be contiguous"
+    );
+    if k == 0 {
+        match init {
+            Init::Zero => c.fill(F::zero()),
+            Init::Accumulate => {}
+            Init::Bias(bias) => c.rows_mut().into_iter().for_each(|mut r| {
+                r.iter_mut().zip(bias).for_each(|(v, &b)| *v = b);
+            }),
+        }
+        return;
+    }
+    let isa = if isa.is_supported() { isa } else { Isa::Scalar };
+    let mr = microkernel::mr::<F>(isa);
+    let ldc = c.strides()[0].max(1) as usize;
+    let c_ptr = c.as_mut_ptr();
+    let panels = n.div_ceil(NR);
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        for ic in (0..m).step_by(MC) {
+            let mc = MC.min(m - ic);
+            let row_panels = mc.div_ceil(mr);
+            pack_a(a, ic, mc, pc, kc, mr, &mut scratch.a);
+            for p in 0..panels {
+                let cols = NR.min(n - p * NR);
+                let b_panel = &b.data[(p * k + pc) * NR..(p * k + pc + kc) * NR];
+                for q in 0..row_panels {
+                    let rows = mr.min(mc - q * mr);
+                    let a_panel = &scratch.a[q * kc * mr..(q + 1) * kc * mr];
+                    let init = match (pc, init) {
+                        (0, Init::Zero) => TileInit::Zero,
+                        (0, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
+                        _ => TileInit::Load,
+                    };
+                    // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..+ cols`
+                    // lie inside `c` (checked shapes, contiguous rows `ldc` apart).
+                    let c_tile = unsafe { c_ptr.add((ic + q * mr) * ldc + p * NR) };
+                    if rows == mr && cols == NR {
+                        // SAFETY: a full tile inside `c`; the panels hold kc·mr and kc·NR values;
+                        // a bias row starting at p·NR holds NR values as cols == NR.
+                        unsafe {
+                            microkernel::tile(
+                                isa,
+                                kc,
+                                a_panel.as_ptr(),
+                                b_panel.as_ptr(),
+                                c_tile,
+                                ldc,
+                                init,
+                            )
+                        };
+                    } else {
+                        // SAFETY: only the `rows × cols` part inside `c` is read or written.
+                        unsafe {
+                            edge_tile(isa, kc, a_panel, b_panel, c_tile, ldc, rows, cols, init)
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A tile that `c` holds only `rows × cols` of: computed in a full tile on the stack.
+///
+/// # Safety
+/// `c` points at `rows` rows of `cols` values, `ldc` apart; a bias address holds `cols` values.
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_tile<F: Real>(
+    isa: Isa,
+    kc: usize,
+    a_panel: &[F],
+    b_panel: &[F],
+    c: *mut F,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    init: TileInit<F>,
+) {
+    let mut tile = [F::zero(); MR_MAX * NR];
+    for r in 0..rows {
+        for j in 0..cols {
+            // SAFETY: inside the rows × cols part (the caller's contract).
+            tile[r * NR + j] = match init {
+                TileInit::Zero => F::zero(),
+                TileInit::Load => unsafe { *c.add(r * ldc + j) },
+                TileInit::Bias(p) => unsafe { *p.add(j) },
+            };
+        }
+    }
+    // SAFETY: the stack tile holds MR_MAX ≥ mr full rows of NR values.
+    unsafe {
+        microkernel::tile(
+            isa,
+            kc,
+            a_panel.as_ptr(),
+            b_panel.as_ptr(),
+            tile.as_mut_ptr(),
+            NR,
+            TileInit::Load,
+        )
+    };
+    for r in 0..rows {
+        for j in 0..cols {
+            // SAFETY: as above.
+            unsafe { *c.add(r * ldc + j) = tile[r * NR + j] };
+        }
+    }
+}
+
+/// Packs rows `ic .. ic + mc`, columns `pc .. pc + kc` of the column blocks `a` into `out` as
+/// row panels `[kc][mr]`, rows past `mc` zero.
+fn pack_a<F: Real>(
+    a: &[ArrayView2<'_, F>],
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+    mr: usize,
+    out: &mut Vec<F>,
+) {
+    let row_panels = mc.div_ceil(mr);
+    out.clear();
+    out.resize(row_panels * kc * mr, F::zero());
+    let mut col0 = 0;
+    for block in a {
+        let (b0, b1) = (col0, col0 + block.ncols());
+        col0 = b1;
+        let (lo, hi) = (b0.max(pc), b1.min(pc + kc));
+        if lo >= hi {
+            continue;
+        }
+        let (rs, cs) = (block.strides()[0], block.strides()[1]);
+        let base = block.as_ptr();
+        // Element (i, j) of the block sits at base + i·rs + j·cs; every (i, j) read below has
+        // i < block.nrows() and j < block.ncols(), so it lies inside the view.
+        let at = |i: usize, j: usize| unsafe { *base.offset(i as isize * rs + j as isize * cs) };
+        if cs == 1 {
+            // Rows contiguous: read along rows.
+            for r in 0..mc {
+                let (q, lane) = (r / mr, r % mr);
+                for kk in lo..hi {
+                    out[(q * kc + kk - pc) * mr + lane] = at(ic + r, kk - b0);
+                }
+            }
+        } else {
+            // Columns contiguous (a transposed view) or neither: read down columns.
+            for kk in lo..hi {
+                for r in 0..mc {
+                    let (q, lane) = (r / mr, r % mr);
+                    out[(q * kc + kk - pc) * mr + lane] = at(ic + r, kk - b0);
+                }
+            }
+        }
+    }
+}
+
+/// [`gemm`] with the rows of `A` and `C` split across threads, each with its own scratch; `B`
+/// is shared. The results do not depend on the number of threads.
+pub(crate) fn gemm_parallel<F: Real>(
+    isa: Isa,
+    a: &[ArrayView2<'_, F>],
+    b: &PackedB<F>,
+    init: Init<'_, F>,
+    c: &mut ArrayViewMut2<'_, F>,
+) {
+    let rows = c.nrows();
+    let chunk = chunk_rows(rows, b.k * b.n);
+    if chunk >= rows {
+        gemm(isa, a, b, init, c, &mut GemmScratch::default());
+        return;
+    }
+    let starts: Vec<usize> = (0..rows).step_by(chunk).collect();
+    c.axis_chunks_iter_mut(Axis(0), chunk)
+        .zip(starts)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|(mut c, r0)| {
+            let r1 = r0 + c.nrows();
+            let a: Vec<ArrayView2<'_, F>> =
+                a.iter().map(|v| v.slice(ndarray::s![r0..r1, ..])).collect();
+            gemm(isa, &a, b, init, &mut c, &mut GemmScratch::default());
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, Array2, s};
+
+    use super::*;
+
+    fn matrix(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(r, c)| {
+            let h = (r as u32 * 7919 + c as u32 * 104_729 + seed * 31).wrapping_mul(2_654_435_761);
+            (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+    }
+
+    /// The product in f64, for comparison.
+    fn reference(a: &Array2<f32>, b: &Array2<f32>, init: &Array2<f32>) -> Array2<f64> {
+        let a = a.mapv(f64::from);
+        let b = b.mapv(f64::from);
+        a.dot(&b) + init.mapv(f64::from)
+    }
+
+    /// Worst |got - want| over `C`, with its index.
+    fn worst(got: &Array2<f32>, want: &Array2<f64>) -> (f64, (usize, usize)) {
+        let mut w = (0.0, (0, 0));
+        for ((i, &g), &r) in got.indexed_iter().zip(want.iter()) {
+            let d = (g as f64 - r).abs();
+            if d > w.0 {
+                w = (d, i);
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn products_off_the_tile_grid_match_a_float64_reference_on_every_path() {
+        // Sizes below, at and above the tiles (NR = 32, MR = 3, 4, 8) and the blocks (KC = 256,
+        // MC = 192), so every edge path runs.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (5, 7, 33),
+            (8, 256, 32),
+            (193, 300, 70),
+            (17, 513, 64),
+        ] {
+            let a = matrix(m, k, 1);
+            let b = matrix(k, n, 2);
+            let bias = Array1::from_iter(matrix(1, n, 3).iter().copied());
+            let c0 = matrix(m, n, 4);
+            let packed = PackedB::of(b.view());
+            for isa in Isa::supported() {
+                for (name, init) in [("zero", 0), ("accumulate", 1), ("bias", 2)] {
+                    let mut c = c0.clone();
+                    let want_init = match init {
+                        0 => Array2::zeros((m, n)),
+                        1 => c0.clone(),
+                        _ => Array2::from_shape_fn((m, n), |(_, j)| bias[j]),
+                    };
+                    let init = match init {
+                        0 => Init::Zero,
+                        1 => Init::Accumulate,
+                        _ => Init::Bias(bias.as_slice().unwrap()),
+                    };
+                    gemm(
+                        isa,
+                        &[a.view()],
+                        &packed,
+                        init,
+                        &mut c.view_mut(),
+                        &mut GemmScratch::default(),
+                    );
+                    let (err, at) = worst(&c, &reference(&a, &b, &want_init));
+                    // Each element is a sum of k products of values below 0.5 in magnitude,
+                    // rounded at each of its k steps: k · 2^-24 · 0.25 bounds the error.
+                    let tol = k as f64 * 0.25 * f32::EPSILON as f64 + 1e-6;
+                    assert!(
+                        err <= tol,
+                        "{isa} {name} {m}x{k}x{n}: error {err:e} at {at:?} > {tol:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_blocks_of_a_and_blocks_of_b_act_as_their_concatenation() {
+        let (m, k1, k2, n) = (11, 20, 37, 45);
+        let a1 = matrix(m, k1, 5);
+        let a2t = matrix(k2, m, 6); // A's second block is read transposed
+        let b = matrix(k1 + k2, n, 7);
+        let mut a = Array2::zeros((m, k1 + k2));
+        a.slice_mut(s![.., ..k1]).assign(&a1);
+        a.slice_mut(s![.., k1..]).assign(&a2t.t());
+        let mut stacked = PackedB::default();
+        stacked.pack(
+            k1 + k2,
+            n,
+            &[
+                (0, 0, b.slice(s![..k1, ..])),
+                (k1, 0, b.slice(s![k1.., ..20])),
+                (k1, 20, b.slice(s![k1.., 20..])),
+            ],
+        );
+        for isa in Isa::supported() {
+            let mut whole = Array2::zeros((m, n));
+            gemm(
+                isa,
+                &[a.view()],
+                &PackedB::of(b.view()),
+                Init::Zero,
+                &mut whole.view_mut(),
+                &mut GemmScratch::default(),
+            );
+            let mut parts = Array2::zeros((m, n));
+            gemm(
+                isa,
+                &[a1.view(), a2t.t()],
+                &stacked,
+                Init::Zero,
+                &mut parts.view_mut(),
+                &mut GemmScratch::default(),
+            );
+            assert_eq!(whole, parts, "{isa}");
+        }
+    }
+
+    #[test]
+    fn avx2_and_avx512_give_the_same_bits_and_threads_change_nothing() {
+        let (m, k, n) = (300, 600, 100);
+        let a = matrix(m, k, 8);
+        let packed = PackedB::of(matrix(k, n, 9).view());
+        let run = |isa, threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = matrix(m, n, 10);
+            pool.install(|| {
+                gemm_parallel(
+                    isa,
+                    &[a.view()],
+                    &packed,
+                    Init::Accumulate,
+                    &mut c.view_mut(),
+                )
+            });
+            c
+        };
+        let mut fma_result: Option<(Isa, Array2<f32>)> = None;
+        for isa in Isa::supported() {
+            let one = run(isa, 1);
+            for threads in [2, 3] {
+                assert_eq!(run(isa, threads), one, "{isa}: {threads} threads against 1");
+            }
+            if isa == Isa::Scalar {
+                continue;
+            }
+            match &fma_result {
+                None => fma_result = Some((isa, one)),
+                Some((first, bits)) => assert_eq!(&one, bits, "{isa} against {first}"),
+            }
+        }
+    }
+}

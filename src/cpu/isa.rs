@@ -1,0 +1,141 @@
+//! Which vector instructions the CPU path uses: chosen at run time from what the processor
+//! offers, or forced (lower) by the caller or the environment.
+//!
+//! Every path computes the same bits. The GEMM micro-kernels ([`super::microkernel`]) add each
+//! element's products in the same order with a fused multiply-add on every path (the portable one
+//! calls `mul_add`), and the elementwise gate loops never fuse, so only the speed differs. That
+//! is what lets `tests/cpu_isa.rs` hold every path to the others bit for bit.
+
+use crate::error::{Error, Result};
+
+/// The environment variable that caps the instruction set of [`Isa::from_env`]: `avx512`,
+/// `avx2` or `scalar`.
+pub const ISA_ENV: &str = "LSTM_WGPU_CPU_ISA";
+
+/// An instruction set the CPU path has code for, from the narrowest to the widest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust, vectorised by the compiler for the build's baseline (SSE2 on x86-64, NEON
+    /// on aarch64).
+    Scalar,
+    /// x86-64 with AVX2 and FMA (256-bit vectors).
+    Avx2,
+    /// x86-64 with AVX-512 F, BW, DQ and VL (512-bit vectors).
+    Avx512,
+}
+
+impl Isa {
+    /// Every instruction set, narrowest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// The name [`ISA_ENV`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this processor can run the code for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.is_supported()
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512dq")
+                    && std::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => false,
+        }
+    }
+
+    /// The widest instruction set this processor supports.
+    pub fn detect() -> Isa {
+        Isa::ALL
+            .into_iter()
+            .rev()
+            .find(|i| i.is_supported())
+            .unwrap_or(Isa::Scalar)
+    }
+
+    /// The instruction sets this processor supports, narrowest first.
+    pub fn supported() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// [`Isa::detect`], capped by [`ISA_ENV`] when it is set: a wider set than the processor
+    /// has gives the widest it has, so one setting serves every machine. Fails on a value that
+    /// names no instruction set.
+    pub fn from_env() -> Result<Isa> {
+        match std::env::var(ISA_ENV) {
+            Ok(v) => Ok(v.parse::<Isa>()?.min(Isa::detect())),
+            Err(std::env::VarError::NotPresent) => Ok(Isa::detect()),
+            Err(std::env::VarError::NotUnicode(v)) => Err(Error::config(
+                ISA_ENV,
+                format!("{v:?} is not one of scalar, avx2, avx512"),
+            )),
+        }
+    }
+
+    /// `self` when this processor supports it, else [`Error::Config`].
+    pub fn check_supported(self) -> Result<Isa> {
+        if self.is_supported() {
+            Ok(self)
+        } else {
+            Err(Error::config(
+                "CPU instruction set",
+                format!("this processor cannot run {}", self.name()),
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::config(ISA_ENV, format!("{s:?} is not one of scalar, avx2, avx512"))
+            })
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Isa;
+
+    #[test]
+    fn names_parse_back_to_their_instruction_set() {
+        for isa in Isa::ALL {
+            assert_eq!(isa.name().parse::<Isa>().unwrap(), isa);
+            assert_eq!(isa.name().to_uppercase().parse::<Isa>().unwrap(), isa);
+        }
+        assert!("sse9".parse::<Isa>().is_err());
+    }
+
+    #[test]
+    fn the_detected_set_is_supported_and_the_widest_supported() {
+        let best = Isa::detect();
+        assert!(best.is_supported());
+        assert_eq!(Isa::supported().last(), Some(&best));
+        assert!(Isa::Scalar.is_supported());
+    }
+}
