@@ -157,53 +157,72 @@ pub(crate) fn gemm<F: Real>(
     let ldc = c.strides()[0].max(1) as usize;
     let c_ptr = c.as_mut_ptr();
     let panels = n.div_ceil(NR);
+    let full_panels = n / NR;
+    let b_stride = k * NR;
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
+        let first_block = pc == 0;
         for ic in (0..m).step_by(MC) {
             let mc = MC.min(m - ic);
-            let row_panels = mc.div_ceil(mr);
             pack_a(a, ic, mc, pc, kc, mr, &mut scratch.a);
-            for p in 0..panels {
-                let cols = NR.min(n - p * NR);
-                let b_panel = &b.data[(p * k + pc) * NR..(p * k + pc + kc) * NR];
-                for q in 0..row_panels {
-                    let rows = mr.min(mc - q * mr);
-                    let a_panel = &scratch.a[q * kc * mr..(q + 1) * kc * mr];
-                    let init = match (pc, init) {
-                        (0, Init::Zero) => TileInit::Zero,
-                        (0, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
-                        _ => TileInit::Load,
+            let run = |q: usize, rows: usize, p: usize, n_panels: usize| {
+                let init = match (first_block, init) {
+                    (true, Init::Zero) => TileInit::Zero,
+                    (true, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
+                    _ => TileInit::Load,
+                };
+                let a_panel = &scratch.a[q * kc * mr..(q + 1) * kc * mr];
+                let b_panel = &b.data[p * b_stride + pc * NR..];
+                // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..` lie inside
+                // `c` (checked shapes, contiguous rows `ldc` apart).
+                let c_tile = unsafe { c_ptr.add((ic + q * mr) * ldc + p * NR) };
+                if p < full_panels {
+                    // SAFETY: `n_panels` full panels inside `c` (callers below keep
+                    // p + n_panels ≤ full_panels); the packed panels hold kc·mr and kc·NR values
+                    // each, b_stride apart; a bias row from p·NR holds n_panels·NR values.
+                    unsafe {
+                        microkernel::tile(
+                            isa,
+                            rows,
+                            n_panels,
+                            kc,
+                            a_panel.as_ptr(),
+                            b_panel.as_ptr(),
+                            b_stride,
+                            c_tile,
+                            ldc,
+                            init,
+                        )
                     };
-                    // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..+ cols`
-                    // lie inside `c` (checked shapes, contiguous rows `ldc` apart).
-                    let c_tile = unsafe { c_ptr.add((ic + q * mr) * ldc + p * NR) };
-                    if rows == mr && cols == NR {
-                        // SAFETY: a full tile inside `c`; the panels hold kc·mr and kc·NR values;
-                        // a bias row starting at p·NR holds NR values as cols == NR.
-                        unsafe {
-                            microkernel::tile(
-                                isa,
-                                kc,
-                                a_panel.as_ptr(),
-                                b_panel.as_ptr(),
-                                c_tile,
-                                ldc,
-                                init,
-                            )
-                        };
-                    } else {
-                        // SAFETY: only the `rows × cols` part inside `c` is read or written.
-                        unsafe {
-                            edge_tile(isa, kc, a_panel, b_panel, c_tile, ldc, rows, cols, init)
-                        };
-                    }
+                } else {
+                    let cols = n - p * NR;
+                    // SAFETY: only the `rows × cols` part inside `c` is read or written.
+                    unsafe { edge_tile(isa, kc, a_panel, b_panel, c_tile, ldc, rows, cols, init) };
+                }
+            };
+            // Full row panels: each panel of B (KC × NR, in L1) serves every row panel in turn.
+            let (full_q, tail_rows) = (mc / mr, mc % mr);
+            for p in 0..panels {
+                for q in 0..full_q {
+                    run(q, mr, p, 1);
+                }
+            }
+            // The last, shorter row panel: as many panels per tile as its few rows need.
+            if tail_rows > 0 {
+                let wide = microkernel::panels_per_tile::<F>(isa, tail_rows);
+                let mut p = 0;
+                while p < panels {
+                    let n_panels = if p + wide <= full_panels { wide } else { 1 };
+                    run(full_q, tail_rows, p, n_panels);
+                    p += n_panels;
                 }
             }
         }
     }
 }
 
-/// A tile that `c` holds only `rows × cols` of: computed in a full tile on the stack.
+/// A tile that `c` holds only `rows × cols` of (`cols < NR`): computed in a full tile on the
+/// stack.
 ///
 /// # Safety
 /// `c` points at `rows` rows of `cols` values, `ldc` apart; a bias address holds `cols` values.
@@ -230,13 +249,16 @@ unsafe fn edge_tile<F: Real>(
             };
         }
     }
-    // SAFETY: the stack tile holds MR_MAX ≥ mr full rows of NR values.
+    // SAFETY: the stack tile holds MR_MAX ≥ rows full rows of NR values; one panel of B.
     unsafe {
         microkernel::tile(
             isa,
+            rows,
+            1,
             kc,
             a_panel.as_ptr(),
             b_panel.as_ptr(),
+            0,
             tile.as_mut_ptr(),
             NR,
             TileInit::Load,
@@ -273,24 +295,35 @@ fn pack_a<F: Real>(
             continue;
         }
         let (rs, cs) = (block.strides()[0], block.strides()[1]);
-        let base = block.as_ptr();
-        // Element (i, j) of the block sits at base + i·rs + j·cs; every (i, j) read below has
-        // i < block.nrows() and j < block.ncols(), so it lies inside the view.
-        let at = |i: usize, j: usize| unsafe { *base.offset(i as isize * rs + j as isize * cs) };
-        if cs == 1 {
-            // Rows contiguous: read along rows.
-            for r in 0..mc {
-                let (q, lane) = (r / mr, r % mr);
-                for kk in lo..hi {
-                    out[(q * kc + kk - pc) * mr + lane] = at(ic + r, kk - b0);
+        for (q, panel) in out.chunks_exact_mut(kc * mr).enumerate() {
+            let rows = mr.min(mc - q * mr);
+            // Element (i, j) of the block sits at i·rs + j·cs from its first; every one read
+            // below has i < block.nrows() (rows of this row panel, below ic + mc) and
+            // j < block.ncols() (columns lo - b0 .. hi - b0).
+            // SAFETY: that offset stays inside the view.
+            let first = unsafe {
+                block
+                    .as_ptr()
+                    .offset((ic + q * mr) as isize * rs + (lo - b0) as isize * cs)
+            };
+            let dst = &mut panel[(lo - pc) * mr..(hi - pc) * mr];
+            if cs == 1 {
+                // Rows contiguous: read along each row.
+                for lane in 0..rows {
+                    // SAFETY: row `lane` of this panel, columns lo..hi of the block.
+                    let src = unsafe { first.offset(lane as isize * rs) };
+                    for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+                        d[lane] = unsafe { *src.add(kk) };
+                    }
                 }
-            }
-        } else {
-            // Columns contiguous (a transposed view) or neither: read down columns.
-            for kk in lo..hi {
-                for r in 0..mc {
-                    let (q, lane) = (r / mr, r % mr);
-                    out[(q * kc + kk - pc) * mr + lane] = at(ic + r, kk - b0);
+            } else {
+                // Columns contiguous (a transposed view) or neither: read down each column.
+                for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+                    // SAFETY: column lo + kk of the block, rows of this panel.
+                    let src = unsafe { first.offset(kk as isize * cs) };
+                    for (lane, v) in d[..rows].iter_mut().enumerate() {
+                        *v = unsafe { *src.offset(lane as isize * rs) };
+                    }
                 }
             }
         }

@@ -1,10 +1,11 @@
 //! Which vector instructions the CPU path uses: chosen at run time from what the processor
 //! offers, or forced (lower) by the caller or the environment.
 //!
-//! Every path computes the same bits. The GEMM micro-kernels ([`super::microkernel`]) add each
-//! element's products in the same order with a fused multiply-add on every path (the portable one
-//! calls `mul_add`), and the elementwise gate loops never fuse, so only the speed differs. That
-//! is what lets `tests/cpu_isa.rs` hold every path to the others bit for bit.
+//! The AVX-512 and AVX2 paths compute the same bits: their GEMM micro-kernels
+//! ([`super::microkernel`]) build each element as the same chain of fused multiply-adds, and the
+//! elementwise gate loops never fuse, so only the speed differs. The portable path multiplies and
+//! adds separately (processors without FMA would pay a library call per element otherwise), so
+//! it agrees with them to rounding. `tests/cpu_isa.rs` holds every path to that.
 
 use crate::error::{Error, Result};
 
@@ -77,12 +78,20 @@ impl Isa {
     /// names no instruction set.
     pub fn from_env() -> Result<Isa> {
         match std::env::var(ISA_ENV) {
-            Ok(v) => Ok(v.parse::<Isa>()?.min(Isa::detect())),
-            Err(std::env::VarError::NotPresent) => Ok(Isa::detect()),
+            Ok(v) => Isa::capped(Some(&v)),
+            Err(std::env::VarError::NotPresent) => Isa::capped(None),
             Err(std::env::VarError::NotUnicode(v)) => Err(Error::config(
                 ISA_ENV,
                 format!("{v:?} is not one of scalar, avx2, avx512"),
             )),
+        }
+    }
+
+    /// What [`Isa::from_env`] returns when [`ISA_ENV`] holds `value` (`None`: not set).
+    pub fn capped(value: Option<&str>) -> Result<Isa> {
+        match value {
+            None => Ok(Isa::detect()),
+            Some(v) => Ok(v.parse::<Isa>()?.min(Isa::detect())),
         }
     }
 
@@ -129,6 +138,19 @@ mod tests {
             assert_eq!(isa.name().to_uppercase().parse::<Isa>().unwrap(), isa);
         }
         assert!("sse9".parse::<Isa>().is_err());
+    }
+
+    #[test]
+    fn the_setting_caps_the_detected_set_and_rejects_unknown_names() {
+        assert_eq!(Isa::capped(None).unwrap(), Isa::detect());
+        for isa in Isa::ALL {
+            assert_eq!(
+                Isa::capped(Some(isa.name())).unwrap(),
+                isa.min(Isa::detect())
+            );
+        }
+        assert_eq!(Isa::capped(Some(" Scalar ")).unwrap(), Isa::Scalar);
+        assert!(Isa::capped(Some("neon9")).is_err());
     }
 
     #[test]

@@ -115,6 +115,16 @@ fn rows<F: Real>(
         let (di, rest) = d4.split_at_mut(hidden);
         let (df, rest) = rest.split_at_mut(hidden);
         let (dg, d_o) = rest.split_at_mut(hidden);
+        // Every slice re-cut to exactly `hidden`, so the loops below carry no bounds checks
+        // and vectorise.
+        let (o, c_t, c_prev, dh, dc) = (
+            &o[..hidden],
+            &c_t[..hidden],
+            &c_prev[..hidden],
+            &dh[..hidden],
+            &mut dc[..hidden],
+        );
+        let d_o = &mut d_o[..hidden];
         // d_o holds tanh(c_t) until it is turned into da_o.
         for u in 0..hidden {
             d_o[u] = c_t[u].tanh_stable();

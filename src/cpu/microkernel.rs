@@ -1,14 +1,17 @@
-//! The innermost loop of the CPU GEMM ([`super::blocked_gemm`]): one tile of `MR` rows by
-//! [`NR`] columns of `C`, from packed panels of `A` and `B`:
+//! The innermost loop of the CPU GEMM ([`super::blocked_gemm`]): one tile of up to `MR` rows
+//! by one or more panels of [`NR`] columns of `C`, from packed panels of `A` and `B`:
 //!
 //! ```text
-//! C[r, j] = init[r, j] + Σ_{k < kc} A[k][r] · B[k][j]        r < MR, j < NR
+//! C[r, j] = init[r, j] + Σ_{k < kc} A[k][r] · B[k][j]        r < rows ≤ MR, j < panels · NR
 //! ```
 //!
 //! `A` is packed `[kc][MR]` and `B` `[kc][NR]`, both contiguous, so each step of `k` loads one
 //! row of `B` (two 512-bit or four 256-bit vectors) and broadcasts `MR` values of `A`; the
 //! `MR × NR` sums stay in registers for the whole `kc` loop. `init` is zero, the tile of `C`
-//! itself, or a bias row `[NR]` repeated down the rows.
+//! itself, or a bias row repeated down the rows. A tile of fewer rows than `MR` (the last rows
+//! of `C`, or a batch of one) runs a kernel of exactly that many rows, spanning several panels
+//! when the rows are few, so no multiply-add is spent on padding and enough independent sums
+//! stay in flight.
 //!
 //! Each sum is built the same way on every path: start from `init`, then one fused multiply-add
 //! per `k`, in order. The AVX-512 and AVX2 kernels therefore give the same bits, and so does a
@@ -19,14 +22,16 @@
 use super::isa::Isa;
 use crate::real::Real;
 
-/// Columns of a tile, the same on every path, so one packed `B` serves them all.
+/// Columns of a packed panel of `B`, the same on every path, so one packed `B` serves them all.
 pub(crate) const NR: usize = 32;
 
-/// Rows of a tile on the AVX-512 path: 8 rows × 2 vectors = 16 accumulators of 32 registers.
+/// Rows of a packed panel of `A` on the AVX-512 path: 8 rows × 2 vectors = 16 accumulators of
+/// 32 registers.
 const MR_AVX512: usize = 8;
-/// Rows of a tile on the AVX2 path: 3 rows × 4 vectors = 12 accumulators of 16 registers.
+/// Rows of a packed panel of `A` on the AVX2 path: 3 rows × 4 vectors = 12 accumulators of 16
+/// registers.
 const MR_AVX2: usize = 3;
-/// Rows of a tile of the portable kernel.
+/// Rows of a packed panel of `A` for the portable kernel.
 const MR_PORTABLE: usize = 4;
 /// The largest `MR` of any path (for tiles on the stack).
 pub(crate) const MR_MAX: usize = 8;
@@ -38,11 +43,12 @@ pub(crate) enum TileInit<F> {
     Zero,
     /// From the tile of `C` itself (accumulate).
     Load,
-    /// From a row of [`NR`] values at this address, the same for every row.
+    /// From a row of values at this address (as many as the tile has columns), the same for
+    /// every row.
     Bias(*const F),
 }
 
-/// Rows of a tile for `F` on `isa`: the layout packed `A` must have.
+/// Rows of a packed panel of `A` for `F` on `isa`: the layout packed `A` must have.
 pub(crate) fn mr<F: Real>(isa: Isa) -> usize {
     match (is_f32::<F>(), isa) {
         (true, Isa::Avx512) => MR_AVX512,
@@ -51,51 +57,83 @@ pub(crate) fn mr<F: Real>(isa: Isa) -> usize {
     }
 }
 
+/// How many panels of `B` one tile of `rows` rows spans for `F` on `isa`: a tile of few rows
+/// (down to a single one, a matrix-vector product) takes several panels at once, so it still
+/// keeps enough independent sums in flight to hide the multiply-add latency.
+pub(crate) fn panels_per_tile<F: Real>(isa: Isa, rows: usize) -> usize {
+    match (is_f32::<F>(), isa) {
+        (true, Isa::Avx512) if rows <= 2 => 4,
+        (true, Isa::Avx512) if rows <= 4 => 2,
+        (true, Isa::Avx2) if rows == 1 => 2,
+        _ => 1,
+    }
+}
+
 fn is_f32<F: 'static>() -> bool {
     std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
 }
 
-/// Computes one full tile (see the module docs).
+/// Computes one tile of `rows` rows (`1 ..= mr::<F>(isa)`) and `panels` panels
+/// (`1` or [`panels_per_tile`]) of `NR` columns (see the module docs).
 ///
 /// # Safety
-/// `a` holds `kc · mr::<F>(isa)` values, `b` holds `kc · NR`, `c` points at a tile of
-/// `mr::<F>(isa)` rows of [`NR`] values each, `ldc` apart, valid for reads and writes; a
-/// [`TileInit::Bias`] address holds [`NR`] values; `isa` is supported by this processor.
+/// `a` is a packed panel of `A`: `kc` groups of `mr::<F>(isa)` values. `b` is the first of
+/// `panels` packed panels of `B`, `b_stride` values apart, each holding `kc · NR` values. `c`
+/// points at `rows` rows of `panels · NR` values each, `ldc` apart, valid for reads and writes;
+/// a [`TileInit::Bias`] address holds `panels · NR` values; `isa` is supported by this
+/// processor.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) unsafe fn tile<F: Real>(
     isa: Isa,
+    rows: usize,
+    panels: usize,
     kc: usize,
     a: *const F,
     b: *const F,
+    b_stride: usize,
     c: *mut F,
     ldc: usize,
     init: TileInit<F>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_f32::<F>() {
-        let init32 = match init {
+    if is_f32::<F>() && isa != Isa::Scalar {
+        let init = match init {
             TileInit::Zero => TileInit::Zero,
             TileInit::Load => TileInit::Load,
             TileInit::Bias(p) => TileInit::Bias(p.cast::<f32>()),
         };
         let (a, b, c) = (a.cast::<f32>(), b.cast::<f32>(), c.cast::<f32>());
-        match isa {
-            // SAFETY: the caller's contract; F is f32, so the casts change nothing.
-            Isa::Avx512 => return unsafe { x86::tile_avx512(kc, a, b, c, ldc, init32) },
-            Isa::Avx2 => return unsafe { x86::tile_avx2(kc, a, b, c, ldc, init32) },
-            Isa::Scalar => {}
+        let args = x86::Args {
+            kc,
+            a,
+            b,
+            b_stride,
+            c,
+            ldc,
+            init,
+        };
+        // SAFETY (both arms): the caller's contract; F is f32, so the casts change nothing.
+        unsafe {
+            match isa {
+                Isa::Avx512 => x86::avx512(rows, panels, args),
+                _ => x86::avx2(rows, panels, args),
+            }
         }
+        return;
     }
-    let _ = isa;
-    // SAFETY: the caller's contract, for the portable tile of MR_PORTABLE rows.
-    unsafe { tile_portable(kc, a, b, c, ldc, init) }
+    let _ = (isa, panels, b_stride);
+    // SAFETY: the caller's contract, for the portable kernel's one panel.
+    unsafe { tile_portable(rows, kc, a, b, c, ldc, init) }
 }
 
-/// The portable kernel: plain loops the compiler vectorises for the baseline target.
+/// The portable kernel: plain loops the compiler vectorises for the baseline target; one panel,
+/// `rows ≤ MR_PORTABLE`.
 ///
 /// # Safety
-/// As [`tile`], with `MR_PORTABLE` rows.
+/// As [`tile`].
 unsafe fn tile_portable<F: Real>(
+    rows: usize,
     kc: usize,
     a: *const F,
     b: *const F,
@@ -104,7 +142,7 @@ unsafe fn tile_portable<F: Real>(
     init: TileInit<F>,
 ) {
     let mut acc = [[F::zero(); NR]; MR_PORTABLE];
-    for (r, row) in acc.iter_mut().enumerate() {
+    for (r, row) in acc.iter_mut().enumerate().take(rows) {
         match init {
             TileInit::Zero => {}
             // SAFETY: the tile and the bias row hold NR values per row (the caller's contract).
@@ -128,7 +166,7 @@ unsafe fn tile_portable<F: Real>(
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
+    for (r, row) in acc.iter().enumerate().take(rows) {
         // SAFETY: the tile holds NR values per row, ldc apart (the caller's contract).
         unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), NR) }.copy_from_slice(row);
     }
@@ -140,108 +178,177 @@ mod x86 {
 
     use super::{MR_AVX2, MR_AVX512, NR, TileInit};
 
-    /// 8 rows × 32 columns in 16 `zmm` accumulators.
+    /// The arguments of [`super::tile`] after the shape.
+    pub(super) struct Args {
+        pub kc: usize,
+        pub a: *const f32,
+        pub b: *const f32,
+        pub b_stride: usize,
+        pub c: *mut f32,
+        pub ldc: usize,
+        pub init: TileInit<f32>,
+    }
+
+    /// Picks the AVX-512 kernel for a tile shape.
     ///
     /// # Safety
-    /// As [`super::tile`], with 8 rows; the processor has AVX-512 F.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn tile_avx512(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        init: TileInit<f32>,
-    ) {
-        const W: usize = 16;
-        const V: usize = NR / W;
-        let mut acc = [[_mm512_setzero_ps(); V]; MR_AVX512];
-        // SAFETY (every block below): the pointer ranges of the caller's contract.
-        match init {
-            TileInit::Zero => {}
-            TileInit::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    for (v, x) in row.iter_mut().enumerate() {
-                        *x = unsafe { _mm512_loadu_ps(c.add(r * ldc + v * W)) };
-                    }
-                }
-            }
-            TileInit::Bias(p) => {
-                for row in acc.iter_mut() {
-                    for (v, x) in row.iter_mut().enumerate() {
-                        *x = unsafe { _mm512_loadu_ps(p.add(v * W)) };
-                    }
-                }
-            }
-        }
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let bv: [__m512; V] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(b.add(v * W)) });
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(unsafe { *a.add(r) });
-                for (x, &bv) in row.iter_mut().zip(&bv) {
-                    *x = _mm512_fmadd_ps(ar, bv, *x);
-                }
-            }
-            a = unsafe { a.add(MR_AVX512) };
-            b = unsafe { b.add(NR) };
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &x) in row.iter().enumerate() {
-                unsafe { _mm512_storeu_ps(c.add(r * ldc + v * W), x) };
+    /// As [`super::tile`]; the processor has AVX-512 F.
+    pub(super) unsafe fn avx512(rows: usize, panels: usize, g: Args) {
+        // SAFETY: the caller's contract, for the shape each arm names.
+        unsafe {
+            match (rows, panels) {
+                (1, 4) => avx512_tile::<1, 4>(g),
+                (2, 4) => avx512_tile::<2, 4>(g),
+                (3, 2) => avx512_tile::<3, 2>(g),
+                (4, 2) => avx512_tile::<4, 2>(g),
+                (1, _) => avx512_tile::<1, 1>(g),
+                (2, _) => avx512_tile::<2, 1>(g),
+                (3, _) => avx512_tile::<3, 1>(g),
+                (4, _) => avx512_tile::<4, 1>(g),
+                (5, _) => avx512_tile::<5, 1>(g),
+                (6, _) => avx512_tile::<6, 1>(g),
+                (7, _) => avx512_tile::<7, 1>(g),
+                _ => avx512_tile::<8, 1>(g),
             }
         }
     }
 
-    /// 3 rows × 32 columns in 12 `ymm` accumulators.
+    /// Picks the AVX2 kernel for a tile shape.
     ///
     /// # Safety
-    /// As [`super::tile`], with 3 rows; the processor has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile_avx2(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        init: TileInit<f32>,
-    ) {
-        const W: usize = 8;
+    /// As [`super::tile`]; the processor has AVX2 and FMA.
+    pub(super) unsafe fn avx2(rows: usize, panels: usize, g: Args) {
+        // SAFETY: the caller's contract, for the shape each arm names.
+        unsafe {
+            match (rows, panels) {
+                (1, 2) => avx2_tile::<1, 2>(g),
+                (1, _) => avx2_tile::<1, 1>(g),
+                (2, _) => avx2_tile::<2, 1>(g),
+                _ => avx2_tile::<3, 1>(g),
+            }
+        }
+    }
+
+    /// `R` rows × `P` panels of 32 columns in `2·R·P` `zmm` accumulators.
+    ///
+    /// # Safety
+    /// As [`super::tile`] with `rows = R`, `panels = P`; the processor has AVX-512 F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn avx512_tile<const R: usize, const P: usize>(g: Args) {
+        const W: usize = 16;
         const V: usize = NR / W;
-        let mut acc = [[_mm256_setzero_ps(); V]; MR_AVX2];
+        let Args {
+            kc,
+            a,
+            b,
+            b_stride,
+            c,
+            ldc,
+            init,
+        } = g;
+        let mut acc = [[[_mm512_setzero_ps(); V]; P]; R];
         // SAFETY (every block below): the pointer ranges of the caller's contract.
         match init {
             TileInit::Zero => {}
             TileInit::Load => {
                 for (r, row) in acc.iter_mut().enumerate() {
-                    for (v, x) in row.iter_mut().enumerate() {
-                        *x = unsafe { _mm256_loadu_ps(c.add(r * ldc + v * W)) };
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { _mm512_loadu_ps(c.add(r * ldc + p * NR + v * W)) };
+                        }
                     }
                 }
             }
-            TileInit::Bias(p) => {
+            TileInit::Bias(bias) => {
                 for row in acc.iter_mut() {
-                    for (v, x) in row.iter_mut().enumerate() {
-                        *x = unsafe { _mm256_loadu_ps(p.add(v * W)) };
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { _mm512_loadu_ps(bias.add(p * NR + v * W)) };
+                        }
                     }
                 }
             }
         }
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
+        for k in 0..kc {
+            let bv: [[__m512; V]; P] = std::array::from_fn(|p| {
+                std::array::from_fn(|v| unsafe {
+                    _mm512_loadu_ps(b.add(p * b_stride + k * NR + v * W))
+                })
+            });
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_set1_ps(unsafe { *a.add(r) });
-                for (v, x) in row.iter_mut().enumerate() {
-                    let bv = unsafe { _mm256_loadu_ps(b.add(v * W)) };
-                    *x = _mm256_fmadd_ps(ar, bv, *x);
+                let ar = _mm512_set1_ps(unsafe { *a.add(k * MR_AVX512 + r) });
+                for (panel, bp) in row.iter_mut().zip(&bv) {
+                    for (x, &bv) in panel.iter_mut().zip(bp) {
+                        *x = _mm512_fmadd_ps(ar, bv, *x);
+                    }
                 }
             }
-            a = unsafe { a.add(MR_AVX2) };
-            b = unsafe { b.add(NR) };
         }
         for (r, row) in acc.iter().enumerate() {
-            for (v, &x) in row.iter().enumerate() {
-                unsafe { _mm256_storeu_ps(c.add(r * ldc + v * W), x) };
+            for (p, panel) in row.iter().enumerate() {
+                for (v, &x) in panel.iter().enumerate() {
+                    unsafe { _mm512_storeu_ps(c.add(r * ldc + p * NR + v * W), x) };
+                }
+            }
+        }
+    }
+
+    /// `R` rows × `P` panels of 32 columns in `4·R·P` `ymm` accumulators.
+    ///
+    /// # Safety
+    /// As [`super::tile`] with `rows = R`, `panels = P`; the processor has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_tile<const R: usize, const P: usize>(g: Args) {
+        const W: usize = 8;
+        const V: usize = NR / W;
+        let Args {
+            kc,
+            a,
+            b,
+            b_stride,
+            c,
+            ldc,
+            init,
+        } = g;
+        let mut acc = [[[_mm256_setzero_ps(); V]; P]; R];
+        // SAFETY (every block below): the pointer ranges of the caller's contract.
+        match init {
+            TileInit::Zero => {}
+            TileInit::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { _mm256_loadu_ps(c.add(r * ldc + p * NR + v * W)) };
+                        }
+                    }
+                }
+            }
+            TileInit::Bias(bias) => {
+                for row in acc.iter_mut() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { _mm256_loadu_ps(bias.add(p * NR + v * W)) };
+                        }
+                    }
+                }
+            }
+        }
+        for k in 0..kc {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_set1_ps(unsafe { *a.add(k * MR_AVX2 + r) });
+                for (p, panel) in row.iter_mut().enumerate() {
+                    for (v, x) in panel.iter_mut().enumerate() {
+                        let bv = unsafe { _mm256_loadu_ps(b.add(p * b_stride + k * NR + v * W)) };
+                        *x = _mm256_fmadd_ps(ar, bv, *x);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (p, panel) in row.iter().enumerate() {
+                for (v, &x) in panel.iter().enumerate() {
+                    unsafe { _mm256_storeu_ps(c.add(r * ldc + p * NR + v * W), x) };
+                }
             }
         }
     }

@@ -1,0 +1,194 @@
+//! Every instruction set the CPU path has code for (`Isa`: AVX-512, AVX2, portable) gives the
+//! results the golden files hold; AVX-512 and AVX2 give the same bits, and the portable path
+//! agrees with them to rounding. Each runs here on every path this processor supports, chosen
+//! per model with `CpuLstm::with_isa` (the `LSTM_WGPU_CPU_ISA` variable caps it for a whole
+//! program).
+mod common;
+
+use common::{
+    Golden, assert_close, random_array, random_state, random_weights, run_golden, unravel,
+};
+use lstm_wgpu::cpu::isa::Isa;
+use lstm_wgpu::cpu::lstm::CpuLstm;
+use lstm_wgpu::ndarray::{Array3, ArrayViewD};
+use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmGrads, LstmOutput, Upstream};
+
+/// Every output and gradient of one forward+backward, by name.
+fn tensors<'a>(out: &'a LstmOutput, g: &'a LstmGrads) -> Vec<(String, ArrayViewD<'a, f32>)> {
+    let mut t = vec![
+        ("y".to_string(), out.y.view().into_dyn()),
+        ("h_n".to_string(), out.h_n.view().into_dyn()),
+        ("c_n".to_string(), out.c_n.view().into_dyn()),
+        ("dx".to_string(), g.x.as_ref().unwrap().view().into_dyn()),
+        ("dh0".to_string(), g.h0.as_ref().unwrap().view().into_dyn()),
+        ("dc0".to_string(), g.c0.as_ref().unwrap().view().into_dyn()),
+    ];
+    for (l, w) in g.layers.as_ref().unwrap().iter().enumerate() {
+        t.push((format!("dweight_ih_l{l}"), w.weight_ih.view().into_dyn()));
+        t.push((format!("dweight_hh_l{l}"), w.weight_hh.view().into_dyn()));
+        t.push((format!("dbias_ih_l{l}"), w.bias_ih.view().into_dyn()));
+        t.push((format!("dbias_hh_l{l}"), w.bias_hh.view().into_dyn()));
+    }
+    t
+}
+
+/// Fails on the first element whose bits differ, naming it and its index.
+fn assert_same_bits(what: &str, a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shape");
+    if let Some((flat, (x, y))) = a
+        .iter()
+        .zip(b.iter())
+        .enumerate()
+        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
+    {
+        panic!(
+            "{what}: element {:?} differs: {x:e} vs {y:e}",
+            unravel(flat, a.shape())
+        );
+    }
+}
+
+/// Forward and every gradient of a 3-layer model at sizes off every tile grid (13 rows, 37
+/// units, 19 inputs: no multiple of 3, 8 or 32), with a given initial state and upstream
+/// gradients on y, h_n and c_n, on `isa`.
+fn three_layers(isa: Isa) -> (LstmOutput, LstmGrads) {
+    let config = LstmConfig::new(19, 37, 3).unwrap();
+    let (b, t) = (13, 7);
+    let mut lstm = CpuLstm::new(random_weights(config, 21, 1.0))
+        .unwrap()
+        .with_isa(isa)
+        .unwrap();
+    let x: Array3<f32> = random_array((b, t, 19), 22, -1.0, 1.0);
+    let state = random_state(&config, b, 23);
+    let up = Upstream {
+        dy: Some(random_array((b, t, 37), 24, -1.0, 1.0)),
+        dh_n: Some(random_array((3, b, 37), 25, -1.0, 1.0)),
+        dc_n: Some(random_array((3, b, 37), 26, -1.0, 1.0)),
+    };
+    lstm.forward_backward(x.view(), Some(&state), &up, GradRequest::ALL)
+        .unwrap()
+}
+
+#[test]
+fn every_supported_instruction_set_matches_pytorch_on_every_golden_case() {
+    // The tolerances of tests/cpu_golden.rs, for the same reasons: float32 accumulation order and
+    // exp/tanh differ from PyTorch's in the last bits (a few 1e-6 of each tensor's largest
+    // magnitude), more at the seed size's 448-row sums; float64 is exact to ~1e-16 per operation.
+    for isa in Isa::supported() {
+        for (case, rtol_fwd, rtol_bwd) in [
+            ("c1_tiny_f32", 2e-6, 4e-6),
+            ("c3_two_layer_f32", 2e-6, 4e-6),
+            ("c2_seed_f32", 4e-6, 1e-5),
+        ] {
+            let g = Golden::load(case);
+            let mut lstm = CpuLstm::new(g.weights::<f32>())
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let (out, grads) = run_golden(&mut lstm, &g);
+            g.check(&out, &grads, rtol_fwd, rtol_bwd);
+        }
+        let g = Golden::load("c1_tiny_f64");
+        let mut lstm = CpuLstm::new(g.weights::<f64>())
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        let (out, grads) = run_golden(&mut lstm, &g);
+        g.check(&out, &grads, 1e-12, 1e-12);
+    }
+}
+
+#[test]
+fn avx512_and_avx2_give_the_same_bits_and_the_portable_path_agrees_to_rounding() {
+    let scalar = three_layers(Isa::Scalar);
+    let scalar = tensors(&scalar.0, &scalar.1);
+    let mut first_fma: Option<(Isa, (LstmOutput, LstmGrads))> = None;
+    for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
+        let run = three_layers(isa);
+        {
+            // The portable kernel rounds each product before adding it, the vector kernels
+            // fuse the two: per step a 1-ulp difference, compounded over 7 steps, 3 layers and
+            // sums of up to 91 rows; 2e-6 of each tensor's largest magnitude covers that, and
+            // is far below what a wrong term would give.
+            for ((name, got), (_, want)) in tensors(&run.0, &run.1).iter().zip(&scalar) {
+                assert_close(
+                    &format!("{isa} vs scalar: {name}"),
+                    got.view(),
+                    want.view(),
+                    0.0,
+                    2e-6,
+                );
+            }
+        }
+        match &first_fma {
+            None => first_fma = Some((isa, run)),
+            Some((first, want)) => {
+                for ((name, got), (_, want)) in tensors(&run.0, &run.1)
+                    .iter()
+                    .zip(tensors(&want.0, &want.1))
+                {
+                    assert_same_bits(&format!("{isa} vs {first}: {name}"), got, &want);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn on_every_instruction_set_one_two_and_four_threads_give_the_same_bits() {
+    for isa in Isa::supported() {
+        let with_threads = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    // 64 rows × 28 steps of a 64-unit layer: enough work to split in chunks.
+                    let config = LstmConfig::new(28, 64, 2).unwrap();
+                    let mut lstm = CpuLstm::new(random_weights(config, 5, 1.0))
+                        .unwrap()
+                        .with_isa(isa)
+                        .unwrap();
+                    let x: Array3<f32> = random_array((64, 28, 28), 6, -1.0, 1.0);
+                    let up = Upstream {
+                        dy: Some(random_array((64, 28, 64), 7, -1.0, 1.0)),
+                        ..Default::default()
+                    };
+                    lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
+                        .unwrap()
+                })
+        };
+        let one = with_threads(1);
+        for threads in [2, 4] {
+            let many = with_threads(threads);
+            for ((name, got), (_, want)) in tensors(&many.0, &many.1)
+                .iter()
+                .zip(tensors(&one.0, &one.1))
+            {
+                assert_same_bits(
+                    &format!("{isa}, {threads} threads vs 1: {name}"),
+                    got,
+                    &want,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn with_isa_accepts_exactly_the_instruction_sets_the_processor_supports() {
+    let weights = random_weights(LstmConfig::new(3, 4, 1).unwrap(), 1, 1.0);
+    for isa in Isa::ALL {
+        let made = CpuLstm::new(weights.clone()).unwrap().with_isa(isa);
+        match made {
+            Ok(lstm) => {
+                assert!(isa.is_supported(), "{isa} accepted but not supported");
+                assert_eq!(lstm.isa(), isa);
+            }
+            Err(e) => {
+                assert!(!isa.is_supported(), "{isa} refused though supported: {e}");
+                assert!(matches!(e, lstm_wgpu::Error::Config { .. }), "{e:?}");
+            }
+        }
+    }
+}
