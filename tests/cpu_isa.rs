@@ -134,42 +134,51 @@ fn avx512_and_avx2_give_the_same_bits_and_the_portable_path_agrees_to_rounding()
     }
 }
 
+/// Forward and backward of a 2-layer model in a pool of `threads` threads.
+fn with_threads(
+    isa: Isa,
+    threads: usize,
+    (b, t, i, h): (usize, usize, usize, usize),
+) -> (LstmOutput, LstmGrads) {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let config = LstmConfig::new(i, h, 2).unwrap();
+            let mut lstm = CpuLstm::new(random_weights(config, 5, 1.0))
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let x: Array3<f32> = random_array((b, t, i), 6, -1.0, 1.0);
+            let up = Upstream {
+                dy: Some(random_array((b, t, h), 7, -1.0, 1.0)),
+                ..Default::default()
+            };
+            lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
+                .unwrap()
+        })
+}
+
 #[test]
 fn on_every_instruction_set_one_two_and_four_threads_give_the_same_bits() {
-    for isa in Isa::supported() {
-        let with_threads = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    // 64 rows × 28 steps of a 64-unit layer: enough work to split in chunks.
-                    let config = LstmConfig::new(28, 64, 2).unwrap();
-                    let mut lstm = CpuLstm::new(random_weights(config, 5, 1.0))
-                        .unwrap()
-                        .with_isa(isa)
-                        .unwrap();
-                    let x: Array3<f32> = random_array((64, 28, 28), 6, -1.0, 1.0);
-                    let up = Upstream {
-                        dy: Some(random_array((64, 28, 64), 7, -1.0, 1.0)),
-                        ..Default::default()
-                    };
-                    lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
-                        .unwrap()
-                })
-        };
-        let one = with_threads(1);
-        for threads in [2, 4] {
-            let many = with_threads(threads);
-            for ((name, got), (_, want)) in tensors(&many.0, &many.1)
-                .iter()
-                .zip(tensors(&one.0, &one.1))
-            {
-                assert_same_bits(
-                    &format!("{isa}, {threads} threads vs 1: {name}"),
-                    got,
-                    &want,
-                );
+    // 64 rows × 28 steps of a 64-unit layer: the threads split the batch rows; 1100 inputs: the
+    // layer projects its inputs a window at a time in a product split by rows of its own.
+    for size in [(64, 28, 28, 64), (6, 5, 1100, 64)] {
+        for isa in Isa::supported() {
+            let one = with_threads(isa, 1, size);
+            for threads in [2, 4] {
+                let many = with_threads(isa, threads, size);
+                for ((name, got), (_, want)) in tensors(&many.0, &many.1)
+                    .iter()
+                    .zip(tensors(&one.0, &one.1))
+                {
+                    assert_same_bits(
+                        &format!("{isa}, {size:?}, {threads} threads vs 1: {name}"),
+                        got,
+                        &want,
+                    );
+                }
             }
         }
     }
@@ -191,4 +200,32 @@ fn with_isa_accepts_exactly_the_instruction_sets_the_processor_supports() {
             }
         }
     }
+}
+
+#[test]
+fn inference_after_the_weights_change_uses_the_new_weights() {
+    // CpuLstm keeps its weights packed between inference calls; changing them must repack.
+    let config = LstmConfig::new(5, 6, 2).unwrap();
+    let x: Array3<f32> = random_array((3, 4, 5), 30, -1.0, 1.0);
+    let mut lstm = CpuLstm::new(random_weights(config, 31, 1.0)).unwrap();
+    let before = lstm.forward(x.view(), None).unwrap();
+
+    lstm.params_mut().layers_mut()[1].weight_hh *= 0.5;
+    let changed = lstm.params().clone();
+    let after_params_mut = lstm.forward(x.view(), None).unwrap();
+    let fresh = CpuLstm::new(changed)
+        .unwrap()
+        .forward(x.view(), None)
+        .unwrap();
+    assert_eq!(after_params_mut, fresh);
+    assert_ne!(after_params_mut.y, before.y);
+
+    let other = random_weights(config, 32, 1.0);
+    lstm.set_weights(&other).unwrap();
+    let after_set = lstm.forward(x.view(), None).unwrap();
+    let fresh = CpuLstm::new(other)
+        .unwrap()
+        .forward(x.view(), None)
+        .unwrap();
+    assert_eq!(after_set, fresh);
 }

@@ -68,15 +68,26 @@ impl<F: Real> PackedB<F> {
         self.data.clear();
         self.data.resize(panels * k * NR, F::zero());
         for (row0, col0, view) in blocks {
+            let (rows, cols) = view.dim();
             assert!(
-                row0 + view.nrows() <= k && col0 + view.ncols() <= n,
+                row0 + rows <= k && col0 + cols <= n,
                 "a block reaches outside the packed matrix"
             );
-            for (i, row) in view.outer_iter().enumerate() {
-                let kk = row0 + i;
-                for (j, &v) in row.iter().enumerate() {
-                    let col = col0 + j;
-                    self.data[((col / NR) * k + kk) * NR + col % NR] = v;
+            let (rs, cs) = (view.strides()[0], view.strides()[1]);
+            let base = view.as_ptr();
+            // NR source columns at a time, row by row: a transposed view (a weight matrix read
+            // as `Wᵀ`) is then read as NR streams that each move on by one element, instead of
+            // a walk across the whole matrix per row.
+            for j0 in (0..cols).step_by(NR) {
+                let j1 = (j0 + NR).min(cols);
+                for i in 0..rows {
+                    let kk = row0 + i;
+                    for j in j0..j1 {
+                        let col = col0 + j;
+                        // SAFETY: i < rows and j < cols: an element of the view.
+                        let v = unsafe { *base.offset(i as isize * rs + j as isize * cs) };
+                        self.data[((col / NR) * k + kk) * NR + col % NR] = v;
+                    }
                 }
             }
         }
@@ -88,6 +99,25 @@ impl<F: Real> PackedB<F> {
         let mut p = PackedB::default();
         p.pack(b.nrows(), b.ncols(), &[(0, 0, b)]);
         p
+    }
+}
+
+/// A [`PackedB`], borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedRef<'a, F> {
+    k: usize,
+    n: usize,
+    data: &'a [F],
+}
+
+impl<F: Real> PackedB<F> {
+    /// The whole packed matrix.
+    pub(crate) fn all(&self) -> PackedRef<'_, F> {
+        PackedRef {
+            k: self.k,
+            n: self.n,
+            data: &self.data,
+        }
     }
 }
 
@@ -119,7 +149,7 @@ pub(crate) struct GemmScratch<F> {
 pub(crate) fn gemm<F: Real>(
     isa: Isa,
     a: &[ArrayView2<'_, F>],
-    b: &PackedB<F>,
+    b: PackedRef<'_, F>,
     init: Init<'_, F>,
     c: &mut ArrayViewMut2<'_, F>,
     scratch: &mut GemmScratch<F>,
@@ -335,7 +365,7 @@ fn pack_a<F: Real>(
 pub(crate) fn gemm_parallel<F: Real>(
     isa: Isa,
     a: &[ArrayView2<'_, F>],
-    b: &PackedB<F>,
+    b: PackedRef<'_, F>,
     init: Init<'_, F>,
     c: &mut ArrayViewMut2<'_, F>,
 ) {
@@ -422,7 +452,7 @@ mod tests {
                     gemm(
                         isa,
                         &[a.view()],
-                        &packed,
+                        packed.all(),
                         init,
                         &mut c.view_mut(),
                         &mut GemmScratch::default(),
@@ -464,7 +494,7 @@ mod tests {
             gemm(
                 isa,
                 &[a.view()],
-                &PackedB::of(b.view()),
+                PackedB::of(b.view()).all(),
                 Init::Zero,
                 &mut whole.view_mut(),
                 &mut GemmScratch::default(),
@@ -473,7 +503,7 @@ mod tests {
             gemm(
                 isa,
                 &[a1.view(), a2t.t()],
-                &stacked,
+                stacked.all(),
                 Init::Zero,
                 &mut parts.view_mut(),
                 &mut GemmScratch::default(),
@@ -497,7 +527,7 @@ mod tests {
                 gemm_parallel(
                     isa,
                     &[a.view()],
-                    &packed,
+                    packed.all(),
                     Init::Accumulate,
                     &mut c.view_mut(),
                 )

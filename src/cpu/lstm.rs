@@ -47,16 +47,17 @@ use crate::lstm::{
 use crate::real::Real;
 use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
 
-/// One layer's states and gates over a window of steps, time-major; reused across calls of the
-/// same shape. On a tape the window is the whole sequence (`h[0] = h0`, `h[t + 1] = h_t`); in
-/// inference it is a ring of two states and one step of gates, indexed `t mod` its length.
+/// One layer's states and gates over a window of `W` steps, time-major; reused across calls of
+/// the same shape. Slot 0 holds the state before the window (`h0` for the first), slot `j + 1`
+/// the state after its step `j`. On a tape the window is the whole sequence (`W = T`: `h[0] =
+/// h0`, `h[t + 1] = h_t`); in inference it is a few steps, so memory does not grow with `T`.
 #[derive(Debug, Clone, Default)]
 struct LayerStates<F> {
-    /// Hidden states, `[S, B, H]`: `S = T + 1` on a tape, 2 in inference.
+    /// Hidden states, `[W + 1, B, H]`.
     h: Array3<F>,
-    /// Cell states, `[S, B, H]`.
+    /// Cell states, `[W + 1, B, H]`.
     c: Array3<F>,
-    /// Gates after their nonlinearities, blocks i, f, g, o: `[G, B, 4H]`, `G = T` or 1.
+    /// Gates after their nonlinearities, blocks i, f, g, o: `[W, B, 4H]`.
     gates: Array3<F>,
 }
 
@@ -91,10 +92,12 @@ impl<F> CpuTape<F> {
     }
 }
 
-/// Working memory of [`forward_with`]: packed weights and the last state of every layer.
+/// Working memory of [`forward_with`]: packed weights, a window of layer 0's input and of every
+/// layer's states.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardScratch<F = f32> {
     packed: Vec<PackedLayer<F>>,
+    x_window: Array3<F>,
     layers: Vec<LayerStates<F>>,
 }
 
@@ -117,13 +120,23 @@ pub struct BackwardScratch<F = f32> {
     inputs: PackedB<F>,
 }
 
-/// One layer's weights packed for the forward step: `[W_ihᵀ; W_hhᵀ]` `[I_l + H, 4H]` and
-/// `b_ih + b_hh` `[4H]`.
+/// One layer's weights packed for the forward pass, and `b_ih + b_hh` `[4H]`.
+///
+/// Usually the step is one product, `[x_t | h_{t-1}] · w` with `w = [W_ihᵀ; W_hhᵀ]`
+/// `[I_l + H, 4H]`. When `W_ih` is too large to read again at every step (wide inputs),
+/// `w_in = W_ihᵀ` `[I_l, 4H]` projects a whole window of steps at once and `w = W_hhᵀ`
+/// `[H, 4H]` serves the steps. Both schedules add the same terms in the same order (the bias,
+/// the input terms, then the hidden terms), so they give the same bits.
 #[derive(Debug, Clone, Default)]
 struct PackedLayer<F> {
     w: PackedB<F>,
+    w_in: Option<PackedB<F>>,
     bias: Vec<F>,
 }
+
+/// Above this many bytes of `W_ih`, a layer projects its inputs a window at a time rather than
+/// reading `W_ih` at every step (half the L2 cache of common processors).
+const PROJECT_INPUTS_ABOVE_BYTES: usize = 1 << 20;
 
 /// Packs every layer of `weights` into `packed` (reusing its allocations).
 fn pack_layers<F: Real>(weights: &LstmWeights<F>, packed: &mut Vec<PackedLayer<F>>) {
@@ -131,16 +144,38 @@ fn pack_layers<F: Real>(weights: &LstmWeights<F>, packed: &mut Vec<PackedLayer<F
     for (w, p) in weights.layers().iter().zip(packed.iter_mut()) {
         let (four_h, inputs) = w.weight_ih.dim();
         let hidden = w.weight_hh.ncols();
-        p.w.pack(
-            inputs + hidden,
-            four_h,
-            &[(0, 0, w.weight_ih.t()), (inputs, 0, w.weight_hh.t())],
-        );
+        if inputs * four_h * size_of::<F>() > PROJECT_INPUTS_ABOVE_BYTES {
+            let w_in = p.w_in.get_or_insert_with(PackedB::default);
+            w_in.pack(inputs, four_h, &[(0, 0, w.weight_ih.t())]);
+            p.w.pack(hidden, four_h, &[(0, 0, w.weight_hh.t())]);
+        } else {
+            p.w_in = None;
+            p.w.pack(
+                inputs + hidden,
+                four_h,
+                &[(0, 0, w.weight_ih.t()), (inputs, 0, w.weight_hh.t())],
+            );
+        }
         p.bias.clear();
         p.bias
             .extend(w.bias_ih.iter().zip(&w.bias_hh).map(|(&a, &b)| a + b));
     }
 }
+
+/// Steps per window of inference: as many as fit [`INFERENCE_WINDOW_BYTES`] of window buffers
+/// (each step's inputs, gates, `h` and `c`), at least 1 and at most [`MAX_INFERENCE_WINDOW`].
+fn inference_window<F>(config: &LstmConfig, batch: usize, seq: usize) -> usize {
+    let per_step = batch
+        * (config.input_size.max(config.hidden_size) + 6 * config.hidden_size)
+        * size_of::<F>()
+        * config.num_layers;
+    (INFERENCE_WINDOW_BYTES / per_step.max(1)).clamp(1, MAX_INFERENCE_WINDOW.min(seq.max(1)))
+}
+
+/// Memory for the window buffers of inference.
+const INFERENCE_WINDOW_BYTES: usize = 16 << 20;
+/// The longest window of inference.
+const MAX_INFERENCE_WINDOW: usize = 64;
 
 /// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
 fn resize_reusing<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
@@ -171,143 +206,156 @@ fn slice_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
         .expect("rows of a standard-layout array are contiguous")
 }
 
-/// One chunk of batch rows: its part of every layer's states, and of `y`.
-struct RowChunk<'a, F> {
-    /// First batch row of the chunk.
-    row0: usize,
-    /// Per layer: `h`, `c` `[S, Bc, H]`, `gates` `[G, Bc, 4H]`.
-    layers: Vec<(
-        ArrayViewMut3<'a, F>,
-        ArrayViewMut3<'a, F>,
-        ArrayViewMut3<'a, F>,
-    )>,
-    /// `y` `[Bc, T, H]`, when wanted.
-    y: Option<ArrayViewMut3<'a, F>>,
-}
-
-/// Runs the wavefront over `x` `[B, T, I]` from `state`, storing states and gates in
-/// `layers` (slot `t mod S`, see [`LayerStates`]), writing `y` `[B, T, H]` when given.
+/// Runs the forward pass over `x` `[B, T, I]` from `state`, a window of `window` steps at a
+/// time, every layer through a window before the next window (see [`LayerStates`]): a layer
+/// with a packed `w_in` first projects the whole window's inputs in one product, then every
+/// layer runs its steps. `x_window` (time-major `[window, B, I]`, filled here) holds layer 0's
+/// input for the window; `y` `[B, T, H]` is written when given. Returns the slot of the last
+/// state.
+#[allow(clippy::too_many_arguments)]
 fn run_forward<F: Real>(
     isa: Isa,
     packed: &[PackedLayer<F>],
     x: ArrayView3<'_, F>,
     state: &LstmState<F>,
     layers: &mut [LayerStates<F>],
-    y: Option<ArrayViewMut3<'_, F>>,
+    window: usize,
+    x_window: &mut Array3<F>,
+    mut y: Option<ArrayViewMut3<'_, F>>,
+) -> usize {
+    let seq = x.dim().1;
+    for (l, ls) in layers.iter_mut().enumerate() {
+        ls.h.index_axis_mut(Axis(0), 0)
+            .assign(&state.h.index_axis(Axis(0), l));
+        ls.c.index_axis_mut(Axis(0), 0)
+            .assign(&state.c.index_axis(Axis(0), l));
+    }
+    let mut last = 0;
+    for t0 in (0..seq).step_by(window.max(1)) {
+        let steps = window.min(seq - t0);
+        if t0 > 0 {
+            // The window's slot 0 is the state after the previous window.
+            for ls in layers.iter_mut() {
+                let (mut first, end) = ls.h.multi_slice_mut((s![0, .., ..], s![last, .., ..]));
+                first.assign(&end);
+                let (mut first, end) = ls.c.multi_slice_mut((s![0, .., ..], s![last, .., ..]));
+                first.assign(&end);
+            }
+        }
+        x_window
+            .slice_mut(s![..steps, .., ..])
+            .assign(&x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]));
+        for l in 0..layers.len() {
+            let (below, rest) = layers.split_at_mut(l);
+            let input = match below.last() {
+                None => x_window.slice(s![..steps, .., ..]),
+                Some(b) => b.h.slice(s![1..=steps, .., ..]),
+            };
+            layer_window(isa, &packed[l], input, &mut rest[0]);
+        }
+        if let Some(y) = y.as_mut() {
+            let top = &layers[layers.len() - 1];
+            y.slice_mut(s![.., t0..t0 + steps, ..])
+                .assign(&top.h.slice(s![1..=steps, .., ..]).permuted_axes([1, 0, 2]));
+        }
+        last = steps;
+    }
+    last
+}
+
+/// One layer over one window: `input` `[W, B, I_l]` time-major, the layer's states from slot 0
+/// on. Projects the inputs first when the layer has a packed `w_in`; then runs the steps, each
+/// chunk of batch rows on its own thread (one chunk, on the calling thread, for small work).
+fn layer_window<F: Real>(
+    isa: Isa,
+    p: &PackedLayer<F>,
+    input: ArrayView3<'_, F>,
+    ls: &mut LayerStates<F>,
 ) {
-    let (batch, seq, _) = x.dim();
-    let work_per_row: usize = packed.iter().map(|p| seq * p.w.k() * p.w.n()).sum();
-    let chunk = chunk_rows(batch, work_per_row);
-    let n_chunks = batch.div_ceil(chunk);
-    let mut chunks: Vec<RowChunk<'_, F>> = (0..n_chunks)
-        .map(|i| RowChunk {
-            row0: i * chunk,
-            layers: Vec::with_capacity(layers.len()),
-            y: None,
-        })
-        .collect();
-    for ls in layers.iter_mut() {
-        let parts =
-            ls.h.axis_chunks_iter_mut(Axis(1), chunk)
-                .zip(ls.c.axis_chunks_iter_mut(Axis(1), chunk))
-                .zip(ls.gates.axis_chunks_iter_mut(Axis(1), chunk));
-        for (rc, ((h, c), g)) in chunks.iter_mut().zip(parts) {
-            rc.layers.push((h, c, g));
-        }
+    let (steps, batch, inputs) = input.dim();
+    let four_h = p.bias.len();
+    if let Some(w_in) = &p.w_in {
+        // x_t · W_ihᵀ + (b_ih + b_hh) for every step of the window in one product; the steps
+        // then add h_{t-1} · W_hhᵀ to it, continuing the same sums in the same order.
+        let mut gates = ls
+            .gates
+            .slice_mut(s![..steps, .., ..])
+            .into_shape_with_order((steps * batch, four_h))
+            .expect("the first steps of the gates are contiguous");
+        let rows = input
+            .into_shape_with_order((steps * batch, inputs))
+            .expect("a window of a time-major array is contiguous");
+        gemm_parallel(isa, &[rows], w_in.all(), Init::Bias(&p.bias), &mut gates);
     }
-    let mut y = y;
-    if let Some(y) = y.as_mut() {
-        for (rc, y) in chunks
-            .iter_mut()
-            .zip(y.axis_chunks_iter_mut(Axis(0), chunk))
-        {
-            rc.y = Some(y);
-        }
-    }
-    let run = |rc: RowChunk<'_, F>| {
-        let rows = rc.row0..rc.row0 + rc.layers.first().map_or(0, |l| l.0.dim().1);
-        run_rows(
-            isa,
-            packed,
-            x.slice(s![rows.clone(), .., ..]),
-            state.h.slice(s![.., rows.clone(), ..]),
-            state.c.slice(s![.., rows, ..]),
-            rc,
-        )
-    };
-    if n_chunks == 1 {
-        // Small work: no hand-off to another thread.
+    let chunk = chunk_rows(batch, steps * p.w.k() * p.w.n());
+    let chunks: Vec<_> =
+        ls.h.axis_chunks_iter_mut(Axis(1), chunk)
+            .zip(ls.c.axis_chunks_iter_mut(Axis(1), chunk))
+            .zip(ls.gates.axis_chunks_iter_mut(Axis(1), chunk))
+            .zip(input.axis_chunks_iter(Axis(1), chunk))
+            .collect();
+    let run = |(((h, c), gates), input)| layer_steps(isa, p, input, h, c, gates);
+    if chunks.len() == 1 {
         chunks.into_iter().for_each(run);
     } else {
         chunks.into_par_iter().for_each(run);
     }
 }
 
-/// The wavefront for one chunk of rows: `x` `[Bc, T, I]`, `h0`, `c0` `[L, Bc, H]`.
-fn run_rows<F: Real>(
+/// The steps of one window for one chunk of rows: `input` `[W, Bc, I_l]`, `h`, `c`
+/// `[W + 1.., Bc, H]` from slot 0, `gates` `[W.., Bc, 4H]` (holding the projected inputs when
+/// the layer projects them).
+fn layer_steps<F: Real>(
     isa: Isa,
-    packed: &[PackedLayer<F>],
-    x: ArrayView3<'_, F>,
-    h0: ArrayView3<'_, F>,
-    c0: ArrayView3<'_, F>,
-    mut rc: RowChunk<'_, F>,
+    p: &PackedLayer<F>,
+    input: ArrayView3<'_, F>,
+    mut h: ArrayViewMut3<'_, F>,
+    mut c: ArrayViewMut3<'_, F>,
+    mut gates: ArrayViewMut3<'_, F>,
 ) {
-    let seq = x.dim().1;
     let mut scratch = GemmScratch::default();
-    for (l, (h, c, _)) in rc.layers.iter_mut().enumerate() {
-        h.index_axis_mut(Axis(0), 0)
-            .assign(&h0.index_axis(Axis(0), l));
-        c.index_axis_mut(Axis(0), 0)
-            .assign(&c0.index_axis(Axis(0), l));
-    }
-    let top = rc.layers.len() - 1;
-    for t in 0..seq {
-        for (l, p) in packed.iter().enumerate() {
-            let (below, rest) = rc.layers.split_at_mut(l);
-            let (h, c, gates) = &mut rest[0];
-            let slots = h.dim().0;
-            let (now, next) = (t % slots, (t + 1) % slots);
-            let input = match below.last() {
-                None => x.index_axis(Axis(1), t),
-                Some((h_below, _, _)) => h_below.index_axis(Axis(0), next),
-            };
-            let (h_prev, mut h_next) = h.multi_slice_mut((s![now, .., ..], s![next, .., ..]));
-            let (c_prev, mut c_next) = c.multi_slice_mut((s![now, .., ..], s![next, .., ..]));
-            let g_slot = t % gates.dim().0;
-            let mut a = gates.index_axis_mut(Axis(0), g_slot);
+    let hidden = h.dim().2;
+    for j in 0..input.dim().0 {
+        let (h_prev, mut h_next) = h.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
+        let (c_prev, mut c_next) = c.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
+        let mut a = gates.index_axis_mut(Axis(0), j);
+        if p.w_in.is_some() {
             gemm(
                 isa,
-                &[input, h_prev.view()],
-                &p.w,
+                &[h_prev.view()],
+                p.w.all(),
+                Init::Accumulate,
+                &mut a,
+                &mut scratch,
+            );
+        } else {
+            let x_j = input.index_axis(Axis(0), j);
+            gemm(
+                isa,
+                &[x_j, h_prev.view()],
+                p.w.all(),
                 Init::Bias(&p.bias),
                 &mut a,
                 &mut scratch,
             );
-            let hidden = h_next.ncols();
-            lstm_forward_step_rows(
-                isa,
-                slice_mut(&mut a),
-                slice(&c_prev.view()),
-                slice_mut(&mut c_next),
-                slice_mut(&mut h_next),
-                hidden,
-            );
-            if l == top
-                && let Some(y) = rc.y.as_mut()
-            {
-                y.index_axis_mut(Axis(1), t).assign(&h_next);
-            }
         }
+        lstm_forward_step_rows(
+            isa,
+            slice_mut(&mut a),
+            slice(&c_prev.view()),
+            slice_mut(&mut c_next),
+            slice_mut(&mut h_next),
+            hidden,
+        );
     }
 }
 
-/// `h_n`, `c_n` `[L, B, H]` from the states after step `seq - 1`.
-fn final_states<F: Real>(layers: &[LayerStates<F>], seq: usize) -> (Array3<F>, Array3<F>) {
+/// `h_n`, `c_n` `[L, B, H]` from the states in slot `last`.
+fn final_states<F: Real>(layers: &[LayerStates<F>], last: usize) -> (Array3<F>, Array3<F>) {
     let (_, batch, hidden) = layers[0].h.dim();
     let mut h_n = Array3::zeros((layers.len(), batch, hidden));
     let mut c_n = Array3::zeros((layers.len(), batch, hidden));
     for (l, ls) in layers.iter().enumerate() {
-        let last = seq % ls.h.dim().0;
         h_n.index_axis_mut(Axis(0), l)
             .assign(&ls.h.index_axis(Axis(0), last));
         c_n.index_axis_mut(Axis(0), l)
@@ -347,7 +395,6 @@ pub(crate) fn forward_into_tape<F: Real>(
     tape.batch = batch;
     tape.seq = seq;
     resize_reusing(&mut tape.input, ndarray::Ix3(seq, batch, config.input_size));
-    tape.input.assign(&x.permuted_axes([1, 0, 2]));
     tape.layers
         .resize_with(config.num_layers, LayerStates::default);
     for ls in &mut tape.layers {
@@ -355,8 +402,17 @@ pub(crate) fn forward_into_tape<F: Real>(
     }
     let mut packed = Vec::new();
     pack_layers(weights, &mut packed);
-    run_forward(isa, &packed, x, state, &mut tape.layers, y);
-    Ok(final_states(&tape.layers, seq))
+    let last = run_forward(
+        isa,
+        &packed,
+        x,
+        state,
+        &mut tape.layers,
+        seq,
+        &mut tape.input,
+        y,
+    );
+    Ok(final_states(&tape.layers, last))
 }
 
 /// Forward pass into a tape whose buffers are reused when the shape repeats, on the
@@ -407,12 +463,13 @@ pub fn forward_with<F: Real>(
     check_input(&config, &x, state)?;
     let (batch, seq, _) = x.dim();
     let mut y = Array3::zeros((batch, seq, config.hidden_size));
-    let (h_n, c_n) = forward_states(isa, weights, x, state, scratch, Some(y.view_mut()))?;
+    let (h_n, c_n) = forward_states(isa, weights, x, state, scratch, Some(y.view_mut()), false)?;
     Ok(LstmOutput { y, h_n, c_n })
 }
 
 /// Inference returning only `h_n`, `c_n` `[L, B, H]` (and writing `y` `[B, T, H]` when given);
-/// see [`forward_with`].
+/// see [`forward_with`]. `packed_is_current`: `scratch` already holds these weights, packed by
+/// an earlier call.
 pub(crate) fn forward_states<F: Real>(
     isa: Isa,
     weights: &LstmWeights<F>,
@@ -420,19 +477,36 @@ pub(crate) fn forward_states<F: Real>(
     state: Option<&LstmState<F>>,
     scratch: &mut ForwardScratch<F>,
     y: Option<ArrayViewMut3<'_, F>>,
+    packed_is_current: bool,
 ) -> Result<(Array3<F>, Array3<F>)> {
     let config = *weights.config();
     let mut zeros = None;
     let (batch, seq, state) = prepare(&config, &x, state, &mut zeros)?;
-    pack_layers(weights, &mut scratch.packed);
+    if !packed_is_current || scratch.packed.len() != config.num_layers {
+        pack_layers(weights, &mut scratch.packed);
+    }
+    let window = inference_window::<F>(&config, batch, seq);
+    resize_reusing(
+        &mut scratch.x_window,
+        ndarray::Ix3(window, batch, config.input_size),
+    );
     scratch
         .layers
         .resize_with(config.num_layers, LayerStates::default);
     for ls in &mut scratch.layers {
-        ls.resize(2, 1, batch, config.hidden_size);
+        ls.resize(window + 1, window, batch, config.hidden_size);
     }
-    run_forward(isa, &scratch.packed, x, state, &mut scratch.layers, y);
-    Ok(final_states(&scratch.layers, seq))
+    let last = run_forward(
+        isa,
+        &scratch.packed,
+        x,
+        state,
+        &mut scratch.layers,
+        window,
+        &mut scratch.x_window,
+        y,
+    );
+    Ok(final_states(&scratch.layers, last))
 }
 
 /// Inference, see [`forward_with`], on the instruction set of [`Isa::from_env`].
@@ -524,7 +598,7 @@ pub fn backward_with<F: Real>(
         gemm_parallel(
             isa,
             &[scratch.dgates.index_axis(Axis(0), 0)],
-            &scratch.w_hh,
+            scratch.w_hh.all(),
             Init::Zero,
             &mut dh0.index_axis_mut(Axis(0), l),
         );
@@ -660,7 +734,7 @@ fn reverse_sweep_rows<F: Real>(isa: Isa, w_hh: &PackedB<F>, chunk: SweepChunk<'_
             Some(later) => gemm(
                 isa,
                 &[later.view()],
-                w_hh,
+                w_hh.all(),
                 Init::Accumulate,
                 &mut dh.view_mut(),
                 &mut scratch,
@@ -709,7 +783,7 @@ fn layer_weight_grads<F: Real>(
     gemm_parallel(
         isa,
         &[dg.t()],
-        &scratch.inputs,
+        scratch.inputs.all(),
         Init::Zero,
         &mut scratch.dw.view_mut(),
     );
@@ -742,7 +816,7 @@ fn layer_input_grad<F: Real>(
     gemm_parallel(
         isa,
         &[rows(&scratch.dgates)],
-        &scratch.w_ih,
+        scratch.w_ih.all(),
         Init::Zero,
         &mut dx_rows,
     );
@@ -786,6 +860,8 @@ pub struct CpuLstm<F = f32> {
     weights: LstmWeights<F>,
     isa: Isa,
     inference: ForwardScratch<F>,
+    /// `inference` holds the current weights, packed (until they are changed).
+    inference_packed: bool,
     training: CpuTape<F>,
     scratch: BackwardScratch<F>,
     tapes: TapeIssuer,
@@ -799,6 +875,7 @@ impl<F: Real> CpuLstm<F> {
             weights,
             isa: Isa::from_env()?,
             inference: ForwardScratch::default(),
+            inference_packed: false,
             training: CpuTape::default(),
             scratch: BackwardScratch::default(),
             tapes: TapeIssuer::new(),
@@ -824,6 +901,7 @@ impl<F: Real> CpuLstm<F> {
     /// The parameters, to update in place (an optimizer step). Shapes must not change; they are
     /// checked again by the next call.
     pub fn params_mut(&mut self) -> &mut LstmWeights<F> {
+        self.inference_packed = false;
         &mut self.weights
     }
 }
@@ -841,6 +919,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         weights.validate()?;
         check_same_config(self.weights.config(), weights.config())?;
         self.weights = weights.clone();
+        self.inference_packed = false;
         Ok(())
     }
 
@@ -850,7 +929,22 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<LstmOutput<F>> {
         self.weights.validate()?;
-        forward_with(self.isa, &self.weights, x, state, &mut self.inference)
+        let config = *self.weights.config();
+        check_input(&config, &x, state)?;
+        let (batch, seq, _) = x.dim();
+        let mut y = Array3::zeros((batch, seq, config.hidden_size));
+        let (h_n, c_n) = forward_states(
+            self.isa,
+            &self.weights,
+            x,
+            state,
+            &mut self.inference,
+            Some(y.view_mut()),
+            self.inference_packed,
+        )?;
+        // The weights are packed for inference until they change.
+        self.inference_packed = true;
+        Ok(LstmOutput { y, h_n, c_n })
     }
 
     fn forward_train(

@@ -117,14 +117,10 @@ fn rows<F: Real>(
         let (dg, d_o) = rest.split_at_mut(hidden);
         // Every slice re-cut to exactly `hidden`, so the loops below carry no bounds checks
         // and vectorise.
-        let (o, c_t, c_prev, dh, dc) = (
-            &o[..hidden],
-            &c_t[..hidden],
-            &c_prev[..hidden],
-            &dh[..hidden],
-            &mut dc[..hidden],
-        );
-        let d_o = &mut d_o[..hidden];
+        let (i, f, g, o) = (&i[..hidden], &f[..hidden], &g[..hidden], &o[..hidden]);
+        let (c_t, c_prev, dh) = (&c_t[..hidden], &c_prev[..hidden], &dh[..hidden]);
+        let (di, df, dg) = (&mut di[..hidden], &mut df[..hidden], &mut dg[..hidden]);
+        let (d_o, dc) = (&mut d_o[..hidden], &mut dc[..hidden]);
         // d_o holds tanh(c_t) until it is turned into da_o.
         for u in 0..hidden {
             d_o[u] = c_t[u].tanh_stable();

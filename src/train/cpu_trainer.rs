@@ -29,6 +29,8 @@ pub struct CpuTrainer {
     isa: Isa,
     tape: CpuTape<f32>,
     inference: ForwardScratch<f32>,
+    /// `inference` holds the current LSTM weights, packed (until the next step changes them).
+    inference_packed: bool,
     scratch: BackwardScratch<f32>,
     gradients: Option<ClassifierWeights>,
 }
@@ -52,6 +54,7 @@ impl CpuTrainer {
             isa: Isa::from_env()?,
             tape: CpuTape::default(),
             inference: ForwardScratch::default(),
+            inference_packed: false,
             scratch: BackwardScratch::default(),
             gradients: None,
         })
@@ -88,7 +91,9 @@ impl CpuTrainer {
             None,
             &mut self.inference,
             None,
+            self.inference_packed,
         )?;
+        self.inference_packed = true;
         Ok(self.head(h_n.index_axis(Axis(0), config.lstm.num_layers - 1)))
     }
 
@@ -189,6 +194,7 @@ impl Trainer for CpuTrainer {
         grads.lstm = LstmWeights::new(config.lstm, g.layers.unwrap_or_default())?;
 
         self.clip_and_update(&grads);
+        self.inference_packed = false;
         self.gradients = Some(grads);
         Ok(report.then_some(Metrics {
             loss_sum: ce.loss_sum as f64,
@@ -219,7 +225,9 @@ impl Trainer for CpuTrainer {
                 None,
                 &mut self.inference,
                 None,
+                self.inference_packed,
             )?;
+            self.inference_packed = true;
             let logits = self.head(h_n.index_axis(Axis(0), config.lstm.num_layers - 1));
             let ce = cross_entropy(logits.view(), &labels_u32(&labels))?;
             total.add(Metrics {
