@@ -245,13 +245,13 @@ fn run_forward<F: Real>(
         x_window
             .slice_mut(s![..steps, .., ..])
             .assign(&x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]));
-        for l in 0..layers.len() {
+        for (l, p) in packed.iter().enumerate() {
             let (below, rest) = layers.split_at_mut(l);
             let input = match below.last() {
                 None => x_window.slice(s![..steps, .., ..]),
                 Some(b) => b.h.slice(s![1..=steps, .., ..]),
             };
-            layer_window(isa, &packed[l], input, &mut rest[0]);
+            layer_window(isa, p, input, &mut rest[0]);
         }
         if let Some(y) = y.as_mut() {
             let top = &layers[layers.len() - 1];

@@ -121,18 +121,31 @@ fn rows<F: Real>(
         let (c_t, c_prev, dh) = (&c_t[..hidden], &c_prev[..hidden], &dh[..hidden]);
         let (di, df, dg) = (&mut di[..hidden], &mut df[..hidden], &mut dg[..hidden]);
         let (d_o, dc) = (&mut d_o[..hidden], &mut dc[..hidden]);
-        // d_o holds tanh(c_t) until it is turned into da_o.
+        // One short loop per output, so each vectorises on its own (one loop writing five
+        // slices of one buffer defeats the vectoriser's overlap checks). d_o holds tanh(c_t)
+        // until it is turned into da_o; dc becomes dL/dc_t, then dL/dc_{t-1}.
         for u in 0..hidden {
             d_o[u] = c_t[u].tanh_stable();
         }
         for u in 0..hidden {
             let tc = d_o[u];
-            let dc_u = dc[u] + dh[u] * o[u] * (one - tc * tc);
-            di[u] = dc_u * g[u] * i[u] * (one - i[u]);
-            df[u] = dc_u * c_prev[u] * f[u] * (one - f[u]);
-            dg[u] = dc_u * i[u] * (one - g[u] * g[u]);
+            dc[u] += dh[u] * o[u] * (one - tc * tc);
+        }
+        for u in 0..hidden {
+            di[u] = dc[u] * g[u] * i[u] * (one - i[u]);
+        }
+        for u in 0..hidden {
+            df[u] = dc[u] * c_prev[u] * f[u] * (one - f[u]);
+        }
+        for u in 0..hidden {
+            dg[u] = dc[u] * i[u] * (one - g[u] * g[u]);
+        }
+        for u in 0..hidden {
+            let tc = d_o[u];
             d_o[u] = dh[u] * tc * o[u] * (one - o[u]);
-            dc[u] = dc_u * f[u];
+        }
+        for u in 0..hidden {
+            dc[u] *= f[u];
         }
     }
 }
