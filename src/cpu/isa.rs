@@ -2,7 +2,7 @@
 //! offers, or forced (lower) by the caller or the environment.
 //!
 //! The AVX-512 and AVX2 paths compute the same bits: their GEMM micro-kernels
-//! ([`super::microkernel`]) build each element as the same chain of fused multiply-adds, and the
+//! (`src/cpu/microkernel.rs`) build each element as the same chain of fused multiply-adds, and the
 //! elementwise gate loops never fuse, so only the speed differs. The portable path multiplies and
 //! adds separately (processors without FMA would pay a library call per element otherwise), so
 //! it agrees with them to rounding. `tests/cpu_isa.rs` holds every path to that.

@@ -9,10 +9,13 @@
 //! a_t = [x_t | h_{t-1}] · [W_ih | W_hh]ᵀ + (b_ih + b_hh)      [B, I_l + H] · [I_l + H, 4H]
 //! ```
 //!
-//! The weights are packed for the products once per call (`blocked_gemm`). Layers run as a
-//! wavefront, step `t` of every layer before step `t + 1`, so inference ([`forward`]) keeps only
-//! the last state of each layer, `O(L·B·H)` memory beyond its output whatever `T` is; training
-//! ([`forward_train`]) keeps every step's states and gates on a tape instead.
+//! The weights are packed for the products once per call (`blocked_gemm`; [`CpuLstm`] keeps the
+//! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB) projects a
+//! whole window of steps' inputs in one product first, then adds `h_{t-1} · W_hhᵀ` per step:
+//! the same terms in the same order, so the same bits. Inference ([`forward`]) runs in windows
+//! of at most 64 steps, every layer through a window before the next, so its memory beyond the
+//! output does not grow with `T`; training ([`forward_train`]) keeps every step's states and
+//! gates on a tape (one window of `T` steps).
 //!
 //! Backward through time (see [`crate::cpu::lstm_backward_step`]) runs the steps in reverse to
 //! get every step's pre-activation gradients `dgates` `[T, B, 4H]`, then takes the weight
