@@ -453,8 +453,8 @@ pub fn forward_train<F: Real>(
 /// Inference: `x` `[B, T, I]`, `state` `[L, B, H]` (zeros when `None`) → `y` `[B, T, H]`,
 /// `h_n`, `c_n` `[L, B, H]`, on the instruction set `isa`, with `scratch` for working memory.
 ///
-/// Beyond `y`, the memory it uses is the packed weights and `O(L·B·H)` state, whatever `T` is:
-/// no step's activations are kept.
+/// Beyond `y`, the memory it uses is the packed weights and buffers for a window of at most 64
+/// steps, whatever `T` is: no tape of activations is kept.
 pub fn forward_with<F: Real>(
     isa: Isa,
     weights: &LstmWeights<F>,
@@ -462,11 +462,25 @@ pub fn forward_with<F: Real>(
     state: Option<&LstmState<F>>,
     scratch: &mut ForwardScratch<F>,
 ) -> Result<LstmOutput<F>> {
+    forward_packed(isa, weights, x, state, scratch, false)
+}
+
+/// [`forward_with`], skipping the packing when `packed_is_current` (`scratch` already holds
+/// these weights, packed by an earlier call).
+fn forward_packed<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: Option<&LstmState<F>>,
+    scratch: &mut ForwardScratch<F>,
+    packed_is_current: bool,
+) -> Result<LstmOutput<F>> {
     let config = *weights.config();
     check_input(&config, &x, state)?;
     let (batch, seq, _) = x.dim();
     let mut y = Array3::zeros((batch, seq, config.hidden_size));
-    let (h_n, c_n) = forward_states(isa, weights, x, state, scratch, Some(y.view_mut()), false)?;
+    let y_out = Some(y.view_mut());
+    let (h_n, c_n) = forward_states(isa, weights, x, state, scratch, y_out, packed_is_current)?;
     Ok(LstmOutput { y, h_n, c_n })
 }
 
@@ -932,22 +946,17 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<LstmOutput<F>> {
         self.weights.validate()?;
-        let config = *self.weights.config();
-        check_input(&config, &x, state)?;
-        let (batch, seq, _) = x.dim();
-        let mut y = Array3::zeros((batch, seq, config.hidden_size));
-        let (h_n, c_n) = forward_states(
+        let out = forward_packed(
             self.isa,
             &self.weights,
             x,
             state,
             &mut self.inference,
-            Some(y.view_mut()),
             self.inference_packed,
         )?;
         // The weights are packed for inference until they change.
         self.inference_packed = true;
-        Ok(LstmOutput { y, h_n, c_n })
+        Ok(out)
     }
 
     fn forward_train(
