@@ -218,17 +218,7 @@ impl Trainer for CpuTrainer {
                 Array3::zeros((chunk.len(), data.seq_len(), data.features()))
             };
             data.gather(chunk, &mut x, &mut labels)?;
-            let (h_n, _) = forward_states(
-                self.isa,
-                &self.weights.lstm,
-                x.view(),
-                None,
-                &mut self.inference,
-                None,
-                self.inference_packed,
-            )?;
-            self.inference_packed = true;
-            let logits = self.head(h_n.index_axis(Axis(0), config.lstm.num_layers - 1));
+            let logits = self.logits(x.view())?;
             let ce = cross_entropy(logits.view(), &labels_u32(&labels))?;
             total.add(Metrics {
                 loss_sum: ce.loss_sum as f64,
