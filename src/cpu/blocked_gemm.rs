@@ -314,8 +314,16 @@ fn pack_a<F: Real>(
     out: &mut Vec<F>,
 ) {
     let row_panels = mc.div_ceil(mr);
-    out.clear();
+    // Every value is written below except the lanes past `mc` of the last panel: only those
+    // are zeroed, rather than clearing the whole buffer for every block.
     out.resize(row_panels * kc * mr, F::zero());
+    let tail = mc % mr;
+    if tail > 0 {
+        let last = &mut out[(row_panels - 1) * kc * mr..row_panels * kc * mr];
+        for lanes in last.chunks_exact_mut(mr) {
+            lanes[tail..].fill(F::zero());
+        }
+    }
     let mut col0 = 0;
     for block in a {
         let (b0, b1) = (col0, col0 + block.ncols());

@@ -60,7 +60,8 @@ struct LayerStates<F> {
     h: Array3<F>,
     /// Cell states, `[W + 1, B, H]`.
     c: Array3<F>,
-    /// Gates after their nonlinearities, blocks i, f, g, o: `[W, B, 4H]`.
+    /// Gates after their nonlinearities, blocks i, f, g, o: `[W, B, 4H]`; in inference, one
+    /// step's `[1, B, 4H]` that every step reuses, unless the layer projects its inputs.
     gates: Array3<F>,
 }
 
@@ -321,7 +322,9 @@ fn layer_steps<F: Real>(
     for j in 0..input.dim().0 {
         let (h_prev, mut h_next) = h.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
         let (c_prev, mut c_next) = c.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
-        let mut a = gates.index_axis_mut(Axis(0), j);
+        // One slot of gates (inference) is reused by every step.
+        let slot = if gates.dim().0 == 1 { 0 } else { j };
+        let mut a = gates.index_axis_mut(Axis(0), slot);
         if p.w_in.is_some() {
             gemm(
                 isa,
@@ -510,8 +513,11 @@ pub(crate) fn forward_states<F: Real>(
     scratch
         .layers
         .resize_with(config.num_layers, LayerStates::default);
-    for ls in &mut scratch.layers {
-        ls.resize(window + 1, window, batch, config.hidden_size);
+    for (ls, p) in scratch.layers.iter_mut().zip(&scratch.packed) {
+        // Inference needs one step's gates at a time, except where a window of projected
+        // inputs waits in them.
+        let gate_slots = if p.w_in.is_some() { window } else { 1 };
+        ls.resize(window + 1, gate_slots, batch, config.hidden_size);
     }
     let last = run_forward(
         isa,
