@@ -3,7 +3,7 @@
 
 use std::fmt::{Debug, Display};
 
-use crate::activations;
+use crate::activations::{self, MulAdd};
 
 /// A float the CPU reference can compute in.
 ///
@@ -37,6 +37,20 @@ pub trait Real:
     /// shaders' `tanh_stable`), NaN for a NaN.
     fn tanh_stable(self) -> Self;
 
+    /// [`Real::sigmoid`] with the polynomial steps of `f32`'s activations rounded as `M` says
+    /// ([`activations`]); the same as `sigmoid` for `f64`.
+    #[inline(always)]
+    fn sigmoid_with<M: MulAdd>(self) -> Self {
+        self.sigmoid()
+    }
+
+    /// [`Real::tanh_stable`] with the polynomial steps rounded as `M` says (see
+    /// [`Real::sigmoid_with`]).
+    #[inline(always)]
+    fn tanh_stable_with<M: MulAdd>(self) -> Self {
+        self.tanh_stable()
+    }
+
     /// Converts from `f64`, rounding to nearest.
     fn from_f64_lossy(v: f64) -> Self;
 
@@ -61,6 +75,16 @@ impl Real for f32 {
     #[inline(always)]
     fn tanh_stable(self) -> Self {
         activations::tanh_stable(self)
+    }
+
+    #[inline(always)]
+    fn sigmoid_with<M: MulAdd>(self) -> Self {
+        activations::sigmoid_with::<M>(self)
+    }
+
+    #[inline(always)]
+    fn tanh_stable_with<M: MulAdd>(self) -> Self {
+        activations::tanh_stable_with::<M>(self)
     }
 
     fn from_f64_lossy(v: f64) -> Self {

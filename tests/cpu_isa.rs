@@ -106,8 +106,9 @@ fn avx512_and_avx2_give_the_same_bits_and_the_portable_path_agrees_to_rounding()
     for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
         let run = three_layers(isa);
         {
-            // The portable kernel rounds each product before adding it, the vector kernels
-            // fuse the two: per step a 1-ulp difference, compounded over 7 steps, 3 layers and
+            // The portable kernels round each product before adding it (in the GEMM and in
+            // the activations' polynomials), the vector kernels fuse the two: per step a 1-ulp
+            // difference, compounded over 7 steps, 3 layers and
             // sums of up to 91 rows; 2e-6 of each tensor's largest magnitude covers that, and
             // is far below what a wrong term would give.
             for ((name, got), (_, want)) in tensors(&run.0, &run.1).iter().zip(&scalar) {

@@ -3,7 +3,10 @@ mod common;
 
 use common::{assert_close, gpu, random_array};
 use lstm_wgpu::Lstm;
-use lstm_wgpu::cpu::activations::{sigmoid, tanh_stable};
+use lstm_wgpu::cpu::activations::{
+    Fused, MulAdd, Separate, exp_nonpositive_with, sigmoid, sigmoid_with, tanh_stable,
+    tanh_stable_with,
+};
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::{Array1, Array2, Array3};
 use lstm_wgpu::{GradRequest, LayerWeights, LstmConfig, LstmWeights, Upstream, cpu};
@@ -14,14 +17,15 @@ fn finite(what: &str, a: &Array3<f32>) {
     }
 }
 
-#[test]
-fn cpu_activations_are_within_float32_rounding_of_float64() {
+/// The worst error of both activations over [-30, 30], polynomial steps rounded as `M` says:
+/// `(error, x, which)`.
+fn worst_activation_error<M: MulAdd>() -> (f64, f32, &'static str) {
     // Sweep [-30, 30] finely, denser near zero where tanh switches from series to formula.
     let mut worst = (0.0f64, 0.0f32, "");
     let mut x = -30.0f32;
     while x <= 30.0 {
-        let s_err = (sigmoid(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs();
-        let t_err = (tanh_stable(x) as f64 - (x as f64).tanh()).abs();
+        let s_err = (sigmoid_with::<M>(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs();
+        let t_err = (tanh_stable_with::<M>(x) as f64 - (x as f64).tanh()).abs();
         for (err, name) in [(s_err, "sigmoid"), (t_err, "tanh")] {
             if err > worst.0 {
                 worst = (err, x, name);
@@ -29,15 +33,81 @@ fn cpu_activations_are_within_float32_rounding_of_float64() {
         }
         x += if x.abs() < 1.0 { 1e-4 } else { 1e-3 };
     }
-    // Both take values in [-1, 1]; float32's half-ulp at 1 is 6e-8, and exp is within 2 ulp.
-    // Observed worst: 9e-8 (tanh near 2.7); 2e-7 is float32 accuracy with a little room.
+    worst
+}
+
+// Both take values in [-1, 1]; float32's half-ulp at 1 is 6e-8, and exp is within 2 ulp.
+// Observed worst: 9e-8 (tanh near 2.7); 2e-7 is float32 accuracy with a little room.
+const ACTIVATION_TOLERANCE: f64 = 2e-7;
+
+#[test]
+fn cpu_activations_are_within_float32_rounding_of_float64() {
+    let worst = worst_activation_error::<Separate>();
     assert!(
-        worst.0 < 2e-7,
+        worst.0 < ACTIVATION_TOLERANCE,
         "{} at x = {}: error {:e}",
         worst.2,
         worst.1,
         worst.0
     );
+}
+
+#[test]
+fn cpu_activations_with_fused_steps_are_as_accurate() {
+    let worst = worst_activation_error::<Fused>();
+    assert!(
+        worst.0 < ACTIVATION_TOLERANCE,
+        "{} at x = {}: error {:e}",
+        worst.2,
+        worst.1,
+        worst.0
+    );
+}
+
+/// The worst error of `e^x` over [-87, 0] in units of the last place of the exact value, with
+/// the `x` where it occurs.
+fn worst_exp_ulps<M: MulAdd>() -> (f64, f32) {
+    let mut worst = (0.0f64, 0.0f32);
+    let mut x = -87.0f32;
+    while x <= 0.0 {
+        let exact = (x as f64).exp();
+        let ulp = f64::from(f32::EPSILON) * exact.max(f64::from(f32::MIN_POSITIVE));
+        let err = (exp_nonpositive_with::<M>(x) as f64 - exact).abs() / ulp;
+        if err > worst.0 {
+            worst = (err, x);
+        }
+        x += 1.7e-4;
+    }
+    worst
+}
+
+#[test]
+fn exp_is_within_two_ulp_however_its_steps_are_rounded() {
+    for (name, (ulps, x)) in [
+        ("separate", worst_exp_ulps::<Separate>()),
+        ("fused", worst_exp_ulps::<Fused>()),
+    ] {
+        // The documented bound of the Cephes polynomial and its range reduction.
+        assert!(ulps <= 2.0, "{name}: {ulps} ulp at x = {x}");
+    }
+}
+
+#[test]
+fn plain_activations_are_the_separately_rounded_ones() {
+    let mut x = -20.0f32;
+    while x <= 20.0 {
+        assert_eq!(
+            sigmoid(x).to_bits(),
+            sigmoid_with::<Separate>(x).to_bits(),
+            "{x}"
+        );
+        assert_eq!(
+            tanh_stable(x).to_bits(),
+            tanh_stable_with::<Separate>(x).to_bits(),
+            "{x}"
+        );
+        x += 1e-3;
+    }
 }
 
 #[test]

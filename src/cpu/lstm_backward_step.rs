@@ -19,6 +19,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::contiguous::with_row_major;
 use super::isa::Isa;
 use super::simd::simd_dispatch;
+use crate::activations::MulAdd;
 use crate::real::Real;
 
 /// Where the gradient on `h_t` from later in time comes from.
@@ -93,7 +94,7 @@ simd_dispatch! {
 
 /// Simple elementwise loops over whole gate blocks, so each vectorises on its own.
 #[inline(always)]
-fn rows<F: Real>(
+fn rows<F: Real, M: MulAdd>(
     gates: &[F],
     c_t: &[F],
     c_prev: &[F],
@@ -125,7 +126,7 @@ fn rows<F: Real>(
         // slices of one buffer defeats the vectoriser's overlap checks). d_o holds tanh(c_t)
         // until it is turned into da_o; dc becomes dL/dc_t, then dL/dc_{t-1}.
         for u in 0..hidden {
-            d_o[u] = c_t[u].tanh_stable();
+            d_o[u] = c_t[u].tanh_stable_with::<M>();
         }
         for u in 0..hidden {
             let tc = d_o[u];

@@ -14,6 +14,7 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use super::contiguous::with_row_major;
 use super::isa::Isa;
 use super::simd::simd_dispatch;
+use crate::activations::MulAdd;
 use crate::real::Real;
 
 /// Runs one step for the whole batch.
@@ -67,7 +68,13 @@ simd_dispatch! {
 /// One simple loop per operation, so each vectorises on its own (a single loop computing all
 /// four gates of a unit defeats the vectoriser).
 #[inline(always)]
-fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden: usize) {
+fn rows<F: Real, M: MulAdd>(
+    gates: &mut [F],
+    c_prev: &[F],
+    c: &mut [F],
+    h: &mut [F],
+    hidden: usize,
+) {
     for (((a, c_prev), c), h) in gates
         .chunks_exact_mut(4 * hidden)
         .zip(c_prev.chunks_exact(hidden))
@@ -78,20 +85,20 @@ fn rows<F: Real>(gates: &mut [F], c_prev: &[F], c: &mut [F], h: &mut [F], hidden
         let (ifg, ao) = a.split_at_mut(3 * hidden);
         let (aif, ag) = ifg.split_at_mut(2 * hidden);
         for v in aif.iter_mut() {
-            *v = v.sigmoid();
+            *v = v.sigmoid_with::<M>();
         }
         for v in ag.iter_mut() {
-            *v = v.tanh_stable();
+            *v = v.tanh_stable_with::<M>();
         }
         for v in ao.iter_mut() {
-            *v = v.sigmoid();
+            *v = v.sigmoid_with::<M>();
         }
         let (i, f) = aif.split_at(hidden);
         for u in 0..hidden {
             c[u] = f[u] * c_prev[u] + i[u] * ag[u];
         }
         for u in 0..hidden {
-            h[u] = ao[u] * c[u].tanh_stable();
+            h[u] = ao[u] * c[u].tanh_stable_with::<M>();
         }
     }
 }

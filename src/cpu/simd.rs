@@ -4,11 +4,16 @@
 //! The gate loops of the step kernels are written once, as generic `#[inline(always)]` functions
 //! over row-major slices. [`simd_dispatch!`] turns such a function into a wrapper that takes an
 //! [`Isa`](super::isa::Isa) first and, on x86-64, calls a copy compiled with AVX-512 or AVX2
-//! enabled, or the portable copy. Only the vector width differs: Rust never contracts `a * b + c`
-//! into a fused multiply-add nor reorders float arithmetic, so every copy gives the same bits.
+//! enabled, or the portable copy. Rust never contracts `a * b + c` into a fused multiply-add nor
+//! reorders float arithmetic, so the AVX-512 and AVX2 copies give the same bits: both evaluate
+//! the activations' polynomials with fused multiply-adds
+//! ([`Fused`](crate::activations::Fused)). The portable copy rounds them separately
+//! ([`Separate`](crate::activations::Separate)), as the portable GEMM kernel does, since a
+//! processor without FMA would make each fused step a library call.
 
-/// Defines a function that runs `inner` (a generic `#[inline(always)]` function with the same
-/// parameters after the first, returning nothing) compiled for the instruction set it is given:
+/// Defines a function that runs `inner` (an `#[inline(always)]` function generic over the float
+/// type and a [`MulAdd`](crate::activations::MulAdd), with the same parameters after the first,
+/// returning nothing) compiled for the instruction set it is given:
 ///
 /// ```text
 /// simd_dispatch! {
@@ -22,7 +27,7 @@
 macro_rules! simd_dispatch {
     (
         $(#[$attr:meta])*
-        $vis:vis fn $name:ident<$f:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) => $inner:path;
+        $vis:vis fn $name:ident<$f:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) => $inner:ident;
     ) => {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
@@ -32,12 +37,12 @@ macro_rules! simd_dispatch {
                 /// The inner function compiled for AVX-512: 512-bit vectors, same bits.
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
                 unsafe fn avx512<$f: $bound>($($arg: $ty),*) {
-                    $inner($($arg),*)
+                    $inner::<$f, $crate::activations::Fused>($($arg),*)
                 }
                 /// The inner function compiled for AVX2: 256-bit vectors, same bits.
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2<$f: $bound>($($arg: $ty),*) {
-                    $inner($($arg),*)
+                    $inner::<$f, $crate::activations::Fused>($($arg),*)
                 }
                 if isa.is_supported() {
                     match isa {
@@ -50,7 +55,7 @@ macro_rules! simd_dispatch {
                 }
             }
             let _ = isa;
-            $inner($($arg),*)
+            $inner::<$f, $crate::activations::Separate>($($arg),*)
         }
     };
 }
