@@ -73,6 +73,21 @@ impl<F: Real> PackedB<F> {
                 row0 + rows <= k && col0 + cols <= n,
                 "a block reaches outside the packed matrix"
             );
+            if let Some(rows_of) = view.as_slice() {
+                // Row-major: each row is copied in runs that end at the panels' edges.
+                for (i, row) in rows_of.chunks_exact(cols.max(1)).enumerate().take(rows) {
+                    let kk = row0 + i;
+                    let mut j = 0;
+                    while j < cols {
+                        let col = col0 + j;
+                        let run = (NR - col % NR).min(cols - j);
+                        let at = ((col / NR) * k + kk) * NR + col % NR;
+                        self.data[at..at + run].copy_from_slice(&row[j..j + run]);
+                        j += run;
+                    }
+                }
+                continue;
+            }
             let (rs, cs) = (view.strides()[0], view.strides()[1]);
             let base = view.as_ptr();
             // NR source columns at a time, row by row: a transposed view (a weight matrix read
@@ -354,8 +369,16 @@ fn pack_a<F: Real>(
                         d[lane] = unsafe { *src.add(kk) };
                     }
                 }
+            } else if rs == 1 {
+                // Columns contiguous (a transposed view): each step of k copies `rows` values.
+                for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+                    // SAFETY: column lo + kk of the block, the `rows` rows of this panel.
+                    let src =
+                        unsafe { std::slice::from_raw_parts(first.offset(kk as isize * cs), rows) };
+                    d[..rows].copy_from_slice(src);
+                }
             } else {
-                // Columns contiguous (a transposed view) or neither: read down each column.
+                // Neither: read down each column.
                 for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
                     // SAFETY: column lo + kk of the block, rows of this panel.
                     let src = unsafe { first.offset(kk as isize * cs) };
@@ -487,6 +510,9 @@ mod tests {
         let mut a = Array2::zeros((m, k1 + k2));
         a.slice_mut(s![.., ..k1]).assign(&a1);
         a.slice_mut(s![.., k1..]).assign(&a2t.t());
+        // Blocks of B: contiguous at the first panel, strided, and contiguous from a column
+        // inside a panel (so its rows cross a panel's edge).
+        let b_right = b.slice(s![k1.., 20..]).to_owned();
         let mut stacked = PackedB::default();
         stacked.pack(
             k1 + k2,
@@ -494,7 +520,7 @@ mod tests {
             &[
                 (0, 0, b.slice(s![..k1, ..])),
                 (k1, 0, b.slice(s![k1.., ..20])),
-                (k1, 20, b.slice(s![k1.., 20..])),
+                (k1, 20, b_right.view()),
             ],
         );
         for isa in Isa::supported() {
