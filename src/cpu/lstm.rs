@@ -116,9 +116,12 @@ pub struct BackwardScratch<F = f32> {
     dgates: Array3<F>,
     /// `dL/dc` carried between steps, `[B, H]`.
     dc: Array2<F>,
-    /// `[dW_ih | dW_hh]` of the current layer, `[4H, I_l + H]`.
+    /// `[dW_ih | dW_hh | db]` of the current layer, `[4H, I_l + H + 1]`.
     dw: Array2<F>,
-    /// `W_hh` `[4H, H]`, `W_ih` `[4H, I_l]` and `[x | h_{t-1}]` `[T·B, I_l + H]`, packed.
+    /// A column of ones `[T·B, 1]`, whose product with `dgatesᵀ` is the bias gradient.
+    ones: Array2<F>,
+    /// `W_hh` `[4H, H]`, `W_ih` `[4H, I_l]` and `[x | h_{t-1} | 1]` `[T·B, I_l + H + 1]`,
+    /// packed.
     w_hh: PackedB<F>,
     w_ih: PackedB<F>,
     inputs: PackedB<F>,
@@ -778,8 +781,8 @@ fn reverse_sweep_rows<F: Real>(isa: Isa, w_hh: &PackedB<F>, chunk: SweepChunk<'_
 
 /// The parameter gradients of layer `l` from `dgates` `[T, B, 4H]` (in `scratch`), the layer's
 /// input rows `[T·B, I_l]` and its states, as one whole-sequence product over all `T·B` rows:
-/// `[dW_ih | dW_hh] = dgatesᵀ · [x | h_{t-1}]` `[4H, I_l + H]`, and
-/// `db_ih = db_hh = Σ_rows dgates` `[4H]`.
+/// `[dW_ih | dW_hh | db] = dgatesᵀ · [x | h_{t-1} | 1]` `[4H, I_l + H + 1]`, so that
+/// `db_ih = db_hh = Σ_rows dgates` `[4H]` comes out of the same product, as its last column.
 fn layer_weight_grads<F: Real>(
     isa: Isa,
     config: &LstmConfig,
@@ -796,12 +799,19 @@ fn layer_weight_grads<F: Real>(
         .slice(s![..seq, .., ..])
         .into_shape_with_order((seq * batch, hidden))
         .expect("the first T steps of h are contiguous");
+    if scratch.ones.dim() != (seq * batch, 1) {
+        scratch.ones = Array2::ones((seq * batch, 1));
+    }
     scratch.inputs.pack(
         seq * batch,
-        inputs + hidden,
-        &[(0, 0, input_rows), (0, inputs, h_prev)],
+        inputs + hidden + 1,
+        &[
+            (0, 0, input_rows),
+            (0, inputs, h_prev),
+            (0, inputs + hidden, scratch.ones.view()),
+        ],
     );
-    resize_reusing(&mut scratch.dw, ndarray::Ix2(four_h, inputs + hidden));
+    resize_reusing(&mut scratch.dw, ndarray::Ix2(four_h, inputs + hidden + 1));
     let dg = rows(&scratch.dgates);
     gemm_parallel(
         isa,
@@ -812,8 +822,9 @@ fn layer_weight_grads<F: Real>(
     );
     let mut g = LayerWeights::zeros(config, l);
     g.weight_ih.assign(&scratch.dw.slice(s![.., ..inputs]));
-    g.weight_hh.assign(&scratch.dw.slice(s![.., inputs..]));
-    g.bias_ih = dg.sum_axis(Axis(0));
+    g.weight_hh
+        .assign(&scratch.dw.slice(s![.., inputs..inputs + hidden]));
+    g.bias_ih = scratch.dw.column(inputs + hidden).to_owned();
     g.bias_hh = g.bias_ih.clone();
     g
 }
