@@ -453,11 +453,15 @@ mod tests {
 
     #[test]
     fn products_off_the_tile_grid_match_a_float64_reference_on_every_path() {
-        // Sizes below, at and above the tiles (NR = 32, MR = 3, 4, 8) and the blocks (KC = 256,
-        // MC = 192), so every edge path runs.
+        // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 8) and the blocks (KC = 256,
+        // MC = 192), so every edge path runs (tails of 1 to 7 rows).
         for (m, k, n) in [
             (1, 1, 1),
             (5, 7, 33),
+            (6, 64, 96),
+            (9, 20, 33),
+            (10, 40, 40),
+            (15, 9, 65),
             (8, 256, 32),
             (193, 300, 70),
             (17, 513, 64),

@@ -28,9 +28,10 @@ pub(crate) const NR: usize = 32;
 /// Rows of a packed panel of `A` on the AVX-512 path: 8 rows × 2 vectors = 16 accumulators of
 /// 32 registers.
 const MR_AVX512: usize = 8;
-/// Rows of a packed panel of `A` on the AVX2 path: 3 rows × 4 vectors = 12 accumulators of 16
-/// registers.
-const MR_AVX2: usize = 3;
+/// Rows of a packed panel of `A` on the AVX2 path: 6 rows × 2 vectors (half a panel at a time)
+/// = 12 accumulators of 16 registers, leaving room for two values of `B` and a broadcast (a
+/// whole panel's 4 vectors per row would leave too few, and the compiler spills).
+const MR_AVX2: usize = 6;
 /// Rows of a packed panel of `A` for the portable kernel.
 const MR_PORTABLE: usize = 4;
 /// The largest `MR` of any path (for tiles on the stack).
@@ -179,6 +180,7 @@ mod x86 {
     use super::{MR_AVX2, MR_AVX512, NR, TileInit};
 
     /// The arguments of [`super::tile`] after the shape.
+    #[derive(Clone, Copy)]
     pub(super) struct Args {
         pub kc: usize,
         pub a: *const f32,
@@ -221,10 +223,13 @@ mod x86 {
         // SAFETY: the caller's contract, for the shape each arm names.
         unsafe {
             match (rows, panels) {
-                (1, 2) => avx2_tile::<1, 2>(g),
-                (1, _) => avx2_tile::<1, 1>(g),
-                (2, _) => avx2_tile::<2, 1>(g),
-                _ => avx2_tile::<3, 1>(g),
+                (1, 2) => avx2_tile::<1, 2, 4>(g, 0),
+                (1, _) => avx2_tile::<1, 1, 4>(g, 0),
+                (2, _) => avx2_tile::<2, 1, 4>(g, 0),
+                (3, _) => avx2_halves::<3>(g),
+                (4, _) => avx2_halves::<4>(g),
+                (5, _) => avx2_halves::<5>(g),
+                _ => avx2_halves::<6>(g),
             }
         }
     }
@@ -293,14 +298,28 @@ mod x86 {
         }
     }
 
-    /// `R` rows × `P` panels of 32 columns in `4·R·P` `ymm` accumulators.
+    /// One panel of `R` rows as two tiles of 16 columns each.
     ///
     /// # Safety
-    /// As [`super::tile`] with `rows = R`, `panels = P`; the processor has AVX2 and FMA.
+    /// As [`super::tile`] with `rows = R`, `panels = 1`; the processor has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_tile<const R: usize, const P: usize>(g: Args) {
+    unsafe fn avx2_halves<const R: usize>(g: Args) {
+        // SAFETY: the caller's contract; each half lies inside the panel.
+        unsafe {
+            avx2_tile::<R, 1, 2>(g, 0);
+            avx2_tile::<R, 1, 2>(g, NR / 2);
+        }
+    }
+
+    /// `R` rows × `P` panels, in each panel the `V` vectors of 8 columns from column `col`, in
+    /// `R·P·V` `ymm` accumulators.
+    ///
+    /// # Safety
+    /// As [`super::tile`] with `rows = R`, `panels = P`; `col + 8·V ≤ NR`; the processor has
+    /// AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_tile<const R: usize, const P: usize, const V: usize>(g: Args, col: usize) {
         const W: usize = 8;
-        const V: usize = NR / W;
         let Args {
             kc,
             a,
@@ -310,6 +329,13 @@ mod x86 {
             ldc,
             init,
         } = g;
+        // SAFETY: `col` columns into the panels and their tile of `C` (the caller's contract).
+        let (b, c) = unsafe { (b.add(col), c.add(col)) };
+        let init = match init {
+            // SAFETY: as above, for the bias row.
+            TileInit::Bias(bias) => TileInit::Bias(unsafe { bias.add(col) }),
+            other => other,
+        };
         let mut acc = [[[_mm256_setzero_ps(); V]; P]; R];
         // SAFETY (every block below): the pointer ranges of the caller's contract.
         match init {
