@@ -216,7 +216,7 @@ pub(crate) fn gemm<F: Real>(
                     (true, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
                     _ => TileInit::Load,
                 };
-                let a_panel = &scratch.a[q * kc * mr..(q + 1) * kc * mr];
+                let a_panel = &scratch.a[q * a_panel_stride(kc, mr)..][..kc * mr];
                 let b_panel = &b.data[p * b_stride + pc * NR..];
                 // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..` lie inside
                 // `c` (checked shapes, contiguous rows `ldc` apart).
@@ -317,8 +317,15 @@ unsafe fn edge_tile<F: Real>(
     }
 }
 
+/// Values from one packed row panel of `A` to the next: `kc · mr` and one cache line more, so
+/// that panels (often a multiple of 4 KiB long) do not all start in the same L1 cache set; a
+/// transposed `A` is packed into all of them at once.
+fn a_panel_stride(kc: usize, mr: usize) -> usize {
+    kc * mr + 16
+}
+
 /// Packs rows `ic .. ic + mc`, columns `pc .. pc + kc` of the column blocks `a` into `out` as
-/// row panels `[kc][mr]`, rows past `mc` zero.
+/// row panels `[kc][mr]`, [`a_panel_stride`] apart, rows past `mc` zero.
 fn pack_a<F: Real>(
     a: &[ArrayView2<'_, F>],
     ic: usize,
@@ -331,10 +338,11 @@ fn pack_a<F: Real>(
     let row_panels = mc.div_ceil(mr);
     // Every value is written below except the lanes past `mc` of the last panel: only those
     // are zeroed, rather than clearing the whole buffer for every block.
-    out.resize(row_panels * kc * mr, F::zero());
+    let stride = a_panel_stride(kc, mr);
+    out.resize(row_panels * stride, F::zero());
     let tail = mc % mr;
     if tail > 0 {
-        let last = &mut out[(row_panels - 1) * kc * mr..row_panels * kc * mr];
+        let last = &mut out[(row_panels - 1) * stride..][..kc * mr];
         for lanes in last.chunks_exact_mut(mr) {
             lanes[tail..].fill(F::zero());
         }
@@ -348,7 +356,28 @@ fn pack_a<F: Real>(
             continue;
         }
         let (rs, cs) = (block.strides()[0], block.strides()[1]);
-        for (q, panel) in out.chunks_exact_mut(kc * mr).enumerate() {
+        if rs == 1 && cs != 1 {
+            // Columns contiguous (a transposed view, such as dgatesᵀ): each column is read once,
+            // front to back, and dealt out to the row panels. (Walking one panel's few lanes
+            // down all the columns instead strides across memory a column apart, and columns a
+            // power of two apart collide in the L1 cache.)
+            for kk in 0..hi - lo {
+                // SAFETY: column lo + kk of the block from row ic; rows ic .. ic + mc lie inside
+                // the view.
+                let column = unsafe {
+                    let first = block
+                        .as_ptr()
+                        .offset(ic as isize + (lo - b0 + kk) as isize * cs);
+                    std::slice::from_raw_parts(first, mc)
+                };
+                for (q, lanes) in column.chunks(mr).enumerate() {
+                    let at = q * stride + (lo - pc + kk) * mr;
+                    copy_lanes(&mut out[at..at + lanes.len()], lanes);
+                }
+            }
+            continue;
+        }
+        for (q, panel) in out.chunks_exact_mut(stride).enumerate() {
             let rows = mr.min(mc - q * mr);
             // Element (i, j) of the block sits at i·rs + j·cs from its first; every one read
             // below has i < block.nrows() (rows of this row panel, below ic + mc) and
@@ -369,14 +398,6 @@ fn pack_a<F: Real>(
                         d[lane] = unsafe { *src.add(kk) };
                     }
                 }
-            } else if rs == 1 {
-                // Columns contiguous (a transposed view): each step of k copies `rows` values.
-                for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
-                    // SAFETY: column lo + kk of the block, the `rows` rows of this panel.
-                    let src =
-                        unsafe { std::slice::from_raw_parts(first.offset(kk as isize * cs), rows) };
-                    d[..rows].copy_from_slice(src);
-                }
             } else {
                 // Neither: read down each column.
                 for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
@@ -388,6 +409,18 @@ fn pack_a<F: Real>(
                 }
             }
         }
+    }
+}
+
+/// `dst = src` for the few lanes of a row panel: the usual lane counts are copied as constant
+/// sizes, which compile to a vector move or two, not a call to `memcpy`.
+#[inline(always)]
+fn copy_lanes<F: Copy>(dst: &mut [F], src: &[F]) {
+    match src.len() {
+        8 => dst[..8].copy_from_slice(&src[..8]),
+        6 => dst[..6].copy_from_slice(&src[..6]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
     }
 }
 
@@ -547,6 +580,42 @@ mod tests {
                 &mut GemmScratch::default(),
             );
             assert_eq!(whole, parts, "{isa}");
+        }
+    }
+
+    #[test]
+    fn a_transposed_view_gives_the_bits_of_its_row_major_copy() {
+        // K and M past a block (KC = 256, MC = 192), the second column block starting inside
+        // the second block of K, and a tail of rows on every path's MR.
+        let (m, k1, k2, n) = (203, 300, 333, 40);
+        let at = matrix(k1 + k2, m, 11); // A = atᵀ, read transposed
+        // A row-major copy (to_owned would keep the transposed layout).
+        let a = at.t().as_standard_layout().into_owned();
+        assert_eq!(a.strides(), &[(k1 + k2) as isize, 1]);
+        let b = matrix(k1 + k2, n, 12);
+        let packed = PackedB::of(b.view());
+        for isa in Isa::supported() {
+            let mut want = Array2::zeros((m, n));
+            gemm(
+                isa,
+                &[a.view()],
+                packed.all(),
+                Init::Zero,
+                &mut want.view_mut(),
+                &mut GemmScratch::default(),
+            );
+            let mut got = Array2::zeros((m, n));
+            let (top, bottom) = (at.slice(s![..k1, ..]), at.slice(s![k1.., ..]));
+            gemm(
+                isa,
+                &[top.t(), bottom.t()],
+                packed.all(),
+                Init::Zero,
+                &mut got.view_mut(),
+                &mut GemmScratch::default(),
+            );
+            let (d, i) = worst(&got, &want.mapv(f64::from));
+            assert!(d == 0.0, "{isa}: differs by {d} at {i:?}");
         }
     }
 
