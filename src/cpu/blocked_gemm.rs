@@ -10,10 +10,12 @@
 //!   timestep; it can be assembled from blocks (`[W_ihᵀ; W_hhᵀ]` stacked along `K`, or
 //!   `[x | h]` side by side along `N`), so concatenated operands need no copy of their own.
 //! * `A` `[M, K]` is given as column blocks of any strides (`[x_t | h_{t-1}]`, or a transposed
-//!   view such as `dgatesᵀ`) and packed `KC` columns at a time into row panels `[KC][MR]`.
-//! * Loops, outermost first: `K` in blocks of `KC`; rows in blocks of `MC`; panels of `B`
-//!   (one panel, `KC × NR`, stays in L1 while every row panel of the block passes over it);
-//!   row panels.
+//!   view such as `dgatesᵀ`). Blocks whose rows are contiguous are read where they are (no
+//!   copy per timestep); otherwise `A` is packed `KC` columns at a time into row panels
+//!   `[KC][MR]`.
+//! * Loops, outermost first: `K` in blocks of at most `KC` (not crossing a block of `A` when
+//!   `A` is read in place); rows in blocks of `MC`; panels of `B` (one panel, `KC × NR`, stays
+//!   in L1 while every row panel of the block passes over it); row panels.
 //!
 //! Each element of `C` is one chain of fused multiply-adds over `k` in order, whatever the
 //! blocking, the thread count (callers split rows of `C`) or the vector width: see
@@ -24,7 +26,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::isa::Isa;
-use super::microkernel::{self, MR_MAX, NR, TileInit};
+use super::microkernel::{self, ARef, MR_MAX, NR, TileInit};
 use super::parallel::chunk_rows;
 use crate::real::Real;
 
@@ -147,7 +149,8 @@ pub(crate) enum Init<'a, F> {
     Bias(&'a [F]),
 }
 
-/// Working memory of [`gemm`]: the packed block of `A`. Keep one per thread and reuse it.
+/// Working memory of [`gemm`]: the packed block of `A` (when `A` is not read in place). Keep
+/// one per thread and reuse it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GemmScratch<F> {
     a: Vec<F>,
@@ -204,34 +207,51 @@ pub(crate) fn gemm<F: Real>(
     let panels = n.div_ceil(NR);
     let full_panels = n / NR;
     let b_stride = k * NR;
-    for pc in (0..k).step_by(KC) {
-        let kc = KC.min(k - pc);
+    // One block of K: columns `pc .. pc + kc` of A, either packed here or, when every block
+    // of A has contiguous rows, read in place (`direct`: the block of A and its first column).
+    let mut block_of_k = |pc: usize, kc: usize, direct: Option<(&ArrayView2<'_, F>, usize)>| {
         let first_block = pc == 0;
         for ic in (0..m).step_by(MC) {
             let mc = MC.min(m - ic);
-            pack_a(a, ic, mc, pc, kc, mr, &mut scratch.a);
+            if direct.is_none() {
+                pack_a(a, ic, mc, pc, kc, mr, &mut scratch.a);
+            }
+            let a_tile = |q: usize| match direct {
+                // Rows ic + q·mr .. of the block, from column j0; the block's row stride is
+                // non-negative (checked when `direct` was chosen).
+                Some((block, j0)) => ARef {
+                    ptr: block
+                        .as_ptr()
+                        .wrapping_offset((ic + q * mr) as isize * block.strides()[0] + j0 as isize),
+                    rs: block.strides()[0] as usize,
+                    ks: 1,
+                },
+                None => ARef::packed(scratch.a[q * a_panel_stride(kc, mr)..].as_ptr(), mr),
+            };
             let run = |q: usize, rows: usize, p: usize, n_panels: usize| {
                 let init = match (first_block, init) {
                     (true, Init::Zero) => TileInit::Zero,
                     (true, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
                     _ => TileInit::Load,
                 };
-                let a_panel = &scratch.a[q * a_panel_stride(kc, mr)..][..kc * mr];
+                let a_ref = a_tile(q);
                 let b_panel = &b.data[p * b_stride + pc * NR..];
                 // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..` lie inside
                 // `c` (checked shapes, contiguous rows `ldc` apart).
                 let c_tile = unsafe { c_ptr.add((ic + q * mr) * ldc + p * NR) };
                 if p < full_panels {
                     // SAFETY: `n_panels` full panels inside `c` (callers below keep
-                    // p + n_panels ≤ full_panels); the packed panels hold kc·mr and kc·NR values
-                    // each, b_stride apart; a bias row from p·NR holds n_panels·NR values.
+                    // p + n_panels ≤ full_panels); `a_ref` reaches `rows` rows of `kc` values
+                    // of A (packed, or inside the block's view); the packed panels of B hold
+                    // kc·NR values each, b_stride apart; a bias row from p·NR holds
+                    // n_panels·NR values.
                     unsafe {
                         microkernel::tile(
                             isa,
                             rows,
                             n_panels,
                             kc,
-                            a_panel.as_ptr(),
+                            a_ref,
                             b_panel.as_ptr(),
                             b_stride,
                             c_tile,
@@ -241,8 +261,9 @@ pub(crate) fn gemm<F: Real>(
                     };
                 } else {
                     let cols = n - p * NR;
-                    // SAFETY: only the `rows × cols` part inside `c` is read or written.
-                    unsafe { edge_tile(isa, kc, a_panel, b_panel, c_tile, ldc, rows, cols, init) };
+                    // SAFETY: only the `rows × cols` part inside `c` is read or written; A
+                    // as above.
+                    unsafe { edge_tile(isa, kc, a_ref, b_panel, c_tile, ldc, rows, cols, init) };
                 }
             };
             // Full row panels: each panel of B (KC × NR, in L1) serves every row panel in turn.
@@ -263,6 +284,26 @@ pub(crate) fn gemm<F: Real>(
                 }
             }
         }
+    };
+    // Rows of A that are contiguous are read where they are, one block of A at a time (a
+    // step's [x_t | h_{t-1}]); otherwise (a transposed view) A is packed, KC columns at a time.
+    // Either way each sum runs over k in order, passing through C between blocks exactly.
+    let in_place = a
+        .iter()
+        .all(|v| (v.strides()[1] == 1 || v.ncols() <= 1) && v.strides()[0] >= 0);
+    if in_place {
+        let mut col0 = 0;
+        for block in a {
+            for j0 in (0..block.ncols()).step_by(KC) {
+                let kc = KC.min(block.ncols() - j0);
+                block_of_k(col0 + j0, kc, Some((block, j0)));
+            }
+            col0 += block.ncols();
+        }
+    } else {
+        for pc in (0..k).step_by(KC) {
+            block_of_k(pc, KC.min(k - pc), None);
+        }
     }
 }
 
@@ -275,7 +316,7 @@ pub(crate) fn gemm<F: Real>(
 unsafe fn edge_tile<F: Real>(
     isa: Isa,
     kc: usize,
-    a_panel: &[F],
+    a: ARef<F>,
     b_panel: &[F],
     c: *mut F,
     ldc: usize,
@@ -301,7 +342,7 @@ unsafe fn edge_tile<F: Real>(
             rows,
             1,
             kc,
-            a_panel.as_ptr(),
+            a,
             b_panel.as_ptr(),
             0,
             tile.as_mut_ptr(),
@@ -584,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transposed_view_gives_the_bits_of_its_row_major_copy() {
+    fn a_packed_or_read_in_place_in_any_blocks_gives_the_same_bits() {
         // K and M past a block (KC = 256, MC = 192), the second column block starting inside
         // the second block of K, and a tail of rows on every path's MR.
         let (m, k1, k2, n) = (203, 300, 333, 40);
@@ -616,6 +657,21 @@ mod tests {
             );
             let (d, i) = worst(&got, &want.mapv(f64::from));
             assert!(d == 0.0, "{isa}: differs by {d} at {i:?}");
+            // The same A as two row-major blocks, read in place block by block.
+            let mut split = Array2::zeros((m, n));
+            gemm(
+                isa,
+                &[a.slice(s![.., ..k1]), a.slice(s![.., k1..])],
+                packed.all(),
+                Init::Zero,
+                &mut split.view_mut(),
+                &mut GemmScratch::default(),
+            );
+            let (d, i) = worst(&split, &want.mapv(f64::from));
+            assert!(
+                d == 0.0,
+                "{isa}, two blocks in place: differs by {d} at {i:?}"
+            );
         }
     }
 

@@ -5,8 +5,9 @@
 //! C[r, j] = init[r, j] + Σ_{k < kc} A[k][r] · B[k][j]        r < rows ≤ MR, j < panels · NR
 //! ```
 //!
-//! `A` is packed `[kc][MR]` and `B` `[kc][NR]`, both contiguous, so each step of `k` loads one
-//! row of `B` (two 512-bit or four 256-bit vectors) and broadcasts `MR` values of `A`; the
+//! `B` is packed `[kc][NR]`, contiguous, and `A` is either packed `[kc][MR]` or read in place
+//! row by row ([`ARef`]), so each step of `k` loads one row of `B` (two 512-bit or four 256-bit
+//! vectors) and broadcasts `MR` values of `A`; the
 //! `MR × NR` sums stay in registers for the whole `kc` loop. `init` is zero, the tile of `C`
 //! itself, or a bias row repeated down the rows. A tile of fewer rows than `MR` (the last rows
 //! of `C`, or a batch of one) runs a kernel of exactly that many rows, spanning several panels
@@ -49,6 +50,41 @@ pub(crate) enum TileInit<F> {
     Bias(*const F),
 }
 
+/// Where a tile's rows of `A` are: element `(r, k)` at `ptr + r·rs + k·ks`. A packed panel
+/// has `rs = 1`, `ks = MR` ([`ARef::packed`]); a row-major `A` read in place has `rs` its row
+/// stride and `ks = 1`.
+#[derive(Debug)]
+pub(crate) struct ARef<F> {
+    pub(crate) ptr: *const F,
+    pub(crate) rs: usize,
+    pub(crate) ks: usize,
+}
+
+impl<F> Clone for ARef<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for ARef<F> {}
+
+impl<F: Copy> ARef<F> {
+    /// A packed row panel of `mr` lanes.
+    pub(crate) fn packed(ptr: *const F, mr: usize) -> Self {
+        ARef { ptr, rs: 1, ks: mr }
+    }
+
+    /// Element `(r, k)`.
+    ///
+    /// # Safety
+    /// The element lies inside the memory `ptr` points into.
+    #[inline(always)]
+    unsafe fn get(&self, r: usize, k: usize) -> F {
+        // SAFETY: the caller's contract.
+        unsafe { *self.ptr.add(r * self.rs + k * self.ks) }
+    }
+}
+
 /// Rows of a packed panel of `A` for `F` on `isa`: the layout packed `A` must have.
 pub(crate) fn mr<F: Real>(isa: Isa) -> usize {
     match (is_f32::<F>(), isa) {
@@ -78,7 +114,8 @@ fn is_f32<F: 'static>() -> bool {
 /// (`1` or [`panels_per_tile`]) of `NR` columns (see the module docs).
 ///
 /// # Safety
-/// `a` is a packed panel of `A`: `kc` groups of `mr::<F>(isa)` values. `b` is the first of
+/// `a` holds elements `(r, k)` for `r < rows`, `k < kc` (a packed panel of `mr::<F>(isa)`
+/// lanes, or rows of `A` read in place). `b` is the first of
 /// `panels` packed panels of `B`, `b_stride` values apart, each holding `kc · NR` values. `c`
 /// points at `rows` rows of `panels · NR` values each, `ldc` apart, valid for reads and writes;
 /// a [`TileInit::Bias`] address holds `panels · NR` values; `isa` is supported by this
@@ -90,7 +127,7 @@ pub(crate) unsafe fn tile<F: Real>(
     rows: usize,
     panels: usize,
     kc: usize,
-    a: *const F,
+    a: ARef<F>,
     b: *const F,
     b_stride: usize,
     c: *mut F,
@@ -104,7 +141,12 @@ pub(crate) unsafe fn tile<F: Real>(
             TileInit::Load => TileInit::Load,
             TileInit::Bias(p) => TileInit::Bias(p.cast::<f32>()),
         };
-        let (a, b, c) = (a.cast::<f32>(), b.cast::<f32>(), c.cast::<f32>());
+        let a = ARef {
+            ptr: a.ptr.cast::<f32>(),
+            rs: a.rs,
+            ks: a.ks,
+        };
+        let (b, c) = (b.cast::<f32>(), c.cast::<f32>());
         let args = x86::Args {
             kc,
             a,
@@ -136,7 +178,7 @@ pub(crate) unsafe fn tile<F: Real>(
 unsafe fn tile_portable<F: Real>(
     rows: usize,
     kc: usize,
-    a: *const F,
+    a: ARef<F>,
     b: *const F,
     c: *mut F,
     ldc: usize,
@@ -153,15 +195,12 @@ unsafe fn tile_portable<F: Real>(
             TileInit::Bias(p) => row.copy_from_slice(unsafe { std::slice::from_raw_parts(p, NR) }),
         }
     }
-    // SAFETY: a and b hold kc · MR and kc · NR values (the caller's contract).
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR_PORTABLE),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
-    for (a_k, b_k) in a.chunks_exact(MR_PORTABLE).zip(b.chunks_exact(NR)) {
-        for (row, &a_rk) in acc.iter_mut().zip(a_k) {
+    // SAFETY: b holds kc · NR values (the caller's contract).
+    let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
+    for (k, b_k) in b.chunks_exact(NR).enumerate() {
+        for (r, row) in acc.iter_mut().enumerate().take(rows) {
+            // SAFETY: element (r, k) of A (the caller's contract).
+            let a_rk = unsafe { a.get(r, k) };
             for (v, &b_kj) in row.iter_mut().zip(b_k) {
                 *v += a_rk * b_kj;
             }
@@ -177,13 +216,13 @@ unsafe fn tile_portable<F: Real>(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{MR_AVX2, MR_AVX512, NR, TileInit};
+    use super::{ARef, NR, TileInit};
 
     /// The arguments of [`super::tile`] after the shape.
     #[derive(Clone, Copy)]
     pub(super) struct Args {
         pub kc: usize,
-        pub a: *const f32,
+        pub a: ARef<f32>,
         pub b: *const f32,
         pub b_stride: usize,
         pub c: *mut f32,
@@ -274,6 +313,7 @@ mod x86 {
                 }
             }
         }
+        let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
         for k in 0..kc {
             let bv: [[__m512; V]; P] = std::array::from_fn(|p| {
                 std::array::from_fn(|v| unsafe {
@@ -281,7 +321,7 @@ mod x86 {
                 })
             });
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(unsafe { *a.add(k * MR_AVX512 + r) });
+                let ar = _mm512_set1_ps(unsafe { *rows[r].add(k * a.ks) });
                 for (panel, bp) in row.iter_mut().zip(&bv) {
                     for (x, &bv) in panel.iter_mut().zip(bp) {
                         *x = _mm512_fmadd_ps(ar, bv, *x);
@@ -359,9 +399,10 @@ mod x86 {
                 }
             }
         }
+        let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
         for k in 0..kc {
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_set1_ps(unsafe { *a.add(k * MR_AVX2 + r) });
+                let ar = _mm256_set1_ps(unsafe { *rows[r].add(k * a.ks) });
                 for (p, panel) in row.iter_mut().enumerate() {
                     for (v, x) in panel.iter_mut().enumerate() {
                         let bv = unsafe { _mm256_loadu_ps(b.add(p * b_stride + k * NR + v * W)) };
