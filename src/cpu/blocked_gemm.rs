@@ -358,9 +358,9 @@ unsafe fn edge_tile<F: Real>(
     }
 }
 
-/// Values from one packed row panel of `A` to the next: `kc · mr` and one cache line more, so
-/// that panels (often a multiple of 4 KiB long) do not all start in the same L1 cache set; a
-/// transposed `A` is packed into all of them at once.
+/// Values from one packed row panel of `A` to the next: `kc · mr` and 16 more (a 64-byte cache
+/// line of `f32`), so that panels (often a multiple of 4 KiB long) do not all start in the same
+/// L1 cache set; a transposed `A` is packed into all of them at once.
 fn a_panel_stride(kc: usize, mr: usize) -> usize {
     kc * mr + 16
 }
@@ -525,6 +525,20 @@ mod tests {
         w
     }
 
+    /// `A · B` `[M, N]` from zero, `A` given as column blocks.
+    fn product(isa: Isa, a: &[ArrayView2<'_, f32>], b: &PackedB<f32>) -> Array2<f32> {
+        let mut c = Array2::zeros((a[0].nrows(), b.n()));
+        gemm(
+            isa,
+            a,
+            b.all(),
+            Init::Zero,
+            &mut c.view_mut(),
+            &mut GemmScratch::default(),
+        );
+        c
+    }
+
     #[test]
     fn products_off_the_tile_grid_match_a_float64_reference_on_every_path() {
         // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 8) and the blocks (KC = 256,
@@ -602,24 +616,8 @@ mod tests {
             ],
         );
         for isa in Isa::supported() {
-            let mut whole = Array2::zeros((m, n));
-            gemm(
-                isa,
-                &[a.view()],
-                PackedB::of(b.view()).all(),
-                Init::Zero,
-                &mut whole.view_mut(),
-                &mut GemmScratch::default(),
-            );
-            let mut parts = Array2::zeros((m, n));
-            gemm(
-                isa,
-                &[a1.view(), a2t.t()],
-                stacked.all(),
-                Init::Zero,
-                &mut parts.view_mut(),
-                &mut GemmScratch::default(),
-            );
+            let whole = product(isa, &[a.view()], &PackedB::of(b.view()));
+            let parts = product(isa, &[a1.view(), a2t.t()], &stacked);
             assert_eq!(whole, parts, "{isa}");
         }
     }
@@ -636,38 +634,18 @@ mod tests {
         let b = matrix(k1 + k2, n, 12);
         let packed = PackedB::of(b.view());
         for isa in Isa::supported() {
-            let mut want = Array2::zeros((m, n));
-            gemm(
-                isa,
-                &[a.view()],
-                packed.all(),
-                Init::Zero,
-                &mut want.view_mut(),
-                &mut GemmScratch::default(),
-            );
-            let mut got = Array2::zeros((m, n));
+            let want = product(isa, &[a.view()], &packed).mapv(f64::from);
             let (top, bottom) = (at.slice(s![..k1, ..]), at.slice(s![k1.., ..]));
-            gemm(
-                isa,
-                &[top.t(), bottom.t()],
-                packed.all(),
-                Init::Zero,
-                &mut got.view_mut(),
-                &mut GemmScratch::default(),
-            );
-            let (d, i) = worst(&got, &want.mapv(f64::from));
+            let got = product(isa, &[top.t(), bottom.t()], &packed);
+            let (d, i) = worst(&got, &want);
             assert!(d == 0.0, "{isa}: differs by {d} at {i:?}");
             // The same A as two row-major blocks, read in place block by block.
-            let mut split = Array2::zeros((m, n));
-            gemm(
+            let split = product(
                 isa,
                 &[a.slice(s![.., ..k1]), a.slice(s![.., k1..])],
-                packed.all(),
-                Init::Zero,
-                &mut split.view_mut(),
-                &mut GemmScratch::default(),
+                &packed,
             );
-            let (d, i) = worst(&split, &want.mapv(f64::from));
+            let (d, i) = worst(&split, &want);
             assert!(
                 d == 0.0,
                 "{isa}, two blocks in place: differs by {d} at {i:?}"
