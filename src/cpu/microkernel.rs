@@ -120,8 +120,12 @@ fn is_f32<F: 'static>() -> bool {
 /// points at `rows` rows of `panels · NR` values each, `ldc` apart, valid for reads and writes;
 /// a [`TileInit::Bias`] address holds `panels · NR` values; `isa` is supported by this
 /// processor.
+///
+/// Always inlined into the GEMM's loop, so the tile's arguments reach the kernel from
+/// registers: called out of line, it copied the caller's just-stored [`ARef`] with one wider
+/// load right after those stores, where about a tenth of the seed forward's samples sat.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn tile<F: Real>(
     isa: Isa,
     rows: usize,
@@ -159,8 +163,8 @@ pub(crate) unsafe fn tile<F: Real>(
         // SAFETY (both arms): the caller's contract; F is f32, so the casts change nothing.
         unsafe {
             match isa {
-                Isa::Avx512 => x86::avx512(rows, panels, args),
-                _ => x86::avx2(rows, panels, args),
+                Isa::Avx512 => x86::avx512(rows, panels, &args),
+                _ => x86::avx2(rows, panels, &args),
             }
         }
         return;
@@ -218,7 +222,8 @@ mod x86 {
 
     use super::{ARef, NR, TileInit};
 
-    /// The arguments of [`super::tile`] after the shape.
+    /// The arguments of [`super::tile`] after the shape, passed to the kernels by reference
+    /// (not copied once more on the way).
     #[derive(Clone, Copy)]
     pub(super) struct Args {
         pub kc: usize,
@@ -234,7 +239,7 @@ mod x86 {
     ///
     /// # Safety
     /// As [`super::tile`]; the processor has AVX-512 F.
-    pub(super) unsafe fn avx512(rows: usize, panels: usize, g: Args) {
+    pub(super) unsafe fn avx512(rows: usize, panels: usize, g: &Args) {
         // SAFETY: the caller's contract, for the shape each arm names.
         unsafe {
             match (rows, panels) {
@@ -258,7 +263,7 @@ mod x86 {
     ///
     /// # Safety
     /// As [`super::tile`]; the processor has AVX2 and FMA.
-    pub(super) unsafe fn avx2(rows: usize, panels: usize, g: Args) {
+    pub(super) unsafe fn avx2(rows: usize, panels: usize, g: &Args) {
         // SAFETY: the caller's contract, for the shape each arm names.
         unsafe {
             match (rows, panels) {
@@ -278,7 +283,7 @@ mod x86 {
     /// # Safety
     /// As [`super::tile`] with `rows = R`, `panels = P`; the processor has AVX-512 F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512_tile<const R: usize, const P: usize>(g: Args) {
+    unsafe fn avx512_tile<const R: usize, const P: usize>(g: &Args) {
         const W: usize = 16;
         const V: usize = NR / W;
         let Args {
@@ -289,7 +294,7 @@ mod x86 {
             c,
             ldc,
             init,
-        } = g;
+        } = *g;
         let mut acc = [[[_mm512_setzero_ps(); V]; P]; R];
         // SAFETY (every block below): the pointer ranges of the caller's contract.
         match init {
@@ -343,7 +348,7 @@ mod x86 {
     /// # Safety
     /// As [`super::tile`] with `rows = R`, `panels = 1`; the processor has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_halves<const R: usize>(g: Args) {
+    unsafe fn avx2_halves<const R: usize>(g: &Args) {
         // SAFETY: the caller's contract; each half lies inside the panel.
         unsafe {
             avx2_tile::<R, 1, 2>(g, 0);
@@ -358,7 +363,7 @@ mod x86 {
     /// As [`super::tile`] with `rows = R`, `panels = P`; `col + 8·V ≤ NR`; the processor has
     /// AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_tile<const R: usize, const P: usize, const V: usize>(g: Args, col: usize) {
+    unsafe fn avx2_tile<const R: usize, const P: usize, const V: usize>(g: &Args, col: usize) {
         const W: usize = 8;
         let Args {
             kc,
@@ -368,7 +373,7 @@ mod x86 {
             c,
             ldc,
             init,
-        } = g;
+        } = *g;
         // SAFETY: `col` columns into the panels and their tile of `C` (the caller's contract).
         let (b, c) = unsafe { (b.add(col), c.add(col)) };
         let init = match init {
