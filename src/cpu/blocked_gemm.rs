@@ -119,11 +119,13 @@ impl<F: Real> PackedB<F> {
     }
 }
 
-/// A [`PackedB`], borrowed.
+/// A [`PackedB`], or a block of its rows and panels, borrowed: `k` rows and `n` columns, panel
+/// `p` of the block starting at `data[p · stride]` (`stride` is the whole matrix's `K · NR`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PackedRef<'a, F> {
     k: usize,
     n: usize,
+    stride: usize,
     data: &'a [F],
 }
 
@@ -133,7 +135,34 @@ impl<F: Real> PackedB<F> {
         PackedRef {
             k: self.k,
             n: self.n,
+            stride: self.k * NR,
             data: &self.data,
+        }
+    }
+
+    /// Rows `k0 .. k0 + k` of the packed matrix, all columns: a block of a stacked
+    /// `[W_ihᵀ; W_hhᵀ]`, read where it is packed.
+    pub(crate) fn rows(&self, k0: usize, k: usize) -> PackedRef<'_, F> {
+        assert!(k0 + k <= self.k, "rows outside the packed matrix");
+        PackedRef {
+            k,
+            n: self.n,
+            stride: self.k * NR,
+            data: &self.data[(k0 * NR).min(self.data.len())..],
+        }
+    }
+}
+
+impl<F: Real> PackedRef<'_, F> {
+    /// Columns `p0 · NR ..` of this block, `panels` whole panels (fewer columns when the
+    /// matrix ends sooner).
+    pub(crate) fn panels(self, p0: usize, panels: usize) -> Self {
+        assert!(p0 * NR <= self.n, "panels outside the packed matrix");
+        PackedRef {
+            k: self.k,
+            n: (panels * NR).min(self.n - p0 * NR),
+            stride: self.stride,
+            data: &self.data[(p0 * self.stride).min(self.data.len())..],
         }
     }
 }
@@ -206,7 +235,7 @@ pub(crate) fn gemm<F: Real>(
     let c_ptr = c.as_mut_ptr();
     let panels = n.div_ceil(NR);
     let full_panels = n / NR;
-    let b_stride = k * NR;
+    let b_stride = b.stride;
     // One block of K: columns `pc .. pc + kc` of A, either packed here or, when every block
     // of A has contiguous rows, read in place (`direct`: the block of A and its first column).
     let mut block_of_k = |pc: usize, kc: usize, direct: Option<(&ArrayView2<'_, F>, usize)>| {
@@ -278,7 +307,12 @@ pub(crate) fn gemm<F: Real>(
                 let wide = microkernel::panels_per_tile::<F>(isa, tail_rows);
                 let mut p = 0;
                 while p < panels {
-                    let n_panels = if p + wide <= full_panels { wide } else { 1 };
+                    // The widest tile that still fits in the full panels left (halving: every
+                    // width from `wide` down has a kernel).
+                    let mut n_panels = wide;
+                    while n_panels > 1 && p + n_panels > full_panels {
+                        n_panels /= 2;
+                    }
                     run(full_q, tail_rows, p, n_panels);
                     p += n_panels;
                 }
@@ -619,6 +653,40 @@ mod tests {
             let whole = product(isa, &[a.view()], &PackedB::of(b.view()));
             let parts = product(isa, &[a1.view(), a2t.t()], &stacked);
             assert_eq!(whole, parts, "{isa}");
+        }
+    }
+
+    #[test]
+    fn a_block_of_rows_and_panels_of_a_packed_b_multiplies_as_that_block_packed_alone() {
+        // Rows 40.. of a [300, 200] B (past one KC block, not on a panel row boundary of its
+        // own), then panels 2..5 (three whole panels) and 4.. (the last, partial panel); one,
+        // two and nine rows of A, so the 1-, 2- and 4-panel tiles all run.
+        let b = matrix(300, 200, 13);
+        let packed = PackedB::of(b.view());
+        let (k0, k) = (40, 260);
+        for m in [1, 2, 9] {
+            let a = matrix(m, k, 14);
+            for (p0, panels) in [(2, 3), (4, 4), (0, 7)] {
+                let (c0, c1) = (p0 * NR, ((p0 + panels) * NR).min(200));
+                let alone = PackedB::of(b.slice(s![k0..k0 + k, c0..c1]));
+                for isa in Isa::supported() {
+                    let want = product(isa, &[a.view()], &alone);
+                    let mut got = Array2::zeros((m, c1 - c0));
+                    gemm(
+                        isa,
+                        &[a.view()],
+                        packed.rows(k0, k).panels(p0, panels),
+                        Init::Zero,
+                        &mut got.view_mut(),
+                        &mut GemmScratch::default(),
+                    );
+                    let (d, i) = worst(&got, &want.mapv(f64::from));
+                    assert!(
+                        d == 0.0,
+                        "{isa}, {m} rows, panels {p0}+{panels}: {d} at {i:?}"
+                    );
+                }
+            }
         }
     }
 

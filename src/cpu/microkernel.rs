@@ -111,7 +111,7 @@ fn is_f32<F: 'static>() -> bool {
 }
 
 /// Computes one tile of `rows` rows (`1 ..= mr::<F>(isa)`) and `panels` panels
-/// (`1` or [`panels_per_tile`]) of `NR` columns (see the module docs).
+/// (a power of two up to [`panels_per_tile`]) of `NR` columns (see the module docs).
 ///
 /// # Safety
 /// `a` holds elements `(r, k)` for `r < rows`, `k < kc` (a packed panel of `mr::<F>(isa)`
@@ -247,6 +247,8 @@ mod x86 {
                 (2, 4) => avx512_tile::<2, 4>(g),
                 (3, 2) => avx512_tile::<3, 2>(g),
                 (4, 2) => avx512_tile::<4, 2>(g),
+                (1, 2) => avx512_tile::<1, 2>(g),
+                (2, 2) => avx512_tile::<2, 2>(g),
                 (1, _) => avx512_tile::<1, 1>(g),
                 (2, _) => avx512_tile::<2, 1>(g),
                 (3, _) => avx512_tile::<3, 1>(g),
