@@ -185,6 +185,77 @@ fn on_every_instruction_set_one_two_and_four_threads_give_the_same_bits() {
     }
 }
 
+/// The outputs of a forward pass, by name.
+fn outputs(o: &LstmOutput) -> [(&str, ArrayViewD<'_, f32>); 3] {
+    [
+        ("y", o.y.view().into_dyn()),
+        ("h_n", o.h_n.view().into_dyn()),
+        ("c_n", o.c_n.view().into_dyn()),
+    ]
+}
+
+/// Inference of the 2-layer model of [`with_threads`] in a pool of `threads` threads.
+fn inference_with_threads(
+    isa: Isa,
+    threads: usize,
+    (b, t, i, h): (usize, usize, usize, usize),
+) -> LstmOutput {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let config = LstmConfig::new(i, h, 2).unwrap();
+            let mut lstm = CpuLstm::new(random_weights(config, 5, 1.0))
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let x: Array3<f32> = random_array((b, t, i), 6, -1.0, 1.0);
+            lstm.forward(x.view(), None).unwrap()
+        })
+}
+
+#[test]
+fn small_batches_give_the_same_bits_on_one_two_and_four_threads_in_training_and_inference() {
+    // One and three sequences of 64 and 96 units: with two threads or more, each step's units
+    // are split between two threads (halves of 32 | 32 and 32 | 64 units); one thread runs the
+    // whole step. The 1100 steps of one sequence span two windows of inference.
+    for size in [(1, 1100, 20, 64), (3, 90, 20, 96)] {
+        for isa in Isa::supported() {
+            let one = with_threads(isa, 1, size);
+            let one_inference = inference_with_threads(isa, 1, size);
+            for ((name, got), (_, want)) in outputs(&one_inference).iter().zip(outputs(&one.0)) {
+                assert_same_bits(
+                    &format!("{isa}, {size:?}: inference vs training {name}"),
+                    got,
+                    &want,
+                );
+            }
+            for threads in [2, 4] {
+                let many = with_threads(isa, threads, size);
+                for ((name, got), (_, want)) in tensors(&many.0, &many.1)
+                    .iter()
+                    .zip(tensors(&one.0, &one.1))
+                {
+                    assert_same_bits(
+                        &format!("{isa}, {size:?}, training, {threads} threads vs 1: {name}"),
+                        got,
+                        &want,
+                    );
+                }
+                let many = inference_with_threads(isa, threads, size);
+                for ((name, got), (_, want)) in outputs(&many).iter().zip(outputs(&one_inference)) {
+                    assert_same_bits(
+                        &format!("{isa}, {size:?}, inference, {threads} threads vs 1: {name}"),
+                        got,
+                        &want,
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn with_isa_accepts_exactly_the_instruction_sets_the_processor_supports() {
     let weights = random_weights(LstmConfig::new(3, 4, 1).unwrap(), 1, 1.0);

@@ -10,10 +10,11 @@
 //! ```
 //!
 //! The weights are packed for the products once per call (`blocked_gemm`; [`CpuLstm`] keeps the
-//! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB) projects a
-//! whole window of steps' inputs in one product first, then adds `h_{t-1} · W_hhᵀ` per step:
-//! the same terms in the same order, so the same bits. Inference ([`forward`]) runs in windows
-//! of at most 64 steps, every layer through a window before the next, so its memory beyond the
+//! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB), and any
+//! layer of a batch of at most 4 rows, projects a whole window of steps' inputs in one product
+//! first, then adds `h_{t-1} · W_hhᵀ` per step: the same terms in the same order, so the same
+//! bits. Inference ([`forward`]) runs in windows of at most 64 steps (or 1024 rows of steps, for
+//! small batches), every layer through a window before the next, so its memory beyond the
 //! output does not grow with `T`; training ([`forward_train`]) keeps every step's states and
 //! gates on a tape (one window of `T` steps).
 //!
@@ -25,9 +26,11 @@
 //!
 //! Internally every sequence is time-major (`[T, B, ·]`), so each step's rows are one contiguous
 //! block. Batch rows never interact in the recurrence, so chunks of rows run on separate threads
-//! (one chunk, on the calling thread, when the work is small); whole-sequence products split
-//! their output rows. Neither changes a single bit of the results, and neither does the
-//! instruction set ([`Isa`]) except the portable one, which rounds differently.
+//! (one chunk, on the calling thread, when the work is small); a batch of one or two rows
+//! shares each step between two threads by hidden units instead (`steps_by_units`);
+//! whole-sequence products split their output rows. None of these changes a single bit of the
+//! results, and neither does the instruction set ([`Isa`]) except the portable one, which
+//! rounds differently.
 //!
 //! The free functions allocate what they need; [`CpuLstm`] keeps its buffers between calls of
 //! the same shape, which matters on the hot path of training.
@@ -37,11 +40,12 @@ use ndarray::{
 };
 use rayon::prelude::*;
 
-use super::blocked_gemm::{GemmScratch, Init, PackedB, gemm, gemm_parallel};
+use super::blocked_gemm::{GemmScratch, Init, PackedB, PackedRef, gemm, gemm_parallel};
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
 use super::parallel::chunk_rows;
+use super::steps_by_units::{layer_steps_by_units, splits_by_units};
 use crate::error::{Error, Result};
 use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
@@ -129,16 +133,50 @@ pub struct BackwardScratch<F = f32> {
 
 /// One layer's weights packed for the forward pass, and `b_ih + b_hh` `[4H]`.
 ///
-/// Usually the step is one product, `[x_t | h_{t-1}] · w` with `w = [W_ihᵀ; W_hhᵀ]`
-/// `[I_l + H, 4H]`. When `W_ih` is too large to read again at every step (wide inputs),
-/// `w_in = W_ihᵀ` `[I_l, 4H]` projects a whole window of steps at once and `w = W_hhᵀ`
-/// `[H, 4H]` serves the steps. Both schedules add the same terms in the same order (the bias,
-/// the input terms, then the hidden terms), so they give the same bits.
+/// Usually `w = [W_ihᵀ; W_hhᵀ]` `[I_l + H, 4H]` and the step is one product,
+/// `[x_t | h_{t-1}] · w`. When `W_ih` is too large to read again at every step (wide inputs),
+/// `w_in = W_ihᵀ` `[I_l, 4H]` and `w = W_hhᵀ` `[H, 4H]`; then, and for batches too small to
+/// reuse a step's read of `W_ih` over many rows ([`projects_inputs`]), the inputs of a whole
+/// window of steps are projected in one product first and the steps read only `W_hhᵀ`. Both
+/// schedules add the same terms in the same order (the bias, the input terms, then the hidden
+/// terms), so they give the same bits.
 #[derive(Debug, Clone, Default)]
 struct PackedLayer<F> {
     w: PackedB<F>,
     w_in: Option<PackedB<F>>,
     bias: Vec<F>,
+}
+
+impl<F: Real> PackedLayer<F> {
+    /// `W_ihᵀ` `[I_l, 4H]`.
+    fn input_part(&self) -> PackedRef<'_, F> {
+        match &self.w_in {
+            Some(w_in) => w_in.all(),
+            None => self.w.rows(0, self.w.k() - self.hidden()),
+        }
+    }
+
+    /// `W_hhᵀ` `[H, 4H]`.
+    fn hidden_part(&self) -> PackedRef<'_, F> {
+        match &self.w_in {
+            Some(_) => self.w.all(),
+            None => self.w.rows(self.w.k() - self.hidden(), self.hidden()),
+        }
+    }
+
+    fn hidden(&self) -> usize {
+        self.w.n() / 4
+    }
+}
+
+/// Batches of at most this many rows project their inputs a window at a time: a step's product
+/// has too few rows to make reading `W_ih` at every step worth it, and the window's gates are
+/// small. (Larger batches keep one step's gates in cache instead of a window's.)
+const PROJECT_INPUTS_UP_TO_BATCH: usize = 4;
+
+/// Whether layer `p` projects a window of inputs before its steps, for a batch of `batch` rows.
+fn projects_inputs<F>(p: &PackedLayer<F>, batch: usize) -> bool {
+    p.w_in.is_some() || batch <= PROJECT_INPUTS_UP_TO_BATCH
 }
 
 /// Above this many bytes of `W_ih`, a layer projects its inputs a window at a time rather than
@@ -170,19 +208,26 @@ fn pack_layers<F: Real>(weights: &LstmWeights<F>, packed: &mut Vec<PackedLayer<F
 }
 
 /// Steps per window of inference: as many as fit [`INFERENCE_WINDOW_BYTES`] of window buffers
-/// (each step's inputs, gates, `h` and `c`), at least 1 and at most [`MAX_INFERENCE_WINDOW`].
+/// (each step's inputs, gates, `h` and `c`), at least 1 and at most [`MAX_INFERENCE_WINDOW`]
+/// or, for small batches, enough steps for [`MIN_INFERENCE_WINDOW_ROWS`] rows.
 fn inference_window<F>(config: &LstmConfig, batch: usize, seq: usize) -> usize {
     let per_step = batch
         * (config.input_size.max(config.hidden_size) + 6 * config.hidden_size)
         * size_of::<F>()
         * config.num_layers;
-    (INFERENCE_WINDOW_BYTES / per_step.max(1)).clamp(1, MAX_INFERENCE_WINDOW.min(seq.max(1)))
+    let longest = MAX_INFERENCE_WINDOW.max(MIN_INFERENCE_WINDOW_ROWS.div_ceil(batch.max(1)));
+    (INFERENCE_WINDOW_BYTES / per_step.max(1)).clamp(1, longest.min(seq.max(1)))
 }
 
 /// Memory for the window buffers of inference.
 const INFERENCE_WINDOW_BYTES: usize = 16 << 20;
-/// The longest window of inference.
+/// The longest window of inference for batches of at least
+/// `MIN_INFERENCE_WINDOW_ROWS / MAX_INFERENCE_WINDOW` rows.
 const MAX_INFERENCE_WINDOW: usize = 64;
+/// Rows (steps × batch) a window may always hold: a window's input projection is then one
+/// product large enough to share among threads, even for a single sequence (64 rows of one
+/// sequence would be one thread's work, once per window).
+const MIN_INFERENCE_WINDOW_ROWS: usize = 1024;
 
 /// Makes `a` the given shape, reallocating only when it differs (contents are then stale).
 fn resize_reusing<F: Real, D: Dimension>(a: &mut ndarray::Array<F, D>, shape: D) {
@@ -215,7 +260,7 @@ fn slice_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
 
 /// Runs the forward pass over `x` `[B, T, I]` from `state`, a window of `window` steps at a
 /// time, every layer through a window before the next window (see [`LayerStates`]): a layer
-/// with a packed `w_in` first projects the whole window's inputs in one product, then every
+/// that [`projects_inputs`] first projects the whole window's inputs in one product, then every
 /// layer runs its steps. `x_window` (time-major `[window, B, I]`, filled here) holds layer 0's
 /// input for the window; `y` `[B, T, H]` is written when given. Returns the slot of the last
 /// state.
@@ -271,8 +316,9 @@ fn run_forward<F: Real>(
 }
 
 /// One layer over one window: `input` `[W, B, I_l]` time-major, the layer's states from slot 0
-/// on. Projects the inputs first when the layer has a packed `w_in`; then runs the steps, each
-/// chunk of batch rows on its own thread (one chunk, on the calling thread, for small work).
+/// on. Projects the inputs first when the layer [`projects_inputs`]; then runs the steps, each
+/// chunk of batch rows on its own thread (one chunk, on the calling thread, for small work), or
+/// a batch of one or two rows split by units ([`splits_by_units`]).
 fn layer_window<F: Real>(
     isa: Isa,
     p: &PackedLayer<F>,
@@ -281,7 +327,8 @@ fn layer_window<F: Real>(
 ) {
     let (steps, batch, inputs) = input.dim();
     let four_h = p.bias.len();
-    if let Some(w_in) = &p.w_in {
+    let project = projects_inputs(p, batch);
+    if project {
         // x_t · W_ihᵀ + (b_ih + b_hh) for every step of the window in one product; the steps
         // then add h_{t-1} · W_hhᵀ to it, continuing the same sums in the same order.
         let mut gates = ls
@@ -292,7 +339,19 @@ fn layer_window<F: Real>(
         let rows = input
             .into_shape_with_order((steps * batch, inputs))
             .expect("a window of a time-major array is contiguous");
-        gemm_parallel(isa, &[rows], w_in.all(), Init::Bias(&p.bias), &mut gates);
+        gemm_parallel(
+            isa,
+            &[rows],
+            p.input_part(),
+            Init::Bias(&p.bias),
+            &mut gates,
+        );
+    }
+    let hidden = p.hidden();
+    if project && splits_by_units(batch, hidden, steps) {
+        let (h, c, gates) = (ls.h.view_mut(), ls.c.view_mut(), ls.gates.view_mut());
+        layer_steps_by_units(isa, p.hidden_part(), h, c, gates, steps);
+        return;
     }
     let chunk = chunk_rows(batch, steps * p.w.k() * p.w.n());
     let chunks: Vec<_> =
@@ -301,7 +360,7 @@ fn layer_window<F: Real>(
             .zip(ls.gates.axis_chunks_iter_mut(Axis(1), chunk))
             .zip(input.axis_chunks_iter(Axis(1), chunk))
             .collect();
-    let run = |(((h, c), gates), input)| layer_steps(isa, p, input, h, c, gates);
+    let run = |(((h, c), gates), input)| layer_steps(isa, p, project, input, h, c, gates);
     if chunks.len() == 1 {
         chunks.into_iter().for_each(run);
     } else {
@@ -311,10 +370,11 @@ fn layer_window<F: Real>(
 
 /// The steps of one window for one chunk of rows: `input` `[W, Bc, I_l]`, `h`, `c`
 /// `[W + 1.., Bc, H]` from slot 0, `gates` `[W.., Bc, 4H]` (holding the projected inputs when
-/// the layer projects them).
+/// `projected`).
 fn layer_steps<F: Real>(
     isa: Isa,
     p: &PackedLayer<F>,
+    projected: bool,
     input: ArrayView3<'_, F>,
     mut h: ArrayViewMut3<'_, F>,
     mut c: ArrayViewMut3<'_, F>,
@@ -328,11 +388,11 @@ fn layer_steps<F: Real>(
         // One slot of gates (inference) is reused by every step.
         let slot = if gates.dim().0 == 1 { 0 } else { j };
         let mut a = gates.index_axis_mut(Axis(0), slot);
-        if p.w_in.is_some() {
+        if projected {
             gemm(
                 isa,
                 &[h_prev.view()],
-                p.w.all(),
+                p.hidden_part(),
                 Init::Accumulate,
                 &mut a,
                 &mut scratch,
@@ -460,7 +520,8 @@ pub fn forward_train<F: Real>(
 /// `h_n`, `c_n` `[L, B, H]`, on the instruction set `isa`, with `scratch` for working memory.
 ///
 /// Beyond `y`, the memory it uses is the packed weights and buffers for a window of at most 64
-/// steps, whatever `T` is: no tape of activations is kept.
+/// steps (up to 1024 for batches of fewer than 16 rows), whatever `T` is: no tape of
+/// activations is kept.
 pub fn forward_with<F: Real>(
     isa: Isa,
     weights: &LstmWeights<F>,
@@ -519,7 +580,7 @@ pub(crate) fn forward_states<F: Real>(
     for (ls, p) in scratch.layers.iter_mut().zip(&scratch.packed) {
         // Inference needs one step's gates at a time, except where a window of projected
         // inputs waits in them.
-        let gate_slots = if p.w_in.is_some() { window } else { 1 };
+        let gate_slots = if projects_inputs(p, batch) { window } else { 1 };
         ls.resize(window + 1, gate_slots, batch, config.hidden_size);
     }
     let last = run_forward(

@@ -65,8 +65,22 @@ simd_dispatch! {
     ) => rows;
 }
 
-/// One simple loop per operation, so each vectorises on its own (a single loop computing all
-/// four gates of a unit defeats the vectoriser).
+simd_dispatch! {
+    /// As [`lstm_forward_step_rows`] for one row and a range of `n` units: `ai`, `af`, `ag`,
+    /// `ao` are those units' pre-activations in the four gate blocks (activations out),
+    /// `c_prev`, `c`, `h` their states. Gives the same bits as the whole row.
+    pub(crate) fn lstm_forward_step_units<F: Real>(
+        ai: &mut [F],
+        af: &mut [F],
+        ag: &mut [F],
+        ao: &mut [F],
+        c_prev: &[F],
+        c: &mut [F],
+        h: &mut [F],
+    ) => units;
+}
+
+/// The rows of a batch, each split into its four gate blocks for [`units`].
 #[inline(always)]
 fn rows<F: Real, M: MulAdd>(
     gates: &mut [F],
@@ -81,24 +95,45 @@ fn rows<F: Real, M: MulAdd>(
         .zip(c.chunks_exact_mut(hidden))
         .zip(h.chunks_exact_mut(hidden))
     {
-        // Blocks i, f, g, o: sigmoid on i and f (adjacent), tanh on g, sigmoid on o.
-        let (ifg, ao) = a.split_at_mut(3 * hidden);
-        let (aif, ag) = ifg.split_at_mut(2 * hidden);
-        for v in aif.iter_mut() {
-            *v = v.sigmoid_with::<M>();
-        }
-        for v in ag.iter_mut() {
-            *v = v.tanh_stable_with::<M>();
-        }
-        for v in ao.iter_mut() {
-            *v = v.sigmoid_with::<M>();
-        }
-        let (i, f) = aif.split_at(hidden);
-        for u in 0..hidden {
-            c[u] = f[u] * c_prev[u] + i[u] * ag[u];
-        }
-        for u in 0..hidden {
-            h[u] = ao[u] * c[u].tanh_stable_with::<M>();
-        }
+        let (ai, rest) = a.split_at_mut(hidden);
+        let (af, rest) = rest.split_at_mut(hidden);
+        let (ag, ao) = rest.split_at_mut(hidden);
+        units::<F, M>(ai, af, ag, ao, c_prev, c, h);
+    }
+}
+
+/// One row's units: one simple loop per operation, so each vectorises on its own (a single
+/// loop computing all four gates of a unit defeats the vectoriser).
+#[inline(always)]
+fn units<F: Real, M: MulAdd>(
+    ai: &mut [F],
+    af: &mut [F],
+    ag: &mut [F],
+    ao: &mut [F],
+    c_prev: &[F],
+    c: &mut [F],
+    h: &mut [F],
+) {
+    // Every slice cut to the same length, so the loops below index without bounds checks.
+    let n = c.len();
+    let (ai, af, ag, ao) = (&mut ai[..n], &mut af[..n], &mut ag[..n], &mut ao[..n]);
+    let (c_prev, h) = (&c_prev[..n], &mut h[..n]);
+    for v in ai.iter_mut() {
+        *v = v.sigmoid_with::<M>();
+    }
+    for v in af.iter_mut() {
+        *v = v.sigmoid_with::<M>();
+    }
+    for v in ag.iter_mut() {
+        *v = v.tanh_stable_with::<M>();
+    }
+    for v in ao.iter_mut() {
+        *v = v.sigmoid_with::<M>();
+    }
+    for u in 0..n {
+        c[u] = af[u] * c_prev[u] + ai[u] * ag[u];
+    }
+    for u in 0..n {
+        h[u] = ao[u] * c[u].tanh_stable_with::<M>();
     }
 }

@@ -23,3 +23,4 @@ mod microkernel;
 pub(crate) mod parallel;
 pub mod sgd;
 mod simd;
+mod steps_by_units;

@@ -2,7 +2,8 @@
 //!
 //! Two kinds of work split cleanly: rows of a GEMM's output (each element is still one dot
 //! product in the same order) and batch rows of the recurrence (the rows never interact). Both
-//! give bit-identical results for any number of threads.
+//! give bit-identical results for any number of threads. (A batch too small to split by rows
+//! splits each step by units instead, waiting once per step: `steps_by_units`.)
 
 /// Below this many multiply-adds per chunk, a thread costs more than it saves.
 const MIN_WORK_PER_CHUNK: usize = 1 << 20;
