@@ -15,7 +15,7 @@
 //!   `[KC][MR]`.
 //! * Loops, outermost first: `K` in blocks of at most `KC` (not crossing a block of `A` when
 //!   `A` is read in place); rows in blocks of `MC`; panels of `B` (one panel, `KC × NR`, stays
-//!   in L1 while every row panel of the block passes over it); row panels.
+//!   in cache while every row panel of the block passes over it); row panels.
 //!
 //! Each element of `C` is one chain of fused multiply-adds over `k` in order, whatever the
 //! blocking, the thread count (callers split rows of `C`) or the vector width: see
@@ -30,9 +30,12 @@ use super::microkernel::{self, ARef, MR_MAX, NR, TileInit};
 use super::parallel::chunk_rows;
 use crate::real::Real;
 
-/// Columns of `A` (rows of `B`) per block: one `KC × NR` panel of `B` is 32 KiB in `f32`.
-const KC: usize = 256;
-/// Rows of `A` per block: a packed `MC × KC` block of `A` is 192 KiB in `f32` (in L2).
+/// Columns of `A` (rows of `B`) per block: one `KC × NR` panel of `B` is 64 KiB in `f32`, in
+/// L2 and streamed through L1 by the hardware prefetcher. A step's `K` (`I + H` up to 512, or
+/// `H` alone) then fits one block, so each tile of `C` is loaded and stored once instead of
+/// once per block: at B32 I512 H512 this was ~7% faster than 256 (32 KiB, all of a 32 KiB L1).
+const KC: usize = 512;
+/// Rows of `A` per block: a packed `MC × KC` block of `A` is 384 KiB in `f32` (in L2).
 const MC: usize = 192;
 
 /// `B` `[K, N]` packed in panels of [`NR`] columns: panel `p` holds columns `p·NR ..` as
@@ -295,7 +298,7 @@ pub(crate) fn gemm<F: Real>(
                     unsafe { edge_tile(isa, kc, a_ref, b_panel, c_tile, ldc, rows, cols, init) };
                 }
             };
-            // Full row panels: each panel of B (KC × NR, in L1) serves every row panel in turn.
+            // Full row panels: each panel of B (KC × NR, in cache) serves every row panel in turn.
             let (full_q, tail_rows) = (mc / mr, mc % mr);
             for p in 0..panels {
                 for q in 0..full_q {
@@ -575,7 +578,7 @@ mod tests {
 
     #[test]
     fn products_off_the_tile_grid_match_a_float64_reference_on_every_path() {
-        // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 8) and the blocks (KC = 256,
+        // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 8) and the blocks (KC = 512,
         // MC = 192), so every edge path runs (tails of 1 to 7 rows).
         for (m, k, n) in [
             (1, 1, 1),
@@ -584,7 +587,7 @@ mod tests {
             (9, 20, 33),
             (10, 40, 40),
             (15, 9, 65),
-            (8, 256, 32),
+            (8, 512, 32),
             (193, 300, 70),
             (17, 513, 64),
         ] {
@@ -658,12 +661,12 @@ mod tests {
 
     #[test]
     fn a_block_of_rows_and_panels_of_a_packed_b_multiplies_as_that_block_packed_alone() {
-        // Rows 40.. of a [300, 200] B (past one KC block, not on a panel row boundary of its
+        // Rows 40.. of a [600, 200] B (past one KC block, not on a panel row boundary of its
         // own), then panels 2..5 (three whole panels) and 4.. (the last, partial panel); one,
         // two and nine rows of A, so the 1-, 2- and 4-panel tiles all run.
-        let b = matrix(300, 200, 13);
+        let b = matrix(600, 200, 13);
         let packed = PackedB::of(b.view());
-        let (k0, k) = (40, 260);
+        let (k0, k) = (40, 560);
         for m in [1, 2, 9] {
             let a = matrix(m, k, 14);
             for (p0, panels) in [(2, 3), (4, 4), (0, 7)] {
@@ -692,9 +695,9 @@ mod tests {
 
     #[test]
     fn a_packed_or_read_in_place_in_any_blocks_gives_the_same_bits() {
-        // K and M past a block (KC = 256, MC = 192), the second column block starting inside
+        // K and M past a block (KC = 512, MC = 192), the second column block starting inside
         // the second block of K, and a tail of rows on every path's MR.
-        let (m, k1, k2, n) = (203, 300, 333, 40);
+        let (m, k1, k2, n) = (203, 600, 333, 40);
         let at = matrix(k1 + k2, m, 11); // A = atᵀ, read transposed
         // A row-major copy (to_owned would keep the transposed layout).
         let a = at.t().as_standard_layout().into_owned();
