@@ -7,7 +7,7 @@
 //! place, any other is copied to a row-major temporary, and the temporaries of outputs are
 //! written back afterwards.
 
-use ndarray::{Array, ArrayView, ArrayViewMut, CowArray, Dimension};
+use ndarray::{Array, ArrayView, ArrayView3, ArrayViewMut, ArrayViewMut3, CowArray, Dimension};
 
 /// Runs `f` on the row-major contents of `inputs` and `outputs` (each in the order given, each
 /// slice holding its view's elements in row-major order), then writes back any output that had
@@ -52,6 +52,22 @@ where
         }
     }
     result
+}
+
+/// `dst.assign(&src)` for 3-D views of one shape, a run of the innermost axis at a time: with
+/// both innermost axes contiguous (swapping time and batch, `[T, B, H]` to `[B, T, H]`, moves
+/// rows of `H`) each run is one `copy_from_slice`, which an element-wise assign over permuted
+/// axes is not.
+pub(crate) fn assign_by_rows<F: Copy>(mut dst: ArrayViewMut3<'_, F>, src: ArrayView3<'_, F>) {
+    assert_eq!(dst.dim(), src.dim(), "assign_by_rows: shapes differ");
+    for (mut d, s) in dst.outer_iter_mut().zip(src.outer_iter()) {
+        for (mut d, s) in d.outer_iter_mut().zip(s.outer_iter()) {
+            match (d.as_slice_mut(), s.as_slice()) {
+                (Some(d), Some(s)) => d.copy_from_slice(s),
+                (_, _) => d.assign(&s),
+            }
+        }
+    }
 }
 
 /// A copy of `view` in standard (row-major) layout, whatever the view's strides.

@@ -41,6 +41,7 @@ use ndarray::{
 use rayon::prelude::*;
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, PackedRef, gemm, gemm_parallel};
+use super::contiguous::assign_by_rows;
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
@@ -294,9 +295,10 @@ fn run_forward<F: Real>(
                 first.assign(&end);
             }
         }
-        x_window
-            .slice_mut(s![..steps, .., ..])
-            .assign(&x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]));
+        assign_by_rows(
+            x_window.slice_mut(s![..steps, .., ..]),
+            x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]),
+        );
         for (l, p) in packed.iter().enumerate() {
             let (below, rest) = layers.split_at_mut(l);
             let input = match below.last() {
@@ -307,8 +309,10 @@ fn run_forward<F: Real>(
         }
         if let Some(y) = y.as_mut() {
             let top = &layers[layers.len() - 1];
-            y.slice_mut(s![.., t0..t0 + steps, ..])
-                .assign(&top.h.slice(s![1..=steps, .., ..]).permuted_axes([1, 0, 2]));
+            assign_by_rows(
+                y.slice_mut(s![.., t0..t0 + steps, ..]),
+                top.h.slice(s![1..=steps, .., ..]).permuted_axes([1, 0, 2]),
+            );
         }
         last = steps;
     }
