@@ -193,6 +193,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stream was pushed after its model's parameters changed: its state belongs to weights
+    /// that are gone (see [`crate::stream`]). Make a new stream from the model.
+    #[error(
+        "the stream is stale: it was made for version {stream} of its model's parameters, which are now at version {current}"
+    )]
+    StaleStream {
+        /// Parameter version the stream was made for.
+        stream: u64,
+        /// The model's version now.
+        current: u64,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

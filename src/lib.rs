@@ -70,6 +70,7 @@ pub mod optim;
 pub mod real;
 pub mod rng;
 pub mod shape;
+pub mod stream;
 pub(crate) mod tensor_file;
 pub mod train;
 pub mod weights;
@@ -77,6 +78,7 @@ pub mod weights;
 pub use error::{Error, GpuErrorKind, Result};
 pub use lstm::{GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
 pub use real::Real;
+pub use stream::{LstmStream, StreamOutput, StreamRequest};
 pub use weights::{LayerWeights, LstmConfig, LstmWeights};
 
 pub use ndarray;

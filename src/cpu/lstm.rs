@@ -53,6 +53,7 @@ use crate::lstm::{
     check_same_config, check_upstream,
 };
 use crate::real::Real;
+use crate::stream::WeightsVersion;
 use crate::weights::{LayerWeights, LstmConfig, LstmWeights};
 
 /// One layer's states and gates over a window of `W` steps, time-major; reused across calls of
@@ -568,8 +569,28 @@ pub(crate) fn forward_states<F: Real>(
     packed_is_current: bool,
 ) -> Result<(Array3<F>, Array3<F>)> {
     let config = *weights.config();
-    let mut zeros = None;
-    let (batch, seq, state) = prepare(&config, &x, state, &mut zeros)?;
+    let (batch, _) = check_input(&config, &x, state)?;
+    let mut state = match state {
+        Some(s) => s.clone(),
+        None => LstmState::zeros(&config, batch),
+    };
+    forward_state_in_place(isa, weights, x, &mut state, scratch, y, packed_is_current)?;
+    Ok((state.h, state.c))
+}
+
+/// As [`forward_states`], from `state` (`h0`, `c0` `[L, B, H]`), which receives `h_n`, `c_n`:
+/// a stream's step allocates nothing once `scratch` has its shapes.
+pub(crate) fn forward_state_in_place<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    state: &mut LstmState<F>,
+    scratch: &mut ForwardScratch<F>,
+    y: Option<ArrayViewMut3<'_, F>>,
+    packed_is_current: bool,
+) -> Result<()> {
+    let config = *weights.config();
+    let (batch, seq) = check_input(&config, &x, Some(state))?;
     if !packed_is_current || scratch.packed.len() != config.num_layers {
         pack_layers(weights, &mut scratch.packed);
     }
@@ -597,7 +618,17 @@ pub(crate) fn forward_states<F: Real>(
         &mut scratch.x_window,
         y,
     );
-    Ok(final_states(&scratch.layers, last))
+    for (l, ls) in scratch.layers.iter().enumerate() {
+        state
+            .h
+            .index_axis_mut(Axis(0), l)
+            .assign(&ls.h.index_axis(Axis(0), last));
+        state
+            .c
+            .index_axis_mut(Axis(0), l)
+            .assign(&ls.c.index_axis(Axis(0), last));
+    }
+    Ok(())
 }
 
 /// Inference, see [`forward_with`], on the instruction set of [`Isa::from_env`].
@@ -964,6 +995,7 @@ pub struct CpuLstm<F = f32> {
     training: CpuTape<F>,
     scratch: BackwardScratch<F>,
     tapes: TapeIssuer,
+    version: WeightsVersion,
 }
 
 impl<F: Real> CpuLstm<F> {
@@ -978,6 +1010,7 @@ impl<F: Real> CpuLstm<F> {
             training: CpuTape::default(),
             scratch: BackwardScratch::default(),
             tapes: TapeIssuer::new(),
+            version: WeightsVersion::default(),
         })
     }
 
@@ -1001,7 +1034,13 @@ impl<F: Real> CpuLstm<F> {
     /// checked again by the next call.
     pub fn params_mut(&mut self) -> &mut LstmWeights<F> {
         self.inference_packed = false;
+        self.version.bump();
         &mut self.weights
+    }
+
+    /// The version of the parameters, which streams made from this model watch.
+    pub(crate) fn weights_version(&self) -> &WeightsVersion {
+        &self.version
     }
 }
 
@@ -1019,6 +1058,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         check_same_config(self.weights.config(), weights.config())?;
         self.weights = weights.clone();
         self.inference_packed = false;
+        self.version.bump();
         Ok(())
     }
 

@@ -24,3 +24,4 @@ pub(crate) mod parallel;
 pub mod sgd;
 mod simd;
 mod steps_by_units;
+pub mod stream;

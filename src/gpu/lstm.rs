@@ -20,6 +20,7 @@ use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
     check_same_config, check_upstream,
 };
+use crate::stream::WeightsVersion;
 use crate::weights::{LstmConfig, LstmWeights};
 
 /// An LSTM whose parameters live on a GPU. Its calls are those of [`Lstm`].
@@ -46,6 +47,7 @@ pub struct GpuLstm {
     inference: Option<Workspace>,
     training: Option<Workspace>,
     tapes: TapeIssuer,
+    version: WeightsVersion,
 }
 
 /// The plans of one batch shape and a staging buffer for everything they can return.
@@ -77,6 +79,7 @@ impl GpuLstm {
             inference: None,
             training: None,
             tapes: TapeIssuer::new(),
+            version: WeightsVersion::default(),
         };
         lstm.set_weights(weights)?;
         Ok(lstm)
@@ -90,6 +93,21 @@ impl GpuLstm {
     /// What this model has recorded and transferred since it was created.
     pub fn stats(&self) -> GpuStats {
         self.counters.snapshot()
+    }
+
+    /// Where the parameters sit in [`Self::params`].
+    pub(crate) fn slots(&self) -> &LstmSlots {
+        &self.slots
+    }
+
+    /// The parameter arena on the GPU.
+    pub(crate) fn params(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    /// The version of the parameters, which streams made from this model watch.
+    pub(crate) fn weights_version(&self) -> &WeightsVersion {
+        &self.version
     }
 
     /// The training or the inference workspace.
@@ -251,6 +269,9 @@ impl Lstm<f32> for GpuLstm {
         check_same_config(self.config(), weights.config())?;
         let mut image = vec![0.0f32; self.arena_len];
         self.slots.pack(weights, &mut image);
+        // Streams made before run on the old parameters: stale from now on, even should the
+        // upload fail half-way.
+        self.version.bump();
         self.gpu.catch("uploading the parameters", || {
             let bytes = bytemuck::cast_slice(&image);
             self.gpu.write(&self.params, 0, bytes, &self.counters)

@@ -21,8 +21,10 @@ pub(crate) mod plan;
 pub(crate) mod readback;
 pub(crate) mod region;
 pub mod stats;
+pub mod stream;
 
 pub use context::Gpu;
 pub use kernels::shader_sources;
 pub use lstm::GpuLstm;
 pub use stats::GpuStats;
+pub use stream::GpuStream;

@@ -215,10 +215,32 @@ impl ForwardPlan {
 
     /// Adds the outputs to `plan`: `y` `[B, T, H]`, then `h_n` and `c_n` `[L, B, H]` together.
     pub(crate) fn read_outputs<'a>(&'a self, plan: &mut ReadPlan<'a>) {
+        plan.add(self.y());
+        plan.add(self.state_n());
+    }
+
+    /// Records copies of a state `[2, L, B, H]` (`h` then `c`, a stream's, kept on the GPU) from
+    /// `from` into `h0`/`c0`.
+    pub(crate) fn copy_state_in(&self, encoder: &mut wgpu::CommandEncoder, from: &wgpu::Buffer) {
+        let bytes = (2 * self.dims.state_len() * 4) as u64;
+        encoder.copy_buffer_to_buffer(from, 0, &self.state0, 0, bytes);
+    }
+
+    /// Records copies of `h_n`/`c_n` `[2, L, B, H]` into `to`.
+    pub(crate) fn copy_state_out(&self, encoder: &mut wgpu::CommandEncoder, to: &wgpu::Buffer) {
+        let bytes = (2 * self.dims.state_len() * 4) as u64;
+        encoder.copy_buffer_to_buffer(&self.state_n, 0, to, 0, bytes);
+    }
+
+    /// The top layer's output `y` `[B, T, H]`.
+    pub(crate) fn y(&self) -> Region<'_> {
         let d = &self.dims;
-        let top = &self.layers[d.layers - 1].y;
-        plan.add(Region::whole(top, d.batch * d.seq * d.hidden));
-        plan.add(Region::whole(&self.state_n, 2 * d.state_len()));
+        Region::whole(&self.layers[d.layers - 1].y, d.batch * d.seq * d.hidden)
+    }
+
+    /// `h_n` then `c_n`, `[2, L, B, H]`.
+    pub(crate) fn state_n(&self) -> Region<'_> {
+        Region::whole(&self.state_n, 2 * self.dims.state_len())
     }
 
     /// Layer `l`'s `h_n`, `[B, H]`.

@@ -1,0 +1,225 @@
+//! The GPU path's streaming session ([`crate::stream`]): every layer's state stays in one GPU
+//! buffer between pushes.
+//!
+//! A push records, in one command encoder: the zeroing of sequences reset since the last push,
+//! a copy of the state into the chunk's forward plan (`h0`/`c0`), the plan's input projection
+//! and one step dispatch per step and layer, a copy of `h_n`/`c_n` back into the state, and
+//! the copies of whatever the request reads back. It uploads only its chunk `x`, submits once
+//! and maps the staging buffer once (not at all when nothing is asked for). Plans are made per
+//! chunk length the first time it is pushed and kept for the next pushes of that length.
+
+use ndarray::{Array2, Array3, ArrayView3};
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::layout::LstmSlots;
+use crate::gpu::lstm::GpuLstm;
+use crate::gpu::plan::forward::ForwardPlan;
+use crate::gpu::readback::ReadPlan;
+use crate::gpu::region::Region;
+use crate::gpu::stats::{Counters, GpuStats};
+use crate::lstm::{Lstm, check_input};
+use crate::shape::{expect_nonzero, expect_shape};
+use crate::stream::{LstmStream, StreamOutput, StreamRequest, VersionWatch, check_rows};
+
+/// Chunk lengths whose plans a stream keeps; pushing another length first drops the plan used
+/// least recently.
+const PLANS_KEPT: usize = 4;
+
+/// A streaming session of `B` sequences on the GPU, its state on the GPU (see
+/// [`crate::stream`]).
+///
+/// ```no_run
+/// use lstm_wgpu::{LstmConfig, LstmWeights, gpu::{Gpu, GpuLstm}};
+/// use lstm_wgpu::stream::{LstmStream, StreamRequest};
+/// use lstm_wgpu::ndarray::Array3;
+///
+/// let gpu = Gpu::from_env()?;
+/// let lstm = GpuLstm::new(&gpu, &LstmWeights::init_uniform(LstmConfig::new(28, 128, 1)?, 0))?;
+/// let mut stream = lstm.stream(1)?;
+/// for _ in 0..28 {
+///     let row = Array3::<f32>::zeros((1, 1, 28)); // one step [B, 1, I], as it arrives
+///     let h = stream.push(row.view(), StreamRequest::LAST)?.last.unwrap(); // [B, H]
+///     assert_eq!(h.shape(), &[1, 128]);
+/// }
+/// # Ok::<(), lstm_wgpu::Error>(())
+/// ```
+pub struct GpuStream {
+    gpu: Gpu,
+    slots: LstmSlots,
+    params: wgpu::Buffer,
+    batch: usize,
+    /// `[2, L, B, H]`: `h` then `c` of every layer, between pushes.
+    state: wgpu::Buffer,
+    /// Plans of the chunk lengths pushed most recently, the latest last.
+    chunks: Vec<Chunk>,
+    /// Sequences to zero before the next push's steps.
+    resets: Vec<usize>,
+    counters: Counters,
+    watch: VersionWatch,
+}
+
+/// The forward plan of one chunk length, and a staging buffer for all it can return.
+struct Chunk {
+    plan: ForwardPlan,
+    staging: wgpu::Buffer,
+}
+
+impl GpuLstm {
+    /// A streaming session of `batch` sequences from zero state, on this model's parameters as
+    /// they are now (see [`crate::stream`]). `batch = 0` is [`crate::Error::ZeroSize`].
+    pub fn stream(&self, batch: usize) -> Result<GpuStream> {
+        expect_nonzero("stream batch", &[batch], &["batch"])?;
+        let c = self.config();
+        let state_len = 2 * c.num_layers * batch * c.hidden_size;
+        let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let gpu = self.gpu().clone();
+        let state = gpu.catch("allocating a stream's state", || {
+            gpu.storage("stream state", state_len, usage)
+        })??;
+        let counters = Counters::default();
+        // A new buffer's contents are zero (WebGPU guarantees it): the stream starts there.
+        Ok(GpuStream {
+            gpu,
+            slots: self.slots().clone(),
+            params: self.params().clone(),
+            batch,
+            state,
+            chunks: Vec::new(),
+            resets: Vec::new(),
+            counters,
+            watch: self.weights_version().watch(),
+        })
+    }
+}
+
+impl GpuStream {
+    /// What this stream has recorded and transferred since it was made (plans included).
+    pub fn stats(&self) -> GpuStats {
+        self.counters.snapshot()
+    }
+
+    /// Makes sure the plan for chunks of `seq` steps exists, and puts it last (most recently
+    /// used).
+    fn prepare(&mut self, seq: usize) -> Result<()> {
+        match self
+            .chunks
+            .iter()
+            .position(|c| c.plan.fits(self.batch, seq))
+        {
+            Some(i) => {
+                let c = self.chunks.remove(i);
+                self.chunks.push(c);
+            }
+            None => {
+                if self.chunks.len() == PLANS_KEPT {
+                    self.chunks.remove(0);
+                }
+                let (gpu, counters) = (&self.gpu, &self.counters);
+                let make = || -> Result<Chunk> {
+                    let plan = ForwardPlan::new(
+                        gpu,
+                        counters,
+                        &self.slots,
+                        &self.params,
+                        (self.batch, seq),
+                        false,
+                    )?;
+                    let d = *plan.dims();
+                    let staging_len = d.batch * d.seq * d.hidden + 3 * d.state_len();
+                    let staging = gpu.staging("stream readback", staging_len)?;
+                    Ok(Chunk { plan, staging })
+                };
+                let chunk = gpu.catch("allocating a stream's plan", make)??;
+                self.chunks.push(chunk);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LstmStream<f32> for GpuStream {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn push(&mut self, x: ArrayView3<'_, f32>, want: StreamRequest) -> Result<StreamOutput<f32>> {
+        self.watch.check()?;
+        let config = self.slots.config;
+        let (_, seq) = check_input(&config, &x, None)?;
+        expect_shape("x", x.shape(), &[self.batch, seq, config.input_size])?;
+        self.prepare(seq)?;
+        let (batch, hidden, layers) = (self.batch, config.hidden_size, config.num_layers);
+        let chunk = self.chunks.last().expect("prepared just above");
+        let (gpu, counters, state, resets) = (&self.gpu, &self.counters, &self.state, &self.resets);
+        let plan = &chunk.plan;
+        // One copy list: y, then the top layer's h_n, then the whole state, as asked.
+        let mut reads = ReadPlan::new();
+        let state_n = plan.state_n();
+        if want.y {
+            reads.add(plan.y());
+        }
+        if want.last {
+            reads.add(Region {
+                offset: (layers - 1) * batch * hidden,
+                len: batch * hidden,
+                ..state_n
+            });
+        }
+        if want.state {
+            reads.add(state_n);
+        }
+        gpu.catch("running a stream", || {
+            let mut encoder = gpu.device().create_command_encoder(&Default::default());
+            for &r in resets {
+                for half in 0..2 {
+                    for l in 0..layers {
+                        let at = (((half * layers + l) * batch + r) * hidden * 4) as u64;
+                        encoder.clear_buffer(state, at, Some((hidden * 4) as u64));
+                    }
+                }
+            }
+            plan.upload_x(gpu, counters, x);
+            plan.copy_state_in(&mut encoder, state);
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                plan.record(gpu, &mut pass, counters);
+            }
+            plan.copy_state_out(&mut encoder, state);
+            reads.record(&mut encoder, &chunk.staging);
+            gpu.submit(encoder, counters);
+        })?;
+        // Submitted: the zeroing is in the queue, ahead of any later push.
+        self.resets.clear();
+        let chunk = self.chunks.last().expect("prepared just above");
+        let mut parts = reads.read(gpu, &chunk.staging, counters)?.into_iter();
+        let mut next = || parts.next().unwrap_or_default();
+        let sized = "the read plan sized every part for its shape";
+        let y = want
+            .y
+            .then(|| Array3::from_shape_vec((batch, seq, hidden), next()).expect(sized));
+        let last = want
+            .last
+            .then(|| Array2::from_shape_vec((batch, hidden), next()).expect(sized));
+        let (h_n, c_n) = match want.state {
+            true => {
+                let mut h = next();
+                let c = h.split_off(layers * batch * hidden);
+                let shape = (layers, batch, hidden);
+                (
+                    Some(Array3::from_shape_vec(shape, h).expect(sized)),
+                    Some(Array3::from_shape_vec(shape, c).expect(sized)),
+                )
+            }
+            false => (None, None),
+        };
+        Ok(StreamOutput { last, y, h_n, c_n })
+    }
+
+    /// Records nothing yet: the next push zeroes the rows first, inside its own submission.
+    fn reset(&mut self, rows: &[usize]) -> Result<()> {
+        check_rows(rows, self.batch)?;
+        self.resets.extend_from_slice(rows);
+        Ok(())
+    }
+}
