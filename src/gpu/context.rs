@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, GpuErrorKind, Result};
 use crate::gpu::kernels::Kernels;
+use crate::gpu::mapping::Poller;
 use crate::gpu::stats::Counters;
 
 /// A wgpu device and queue with this crate's kernels compiled for it. Cheap to clone (shared).
@@ -23,6 +24,8 @@ struct Inner {
     kernels: Kernels,
     /// Why the device was lost, once wgpu has said so (devices from [`Gpu::from_env`] only).
     lost: Arc<std::sync::Mutex<Option<String>>>,
+    /// Drives the device's mapping callbacks (see [`crate::gpu::mapping`]).
+    poller: Poller,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -107,6 +110,9 @@ impl Gpu {
         }
         let limits = device.limits();
         let kernels = catch(&device, "compiling the kernels", || Kernels::new(&device))?;
+        let poller = Poller::new(&device).map_err(|e| {
+            Error::Readback(format!("starting the thread that polls the device: {e}"))
+        })?;
         Ok(Gpu {
             inner: Arc::new(Inner {
                 device,
@@ -115,6 +121,7 @@ impl Gpu {
                 limits,
                 kernels,
                 lost,
+                poller,
             }),
         })
     }
@@ -288,8 +295,9 @@ impl Gpu {
             .map_err(|e| Error::Readback(e.to_string()))
     }
 
-    /// Maps the first `len` f32 values of `staging`, waits for the GPU and copies them out.
-    pub(crate) fn read_staging(
+    /// Maps `staging` (after the submit that fills it) and returns its first `len` values,
+    /// waiting for the mapping without blocking the thread (see [`crate::gpu::mapping`]).
+    pub(crate) async fn read_staging_async(
         &self,
         staging: &wgpu::Buffer,
         len: usize,
@@ -300,22 +308,17 @@ impl Gpu {
         }
         let bytes = (len * 4) as u64;
         let slice = staging.slice(0..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
         // In an error scope: on a lost device map_async reports a validation error, which
         // outside one would go to the device's uncaptured-error handler (a panic by default).
-        self.catch("mapping results for readback", || {
-            slice.map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            })
+        let mapped = self.catch("mapping results for readback", || {
+            self.inner.poller.map(slice, wgpu::MapMode::Read)
         })?;
-        let readback = |e: &dyn std::fmt::Display| self.lost_or(Error::Readback(e.to_string()));
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| readback(&e))?;
-        rx.recv()
-            .map_err(|e| readback(&e))?
-            .map_err(|e| readback(&e))?;
+        if let Err(e) = mapped.await {
+            // A non-blocking poll delivers a device-lost callback still pending, so that a lost
+            // device is reported as such.
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+            return Err(self.lost_or(Error::Readback(e.to_string())));
+        }
         let out = {
             let view = slice
                 .get_mapped_range()

@@ -14,7 +14,7 @@ use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::plan::backward::BackwardPlan;
 use crate::gpu::plan::forward::{Dims, ForwardPlan};
-use crate::gpu::readback::{ReadPlan, read_buffer};
+use crate::gpu::readback::{ReadPlan, read_buffer_async};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
@@ -176,7 +176,7 @@ impl GpuLstm {
 
     /// Uploads, records forward (and backward when `upstream` is given), submits once, reads
     /// back once.
-    fn run(
+    async fn run(
         &self,
         ws: &Workspace,
         x: ArrayView3<'_, f32>,
@@ -209,7 +209,10 @@ impl GpuLstm {
             plan.record(&mut encoder, &ws.staging);
             gpu.submit(encoder, counters);
         })?;
-        let mut parts = plan.read(gpu, &ws.staging, counters)?.into_iter();
+        let mut parts = plan
+            .read_async(gpu, &ws.staging, counters)
+            .await?
+            .into_iter();
         let out = unpack_outputs(ws.forward.dims(), &mut parts);
         let grads = backward.map(|_| self.unpack_grads(ws.forward.dims(), want, parts));
         Ok((out, grads))
@@ -254,31 +257,21 @@ fn array3(shape: (usize, usize, usize), values: Vec<f32>) -> Array3<f32> {
     Array3::from_shape_vec(shape, values).expect("the read plan sized every part for its shape")
 }
 
-impl Lstm<f32> for GpuLstm {
-    fn config(&self) -> &LstmConfig {
-        &self.slots.config
-    }
-
-    fn weights(&self) -> Result<LstmWeights<f32>> {
-        let image = read_buffer(&self.gpu, &self.params, self.arena_len, &self.counters)?;
+/// The calls of [`Lstm`] that read back, as futures: each records and submits its work when
+/// first polled, then waits for the readback without blocking a thread, so they can run on any
+/// executor. The future is woken from the mapping's callback (natively a thread of the
+/// [`Gpu`] polls the device while mappings are pending; in a browser the event loop does).
+/// The blocking calls of [`Lstm`] are these, run to completion with `pollster::block_on`.
+impl GpuLstm {
+    /// [`Lstm::weights`], asynchronously.
+    pub async fn weights_async(&self) -> Result<LstmWeights<f32>> {
+        let image =
+            read_buffer_async(&self.gpu, &self.params, self.arena_len, &self.counters).await?;
         LstmWeights::new(*self.config(), self.slots.unpack(&image))
     }
 
-    fn set_weights(&mut self, weights: &LstmWeights<f32>) -> Result<()> {
-        weights.validate()?;
-        check_same_config(self.config(), weights.config())?;
-        let mut image = vec![0.0f32; self.arena_len];
-        self.slots.pack(weights, &mut image);
-        // Streams made before run on the old parameters: stale from now on, even should the
-        // upload fail half-way.
-        self.version.bump();
-        self.gpu.catch("uploading the parameters", || {
-            let bytes = bytemuck::cast_slice(&image);
-            self.gpu.write(&self.params, 0, bytes, &self.counters)
-        })
-    }
-
-    fn forward(
+    /// [`Lstm::forward`], asynchronously.
+    pub async fn forward_async(
         &mut self,
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
@@ -286,11 +279,12 @@ impl Lstm<f32> for GpuLstm {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         self.prepare(false, batch, seq)?;
         let ws = self.inference.as_ref().expect("prepared just above");
-        let (out, _) = self.run(ws, x, state, None, GradRequest::NONE)?;
+        let (out, _) = self.run(ws, x, state, None, GradRequest::NONE).await?;
         Ok(out)
     }
 
-    fn forward_train(
+    /// [`Lstm::forward_train`], asynchronously.
+    pub async fn forward_train_async(
         &mut self,
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
@@ -300,12 +294,12 @@ impl Lstm<f32> for GpuLstm {
         // Issued before the run overwrites the activations: should it fail, no tape is current.
         let tape = self.tapes.issue(batch, seq);
         let ws = self.training.as_ref().expect("prepared just above");
-        let (out, _) = self.run(ws, x, state, None, GradRequest::NONE)?;
+        let (out, _) = self.run(ws, x, state, None, GradRequest::NONE).await?;
         Ok((out, tape))
     }
 
-    /// Reads back only what `want` asks for.
-    fn backward(
+    /// [`Lstm::backward`], asynchronously; reads back only what `want` asks for.
+    pub async fn backward_async(
         &mut self,
         tape: &Tape,
         upstream: &Upstream<f32>,
@@ -334,12 +328,13 @@ impl Lstm<f32> for GpuLstm {
             plan.record(&mut encoder, &ws.staging);
             gpu.submit(encoder, counters);
         })?;
-        let parts = plan.read(gpu, &ws.staging, counters)?;
+        let parts = plan.read_async(gpu, &ws.staging, counters).await?;
         Ok(self.unpack_grads(ws.forward.dims(), want, parts.into_iter()))
     }
 
-    /// One submission for both passes, one readback.
-    fn forward_backward(
+    /// [`Lstm::forward_backward`], asynchronously: one submission for both passes, one
+    /// readback.
+    pub async fn forward_backward_async(
         &mut self,
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
@@ -351,7 +346,68 @@ impl Lstm<f32> for GpuLstm {
         self.prepare(true, batch, seq)?;
         self.tapes.invalidate();
         let ws = self.training.as_ref().expect("prepared just above");
-        let (out, grads) = self.run(ws, x, state, Some(upstream), want)?;
+        let (out, grads) = self.run(ws, x, state, Some(upstream), want).await?;
         Ok((out, grads.expect("backward ran")))
+    }
+}
+
+impl Lstm<f32> for GpuLstm {
+    fn config(&self) -> &LstmConfig {
+        &self.slots.config
+    }
+
+    fn weights(&self) -> Result<LstmWeights<f32>> {
+        pollster::block_on(self.weights_async())
+    }
+
+    fn set_weights(&mut self, weights: &LstmWeights<f32>) -> Result<()> {
+        weights.validate()?;
+        check_same_config(self.config(), weights.config())?;
+        let mut image = vec![0.0f32; self.arena_len];
+        self.slots.pack(weights, &mut image);
+        // Streams made before run on the old parameters: stale from now on, even should the
+        // upload fail half-way.
+        self.version.bump();
+        self.gpu.catch("uploading the parameters", || {
+            let bytes = bytemuck::cast_slice(&image);
+            self.gpu.write(&self.params, 0, bytes, &self.counters)
+        })
+    }
+
+    fn forward(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        state: Option<&LstmState<f32>>,
+    ) -> Result<LstmOutput<f32>> {
+        pollster::block_on(self.forward_async(x, state))
+    }
+
+    fn forward_train(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        state: Option<&LstmState<f32>>,
+    ) -> Result<(LstmOutput<f32>, Tape)> {
+        pollster::block_on(self.forward_train_async(x, state))
+    }
+
+    /// Reads back only what `want` asks for.
+    fn backward(
+        &mut self,
+        tape: &Tape,
+        upstream: &Upstream<f32>,
+        want: GradRequest,
+    ) -> Result<LstmGrads<f32>> {
+        pollster::block_on(self.backward_async(tape, upstream, want))
+    }
+
+    /// One submission for both passes, one readback.
+    fn forward_backward(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        state: Option<&LstmState<f32>>,
+        upstream: &Upstream<f32>,
+        want: GradRequest,
+    ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
+        pollster::block_on(self.forward_backward_async(x, state, upstream, want))
     }
 }

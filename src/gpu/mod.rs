@@ -16,6 +16,7 @@ pub(crate) mod dispatch;
 pub mod kernels;
 pub(crate) mod layout;
 pub mod lstm;
+pub(crate) mod mapping;
 pub mod ops;
 pub(crate) mod plan;
 pub(crate) mod readback;

@@ -56,7 +56,19 @@ impl<'a> ReadPlan<'a> {
         staging: &wgpu::Buffer,
         counters: &Counters,
     ) -> Result<Vec<Vec<f32>>> {
-        let all = gpu.read_staging(staging, self.len(), counters)?;
+        pollster::block_on(self.read_async(gpu, staging, counters))
+    }
+
+    /// As [`Self::read`], waiting for the mapping without blocking the thread.
+    pub(crate) async fn read_async(
+        &self,
+        gpu: &Gpu,
+        staging: &wgpu::Buffer,
+        counters: &Counters,
+    ) -> Result<Vec<Vec<f32>>> {
+        let all = gpu
+            .read_staging_async(staging, self.len(), counters)
+            .await?;
         let mut out = Vec::with_capacity(self.parts.len());
         let mut at = 0;
         for part in &self.parts {
@@ -74,6 +86,16 @@ pub(crate) fn read_buffer(
     len: usize,
     counters: &Counters,
 ) -> Result<Vec<f32>> {
+    pollster::block_on(read_buffer_async(gpu, buffer, len, counters))
+}
+
+/// As [`read_buffer`], waiting for the mapping without blocking the thread.
+pub(crate) async fn read_buffer_async(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    len: usize,
+    counters: &Counters,
+) -> Result<Vec<f32>> {
     let staging = gpu.staging("readback", len)?;
     let mut plan = ReadPlan::new();
     plan.add(Region::whole(buffer, len));
@@ -82,5 +104,5 @@ pub(crate) fn read_buffer(
         plan.record(&mut encoder, &staging);
         gpu.submit(encoder, counters);
     })?;
-    Ok(plan.read(gpu, &staging, counters)?.remove(0))
+    Ok(plan.read_async(gpu, &staging, counters).await?.remove(0))
 }

@@ -136,14 +136,14 @@ impl GpuStream {
         }
         Ok(())
     }
-}
 
-impl LstmStream<f32> for GpuStream {
-    fn batch(&self) -> usize {
-        self.batch
-    }
-
-    fn push(&mut self, x: ArrayView3<'_, f32>, want: StreamRequest) -> Result<StreamOutput<f32>> {
+    /// [`LstmStream::push`] as a future: records and submits when first polled, then waits
+    /// for the readback without blocking a thread (as [`GpuLstm::forward_async`]).
+    pub async fn push_async(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        want: StreamRequest,
+    ) -> Result<StreamOutput<f32>> {
         self.watch.check()?;
         let config = self.slots.config;
         let (_, seq) = check_input(&config, &x, None)?;
@@ -192,7 +192,10 @@ impl LstmStream<f32> for GpuStream {
         // Submitted: the zeroing is in the queue, ahead of any later push.
         self.resets.clear();
         let chunk = self.chunks.last().expect("prepared just above");
-        let mut parts = reads.read(gpu, &chunk.staging, counters)?.into_iter();
+        let mut parts = reads
+            .read_async(gpu, &chunk.staging, counters)
+            .await?
+            .into_iter();
         let mut next = || parts.next().unwrap_or_default();
         let sized = "the read plan sized every part for its shape";
         let y = want
@@ -214,6 +217,16 @@ impl LstmStream<f32> for GpuStream {
             false => (None, None),
         };
         Ok(StreamOutput { last, y, h_n, c_n })
+    }
+}
+
+impl LstmStream<f32> for GpuStream {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn push(&mut self, x: ArrayView3<'_, f32>, want: StreamRequest) -> Result<StreamOutput<f32>> {
+        pollster::block_on(self.push_async(x, want))
     }
 
     /// Records nothing yet: the next push zeroes the rows first, inside its own submission.
