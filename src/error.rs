@@ -205,6 +205,17 @@ pub enum Error {
         current: u64,
     },
 
+    /// A caller's GPU buffer cannot serve as the tensor `tensor` (see
+    /// [`crate::gpu::GpuTensor`]): too small for it from the offset, a misaligned offset, a
+    /// missing usage, or a buffer of another device.
+    #[error("caller's buffer for `{tensor}`: {reason}")]
+    CallerBuffer {
+        /// The tensor the buffer was given for.
+        tensor: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

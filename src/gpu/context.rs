@@ -26,6 +26,8 @@ struct Inner {
     lost: Arc<std::sync::Mutex<Option<String>>>,
     /// Drives the device's mapping callbacks (see [`crate::gpu::mapping`]).
     poller: Poller,
+    /// Four bytes to copy to and from when checking a caller's buffer (made when first needed).
+    probe: std::sync::OnceLock<wgpu::Buffer>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -122,6 +124,7 @@ impl Gpu {
                 kernels,
                 lost,
                 poller,
+                probe: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -158,6 +161,18 @@ impl Gpu {
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// A 4-byte buffer with `COPY_SRC | COPY_DST`, for probe copies that are never submitted.
+    pub(crate) fn probe(&self) -> &wgpu::Buffer {
+        self.inner.probe.get_or_init(|| {
+            self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("probe"),
+                size: 4,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
     }
 
     pub(crate) fn kernels(&self) -> &Kernels {

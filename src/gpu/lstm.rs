@@ -10,6 +10,7 @@
 use ndarray::{Array3, ArrayView3};
 
 use crate::error::Result;
+use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::plan::backward::BackwardPlan;
@@ -20,6 +21,7 @@ use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
     check_same_config, check_upstream,
 };
+use crate::shape::expect_nonzero;
 use crate::stream::WeightsVersion;
 use crate::weights::{LstmConfig, LstmWeights};
 
@@ -255,6 +257,103 @@ fn split_state(d: &Dims, mut both: Vec<f32>) -> (Array3<f32>, Array3<f32>) {
 /// An array of a shape from values whose count the read plan fixed to match it.
 fn array3(shape: (usize, usize, usize), values: Vec<f32>) -> Array3<f32> {
     Array3::from_shape_vec(shape, values).expect("the read plan sized every part for its shape")
+}
+
+/// Where [`GpuLstm::encode_forward`] writes its outputs, in the caller's buffers (`COPY_DST`);
+/// `None` skips that output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardTargets<'a> {
+    /// The top layer's `h` at every step, `y` `[B, T, H]`.
+    pub y: Option<GpuTensor<'a>>,
+    /// `h_n` then `c_n` of every layer, `[2, L, B, H]`.
+    pub state: Option<GpuTensor<'a>>,
+}
+
+impl GpuLstm {
+    /// Records a forward pass into the caller's `encoder`: `x` `[B, T, I]` and, when given,
+    /// `state` (`h0` then `c0`, `[2, L, B, H]`; zeros when `None`) are read from the caller's
+    /// buffers (`COPY_SRC`), the outputs written into `out`. Nothing is uploaded, submitted or
+    /// read back: the work runs when the caller submits `encoder`, in order with the caller's
+    /// own passes around it. `encoder` must come from this model's device.
+    ///
+    /// The model's working buffers are reused by its later calls; that is safe whatever the
+    /// order of submission, because each call's commands copy its inputs in, compute and copy
+    /// its outputs out before the next call's commands begin.
+    ///
+    /// A buffer too small for its tensor, a misaligned offset, a missing usage or a buffer of
+    /// another device is [`crate::Error::CallerBuffer`]; zero `batch` or `seq`,
+    /// [`crate::Error::ZeroSize`]. Nothing is recorded then.
+    ///
+    /// ```no_run
+    /// use lstm_wgpu::gpu::{ForwardTargets, Gpu, GpuLstm, GpuTensor};
+    /// use lstm_wgpu::{LstmConfig, LstmWeights};
+    /// use lstm_wgpu::wgpu::{self, util::DeviceExt};
+    ///
+    /// let gpu = Gpu::from_env()?;
+    /// let mut lstm = GpuLstm::new(&gpu, &LstmWeights::init_uniform(LstmConfig::new(4, 8, 1)?, 0))?;
+    /// let (b, t) = (2, 3);
+    /// let x = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: Some("my x"),
+    ///     contents: bytemuck::cast_slice(&vec![0.5f32; b * t * 4]), // [B, T, I]
+    ///     usage: wgpu::BufferUsages::COPY_SRC,
+    /// });
+    /// let y = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: Some("my y"),
+    ///     size: (b * t * 8 * 4) as u64, // [B, T, H] f32
+    ///     usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::STORAGE,
+    ///     mapped_at_creation: false,
+    /// });
+    /// let mut encoder = gpu.device().create_command_encoder(&Default::default());
+    /// // ... the application's own passes ...
+    /// let out = ForwardTargets { y: Some(GpuTensor::whole(&y)), state: None };
+    /// lstm.encode_forward(&mut encoder, (b, t), GpuTensor::whole(&x), None, out)?;
+    /// // ... passes that read y ...
+    /// gpu.queue().submit([encoder.finish()]);
+    /// # Ok::<(), lstm_wgpu::Error>(())
+    /// ```
+    pub fn encode_forward(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        (batch, seq): (usize, usize),
+        x: GpuTensor<'_>,
+        state: Option<GpuTensor<'_>>,
+        out: ForwardTargets<'_>,
+    ) -> Result<()> {
+        let c = *self.config();
+        expect_nonzero("x", &[batch, seq], &["batch", "seq"])?;
+        let (src, dst) = (wgpu::BufferUsages::COPY_SRC, wgpu::BufferUsages::COPY_DST);
+        let state_len = 2 * c.num_layers * batch * c.hidden_size;
+        let gpu = &self.gpu.clone();
+        caller_buffer::check(gpu, "x", x, batch * seq * c.input_size, src)?;
+        if let Some(s) = state {
+            caller_buffer::check(gpu, "h0/c0", s, state_len, src)?;
+        }
+        if let Some(y) = out.y {
+            caller_buffer::check(gpu, "y", y, batch * seq * c.hidden_size, dst)?;
+        }
+        if let Some(s) = out.state {
+            caller_buffer::check(gpu, "h_n/c_n", s, state_len, dst)?;
+        }
+        self.prepare(false, batch, seq)?;
+        let ws = self.inference.as_ref().expect("prepared just above");
+        let (plan, counters) = (&ws.forward, &self.counters);
+        plan.copy_x_in(encoder, x.buffer, x.offset);
+        match state {
+            Some(s) => plan.copy_state_in(encoder, s.buffer, s.offset),
+            None => plan.clear_state(encoder),
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            plan.record(gpu, &mut pass, counters);
+        }
+        if let Some(y) = out.y {
+            ForwardPlan::copy_out(encoder, plan.y(), y.buffer, y.offset);
+        }
+        if let Some(s) = out.state {
+            ForwardPlan::copy_out(encoder, plan.state_n(), s.buffer, s.offset);
+        }
+        Ok(())
+    }
 }
 
 /// The calls of [`Lstm`] that read back, as futures: each records and submits its work when

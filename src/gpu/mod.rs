@@ -11,6 +11,7 @@
 //!   whole pass.
 //! * [`GpuLstm`] and [`ops`] (single kernels run on their own) on top.
 
+pub mod caller_buffer;
 pub mod context;
 pub(crate) mod dispatch;
 pub mod kernels;
@@ -24,8 +25,9 @@ pub(crate) mod region;
 pub mod stats;
 pub mod stream;
 
+pub use caller_buffer::GpuTensor;
 pub use context::Gpu;
 pub use kernels::shader_sources;
-pub use lstm::GpuLstm;
+pub use lstm::{ForwardTargets, GpuLstm};
 pub use stats::GpuStats;
-pub use stream::GpuStream;
+pub use stream::{GpuStream, StreamTargets};

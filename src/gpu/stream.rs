@@ -11,6 +11,7 @@
 use ndarray::{Array2, Array3, ArrayView3};
 
 use crate::error::Result;
+use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::LstmSlots;
 use crate::gpu::lstm::GpuLstm;
@@ -137,6 +138,81 @@ impl GpuStream {
         Ok(())
     }
 
+    /// Records a push's steps on `plan` (whose input is in place): the pending resets, the
+    /// state into the plan, the steps, the new state back.
+    fn record_steps(&self, encoder: &mut wgpu::CommandEncoder, plan: &ForwardPlan) {
+        let c = self.slots.config;
+        let (batch, hidden, layers) = (self.batch, c.hidden_size, c.num_layers);
+        for &r in &self.resets {
+            for half in 0..2 {
+                for l in 0..layers {
+                    let at = (((half * layers + l) * batch + r) * hidden * 4) as u64;
+                    encoder.clear_buffer(&self.state, at, Some((hidden * 4) as u64));
+                }
+            }
+        }
+        plan.copy_state_in(encoder, &self.state, 0);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            plan.record(&self.gpu, &mut pass, &self.counters);
+        }
+        ForwardPlan::copy_out(encoder, plan.state_n(), &self.state, 0);
+    }
+
+    /// Records a push into the caller's `encoder`: the chunk `x` `[B, seq, I]` is read from
+    /// the caller's buffer (`COPY_SRC`), the outputs named in `out` are written into the
+    /// caller's buffers (`COPY_DST`). Nothing is uploaded, submitted or read back; the state
+    /// moves on when the caller submits `encoder` (from this stream's device). Pushes recorded
+    /// this way and blocking pushes may be mixed: they run in the order they reach the queue.
+    ///
+    /// Errors as [`LstmStream::push`], and [`crate::Error::CallerBuffer`] for a buffer that
+    /// cannot hold its tensor, lacks the usage or belongs to another device; nothing is
+    /// recorded then.
+    pub fn encode_push(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        seq: usize,
+        x: GpuTensor<'_>,
+        out: StreamTargets<'_>,
+    ) -> Result<()> {
+        self.watch.check()?;
+        expect_nonzero("x", &[seq], &["seq"])?;
+        let c = self.slots.config;
+        let (batch, hidden, layers) = (self.batch, c.hidden_size, c.num_layers);
+        let (src, dst) = (wgpu::BufferUsages::COPY_SRC, wgpu::BufferUsages::COPY_DST);
+        let gpu = &self.gpu;
+        caller_buffer::check(gpu, "x", x, batch * seq * c.input_size, src)?;
+        if let Some(t) = out.last {
+            caller_buffer::check(gpu, "last", t, batch * hidden, dst)?;
+        }
+        if let Some(t) = out.y {
+            caller_buffer::check(gpu, "y", t, batch * seq * hidden, dst)?;
+        }
+        if let Some(t) = out.state {
+            caller_buffer::check(gpu, "h_n/c_n", t, 2 * layers * batch * hidden, dst)?;
+        }
+        self.prepare(seq)?;
+        let plan = &self.chunks.last().expect("prepared just above").plan;
+        plan.copy_x_in(encoder, x.buffer, x.offset);
+        self.record_steps(encoder, plan);
+        if let Some(t) = out.last {
+            ForwardPlan::copy_out(
+                encoder,
+                top_h(plan, layers, batch, hidden),
+                t.buffer,
+                t.offset,
+            );
+        }
+        if let Some(t) = out.y {
+            ForwardPlan::copy_out(encoder, plan.y(), t.buffer, t.offset);
+        }
+        if let Some(t) = out.state {
+            ForwardPlan::copy_out(encoder, plan.state_n(), t.buffer, t.offset);
+        }
+        self.resets.clear();
+        Ok(())
+    }
+
     /// [`LstmStream::push`] as a future: records and submits when first polled, then waits
     /// for the readback without blocking a thread (as [`GpuLstm::forward_async`]).
     pub async fn push_async(
@@ -151,7 +227,7 @@ impl GpuStream {
         self.prepare(seq)?;
         let (batch, hidden, layers) = (self.batch, config.hidden_size, config.num_layers);
         let chunk = self.chunks.last().expect("prepared just above");
-        let (gpu, counters, state, resets) = (&self.gpu, &self.counters, &self.state, &self.resets);
+        let (gpu, counters) = (&self.gpu, &self.counters);
         let plan = &chunk.plan;
         // One copy list: y, then the top layer's h_n, then the whole state, as asked.
         let mut reads = ReadPlan::new();
@@ -160,32 +236,15 @@ impl GpuStream {
             reads.add(plan.y());
         }
         if want.last {
-            reads.add(Region {
-                offset: (layers - 1) * batch * hidden,
-                len: batch * hidden,
-                ..state_n
-            });
+            reads.add(top_h(plan, layers, batch, hidden));
         }
         if want.state {
             reads.add(state_n);
         }
         gpu.catch("running a stream", || {
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
-            for &r in resets {
-                for half in 0..2 {
-                    for l in 0..layers {
-                        let at = (((half * layers + l) * batch + r) * hidden * 4) as u64;
-                        encoder.clear_buffer(state, at, Some((hidden * 4) as u64));
-                    }
-                }
-            }
             plan.upload_x(gpu, counters, x);
-            plan.copy_state_in(&mut encoder, state);
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                plan.record(gpu, &mut pass, counters);
-            }
-            plan.copy_state_out(&mut encoder, state);
+            self.record_steps(&mut encoder, plan);
             reads.record(&mut encoder, &chunk.staging);
             gpu.submit(encoder, counters);
         })?;
@@ -218,6 +277,27 @@ impl GpuStream {
         };
         Ok(StreamOutput { last, y, h_n, c_n })
     }
+}
+
+/// The top layer's `h_n` `[B, H]` in `plan`'s `h_n`/`c_n`.
+fn top_h(plan: &ForwardPlan, layers: usize, batch: usize, hidden: usize) -> Region<'_> {
+    Region {
+        offset: (layers - 1) * batch * hidden,
+        len: batch * hidden,
+        ..plan.state_n()
+    }
+}
+
+/// Where [`GpuStream::encode_push`] writes its outputs, in the caller's buffers (`COPY_DST`);
+/// `None` skips that output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamTargets<'a> {
+    /// The top layer's `h` after the chunk's last step, `[B, H]`.
+    pub last: Option<GpuTensor<'a>>,
+    /// The top layer's `h` at every step of the chunk, `y` `[B, Tc, H]`.
+    pub y: Option<GpuTensor<'a>>,
+    /// `h` then `c` of every layer after the chunk, `[2, L, B, H]`.
+    pub state: Option<GpuTensor<'a>>,
 }
 
 impl LstmStream<f32> for GpuStream {

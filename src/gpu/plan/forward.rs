@@ -219,17 +219,45 @@ impl ForwardPlan {
         plan.add(self.state_n());
     }
 
-    /// Records copies of a state `[2, L, B, H]` (`h` then `c`, a stream's, kept on the GPU) from
-    /// `from` into `h0`/`c0`.
-    pub(crate) fn copy_state_in(&self, encoder: &mut wgpu::CommandEncoder, from: &wgpu::Buffer) {
-        let bytes = (2 * self.dims.state_len() * 4) as u64;
-        encoder.copy_buffer_to_buffer(from, 0, &self.state0, 0, bytes);
+    /// Records a copy of `x` `[B, T, I]` from byte `offset` of `from` (a caller's buffer) into
+    /// the plan's input.
+    pub(crate) fn copy_x_in(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        from: &wgpu::Buffer,
+        offset: u64,
+    ) {
+        let d = &self.dims;
+        let bytes = (d.batch * d.seq * d.input * 4) as u64;
+        encoder.copy_buffer_to_buffer(from, offset, &self.x, 0, bytes);
     }
 
-    /// Records copies of `h_n`/`c_n` `[2, L, B, H]` into `to`.
-    pub(crate) fn copy_state_out(&self, encoder: &mut wgpu::CommandEncoder, to: &wgpu::Buffer) {
+    /// Records a copy of a state `[2, L, B, H]` (`h` then `c`) from byte `offset` of `from`
+    /// into `h0`/`c0`.
+    pub(crate) fn copy_state_in(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        from: &wgpu::Buffer,
+        offset: u64,
+    ) {
         let bytes = (2 * self.dims.state_len() * 4) as u64;
-        encoder.copy_buffer_to_buffer(&self.state_n, 0, to, 0, bytes);
+        encoder.copy_buffer_to_buffer(from, offset, &self.state0, 0, bytes);
+    }
+
+    /// Records the zeroing of `h0`/`c0`.
+    pub(crate) fn clear_state(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.clear_buffer(&self.state0, 0, None);
+    }
+
+    /// Records a copy of `region` (one of this plan's) to byte `offset` of `to`.
+    pub(crate) fn copy_out(
+        encoder: &mut wgpu::CommandEncoder,
+        region: Region<'_>,
+        to: &wgpu::Buffer,
+        offset: u64,
+    ) {
+        let (at, bytes) = (region.offset as u64 * 4, region.len as u64 * 4);
+        encoder.copy_buffer_to_buffer(region.buffer, at, to, offset, bytes);
     }
 
     /// The top layer's output `y` `[B, T, H]`.
