@@ -87,3 +87,40 @@ fn async_stream_pushes_finish_when_woken_and_equal_blocking_pushes() {
         assert_eq!(got.unwrap(), want, "push {t}");
     }
 }
+
+#[test]
+fn async_training_steps_finish_when_woken_and_equal_blocking_steps() {
+    use lstm_wgpu::train::{
+        ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    };
+    let model = ClassifierConfig::new(6, 16, 1, 3).unwrap();
+    let weights = ClassifierWeights::init(model, 4, None);
+    let config = TrainConfig {
+        optimizer: Optimizer::adam(1e-2),
+        clip_norm: Some(1.0),
+    };
+    let mut a = GpuTrainer::new(&gpu(), &weights, config, None).unwrap();
+    let mut b = GpuTrainer::new(&gpu(), &weights, config, None).unwrap();
+    let x: Array3<f32> = random_array((4, 7, 6), 24, -1.0, 1.0);
+    let labels = [0u8, 2, 1, 2];
+    // More steps than the trainer keeps in flight, so the async throttle waits too.
+    for step in 0..5 {
+        let report = step % 2 == 0;
+        let got = run_woken(a.step_async(x.view(), &labels, report)).unwrap();
+        let want = b.step(x.view(), &labels, report).unwrap();
+        assert_eq!(got, want, "step {step}");
+    }
+    let data =
+        lstm_wgpu::data::SequenceDataset::new("tiny", x.clone(), labels.to_vec(), 3).unwrap();
+    let got = run_woken(a.evaluate_async(&data, 3)).unwrap();
+    assert_eq!(got, b.evaluate(&data, 3).unwrap());
+    assert_eq!(run_woken(a.weights_async()).unwrap(), b.weights().unwrap());
+    assert_eq!(
+        run_woken(a.optimizer_state_async()).unwrap(),
+        b.optimizer_state().unwrap()
+    );
+    assert_eq!(
+        run_woken(a.gradients_async()).unwrap(),
+        b.gradients().unwrap()
+    );
+}

@@ -298,16 +298,10 @@ impl Gpu {
         index
     }
 
-    /// Blocks until submission `index` has finished on the GPU (no data moves).
-    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map(|_| ())
-            .map_err(|e| Error::Readback(e.to_string()))
+    /// Resolves once the GPU has finished everything submitted so far (without blocking: see
+    /// [`crate::gpu::mapping`]).
+    pub(crate) fn work_done(&self) -> crate::gpu::mapping::Callback<()> {
+        self.inner.poller.work_done(&self.inner.queue)
     }
 
     /// Maps `staging` (after the submit that fills it) and returns its first `len` values,

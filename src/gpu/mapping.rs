@@ -1,7 +1,7 @@
 //! Waiting for a buffer mapping without blocking the caller's thread.
 //!
-//! `map_async` calls back once the device is polled after the GPU has finished the work
-//! submitted before it. In a browser the event loop does the polling; natively somebody must
+//! `map_async` (and `on_submitted_work_done`) call back once the device is polled after the GPU
+//! has finished the work submitted before them. In a browser the event loop does the polling; natively somebody must
 //! call `device.poll`. Here one background thread per [`crate::gpu::Gpu`] does it, and only
 //! while mappings are pending; each mapping is a future that the callback wakes. So an `async`
 //! caller's executor thread never waits on the GPU, and the blocking calls are
@@ -48,23 +48,44 @@ impl Poller {
     }
 
     /// Maps `slice` for `mode`; the future resolves when the mapping is ready (or failed).
-    pub(crate) fn map(&self, slice: wgpu::BufferSlice<'_>, mode: wgpu::MapMode) -> MapFuture {
-        let slot = Arc::new(Mutex::new(MapSlot::default()));
+    pub(crate) fn map(
+        &self,
+        slice: wgpu::BufferSlice<'_>,
+        mode: wgpu::MapMode,
+    ) -> Callback<Result<(), wgpu::BufferAsyncError>> {
+        self.watch(|done| slice.map_async(mode, done))
+    }
+
+    /// Resolves once the GPU has finished the work submitted to `queue` so far.
+    pub(crate) fn work_done(&self, queue: &wgpu::Queue) -> Callback<()> {
+        self.watch(|done| queue.on_submitted_work_done(move || done(())))
+    }
+
+    /// A future for the value a wgpu callback will pass: `register` hands wgpu the callback.
+    /// Counted as pending (so the thread polls) until the callback has run.
+    fn watch<T: Send + 'static>(
+        &self,
+        register: impl FnOnce(Box<dyn FnOnce(T) + Send>),
+    ) -> Callback<T> {
+        let slot = Arc::new(Mutex::new(Slot {
+            value: None,
+            waker: None,
+        }));
         self.shared.lock().pending += 1;
         let (done, shared) = (Arc::clone(&slot), Arc::clone(&self.shared));
-        slice.map_async(mode, move |result| {
+        register(Box::new(move |value| {
             let waker = {
                 let mut s = done.lock().unwrap_or_else(|e| e.into_inner());
-                s.result = Some(result);
+                s.value = Some(value);
                 s.waker.take()
             };
             shared.lock().pending -= 1;
             if let Some(w) = waker {
                 w.wake();
             }
-        });
+        }));
         self.shared.wake.notify_one();
-        MapFuture { slot }
+        Callback { slot }
     }
 }
 
@@ -104,24 +125,23 @@ fn poll_while_pending(device: &wgpu::Device, shared: &Shared) {
     }
 }
 
-#[derive(Default)]
-struct MapSlot {
-    result: Option<Result<(), wgpu::BufferAsyncError>>,
+struct Slot<T> {
+    value: Option<T>,
     waker: Option<Waker>,
 }
 
-/// A pending mapping (see [`Poller::map`]).
-pub(crate) struct MapFuture {
-    slot: Arc<Mutex<MapSlot>>,
+/// The value a wgpu callback passes, as a future (see [`Poller::map`], [`Poller::work_done`]).
+pub(crate) struct Callback<T> {
+    slot: Arc<Mutex<Slot<T>>>,
 }
 
-impl Future for MapFuture {
-    type Output = Result<(), wgpu::BufferAsyncError>;
+impl<T> Future for Callback<T> {
+    type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match s.result.take() {
-            Some(r) => Poll::Ready(r),
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
             None => {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending

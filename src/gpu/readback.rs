@@ -79,17 +79,8 @@ impl<'a> ReadPlan<'a> {
     }
 }
 
-/// Reads `len` f32 values of `buffer` from the start: one copy, one submit, one mapping.
-pub(crate) fn read_buffer(
-    gpu: &Gpu,
-    buffer: &wgpu::Buffer,
-    len: usize,
-    counters: &Counters,
-) -> Result<Vec<f32>> {
-    pollster::block_on(read_buffer_async(gpu, buffer, len, counters))
-}
-
-/// As [`read_buffer`], waiting for the mapping without blocking the thread.
+/// Reads `len` f32 values of `buffer` from the start: one copy, one submit, one mapping, waited
+/// for without blocking the thread.
 pub(crate) async fn read_buffer_async(
     gpu: &Gpu,
     buffer: &wgpu::Buffer,

@@ -11,6 +11,7 @@ use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, ArenaSlot, LstmSlots};
+use crate::gpu::mapping::Callback;
 use crate::gpu::plan::arenas::{Arena, Arenas};
 use crate::gpu::plan::classifier::{ClassifierPlan, HeadSlots};
 use crate::gpu::plan::update::UpdatePlan;
@@ -94,7 +95,8 @@ pub struct GpuTrainer {
     train: Option<ClassifierPlan>,
     eval: Option<ClassifierPlan>,
     update: UpdatePlan,
-    in_flight: VecDeque<wgpu::SubmissionIndex>,
+    /// Resolves when the GPU has finished each step still in flight, oldest first.
+    in_flight: VecDeque<Callback<()>>,
 }
 
 impl GpuTrainer {
@@ -152,7 +154,7 @@ impl GpuTrainer {
 
     /// The gradients of the last step, before clipping, PyTorch layout.
     pub fn gradients(&self) -> Result<ClassifierWeights> {
-        self.read_arena(Arena::Grads)
+        pollster::block_on(self.gradients_async())
     }
 
     /// What this trainer has recorded and transferred since it was created.
@@ -166,19 +168,130 @@ impl GpuTrainer {
     }
 
     /// Waits until fewer than [`IN_FLIGHT`] steps are queued.
-    fn throttle(&mut self) -> Result<()> {
+    async fn throttle(&mut self) -> Result<()> {
         while self.in_flight.len() >= IN_FLIGHT {
-            if let Some(index) = self.in_flight.pop_front() {
-                self.gpu.wait_for(index)?;
+            if let Some(done) = self.in_flight.pop_front() {
+                done.await;
             }
         }
-        Ok(())
+        self.gpu.check_alive()
     }
 
     /// Reads an arena back as classifier tensors.
-    fn read_arena(&self, which: Arena) -> Result<ClassifierWeights> {
-        let image = self.arenas.read(&self.gpu, &self.counters, which)?;
+    async fn read_arena(&self, which: Arena) -> Result<ClassifierWeights> {
+        let image = self
+            .arenas
+            .read_async(&self.gpu, &self.counters, which)
+            .await?;
         self.layout.unpack(self.model, &image)
+    }
+}
+
+/// The trainer's calls as futures: each records and submits its work when first polled, then
+/// waits for the GPU without blocking a thread (as [`crate::gpu::GpuLstm::forward_async`]), so
+/// a training loop can run on any executor. The blocking calls of [`Trainer`] are these, run to
+/// completion with `pollster::block_on`.
+impl GpuTrainer {
+    /// [`Trainer::step`], asynchronously.
+    pub async fn step_async(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        labels: &[u8],
+        report: bool,
+    ) -> Result<Option<Metrics>> {
+        check_batch(&self.model, &x, labels)?;
+        let shape = (labels.len(), x.shape()[1]);
+        self.throttle().await?;
+        let (gpu, counters) = (&self.gpu, &self.counters);
+        let plan = plan_for(
+            &mut self.train,
+            gpu,
+            counters,
+            (&self.arenas, &self.layout),
+            shape,
+            true,
+        )?;
+        let labels = labels_u32(labels);
+        gpu.catch("running a training step", || -> Result<_> {
+            plan.upload_batch(gpu, counters, x, &labels);
+            self.update.set_step(gpu, counters, self.step + 1)?;
+            let mut encoder = gpu.device().create_command_encoder(&Default::default());
+            plan.record_training_step(gpu, counters, &mut encoder, &self.update, report);
+            gpu.submit(encoder, counters);
+            Ok(())
+        })??;
+        self.step += 1;
+        self.in_flight.push_back(gpu.work_done());
+        if !report {
+            return Ok(None);
+        }
+        let m = plan.read_metrics_async(gpu, counters).await?;
+        self.in_flight.clear(); // the readback waited for everything
+        Ok(Some(metrics(m)))
+    }
+
+    /// [`Trainer::evaluate`], asynchronously.
+    pub async fn evaluate_async(
+        &mut self,
+        data: &SequenceDataset,
+        batch: usize,
+    ) -> Result<Metrics> {
+        check_dataset(&self.model, data)?;
+        let batch = batch.clamp(1, data.len().max(1));
+        let shape = (batch, data.seq_len());
+        let (gpu, counters) = (&self.gpu, &self.counters);
+        let plan = plan_for(
+            &mut self.eval,
+            gpu,
+            counters,
+            (&self.arenas, &self.layout),
+            shape,
+            false,
+        )?;
+        let mut x = Array3::zeros((batch, data.seq_len(), data.features()));
+        let mut labels = Vec::new();
+        let indices: Vec<usize> = (0..data.len()).collect();
+        let chunks = indices.chunks(batch).count();
+        for (i, chunk) in indices.chunks(batch).enumerate() {
+            // A short last batch is padded with copies of its first example, labelled as
+            // padding (>= C) so the loss skips them.
+            let mut padded = chunk.to_vec();
+            padded.resize(batch, chunk[0]);
+            data.gather(&padded, &mut x, &mut labels)?;
+            let mut l32 = labels_u32(&labels);
+            l32[chunk.len()..].fill(u32::MAX);
+            gpu.catch("evaluating", || {
+                plan.upload_batch(gpu, counters, x.view(), &l32);
+                let mut encoder = gpu.device().create_command_encoder(&Default::default());
+                plan.record_evaluation(gpu, counters, &mut encoder, i == 0, i + 1 == chunks);
+                gpu.submit(encoder, counters);
+            })?;
+        }
+        let m = plan.read_metrics_async(gpu, counters).await?;
+        self.in_flight.clear();
+        Ok(metrics(m))
+    }
+
+    /// [`Trainer::weights`], asynchronously.
+    pub async fn weights_async(&self) -> Result<ClassifierWeights> {
+        self.read_arena(Arena::Params).await
+    }
+
+    /// [`Trainer::optimizer_state`], asynchronously.
+    pub async fn optimizer_state_async(&self) -> Result<OptimizerState> {
+        let mut moments = Vec::with_capacity(self.arenas.moments());
+        for i in 0..self.arenas.moments() {
+            moments.push(self.read_arena(Arena::Moment(i)).await?);
+        }
+        Ok(OptimizerState {
+            step: self.step,
+            moments,
+        })
+    }
+
+    /// [`Self::gradients`], asynchronously.
+    pub async fn gradients_async(&self) -> Result<ClassifierWeights> {
+        self.read_arena(Arena::Grads).await
     }
 }
 
@@ -230,85 +343,19 @@ impl Trainer for GpuTrainer {
         labels: &[u8],
         report: bool,
     ) -> Result<Option<Metrics>> {
-        check_batch(&self.model, &x, labels)?;
-        let shape = (labels.len(), x.shape()[1]);
-        self.throttle()?;
-        let (gpu, counters) = (&self.gpu, &self.counters);
-        let plan = plan_for(
-            &mut self.train,
-            gpu,
-            counters,
-            (&self.arenas, &self.layout),
-            shape,
-            true,
-        )?;
-        let labels = labels_u32(labels);
-        let index = gpu.catch("running a training step", || -> Result<_> {
-            plan.upload_batch(gpu, counters, x, &labels);
-            self.update.set_step(gpu, counters, self.step + 1)?;
-            let mut encoder = gpu.device().create_command_encoder(&Default::default());
-            plan.record_training_step(gpu, counters, &mut encoder, &self.update, report);
-            Ok(gpu.submit(encoder, counters))
-        })??;
-        self.step += 1;
-        self.in_flight.push_back(index);
-        if !report {
-            return Ok(None);
-        }
-        let m = plan.read_metrics(gpu, counters)?;
-        self.in_flight.clear(); // the readback waited for everything
-        Ok(Some(metrics(m)))
+        pollster::block_on(self.step_async(x, labels, report))
     }
 
     fn evaluate(&mut self, data: &SequenceDataset, batch: usize) -> Result<Metrics> {
-        check_dataset(&self.model, data)?;
-        let batch = batch.clamp(1, data.len().max(1));
-        let shape = (batch, data.seq_len());
-        let (gpu, counters) = (&self.gpu, &self.counters);
-        let plan = plan_for(
-            &mut self.eval,
-            gpu,
-            counters,
-            (&self.arenas, &self.layout),
-            shape,
-            false,
-        )?;
-        let mut x = Array3::zeros((batch, data.seq_len(), data.features()));
-        let mut labels = Vec::new();
-        let indices: Vec<usize> = (0..data.len()).collect();
-        let chunks = indices.chunks(batch).count();
-        for (i, chunk) in indices.chunks(batch).enumerate() {
-            // A short last batch is padded with copies of its first example, labelled as
-            // padding (>= C) so the loss skips them.
-            let mut padded = chunk.to_vec();
-            padded.resize(batch, chunk[0]);
-            data.gather(&padded, &mut x, &mut labels)?;
-            let mut l32 = labels_u32(&labels);
-            l32[chunk.len()..].fill(u32::MAX);
-            gpu.catch("evaluating", || {
-                plan.upload_batch(gpu, counters, x.view(), &l32);
-                let mut encoder = gpu.device().create_command_encoder(&Default::default());
-                plan.record_evaluation(gpu, counters, &mut encoder, i == 0, i + 1 == chunks);
-                gpu.submit(encoder, counters);
-            })?;
-        }
-        let m = plan.read_metrics(gpu, counters)?;
-        self.in_flight.clear();
-        Ok(metrics(m))
+        pollster::block_on(self.evaluate_async(data, batch))
     }
 
     fn weights(&self) -> Result<ClassifierWeights> {
-        self.read_arena(Arena::Params)
+        pollster::block_on(self.weights_async())
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
-        let moments = (0..self.arenas.moments())
-            .map(|i| self.read_arena(Arena::Moment(i)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(OptimizerState {
-            step: self.step,
-            moments,
-        })
+        pollster::block_on(self.optimizer_state_async())
     }
 
     fn config(&self) -> &TrainConfig {

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::kernels::grad_norm;
-use crate::gpu::readback::read_buffer;
+use crate::gpu::readback::read_buffer_async;
 use crate::gpu::stats::Counters;
 
 /// One of the arenas.
@@ -84,9 +84,14 @@ impl Arenas {
         Ok(())
     }
 
-    /// Reads a whole arena image back (one submit, one mapping).
-    pub(crate) fn read(&self, gpu: &Gpu, counters: &Counters, which: Arena) -> Result<Vec<f32>> {
-        read_buffer(gpu, self.buffer(which)?, self.len, counters)
+    /// Reads a whole arena image back (one submit, one mapping), waiting without blocking.
+    pub(crate) async fn read_async(
+        &self,
+        gpu: &Gpu,
+        counters: &Counters,
+        which: Arena,
+    ) -> Result<Vec<f32>> {
+        read_buffer_async(gpu, self.buffer(which)?, self.len, counters).await
     }
 
     /// Optimizer moments held.

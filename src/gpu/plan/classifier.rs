@@ -205,11 +205,19 @@ impl ClassifierPlan {
         encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.metrics_staging, 0, bytes);
     }
 
-    /// `(loss sum, correct, count)` as copied by the last recorded report (waits for it).
-    pub(crate) fn read_metrics(&self, gpu: &Gpu, counters: &Counters) -> Result<[f32; 3]> {
+    /// `(loss sum, correct, count)` as copied by the last recorded report (waits for it
+    /// without blocking).
+    pub(crate) async fn read_metrics_async(
+        &self,
+        gpu: &Gpu,
+        counters: &Counters,
+    ) -> Result<[f32; 3]> {
         let mut plan = ReadPlan::new();
         plan.add(Region::whole(&self.metrics, METRICS));
-        let v = plan.read(gpu, &self.metrics_staging, counters)?.remove(0);
+        let v = plan
+            .read_async(gpu, &self.metrics_staging, counters)
+            .await?
+            .remove(0);
         Ok([v[0], v[1], v[2]])
     }
 }
