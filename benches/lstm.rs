@@ -11,6 +11,8 @@
 //! figures measure dispatch overhead and a CPU running WGSL, not GPU speed; the adapter is
 //! printed first.
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -18,7 +20,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criteri
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::isa::Isa;
 use lstm_wgpu::cpu::lstm::CpuLstm;
-use lstm_wgpu::gpu::{Gpu, GpuLstm};
+use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream};
@@ -82,19 +84,6 @@ fn inputs(s: &Size) -> (LstmWeights<f32>, Array3<f32>, Upstream<f32>) {
     (w, x, up)
 }
 
-fn gpu() -> Option<Gpu> {
-    match Gpu::from_env() {
-        Ok(g) => {
-            eprintln!("GPU adapter: {}", g.describe());
-            Some(g)
-        }
-        Err(e) => {
-            eprintln!("no GPU adapter, GPU benches skipped: {e}");
-            None
-        }
-    }
-}
-
 /// Times one pass on one device; `backward` adds backpropagation (parameter gradients, what
 /// training needs). Written once for both devices through the `Lstm` trait.
 fn bench_pass(
@@ -119,7 +108,7 @@ fn bench_pass(
 /// Both paths keep their buffers between calls (as an application running one shape repeatedly
 /// would).
 fn bench(c: &mut Criterion) {
-    let gpu = gpu();
+    let gpu = common::gpu();
     for (pass, backward) in [("forward", false), ("forward+backward", true)] {
         let mut group = c.benchmark_group(pass);
         group.sample_size(10);

@@ -9,6 +9,8 @@
 //! `cargo bench --bench stream`. Compare the push with the two lines beside it, measured in the
 //! same run.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -37,16 +39,7 @@ fn per_step(iters: u64, steps: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let gpu = match Gpu::from_env() {
-        Ok(g) => {
-            eprintln!("GPU adapter: {}", g.describe());
-            Some(g)
-        }
-        Err(e) => {
-            eprintln!("no GPU adapter, GPU benches skipped: {e}");
-            None
-        }
-    };
+    let gpu = common::gpu();
     let w = LstmWeights::init_uniform(LstmConfig::new(I, H, 1).unwrap(), 1);
     let mut group = c.benchmark_group("stream-step");
     group.sample_size(20);
