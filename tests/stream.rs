@@ -243,7 +243,7 @@ fn check_misuse(stream: &mut dyn LstmStream, other: &mut dyn LstmStream, what: &
         ("wrong input size", &wrong_input),
     ] {
         match stream.push(bad.view(), StreamRequest::ALL) {
-            Err(Error::Shape { .. }) => {}
+            Err(Error::Shape { tensor, .. }) => assert_eq!(tensor, "x", "{what}, {name}"),
             r => panic!(
                 "{what}, {name}: expected a shape error, got {:?}",
                 r.map(|_| ())

@@ -9,6 +9,7 @@ use super::lstm::{CpuLstm, ForwardScratch, forward_state_in_place};
 use crate::error::Result;
 use crate::lstm::{Lstm, LstmState, check_input};
 use crate::real::Real;
+use crate::shape::expect_shape;
 use crate::stream::{LstmStream, StreamOutput, StreamRequest, VersionWatch, check_rows};
 use crate::weights::LstmWeights;
 
@@ -76,7 +77,9 @@ impl<F: Real> LstmStream<F> for CpuStream<F> {
     fn push(&mut self, x: ArrayView3<'_, F>, want: StreamRequest) -> Result<StreamOutput<F>> {
         self.watch.check()?;
         let config = *self.weights.config();
-        let (batch, seq) = check_input(&config, &x, Some(&self.state))?;
+        let (_, seq) = check_input(&config, &x, None)?;
+        let batch = self.batch();
+        expect_shape("x", x.shape(), &[batch, seq, config.input_size])?;
         let mut y = want
             .y
             .then(|| Array3::zeros((batch, seq, config.hidden_size)));
