@@ -124,3 +124,27 @@ fn async_training_steps_finish_when_woken_and_equal_blocking_steps() {
         b.gradients().unwrap()
     );
 }
+
+#[test]
+fn a_call_dropped_before_its_readback_leaves_the_model_usable() {
+    // Big enough that lavapipe is still computing when the future is first polled.
+    let config = LstmConfig::new(32, 256, 1).unwrap();
+    let mut lstm = GpuLstm::new(&gpu(), &random_weights(config, 25, 1.0)).unwrap();
+    let x: Array3<f32> = random_array((32, 60, 32), 26, -1.0, 1.0);
+    let (tx, _rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(Signal(Mutex::new(tx))));
+    {
+        let mut fut = pin!(lstm.forward_async(x.view(), None));
+        let first = fut.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(
+            first.is_pending(),
+            "the readback was ready at once: no mapping to cancel"
+        );
+    } // dropped with its mapping pending
+    let again = lstm.forward(x.view(), None).unwrap();
+    let fresh = GpuLstm::new(&gpu(), &random_weights(config, 25, 1.0))
+        .unwrap()
+        .forward(x.view(), None)
+        .unwrap();
+    assert_eq!(again, fresh);
+}

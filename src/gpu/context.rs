@@ -322,7 +322,12 @@ impl Gpu {
         let mapped = self.catch("mapping results for readback", || {
             self.inner.poller.map(slice, wgpu::MapMode::Read)
         })?;
-        if let Err(e) = mapped.await {
+        // Should the caller drop this future before the mapping resolves, the pending mapping
+        // is cancelled, so the next call can map the staging buffer again.
+        let mut pending = CancelOnDrop(Some((self, staging)));
+        let resolved = mapped.await;
+        pending.0 = None;
+        if let Err(e) = resolved {
             // A non-blocking poll delivers a device-lost callback still pending, so that a lost
             // device is reported as such.
             let _ = self.inner.device.poll(wgpu::PollType::Poll);
@@ -337,6 +342,19 @@ impl Gpu {
         staging.unmap();
         counters.readback(bytes);
         Ok(out)
+    }
+}
+
+/// Cancels a pending mapping of the buffer when dropped while still holding it.
+struct CancelOnDrop<'a>(Option<(&'a Gpu, &'a wgpu::Buffer)>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((gpu, buffer)) = self.0.take() {
+            // Unmapping a buffer whose mapping is pending aborts it (its callback reports the
+            // abort). In an error scope, as every call that can fail validation.
+            let _ = gpu.catch("cancelling a readback", || buffer.unmap());
+        }
     }
 }
 
