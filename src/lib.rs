@@ -22,7 +22,10 @@
 //!
 //! * [`cpu`]: the reference, one module per kernel; also a fast multi-threaded CPU path.
 //! * [`gpu`]: the same kernels in WGSL (`shaders/`, each the twin of a [`cpu`] module), the
-//!   context ([`gpu::Gpu`]) and [`gpu::GpuLstm`].
+//!   context ([`gpu::Gpu`]) and [`gpu::GpuLstm`] (with async calls, and calls recorded into the
+//!   caller's encoder on the caller's buffers).
+//! * [`stream`]: streaming sessions ([`gpu::GpuStream`], [`cpu::stream::CpuStream`]) that keep
+//!   the state on their device between pushes of a sequence's chunks.
 //! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD and Adam,
 //!   gradient clipping, checkpoints and the training loop, on either device.
 //! * [`data`]: the IDX (MNIST, Fashion-MNIST) reader and the temporal-order task.
