@@ -127,6 +127,8 @@ impl GpuStream {
                         false,
                     )?;
                     let d = *plan.dims();
+                    // Room for everything a push can ask for at once: y [B, T, H], the top
+                    // layer's h [B, H] (at most one layer's state) and h_n/c_n [2, L, B, H].
                     let staging_len = d.batch * d.seq * d.hidden + 3 * d.state_len();
                     let staging = gpu.staging("stream readback", staging_len)?;
                     Ok(Chunk { plan, staging })
