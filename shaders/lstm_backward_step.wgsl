@@ -17,7 +17,9 @@
 // The uniform `s: Step` and the tiling (TU units x TB batch rows per workgroup, RB rows per
 // invocation, KC-wide chunks of the reduction) come from lstm_step.wgsl, as in the forward step.
 
-@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(0) var<uniform> step: Step;
+// The uniform, copied once per invocation (see lstm_forward_step.wgsl).
+var<private> s: Step;
 @group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> gates: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> c_seq: array<f32>;
@@ -35,6 +37,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    s = step;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let H = s.hidden;

@@ -15,10 +15,20 @@
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
 // The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl.
 //
-// Tiling (lstm_step.wgsl): a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes
-// unit lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged KC at a time.
+// Two entry points share the gate math (`finish`) and differ in how they sum h_{t-1} · W_hhᵀ:
+//   main              a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes unit
+//                     lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged
+//                     KC at a time in workgroup memory, where each element serves the whole tile.
+//   main_small_batch  for a batch of a few rows, where a staged weight would serve almost nobody:
+//                     invocation (lx, ly) computes units lx, lx + WG_X, ... (RU of them) for rows
+//                     ly, ly + WG_Y, ... (RB), reading W_hh and h_{t-1} straight from storage,
+//                     with no barrier.
+// The descriptors in src/gpu/kernels/lstm_forward_step.rs set the tile sizes of each.
 
-@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(0) var<uniform> step: Step;
+// The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
+// afresh at every use, and the loops below use it at every k.
+var<private> s: Step;
 @group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> state0: array<f32>;
@@ -44,6 +54,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    s = step;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let H = s.hidden;
@@ -81,38 +92,80 @@ fn main(
     }
 
     let u = u0 + lid.x;
-    if (u >= H) {
+    for (var r = 0u; r < RB; r++) {
+        finish(u, b0 + lid.y + WG_Y * r, acc[r]);
+    }
+}
+
+const RU: u32 = TU / WG_X;
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_small_batch(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    s = step;
+    let u0 = wg.x * TU + lid.x;
+    let b0 = wg.y * TB + lid.y;
+    let H = s.hidden;
+    // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
+    var units: array<u32, RU>;
+    for (var j = 0u; j < RU; j++) {
+        units[j] = min(u0 + WG_X * j, H - 1u);
+    }
+    var rows: array<u32, RB>;
+    for (var r = 0u; r < RB; r++) {
+        rows[r] = min(b0 + WG_Y * r, s.batch - 1u);
+    }
+    var acc: array<array<vec4<f32>, RU>, RB>;
+    for (var k = 0u; k < H; k++) {
+        var w: array<vec4<f32>, RU>;
+        for (var j = 0u; j < RU; j++) {
+            w[j] = params[s.w_off + k * H + units[j]];
+        }
+        for (var r = 0u; r < RB; r++) {
+            let hv = vec4<f32>(h_prev(rows[r], k));
+            for (var j = 0u; j < RU; j++) {
+                acc[r][j] = fma(hv, w[j], acc[r][j]);
+            }
+        }
+    }
+    for (var r = 0u; r < RB; r++) {
+        for (var j = 0u; j < RU; j++) {
+            finish(u0 + WG_X * j, b0 + WG_Y * r, acc[r][j]);
+        }
+    }
+}
+
+// The rest of the step for unit u of batch row b (nothing outside the batch and the units):
+// `acc` is h_{t-1} · W_hhᵀ for the four gates of u.
+fn finish(u: u32, b: u32, acc: vec4<f32>) {
+    let H = s.hidden;
+    if (u >= H || b >= s.batch) {
         return;
     }
-    let bias = params[s.b_off + u];
-    for (var r = 0u; r < RB; r++) {
-        let b = b0 + lid.y + WG_Y * r;
-        if (b >= s.batch) {
-            continue;
-        }
-        let row = b * s.seq + s.t;
-        let a = acc[r] + xproj[row * H + u] + bias;
-        let i = sigmoid(a.x);
-        let f = sigmoid(a.y);
-        let g = tanh_stable(a.z);
-        let o = sigmoid(a.w);
-        let state = b * H + u;
-        var c_prev: f32;
-        if (s.t == 0u) {
-            c_prev = state0[s.c_off + state];
-        } else {
-            c_prev = state_n[s.c_off + state];
-        }
-        let c = f * c_prev + i * g;
-        let h = o * tanh_stable(c);
-        y[row * H + u] = h;
-        state_n[s.c_off + state] = c;
-        if (s.t + 1u == s.seq) {
-            state_n[s.h_off + state] = h;
-        }
-        if (s.save != 0u) {
-            c_seq[row * H + u] = c;
-            gates[row * H + u] = vec4<f32>(i, f, g, o);
-        }
+    let row = b * s.seq + s.t;
+    let a = acc + xproj[row * H + u] + params[s.b_off + u];
+    let i = sigmoid(a.x);
+    let f = sigmoid(a.y);
+    let g = tanh_stable(a.z);
+    let o = sigmoid(a.w);
+    let state = b * H + u;
+    var c_prev: f32;
+    if (s.t == 0u) {
+        c_prev = state0[s.c_off + state];
+    } else {
+        c_prev = state_n[s.c_off + state];
+    }
+    let c = f * c_prev + i * g;
+    let h = o * tanh_stable(c);
+    y[row * H + u] = h;
+    state_n[s.c_off + state] = c;
+    if (s.t + 1u == s.seq) {
+        state_n[s.h_off + state] = h;
+    }
+    if (s.save != 0u) {
+        c_seq[row * H + u] = c;
+        gates[row * H + u] = vec4<f32>(i, f, g, o);
     }
 }

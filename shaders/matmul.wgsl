@@ -11,9 +11,10 @@
 // previous step's hidden state. group = 0xffffffff is the identity.
 //
 // Each workgroup computes a TM x TN tile of C with WG_X x WG_Y invocations, each owning an RM x RN
-// block (rows ly + WG_Y·i, columns lx + WG_X·j); K is walked in chunks of TK staged in workgroup
-// memory. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
-// the kernel's descriptor (src/gpu/kernels/matmul.rs), which also sizes the grid.
+// block (rows ly + WG_Y·i, columns lx + WG_X·j). Entry `main` walks K in chunks of TK staged in
+// workgroup memory; entry `main_direct` (few rows, no row map) reads the operands straight from
+// storage. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
+// each variant's descriptor (src/gpu/kernels/matmul.rs), which also sizes the grid.
 
 struct Params {
     m: u32, n: u32, k: u32, flags: u32,
@@ -26,7 +27,10 @@ const WG: u32 = WG_X * WG_Y;
 const RM: u32 = TM / WG_Y;
 const RN: u32 = TN / WG_X;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> params: Params;
+// The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
+// afresh at every use, and the loops below use it at every k.
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -65,6 +69,27 @@ fn load_b(k: u32, n: u32) -> f32 {
     return b[p.b_off + b_row(k) * p.ldb + n];
 }
 
+// Writes one invocation's block of C (plus the bias, plus C itself when accumulating).
+fn store(m0: u32, n0: u32, lid: vec3<u32>, acc: array<array<f32, RN>, RM>) {
+    for (var i = 0u; i < RM; i++) {
+        let m = m0 + lid.y + WG_Y * i;
+        for (var j = 0u; j < RN; j++) {
+            let n = n0 + lid.x + WG_X * j;
+            if (m < p.m && n < p.n) {
+                var v = acc[i][j];
+                if ((p.flags & BIAS) != 0u) {
+                    v += bias[p.bias_off + n];
+                }
+                let at = p.c_off + m * p.ldc + n;
+                if ((p.flags & ACCUMULATE) != 0u) {
+                    v += c[at];
+                }
+                c[at] = v;
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -72,6 +97,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    p = params;
     // Row tiles beyond the per-dimension limit continue in z.
     let m0 = (wg.y + wg.z * groups.y) * TM;
     let n0 = wg.x * TN;
@@ -116,21 +142,63 @@ fn main(
         workgroupBarrier();
     }
 
+    store(m0, n0, lid, acc);
+}
+
+// The same product without workgroup memory, for few rows (an input projection of one step, a
+// batch of one) and no row map: each invocation walks K itself, reading its RM x RN block's
+// operands straight from storage. With so few rows no staged element would be reused, and the
+// barriers cost more than they save. The loads are branch-free (strides instead of the
+// transposition flags, a select at the edges), for adapters that run both sides of a branch.
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_direct(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    p = params;
+    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let n0 = wg.x * TN;
+    if (m0 >= p.m) {
+        return;
+    }
+    // Element (m, k) of op(A) is at a_off + m * a_m + k * a_k, (k, n) of op(B) at
+    // b_off + k * b_k + n * b_n.
+    let trans_a = (p.flags & TRANS_A) != 0u;
+    let trans_b = (p.flags & TRANS_B) != 0u;
+    let a_m = select(p.lda, 1u, trans_a);
+    let a_k = select(1u, p.lda, trans_a);
+    let b_k = select(p.ldb, 1u, trans_b);
+    let b_n = select(1u, p.ldb, trans_b);
+    var a_at: array<u32, RM>;
+    var a_in: array<bool, RM>;
     for (var i = 0u; i < RM; i++) {
         let m = m0 + lid.y + WG_Y * i;
+        a_in[i] = m < p.m;
+        a_at[i] = p.a_off + min(m, p.m - 1u) * a_m;
+    }
+    var b_at: array<u32, RN>;
+    var b_in: array<bool, RN>;
+    for (var j = 0u; j < RN; j++) {
+        let n = n0 + lid.x + WG_X * j;
+        b_in[j] = n < p.n;
+        b_at[j] = p.b_off + min(n, p.n - 1u) * b_n;
+    }
+    var acc: array<array<f32, RN>, RM>;
+    for (var k = 0u; k < p.k; k++) {
+        var av: array<f32, RM>;
+        var bv: array<f32, RN>;
+        for (var i = 0u; i < RM; i++) {
+            av[i] = select(0.0, a[a_at[i] + k * a_k], a_in[i]);
+        }
         for (var j = 0u; j < RN; j++) {
-            let n = n0 + lid.x + WG_X * j;
-            if (m < p.m && n < p.n) {
-                var v = acc[i][j];
-                if ((p.flags & BIAS) != 0u) {
-                    v += bias[p.bias_off + n];
-                }
-                let at = p.c_off + m * p.ldc + n;
-                if ((p.flags & ACCUMULATE) != 0u) {
-                    v += c[at];
-                }
-                c[at] = v;
+            bv[j] = select(0.0, b[b_at[j] + k * b_k], b_in[j]);
+        }
+        for (var i = 0u; i < RM; i++) {
+            for (var j = 0u; j < RN; j++) {
+                acc[i][j] = fma(av[i], bv[j], acc[i][j]);
             }
         }
     }
+    store(m0, n0, lid, acc);
 }

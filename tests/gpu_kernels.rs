@@ -6,6 +6,7 @@ mod common;
 use common::{assert_close, gpu, random_array};
 use lstm_wgpu::cpu;
 use lstm_wgpu::gemm::{GemmSpec, MatrixLayout};
+use lstm_wgpu::gpu::kernels::Kernel;
 use lstm_wgpu::gpu::ops;
 use lstm_wgpu::ndarray::{Array2, ArrayView1};
 use lstm_wgpu::optim::AdamConfig;
@@ -56,8 +57,96 @@ mod matmul {
                 0,
                 2 + m * (n + 4),
             ];
-            check(&format!("transposed A {ta}, B {tb}"), spec, lens);
+            check_on(
+                Kernel::Matmul,
+                &format!("transposed A {ta}, B {tb}"),
+                spec,
+                lens,
+            );
         }
+    }
+
+    /// [`check`] on `spec`, after making sure it runs on the variant `kernel`.
+    fn check_on(kernel: Kernel, what: &str, spec: GemmSpec, lens: [usize; 4]) {
+        assert_eq!(
+            Kernel::for_gemm(&spec),
+            kernel,
+            "{what}: the variant under test"
+        );
+        check(what, spec, lens);
+    }
+
+    /// Every transpose combination at `m` rows; `n` = 67 and `k` = 19 straddle the column tiles
+    /// and K chunks of both variants, and the operands sit at offsets with padded rows.
+    fn every_transpose(kernel: Kernel, m: usize) {
+        let (n, k) = (67, 19);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+            let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+            let mut a = MatrixLayout::new(5, a_cols + 3);
+            let mut b = MatrixLayout::new(7, b_cols + 1);
+            a.transposed = ta;
+            b.transposed = tb;
+            let spec = GemmSpec::new((m, n, k), a, b, MatrixLayout::new(2, n + 4));
+            let lens = [
+                5 + a_rows * (a_cols + 3),
+                7 + b_rows * (b_cols + 1),
+                0,
+                2 + m * (n + 4),
+            ];
+            let what = format!("{kernel:?} M={m}, transposed A {ta}, B {tb}");
+            check_on(kernel, &what, spec, lens);
+        }
+    }
+
+    #[test]
+    fn the_direct_matmul_of_one_row_matches_its_cpu_twin_for_every_transpose_combination() {
+        every_transpose(Kernel::MatmulDirect, 1);
+    }
+
+    #[test]
+    fn the_direct_matmul_of_a_few_rows_matches_its_cpu_twin_for_every_transpose_combination() {
+        every_transpose(Kernel::MatmulDirect, 5);
+    }
+
+    #[test]
+    fn the_largest_direct_and_the_smallest_staged_matmul_match_their_cpu_twin() {
+        // The same product on either side of the switch between the variants.
+        let m = (1..100)
+            .find(|&m| {
+                let spec = GemmSpec::new(
+                    (m, 8, 8),
+                    MatrixLayout::new(0, 8),
+                    MatrixLayout::new(0, 8),
+                    MatrixLayout::new(0, 8),
+                );
+                Kernel::for_gemm(&spec) == Kernel::Matmul
+            })
+            .expect("a row count where the staged variant takes over");
+        every_transpose(Kernel::MatmulDirect, m - 1);
+        every_transpose(Kernel::Matmul, m);
+    }
+
+    #[test]
+    fn the_direct_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        let (m, n, k) = (3, 65, 40);
+        let plain = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(0, k),
+            MatrixLayout::new(0, n),
+            MatrixLayout::new(0, n),
+        );
+        let lens = [m * k, k * n, 3 + n, m * n];
+        let direct = Kernel::MatmulDirect;
+        check_on(direct, "direct, with a bias", plain.with_bias(3), lens);
+        check_on(
+            direct,
+            "direct, accumulating",
+            plain.accumulating(true),
+            lens,
+        );
+        let both = plain.with_bias(3).accumulating(true);
+        check_on(direct, "direct, with both", both, lens);
     }
 
     #[test]
@@ -71,7 +160,9 @@ mod matmul {
             MatrixLayout::new(4 * h, 4 * h).rows(seq - 1, seq),
             MatrixLayout::new(0, 4 * h),
         );
-        check(
+        // Few rows, but a row map: the staged variant.
+        check_on(
+            Kernel::Matmul,
             "with row maps",
             spec,
             [batch * seq * h, batch * seq * 4 * h, 0, h * 4 * h],

@@ -1,5 +1,6 @@
 //! What the two step kernels share (`shaders/lstm_step.wgsl`): the per-step uniform and the
-//! tiling. CPU twins: [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`].
+//! tiling of their staged variants (the forward step's small-batch variant has its own, in
+//! [`super::lstm_forward_step`]). CPU twins: [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`].
 //!
 //! One uniform entry per (layer, step) lives in one buffer and is selected with a dynamic offset,
 //! so nothing is written between steps.

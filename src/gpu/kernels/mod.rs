@@ -101,10 +101,14 @@ impl KernelDesc {
 /// Which compiled pipeline a dispatch uses. [`Kernel::ALL`] lists every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
-    /// `C = op(A) · op(B) (+ bias) (+ C)`.
+    /// `C = op(A) · op(B) (+ bias) (+ C)`, staged through workgroup memory.
     Matmul,
+    /// The same product for few rows, read straight from storage.
+    MatmulDirect,
     /// One forward timestep of one layer.
     LstmForwardStep,
+    /// One forward timestep of one layer, for a batch of a few rows.
+    LstmForwardStepSmallBatch,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// Column sums (the bias gradients).
@@ -123,9 +127,11 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Matmul,
+        Kernel::MatmulDirect,
         Kernel::LstmForwardStep,
+        Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmBackwardStep,
         Kernel::ColumnSum,
         Kernel::CrossEntropy,
@@ -135,11 +141,23 @@ impl Kernel {
         Kernel::Sgd,
     ];
 
+    /// The variant of the matrix product that computes `spec` (by its rows and row maps).
+    pub fn for_gemm(spec: &crate::gemm::GemmSpec) -> Kernel {
+        matmul::variant(spec)
+    }
+
+    /// The variant of the forward step that serves a batch of `batch` rows.
+    pub fn for_forward_step(batch: usize) -> Kernel {
+        lstm_forward_step::variant(batch).0
+    }
+
     /// The kernel's descriptor.
     pub fn desc(self) -> &'static KernelDesc {
         match self {
             Kernel::Matmul => &matmul::DESC,
+            Kernel::MatmulDirect => &matmul::DIRECT,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
+            Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::ColumnSum => &column_sum::DESC,
             Kernel::CrossEntropy => &cross_entropy::DESC,

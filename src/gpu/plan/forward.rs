@@ -12,9 +12,10 @@ use crate::error::Result;
 use crate::gemm::{GemmSpec, MatrixLayout};
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::kernels::lstm_step::{self, StepParams};
+use crate::gpu::kernels::lstm_forward_step;
+use crate::gpu::kernels::lstm_step::StepParams;
 use crate::gpu::kernels::matmul::Matmul;
-use crate::gpu::kernels::{Kernel, u32_of};
+use crate::gpu::kernels::u32_of;
 use crate::gpu::layout::LstmSlots;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
@@ -123,7 +124,8 @@ impl ForwardPlan {
             hidden: h,
             ..
         } = self.dims;
-        let grid = lstm_step::grid(batch, h, gpu.limits())?;
+        let grid = lstm_forward_step::grid(batch, h, gpu.limits())?;
+        let (step_kernel, _, _) = lstm_forward_step::variant(batch);
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
@@ -157,7 +159,7 @@ impl ForwardPlan {
             ];
             let step = Dispatch::with_shared_uniform(
                 gpu,
-                Kernel::LstmForwardStep,
+                step_kernel,
                 self.step_binding(),
                 &buffers,
                 grid,
