@@ -40,30 +40,8 @@ mod matmul {
 
     #[test]
     fn matmul_matches_its_cpu_twin_for_every_transpose_combination() {
-        // 70 x 67 x 19 straddles the 64 x 64 output tiles and the 16-deep K chunks; operands sit
-        // at offsets, with leading dimensions wider than the matrices.
-        let (m, n, k) = (70, 67, 19);
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
-            let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
-            let mut a = MatrixLayout::new(5, a_cols + 3);
-            let mut b = MatrixLayout::new(7, b_cols + 1);
-            a.transposed = ta;
-            b.transposed = tb;
-            let spec = GemmSpec::new((m, n, k), a, b, MatrixLayout::new(2, n + 4));
-            let lens = [
-                5 + a_rows * (a_cols + 3),
-                7 + b_rows * (b_cols + 1),
-                0,
-                2 + m * (n + 4),
-            ];
-            check_on(
-                Kernel::Matmul,
-                &format!("transposed A {ta}, B {tb}"),
-                spec,
-                lens,
-            );
-        }
+        // 70 rows straddle the staged variant's 64-row output tiles.
+        every_transpose(Kernel::Matmul, 70);
     }
 
     /// [`check`] on `spec`, after making sure it runs on the variant `kernel`.
@@ -127,9 +105,9 @@ mod matmul {
         every_transpose(Kernel::Matmul, m);
     }
 
-    #[test]
-    fn the_direct_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
-        let (m, n, k) = (3, 65, 40);
+    /// A bias, accumulation and both at `m` rows on the variant `kernel`.
+    fn bias_and_accumulate(kernel: Kernel, m: usize) {
+        let (n, k) = (65, 40);
         let plain = GemmSpec::new(
             (m, n, k),
             MatrixLayout::new(0, k),
@@ -137,16 +115,15 @@ mod matmul {
             MatrixLayout::new(0, n),
         );
         let lens = [m * k, k * n, 3 + n, m * n];
-        let direct = Kernel::MatmulDirect;
-        check_on(direct, "direct, with a bias", plain.with_bias(3), lens);
-        check_on(
-            direct,
-            "direct, accumulating",
-            plain.accumulating(true),
-            lens,
-        );
         let both = plain.with_bias(3).accumulating(true);
-        check_on(direct, "direct, with both", both, lens);
+        check_on(kernel, "with a bias", plain.with_bias(3), lens);
+        check_on(kernel, "accumulating", plain.accumulating(true), lens);
+        check_on(kernel, "with both", both, lens);
+    }
+
+    #[test]
+    fn the_direct_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        bias_and_accumulate(Kernel::MatmulDirect, 3);
     }
 
     #[test]
@@ -171,17 +148,7 @@ mod matmul {
 
     #[test]
     fn matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
-        let (m, n, k) = (33, 65, 40);
-        let plain = GemmSpec::new(
-            (m, n, k),
-            MatrixLayout::new(0, k),
-            MatrixLayout::new(0, n),
-            MatrixLayout::new(0, n),
-        );
-        let lens = [m * k, k * n, 3 + n, m * n];
-        check("with a bias", plain.with_bias(3), lens);
-        check("accumulating", plain.accumulating(true), lens);
-        check("with both", plain.with_bias(3).accumulating(true), lens);
+        bias_and_accumulate(Kernel::Matmul, 33);
     }
 
     #[test]
