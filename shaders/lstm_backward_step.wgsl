@@ -14,7 +14,7 @@
 //                                 ends as dc0 (matmul.wgsl then writes dh0 into the h half)
 //   d_gates  [B, T, H] vec4       dL/da for every step, kept for the weight-gradient GEMMs
 //
-// The uniform `s: Step` and the tiling (TU units x TB batch rows per workgroup, RB rows per
+// The uniform's struct `Step` and the tiling (TU units x TB batch rows per workgroup, RB rows per
 // invocation, KC-wide chunks of the reduction) come from lstm_step.wgsl, as in the forward step.
 
 @group(0) @binding(0) var<uniform> step: Step;

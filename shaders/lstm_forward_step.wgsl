@@ -13,7 +13,7 @@
 //   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
 //                                                                   the running c_t meanwhile)
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
-// The uniform `s: Step` and the tile sizes TU, TB, KC come from lstm_step.wgsl.
+// The uniform's struct `Step` comes from lstm_step.wgsl.
 //
 // Two entry points share the gate math (`finish`) and differ in how they sum h_{t-1} · W_hhᵀ:
 //   main              a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes unit
