@@ -77,7 +77,10 @@ fn matches_cpu_with_one_timestep() {
 fn matches_cpu_across_tile_boundaries() {
     // B = 20 and H = 33 straddle the 16-wide step tiles; 4H = 132 and B·T = 140 the 64-wide
     // GEMM tiles.
-    assert_eq!(Kernel::for_forward_step(20), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_forward_step(20, gpu().limits()),
+        Kernel::LstmForwardStep
+    );
     compare(20, 7, 19, 33, 1, true);
 }
 
@@ -86,7 +89,7 @@ fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // H = 70 straddles the 64 units of a small-batch workgroup (and the 32 invocations, each
     // owning two units); the input projections of one step (B·T = 1) take the direct GEMM.
     assert_eq!(
-        Kernel::for_forward_step(1),
+        Kernel::for_forward_step(1, gpu().limits()),
         Kernel::LstmForwardStepSmallBatch
     );
     compare(1, 5, 6, 70, 1, true);
@@ -95,13 +98,15 @@ fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
 #[test]
 fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
     let largest = (1..100)
-        .take_while(|&b| Kernel::for_forward_step(b) == Kernel::LstmForwardStepSmallBatch)
+        .take_while(|&b| {
+            Kernel::for_forward_step(b, gpu().limits()) == Kernel::LstmForwardStepSmallBatch
+        })
         .last()
         .expect("batches of one take the small-batch step");
     compare(largest, 6, 5, 9, 2, true);
     // One more row and the staged step takes over.
     assert_eq!(
-        Kernel::for_forward_step(largest + 1),
+        Kernel::for_forward_step(largest + 1, gpu().limits()),
         Kernel::LstmForwardStep
     );
     compare(largest + 1, 6, 5, 9, 2, true);

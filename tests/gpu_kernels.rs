@@ -47,7 +47,7 @@ mod matmul {
     /// [`check`] on `spec`, after making sure it runs on the variant `kernel`.
     fn check_on(kernel: Kernel, what: &str, spec: GemmSpec, lens: [usize; 4]) {
         assert_eq!(
-            Kernel::for_gemm(&spec),
+            Kernel::for_gemm(&spec, gpu().limits()),
             kernel,
             "{what}: the variant under test"
         );
@@ -98,7 +98,7 @@ mod matmul {
                     MatrixLayout::new(0, 8),
                     MatrixLayout::new(0, 8),
                 );
-                Kernel::for_gemm(&spec) == Kernel::Matmul
+                Kernel::for_gemm(&spec, gpu().limits()) == Kernel::Matmul
             })
             .expect("a row count where the staged variant takes over");
         every_transpose(Kernel::MatmulDirect, m - 1);
@@ -363,6 +363,31 @@ mod grid_limits {
         ops::matmul(&narrow_gpu(), &spec, &a, &b, &[], &mut got).unwrap();
         // As in the matmul tests: fma against separate roundings, 9 terms of magnitude ≤ 1.
         close("split GEMM", &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn a_few_row_gemm_whose_direct_grid_would_not_fit_is_staged_and_matches_its_cpu_twin() {
+        // 20 rows are 20 one-row tiles of the direct variant, more than 3 per dimension hold.
+        let (m, n, k) = (20, 70, 9);
+        let spec = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(0, k),
+            MatrixLayout::new(0, n),
+            MatrixLayout::new(0, n),
+        );
+        let narrow = narrow_gpu();
+        assert_eq!(
+            Kernel::for_gemm(&spec, gpu().limits()),
+            Kernel::MatmulDirect
+        );
+        assert_eq!(Kernel::for_gemm(&spec, narrow.limits()), Kernel::Matmul);
+        let (a, b) = (vector(m * k, 5, -1.0, 1.0), vector(k * n, 6, -1.0, 1.0));
+        let mut want = vec![0.0; m * n];
+        let mut got = vec![0.0; m * n];
+        cpu::matmul::matmul(&spec, &a, &b, &[], &mut want).unwrap();
+        ops::matmul(&narrow, &spec, &a, &b, &[], &mut got).unwrap();
+        // As in the matmul tests: fma against separate roundings, 9 terms of magnitude ≤ 1.
+        close("staged on a narrow grid", &got, &want, 1e-6);
     }
 
     #[test]

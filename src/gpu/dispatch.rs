@@ -26,15 +26,11 @@ impl Dispatch {
     ) -> Result<Dispatch> {
         let params = call.params()?;
         let workgroups = call.grid(gpu.limits())?;
+        let kernel = call.kernel(gpu.limits());
         let uniform = gpu.uniform(label, bytemuck::bytes_of(&params), counters);
-        let bind_group = bind(
-            gpu,
-            call.kernel(),
-            uniform.as_entire_binding(),
-            &call.buffers(),
-        );
+        let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), &call.buffers());
         Ok(Dispatch {
-            kernel: call.kernel(),
+            kernel,
             bind_group,
             workgroups,
             uniform: Some(uniform),

@@ -253,7 +253,7 @@ trait CallDyn {
 
 impl<C: Call> CallDyn for C {
     fn prepare(&self, gpu: &Gpu, counters: &Counters) -> Result<Dispatch> {
-        Dispatch::new(gpu, counters, self.kernel().desc().name, self)
+        Dispatch::new(gpu, counters, self.kernel(gpu.limits()).desc().name, self)
     }
 }
 

@@ -64,7 +64,7 @@ pub(crate) struct Adam<'a> {
 impl Call for Adam<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self, _limits: &wgpu::Limits) -> Kernel {
         Kernel::Adam
     }
 

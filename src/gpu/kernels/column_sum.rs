@@ -44,7 +44,7 @@ pub(crate) struct ColumnSum<'a> {
 impl Call for ColumnSum<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self, _limits: &wgpu::Limits) -> Kernel {
         Kernel::ColumnSum
     }
 

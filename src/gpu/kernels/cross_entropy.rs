@@ -56,7 +56,7 @@ pub(crate) struct CrossEntropy<'a> {
 impl Call for CrossEntropy<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self, _limits: &wgpu::Limits) -> Kernel {
         Kernel::CrossEntropy
     }
 

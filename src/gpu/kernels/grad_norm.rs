@@ -77,7 +77,7 @@ impl GradNorm<'_> {
 impl Call for GradNorm<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self, _limits: &wgpu::Limits) -> Kernel {
         match self.finish {
             false => Kernel::GradNormPartial,
             true => Kernel::GradNormFinish,

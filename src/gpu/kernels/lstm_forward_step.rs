@@ -57,21 +57,24 @@ pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
     ..DESC
 };
 
-/// The kernel for a batch of `batch` rows and its tile: `(kernel, units, rows)` per workgroup.
-pub(crate) fn variant(batch: usize) -> (Kernel, u32, u32) {
-    if batch <= SMALL_BATCH_MAX {
+/// The kernel for a batch of `batch` rows on a device with `limits`, and its tile: `(kernel,
+/// units, rows)` per workgroup. The small-batch variant needs a workgroup per row in one grid
+/// dimension.
+pub(crate) fn variant(batch: usize, limits: &wgpu::Limits) -> (Kernel, u32, u32) {
+    let fits = batch <= limits.max_compute_workgroups_per_dimension as usize;
+    if batch <= SMALL_BATCH_MAX && fits {
         (Kernel::LstmForwardStepSmallBatch, SMALL_TU, SMALL_TB)
     } else {
         (Kernel::LstmForwardStep, lstm_step::TU, lstm_step::TB)
     }
 }
 
-/// Workgroups for a step of [`variant`]`(batch)` over `hidden` units, or
+/// Workgroups for a step of [`variant`]`(batch, limits)` over `hidden` units, or
 /// [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(batch: usize, hidden: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch);
+    let (_, units, rows) = variant(batch, limits);
     Ok([
         within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
         within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,

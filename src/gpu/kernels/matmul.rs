@@ -111,11 +111,14 @@ pub(crate) struct Params {
     pub pad: u32,
 }
 
-/// The variant that computes `spec`: [`Kernel::MatmulDirect`] for at most [`DIRECT_MAX_ROWS`]
-/// rows without a row map, else [`Kernel::Matmul`].
-pub(crate) fn variant(spec: &GemmSpec) -> Kernel {
+/// The variant that computes `spec` on a device with `limits`: [`Kernel::MatmulDirect`] for at
+/// most [`DIRECT_MAX_ROWS`] rows without a row map (and its one-row tiles within one grid
+/// dimension), else [`Kernel::Matmul`].
+pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
     let unmapped = spec.a.row_map.is_none() && spec.b.row_map.is_none();
-    if spec.m <= DIRECT_MAX_ROWS && unmapped {
+    let row_tiles = spec.m.div_ceil(DIRECT_TM as usize);
+    let fits = row_tiles <= limits.max_compute_workgroups_per_dimension as usize;
+    if spec.m <= DIRECT_MAX_ROWS && unmapped && fits {
         Kernel::MatmulDirect
     } else {
         Kernel::Matmul
@@ -148,8 +151,8 @@ fn operand(what: &str, m: &MatrixLayout) -> Result<[u32; 4]> {
 impl Call for Matmul<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
-        variant(&self.spec)
+    fn kernel(&self, limits: &wgpu::Limits) -> Kernel {
+        variant(&self.spec, limits)
     }
 
     fn params(&self) -> Result<Params> {
@@ -202,7 +205,7 @@ impl Call for Matmul<'_> {
     /// Column tiles in x, row tiles in y, continuing in z past the per-dimension limit.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]> {
         let max = limits.max_compute_workgroups_per_dimension.max(1);
-        let (tm, tn) = match self.kernel() {
+        let (tm, tn) = match self.kernel(limits) {
             Kernel::MatmulDirect => (DIRECT_TM, DIRECT_TN),
             _ => (TM, TN),
         };

@@ -141,14 +141,16 @@ impl Kernel {
         Kernel::Sgd,
     ];
 
-    /// The variant of the matrix product that computes `spec` (by its rows and row maps).
-    pub fn for_gemm(spec: &crate::gemm::GemmSpec) -> Kernel {
-        matmul::variant(spec)
+    /// The variant of the matrix product that computes `spec` (by its rows and row maps) on a
+    /// device with `limits`.
+    pub fn for_gemm(spec: &crate::gemm::GemmSpec, limits: &wgpu::Limits) -> Kernel {
+        matmul::variant(spec, limits)
     }
 
-    /// The variant of the forward step that serves a batch of `batch` rows.
-    pub fn for_forward_step(batch: usize) -> Kernel {
-        lstm_forward_step::variant(batch).0
+    /// The variant of the forward step that serves a batch of `batch` rows on a device with
+    /// `limits`.
+    pub fn for_forward_step(batch: usize, limits: &wgpu::Limits) -> Kernel {
+        lstm_forward_step::variant(batch, limits).0
     }
 
     /// The kernel's descriptor.
@@ -188,8 +190,9 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
 pub(crate) trait Call {
     /// The uniform of binding 0 (`Pod`, exactly [`KernelDesc::uniform_size`] bytes).
     type Params: bytemuck::Pod;
-    /// The kernel this call dispatches.
-    fn kernel(&self) -> Kernel;
+    /// The kernel this call dispatches on a device with `limits` (a variant whose grid would not
+    /// fit them gives way to one whose grid does).
+    fn kernel(&self, limits: &wgpu::Limits) -> Kernel;
     /// The uniform's contents (an error when a size does not fit the kernel's `u32` indices).
     fn params(&self) -> Result<Self::Params>;
     /// Storage buffers for bindings 1.., in order.

@@ -42,7 +42,7 @@ pub(crate) struct Sgd<'a> {
 impl Call for Sgd<'_> {
     type Params = Params;
 
-    fn kernel(&self) -> Kernel {
+    fn kernel(&self, _limits: &wgpu::Limits) -> Kernel {
         Kernel::Sgd
     }
 

@@ -125,7 +125,7 @@ impl ForwardPlan {
             ..
         } = self.dims;
         let grid = lstm_forward_step::grid(batch, h, gpu.limits())?;
-        let (step_kernel, _, _) = lstm_forward_step::variant(batch);
+        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits());
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
