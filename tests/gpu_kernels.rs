@@ -346,48 +346,37 @@ mod grid_limits {
         lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap()
     }
 
-    #[test]
-    fn a_gemm_with_more_row_tiles_than_one_dimension_holds_matches_its_cpu_twin() {
-        // 500 rows are 8 tiles of 64: 3 along y, 3 along z (the last one partly idle).
-        let (m, n, k) = (500, 70, 9);
+    /// A plain `m x 70 x 9` product on `gpu` against the CPU twin, after checking that `kernel`
+    /// computes it there.
+    fn plain_on(gpu: &lstm_wgpu::gpu::Gpu, kernel: Kernel, what: &str, m: usize) {
+        let (n, k) = (70, 9);
         let spec = GemmSpec::new(
             (m, n, k),
             MatrixLayout::new(0, k),
             MatrixLayout::new(0, n),
             MatrixLayout::new(0, n),
         );
+        assert_eq!(Kernel::for_gemm(&spec, gpu.limits()), kernel, "{what}");
         let (a, b) = (vector(m * k, 5, -1.0, 1.0), vector(k * n, 6, -1.0, 1.0));
         let mut want = vec![0.0; m * n];
         let mut got = vec![0.0; m * n];
         cpu::matmul::matmul(&spec, &a, &b, &[], &mut want).unwrap();
-        ops::matmul(&narrow_gpu(), &spec, &a, &b, &[], &mut got).unwrap();
+        ops::matmul(gpu, &spec, &a, &b, &[], &mut got).unwrap();
         // As in the matmul tests: fma against separate roundings, 9 terms of magnitude ≤ 1.
-        close("split GEMM", &got, &want, 1e-6);
+        close(what, &got, &want, 1e-6);
+    }
+
+    #[test]
+    fn a_gemm_with_more_row_tiles_than_one_dimension_holds_matches_its_cpu_twin() {
+        // 500 rows are 8 tiles of 64: 3 along y, 3 along z (the last one partly idle).
+        plain_on(&narrow_gpu(), Kernel::Matmul, "split GEMM", 500);
     }
 
     #[test]
     fn a_few_row_gemm_whose_direct_grid_would_not_fit_is_staged_and_matches_its_cpu_twin() {
         // 20 rows are 20 one-row tiles of the direct variant, more than 3 per dimension hold.
-        let (m, n, k) = (20, 70, 9);
-        let spec = GemmSpec::new(
-            (m, n, k),
-            MatrixLayout::new(0, k),
-            MatrixLayout::new(0, n),
-            MatrixLayout::new(0, n),
-        );
-        let narrow = narrow_gpu();
-        assert_eq!(
-            Kernel::for_gemm(&spec, gpu().limits()),
-            Kernel::MatmulDirect
-        );
-        assert_eq!(Kernel::for_gemm(&spec, narrow.limits()), Kernel::Matmul);
-        let (a, b) = (vector(m * k, 5, -1.0, 1.0), vector(k * n, 6, -1.0, 1.0));
-        let mut want = vec![0.0; m * n];
-        let mut got = vec![0.0; m * n];
-        cpu::matmul::matmul(&spec, &a, &b, &[], &mut want).unwrap();
-        ops::matmul(&narrow, &spec, &a, &b, &[], &mut got).unwrap();
-        // As in the matmul tests: fma against separate roundings, 9 terms of magnitude ≤ 1.
-        close("staged on a narrow grid", &got, &want, 1e-6);
+        plain_on(&gpu(), Kernel::MatmulDirect, "direct on a wide grid", 20);
+        plain_on(&narrow_gpu(), Kernel::Matmul, "staged on a narrow grid", 20);
     }
 
     #[test]
