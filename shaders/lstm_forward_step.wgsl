@@ -10,19 +10,25 @@
 //   xproj   [B, T, H] vec4        y        [B, T, H]     (h_t of every step; h_{t-1} is read here)
 //   w_hh    [H_k, H_u] vec4 = W_hhᵀ with the four gate rows of unit u side by side
 //   b_hh    [H] vec4
+//   w_ih    [I_k, H_u] vec4, b_ih [H] vec4: the same layouts, read by main_small_batch only
+//   input   [B, T, I]     the layer's input (x, or y of the layer below): main_small_batch only
 //   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
 //                                                                   the running c_t meanwhile)
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
 // The uniform's struct `Step` comes from lstm_step.wgsl.
 //
-// Two entry points share the gate math (`finish`) and differ in how they sum h_{t-1} · W_hhᵀ:
+// Two entry points share the gate math (`finish`) and differ in how they sum the products:
 //   main              a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes unit
 //                     lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged
 //                     KC at a time in workgroup memory, where each element serves the whole tile.
+//                     xproj_t comes from one GEMM over the whole sequence, made before the steps.
 //   main_small_batch  for a batch of a few rows, where a staged weight would serve almost nobody:
 //                     invocation (lx, ly) computes units lx, lx + WG_X, ... (RU of them) for rows
-//                     ly, ly + WG_Y, ... (RB), reading W_hh and h_{t-1} straight from storage,
-//                     with no barrier.
+//                     ly, ly + WG_Y, ... (RB), reading the weights, x_t and h_{t-1} straight from
+//                     storage, with no barrier. It also sums xproj_t = x_t · W_ihᵀ + b_ih itself
+//                     (what matmul.wgsl does for `main`): for a few rows, a GEMM dispatch of its
+//                     own costs more than the products it computes, and a one-step call (a
+//                     stream's push) would pay for it every time.
 // The descriptors in src/gpu/kernels/lstm_forward_step.rs set the tile sizes of each.
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -36,6 +42,7 @@ var<private> s: Step;
 @group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> input: array<f32>;
 
 var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, KC * TU>;  // [KC][TU]
@@ -93,7 +100,10 @@ fn main(
 
     let u = u0 + lid.x;
     for (var r = 0u; r < RB; r++) {
-        finish(u, b0 + lid.y + WG_Y * r, acc[r]);
+        let b = b0 + lid.y + WG_Y * r;
+        if (u < H && b < s.batch) {
+            finish(u, b, acc[r] + xproj[(b * s.seq + s.t) * H + u] + params[s.b_off + u]);
+        }
     }
 }
 
@@ -118,6 +128,20 @@ fn main_small_batch(
         rows[r] = min(b0 + WG_Y * r, s.batch - 1u);
     }
     var acc: array<array<vec4<f32>, RU>, RB>;
+    // x_t · W_ihᵀ
+    for (var k = 0u; k < s.input; k++) {
+        var w: array<vec4<f32>, RU>;
+        for (var j = 0u; j < RU; j++) {
+            w[j] = params[s.wi_off + k * H + units[j]];
+        }
+        for (var r = 0u; r < RB; r++) {
+            let xv = vec4<f32>(input[(rows[r] * s.seq + s.t) * s.input + k]);
+            for (var j = 0u; j < RU; j++) {
+                acc[r][j] = fma(xv, w[j], acc[r][j]);
+            }
+        }
+    }
+    // + h_{t-1} · W_hhᵀ
     for (var k = 0u; k < H; k++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
@@ -131,21 +155,21 @@ fn main_small_batch(
         }
     }
     for (var r = 0u; r < RB; r++) {
+        let b = b0 + WG_Y * r;
         for (var j = 0u; j < RU; j++) {
-            finish(u0 + WG_X * j, b0 + WG_Y * r, acc[r][j]);
+            let u = u0 + WG_X * j;
+            if (u < H && b < s.batch) {
+                finish(u, b, acc[r][j] + params[s.bi_off + u] + params[s.b_off + u]);
+            }
         }
     }
 }
 
-// The rest of the step for unit u of batch row b (nothing outside the batch and the units):
-// `acc` is h_{t-1} · W_hhᵀ for the four gates of u.
-fn finish(u: u32, b: u32, acc: vec4<f32>) {
+// The rest of the step for unit u < H of batch row b < B: `a` holds the four gates'
+// pre-activations of u, xproj_t + b_hh + h_{t-1} · W_hhᵀ.
+fn finish(u: u32, b: u32, a: vec4<f32>) {
     let H = s.hidden;
-    if (u >= H || b >= s.batch) {
-        return;
-    }
     let row = b * s.seq + s.t;
-    let a = acc + xproj[row * H + u] + params[s.b_off + u];
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);

@@ -4,12 +4,14 @@
 //
 // One uniform entry per (layer, step), selected with a dynamic offset, so nothing is written
 // between steps. Offsets are in elements: h_off/c_off into [2, L, B, H] state buffers, w_off
-// and b_off (vec4 units) into the parameter arena.
+// and b_off (W_hh, b_hh), wi_off and bi_off (W_ih, b_ih), in vec4 units, into the parameter
+// arena. `input` is the layer's input size (only the forward step's small-batch entry reads it
+// and the W_ih/b_ih offsets).
 
 struct Step {
     batch: u32, seq: u32, hidden: u32, t: u32,
     h_off: u32, c_off: u32, save: u32, w_off: u32,
-    b_off: u32, pad0: u32, pad1: u32, pad2: u32,
+    b_off: u32, input: u32, wi_off: u32, bi_off: u32,
 }
 
 // A workgroup owns TU hidden units x TB batch rows with WG_X = TU by WG_Y invocations, each one

@@ -5,6 +5,7 @@ use common::{device_with, gpu, random_array, random_weights};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::gpu::kernels::Kernel;
 use lstm_wgpu::ndarray::{Array1, Array3};
 use lstm_wgpu::{Error, GradRequest, LstmConfig, LstmState, LstmWeights, Upstream, cpu};
 
@@ -171,11 +172,18 @@ fn a_stale_tape_is_refused() {
 fn a_batch_beyond_the_device_buffer_limit_is_a_device_limit_error() {
     let gpu = gpu();
     let h = 64;
-    // The input projection holds 4H floats per (batch, step) row: make it one row too many.
+    // The input projection holds 4H floats per (batch, step) row: make it one row too many. A
+    // batch of more than a few rows, so that the projection has a buffer of its own (a few rows
+    // are projected inside the step kernel).
+    let b = 5;
+    assert_ne!(
+        Kernel::for_forward_step(b, gpu.limits()),
+        Kernel::LstmForwardStepSmallBatch
+    );
     let limit = gpu.limits().max_storage_buffer_binding_size as usize;
-    let t = limit / (4 * h * 4) + 1;
+    let t = limit / (4 * h * 4 * b) + 1;
     let w = random_weights(LstmConfig::new(1, h, 1).unwrap(), 1, 1.0);
-    let x: Array3<f32> = Array3::zeros((1, t, 1));
+    let x: Array3<f32> = Array3::zeros((b, t, 1));
     let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
     match lstm.forward(x.view(), None) {
         Err(Error::DeviceLimit {

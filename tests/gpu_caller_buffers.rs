@@ -3,7 +3,7 @@
 //! the caller, and refuse a buffer they cannot use with a typed error, recording nothing.
 mod common;
 
-use common::{gpu, random_array, random_state, random_weights};
+use common::{gpu, projection_dispatches, random_array, random_state, random_weights};
 use lstm_wgpu::gpu::{ForwardTargets, Gpu, GpuLstm, GpuStats, GpuTensor, StreamTargets};
 use lstm_wgpu::ndarray::{Array3, s};
 use lstm_wgpu::stream::{LstmStream, StreamRequest};
@@ -111,7 +111,10 @@ fn an_encoded_forward_writes_what_forward_returns_and_submits_nothing() {
         (0, 0, 0),
         "the crate submitted or transferred: {stats:?}"
     );
-    assert_eq!(stats.dispatches, (L * (1 + T)) as u64);
+    assert_eq!(
+        stats.dispatches,
+        (L * (projection_dispatches(B) + T)) as u64
+    );
     g.queue().submit([encoder.finish()]);
 
     let y = read(&y_out);
@@ -154,7 +157,7 @@ fn encoded_pushes_give_what_blocking_pushes_give_and_submit_nothing() {
             assert_eq!(
                 stats,
                 GpuStats {
-                    dispatches: (2 * L) as u64,
+                    dispatches: (L * (projection_dispatches(B) + 1)) as u64,
                     ..Default::default()
                 },
                 "push {t}"

@@ -1,7 +1,7 @@
 //! What a call records and transfers: one dispatch per timestep, one submit, one readback.
 mod common;
 
-use common::{gpu, random_array, random_state, random_weights};
+use common::{gpu, projection_dispatches, random_array, random_state, random_weights};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::Array3;
@@ -14,20 +14,47 @@ const H: usize = 6;
 const L: usize = 2;
 
 fn setup() -> (GpuLstm, Array3<f32>) {
+    setup_batch(B)
+}
+
+fn setup_batch(b: usize) -> (GpuLstm, Array3<f32>) {
     let config = LstmConfig::new(I, H, L).unwrap();
     let lstm = GpuLstm::new(&gpu(), &random_weights(config, 1, 1.0)).unwrap();
-    (lstm, random_array((B, T, I), 2, -1.0, 1.0))
+    (lstm, random_array((b, T, I), 2, -1.0, 1.0))
+}
+
+/// Dispatches of a forward pass of `b` rows: per layer, the input projection and one per step.
+fn forward_dispatches(b: usize) -> u64 {
+    (L * (projection_dispatches(b) + T)) as u64
 }
 
 #[test]
 fn forward_is_one_gemm_plus_one_dispatch_per_step_per_layer_in_one_submit() {
+    let b = 20;
+    assert_eq!(projection_dispatches(b), 1, "a batch of {b} has its GEMM");
+    let (mut lstm, x) = setup_batch(b);
+    lstm.forward(x.view(), None).unwrap(); // first call of this shape builds the workspace
+    let before = lstm.stats();
+    lstm.forward(x.view(), None).unwrap();
+    let d = lstm.stats() - before;
+    assert_eq!(d.dispatches, (L * (1 + T)) as u64, "{d:?}");
+    assert_eq!(d.submits, 1, "{d:?}");
+}
+
+#[test]
+fn a_forward_of_a_few_rows_is_one_dispatch_per_step_per_layer_with_no_gemm() {
+    assert_eq!(
+        projection_dispatches(B),
+        0,
+        "the step of {B} rows projects its input"
+    );
     let (mut lstm, x) = setup();
     let state = random_state(lstm.config(), B, 3);
     lstm.forward(x.view(), None).unwrap(); // first call of this shape builds the workspace
     let before = lstm.stats();
     lstm.forward(x.view(), Some(&state)).unwrap();
     let d = lstm.stats() - before;
-    assert_eq!(d.dispatches, (L * (1 + T)) as u64, "{d:?}");
+    assert_eq!(d.dispatches, (L * T) as u64, "{d:?}");
     assert_eq!(d.submits, 1, "{d:?}");
     assert_eq!(d.readbacks, 1, "no readback between steps: {d:?}");
     assert_eq!(
@@ -72,7 +99,7 @@ fn forward_backward_is_one_submit_with_one_dispatch_per_step_each_way() {
     let after_sweep = 6;
     assert_eq!(
         d.dispatches,
-        (L * (1 + T) + L * (T + after_sweep)) as u64,
+        forward_dispatches(B) + (L * (T + after_sweep)) as u64,
         "{d:?}"
     );
     assert_eq!(d.submits, 1, "{d:?}");
@@ -145,13 +172,13 @@ mod training_step {
             (1, 0, 0),
             "{d:?}"
         );
-        // LSTM forward L·(1 + T); head: logits, loss, dW_fc, db_fc, dh_n; LSTM backward with no
+        // LSTM forward (projection and steps); head: logits, loss, dW_fc, db_fc, dh_n; LSTM backward with no
         // dx: L·T steps and per layer dh0, dW_ih, dW_hh (two), db, plus dy for the layer below;
         // clipping: two; optimizer: one.
         let backward = L * T + L * 5 + (L - 1);
         assert_eq!(
             d.dispatches,
-            (L * (1 + T) + 5 + backward + 2 + 1) as u64,
+            forward_dispatches(B) + (5 + backward + 2 + 1) as u64,
             "{d:?}"
         );
 

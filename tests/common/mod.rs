@@ -246,6 +246,15 @@ pub fn gpu() -> lstm_wgpu::gpu::Gpu {
     .clone()
 }
 
+/// Dispatches per layer of a forward pass's input projection for a batch of `batch` rows on the
+/// tests' GPU: one GEMM over the whole sequence, or none for a batch so small that the step
+/// kernel projects its input itself.
+pub fn projection_dispatches(batch: usize) -> usize {
+    use lstm_wgpu::gpu::kernels::Kernel;
+    let step = Kernel::for_forward_step(batch, gpu().limits());
+    usize::from(step != Kernel::LstmForwardStepSmallBatch)
+}
+
 /// Random weights (PyTorch's init scaled by `scale`) for a configuration.
 pub fn random_weights(config: LstmConfig, seed: u64, scale: f32) -> LstmWeights<f32> {
     let mut w = LstmWeights::<f32>::init_uniform(config, seed);

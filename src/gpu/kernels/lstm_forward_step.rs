@@ -8,9 +8,12 @@
 //!   backward step);
 //! * [`SMALL_BATCH`] (entry `main_small_batch`), for at most [`SMALL_BATCH_MAX`] rows, reads them
 //!   straight from storage: with so few rows, a staged weight would serve almost nobody and most
-//!   of a 16-row tile would be padding.
+//!   of a 16-row tile would be padding. It also computes the step's input projection
+//!   `x_t · W_ihᵀ + b_ih` from the layer's input, so its forward pass has no projection GEMM
+//!   ([`projects_input`]).
 //!
-//! Bindings: `xproj`, `params` (read), `state0` (read), `y`, `state_n`, `c_seq`, `gates`.
+//! Bindings: `xproj`, `params` (read), `state0` (read), `y`, `state_n`, `c_seq`, `gates`,
+//! `input` (read; the layer's input `[B, T, I]`, read by the small-batch variant only).
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, shader_file, u32_of, within_limit};
@@ -32,6 +35,7 @@ pub(crate) const DESC: KernelDesc = step_kernel(
         Access::ReadWrite,
         Access::ReadWrite,
         Access::ReadWrite,
+        Access::Read,
     ],
 );
 
@@ -67,6 +71,12 @@ pub(crate) fn variant(batch: usize, limits: &wgpu::Limits) -> (Kernel, u32, u32)
     } else {
         (Kernel::LstmForwardStep, lstm_step::TU, lstm_step::TB)
     }
+}
+
+/// Whether the step `kernel` computes its own input projection (the small-batch variant), so the
+/// forward pass needs no projection GEMM and no `xproj` buffer.
+pub(crate) fn projects_input(kernel: Kernel) -> bool {
+    kernel == Kernel::LstmForwardStepSmallBatch
 }
 
 /// Workgroups for a step of [`variant`]`(batch, limits)` over `hidden` units, or

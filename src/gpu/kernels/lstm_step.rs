@@ -70,7 +70,13 @@ pub(crate) struct StepParams {
     pub w_off: u32,
     /// vec4 offset of `b_hh` in the parameter arena.
     pub b_off: u32,
-    pub pad: [u32; 3],
+    /// The layer's input size `I` (read by the forward step's small-batch variant only, as are
+    /// the next two).
+    pub input: u32,
+    /// vec4 offset of `W_ih` (gate-interleaved) in the parameter arena.
+    pub wi_off: u32,
+    /// vec4 offset of `b_ih` in the parameter arena.
+    pub bi_off: u32,
 }
 
 /// Workgroups for a step over `batch` rows of `hidden` units, or [`Error::DeviceLimit`] when

@@ -2,9 +2,10 @@
 //! dispatches, made once and reused by every call of that shape.
 //!
 //! Per layer `l`: one GEMM `xproj = input · W_ihᵀ + b_ih` over all `B·T` rows, then one
-//! `lstm_forward_step` dispatch per step. The step index travels as a dynamic offset into one
-//! buffer of per-(layer, step) uniforms, shared with the backward plan, so nothing is written
-//! between steps.
+//! `lstm_forward_step` dispatch per step. A batch of a few rows skips the GEMM: its step kernel
+//! computes `x_t · W_ihᵀ + b_ih` itself (see `lstm_forward_step::projects_input`). The step index
+//! travels as a dynamic offset into one buffer of per-(layer, step) uniforms, shared with the
+//! backward plan, so nothing is written between steps.
 
 use ndarray::ArrayView3;
 
@@ -24,7 +25,8 @@ use crate::lstm::LstmState;
 
 /// One layer's activations.
 pub(super) struct LayerBuffers {
-    /// `x · W_ihᵀ + b_ih` for every row, `[B, T, H]` of gate vec4s.
+    /// `x · W_ihᵀ + b_ih` for every row, `[B, T, H]` of gate vec4s (a 16-byte stand-in when the
+    /// step kernel computes it).
     pub xproj: wgpu::Buffer,
     /// Hidden state of every step, `[B, T, H]`.
     pub y: wgpu::Buffer,
@@ -64,7 +66,8 @@ pub(crate) struct ForwardPlan {
     /// One `StepParams` per (layer, step) at `step_stride` bytes.
     step_uniforms: wgpu::Buffer,
     step_stride: u32,
-    input_proj: Vec<Dispatch>,
+    /// Per layer, the input projection GEMM (none when the step kernel projects its input).
+    input_proj: Vec<Option<Dispatch>>,
     steps: Vec<Dispatch>,
 }
 
@@ -91,8 +94,10 @@ impl ForwardPlan {
         let x = gpu.storage("x", batch * seq * dims.input, U::COPY_DST)?;
         let state0 = gpu.storage("h0/c0", 2 * dims.state_len(), U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", 2 * dims.state_len(), U::COPY_SRC)?;
+        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits());
+        let project = !lstm_forward_step::projects_input(step_kernel);
         let layers = (0..dims.layers)
-            .map(|_| layer_buffers(gpu, &dims, save))
+            .map(|_| layer_buffers(gpu, &dims, save, project))
             .collect::<Result<Vec<_>>>()?;
         let (step_uniforms, step_stride) = step_uniforms(gpu, counters, slots, &dims, save)?;
         let mut plan = ForwardPlan {
@@ -130,24 +135,28 @@ impl ForwardPlan {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
             let lb = &self.layers[l];
-            let spec = GemmSpec {
-                m: batch * seq,
-                n: 4 * h,
-                k: il,
-                a: MatrixLayout::new(0, il),
-                b: MatrixLayout::new(s.w_ih.offset, 4 * h),
-                c: MatrixLayout::new(0, 4 * h),
-                bias: Some(s.b_ih.offset),
-                accumulate: false,
+            let proj = if lstm_forward_step::projects_input(step_kernel) {
+                None
+            } else {
+                let spec = GemmSpec {
+                    m: batch * seq,
+                    n: 4 * h,
+                    k: il,
+                    a: MatrixLayout::new(0, il),
+                    b: MatrixLayout::new(s.w_ih.offset, 4 * h),
+                    c: MatrixLayout::new(0, 4 * h),
+                    bias: Some(s.b_ih.offset),
+                    accumulate: false,
+                };
+                let gemm = Matmul {
+                    spec,
+                    a: input,
+                    b: params,
+                    bias: Some(params),
+                    c: &lb.xproj,
+                };
+                Some(Dispatch::new(gpu, counters, "input projection", &gemm)?)
             };
-            let gemm = Matmul {
-                spec,
-                a: input,
-                b: params,
-                bias: Some(params),
-                c: &lb.xproj,
-            };
-            let proj = Dispatch::new(gpu, counters, "input projection", &gemm)?;
             let buffers = [
                 &lb.xproj,
                 params,
@@ -156,6 +165,7 @@ impl ForwardPlan {
                 &self.state_n,
                 &lb.c_seq,
                 &lb.gates,
+                input,
             ];
             let step = Dispatch::with_shared_uniform(
                 gpu,
@@ -208,7 +218,9 @@ impl ForwardPlan {
     /// Records the forward pass of every layer.
     pub(crate) fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, counters: &Counters) {
         for (l, (proj, step)) in self.input_proj.iter().zip(&self.steps).enumerate() {
-            proj.record(gpu, pass, None, counters);
+            if let Some(proj) = proj {
+                proj.record(gpu, pass, None, counters);
+            }
             for t in 0..self.dims.seq {
                 step.record(gpu, pass, Some(self.step_offset(l, t)), counters);
             }
@@ -317,12 +329,15 @@ impl ForwardPlan {
     }
 }
 
-fn layer_buffers(gpu: &Gpu, d: &Dims, save: bool) -> Result<LayerBuffers> {
+/// One layer's buffers; `xproj` only when `project` (the GEMM fills it), `c_seq` and `gates`
+/// only when `save`.
+fn layer_buffers(gpu: &Gpu, d: &Dims, save: bool, project: bool) -> Result<LayerBuffers> {
     let rows_h = d.batch * d.seq * d.hidden;
     let (c_len, g_len) = if save { (rows_h, 4 * rows_h) } else { (4, 4) };
+    let xproj_len = if project { 4 * rows_h } else { 4 };
     let none = wgpu::BufferUsages::empty();
     Ok(LayerBuffers {
-        xproj: gpu.storage("xproj", 4 * rows_h, none)?,
+        xproj: gpu.storage("xproj", xproj_len, none)?,
         y: gpu.storage("y", rows_h, wgpu::BufferUsages::COPY_SRC)?,
         c_seq: gpu.storage("c_seq", c_len, none)?,
         gates: gpu.storage("gates", g_len, none)?,
@@ -353,7 +368,9 @@ fn step_uniforms(
                 save: save as u32,
                 w_off: u32_of("parameters", s.w_hh.offset / 4)?,
                 b_off: u32_of("parameters", s.b_hh.offset / 4)?,
-                pad: [0; 3],
+                input: u32_of("input size", slots.config.layer_input_size(l))?,
+                wi_off: u32_of("parameters", s.w_ih.offset / 4)?,
+                bi_off: u32_of("parameters", s.b_ih.offset / 4)?,
             };
             let at = (l * d.seq + t) * stride as usize;
             bytes[at..at + std::mem::size_of::<StepParams>()]
