@@ -10,8 +10,8 @@
 //   xproj   [B, T, H] vec4        y        [B, T, H]     (h_t of every step; h_{t-1} is read here)
 //   w_hh    [H_k, H_u] vec4 = W_hhᵀ with the four gate rows of unit u side by side
 //   b_hh    [H] vec4
-//   w_ih    [I_k, H_u] vec4, b_ih [H] vec4: the same layouts, read by main_small_batch only
-//   input   [B, T, I]     the layer's input (x, or y of the layer below): main_small_batch only
+//   w_ih    [I_k, H_u] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
+//   input   [B, T, I]     the layer's input (x, or y of the layer below): main_direct only
 //   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
 //                                                                   the running c_t meanwhile)
 //   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
@@ -22,13 +22,15 @@
 //                     lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged
 //                     KC at a time in workgroup memory, where each element serves the whole tile.
 //                     xproj_t comes from one GEMM over the whole sequence, made before the steps.
-//   main_small_batch  for a batch of a few rows, where a staged weight would serve almost nobody:
-//                     invocation (lx, ly) computes units lx, lx + WG_X, ... (RU of them) for rows
+//   main_direct       invocation (lx, ly) computes units lx, lx + WG_X, ... (RU of them) for rows
 //                     ly, ly + WG_Y, ... (RB), reading the weights, x_t and h_{t-1} straight from
-//                     storage, with no barrier. It also sums xproj_t = x_t · W_ihᵀ + b_ih itself
-//                     (what matmul.wgsl does for `main`): for a few rows, a GEMM dispatch of its
-//                     own costs more than the products it computes, and a one-step call (a
-//                     stream's push) would pay for it every time.
+//                     storage, with no workgroup memory and no barrier; each weight it loads
+//                     serves its RB rows, each input its RU units. It also sums
+//                     xproj_t = x_t · W_ihᵀ + b_ih itself (what matmul.wgsl does for `main`): for
+//                     a few rows a GEMM dispatch of its own costs more than the products it
+//                     computes, and a one-step call (a stream's push) would pay for it every time.
+//                     It serves small batches everywhere, and every batch where workgroup memory
+//                     and barriers cost more than they save (src/gpu/tuning.rs).
 // The descriptors in src/gpu/kernels/lstm_forward_step.rs set the tile sizes of each.
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -110,7 +112,7 @@ fn main(
 const RU: u32 = TU / WG_X;
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
-fn main_small_batch(
+fn main_direct(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {

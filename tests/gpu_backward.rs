@@ -1,10 +1,14 @@
 //! GPU backpropagation through time against the CPU reference.
 mod common;
 
-use common::{assert_close, gpu, random_array, random_state, random_weights};
+use common::{
+    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software, random_array, random_state,
+    random_weights,
+};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu;
-use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::gpu::kernels::Kernel;
+use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::{GradRequest, LstmConfig, LstmGrads, Upstream};
 
@@ -43,6 +47,11 @@ fn assert_grads_close(what: &str, got: &LstmGrads<f32>, want: &LstmGrads<f32>) {
 }
 
 fn compare(b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bool, up: Up) {
+    compare_on(&gpu(), (b, t, i, h, layers), with_state, up)
+}
+
+/// [`compare`] on `gpu` (a tuning of the tests' GPU).
+fn compare_on(gpu: &Gpu, (b, t, i, h, layers): Shape, with_state: bool, up: Up) {
     let config = LstmConfig::new(i, h, layers).unwrap();
     let w = random_weights(config, 17 + h as u64, 2.0);
     let x: Array3<f32> = random_array((b, t, i), 13, -1.0, 1.0);
@@ -56,10 +65,11 @@ fn compare(b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bo
     let (_, tape) = cpu::lstm::forward_train(&w, x.view(), state.as_ref()).unwrap();
     let want = cpu::lstm::backward(&w, &tape, &upstream).unwrap();
 
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    let mut lstm = GpuLstm::new(gpu, &w).unwrap();
     let (_, gtape) = lstm.forward_train(x.view(), state.as_ref()).unwrap();
     let got = lstm.backward(&gtape, &upstream, GradRequest::ALL).unwrap();
-    let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state}");
+    let step = Kernel::for_forward_step(b, gpu);
+    let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state} ({step:?})");
     assert_grads_close(&what, &got, &want);
 }
 
@@ -88,9 +98,24 @@ fn matches_cpu_with_one_timestep() {
     compare(2, 1, 5, 6, 1, true, Up::All);
 }
 
+/// `(B, T, I, H, L)`.
+type Shape = (usize, usize, usize, usize, usize);
+
 #[test]
-fn matches_cpu_across_tile_boundaries() {
-    compare(20, 7, 19, 33, 1, true, Up::All);
+fn matches_cpu_across_tile_boundaries_after_the_staged_forward_step() {
+    let gpu = gpu_tuned_as_hardware();
+    assert_eq!(Kernel::for_forward_step(20, &gpu), Kernel::LstmForwardStep);
+    compare_on(&gpu, (20, 7, 19, 33, 1), true, Up::All);
+}
+
+#[test]
+fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
+    let gpu = gpu_tuned_as_software();
+    assert_eq!(
+        Kernel::for_forward_step(20, &gpu),
+        Kernel::LstmForwardStepDirect
+    );
+    compare_on(&gpu, (20, 7, 19, 33, 2), true, Up::All);
 }
 
 #[test]

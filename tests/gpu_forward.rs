@@ -1,24 +1,33 @@
 //! The GPU forward pass against the CPU reference, on shapes that are not multiples of any tile.
 mod common;
 
-use common::{assert_close, gpu, random_array, random_state, random_weights};
+use common::{
+    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software, random_array, random_state,
+    random_weights,
+};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::LstmConfig;
 use lstm_wgpu::cpu;
-use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::gpu::kernels::Kernel;
+use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;
 
 /// Runs CPU and GPU forward on one shape and compares y, h_n, c_n.
 fn compare(b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bool) {
+    compare_on(&gpu(), b, t, i, h, layers, with_state)
+}
+
+/// [`compare`] on `gpu` (a tuning of the tests' GPU).
+fn compare_on(gpu: &Gpu, b: usize, t: usize, i: usize, h: usize, layers: usize, with_state: bool) {
     let config = LstmConfig::new(i, h, layers).unwrap();
     let w = random_weights(config, 7 + h as u64, 2.0);
     let x: Array3<f32> = random_array((b, t, i), 3, -1.0, 1.0);
     let state = with_state.then(|| random_state(&config, b, 5));
     let want = cpu::lstm::forward(&w, x.view(), state.as_ref()).unwrap();
-    let mut lstm = GpuLstm::new(&gpu(), &w).unwrap();
+    let mut lstm = GpuLstm::new(gpu, &w).unwrap();
     let got = lstm.forward(x.view(), state.as_ref()).unwrap();
-    let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state}");
+    let step = Kernel::for_forward_step(b, gpu);
+    let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state} ({step:?})");
     // Both paths compute in f32 with the same formulas; they differ in summation order (the GPU
     // sums in chunks of 16) and in exp (the device's vs a polynomial within 2 ulp), a few ulp
     // per step that the recurrence carries along. lavapipe lands within 3e-7 of the largest
@@ -74,22 +83,32 @@ fn matches_cpu_with_one_timestep() {
 }
 
 #[test]
-fn matches_cpu_across_tile_boundaries() {
+fn the_staged_step_matches_cpu_across_tile_boundaries() {
     // B = 20 and H = 33 straddle the 16-wide step tiles; 4H = 132 and B·T = 140 the 64-wide
     // GEMM tiles.
+    let gpu = gpu_tuned_as_hardware();
+    assert_eq!(Kernel::for_forward_step(20, &gpu), Kernel::LstmForwardStep);
+    compare_on(&gpu, 20, 7, 19, 33, 1, true);
+}
+
+#[test]
+fn the_direct_step_matches_cpu_across_tile_boundaries() {
+    // B = 6 straddles the 4 rows of each invocation, H = 33 the 32 units of a workgroup (and
+    // the 16 invocations, each owning two units); the second layer projects an input of H.
+    let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(20, gpu().limits()),
-        Kernel::LstmForwardStep
+        Kernel::for_forward_step(6, &gpu),
+        Kernel::LstmForwardStepDirect
     );
-    compare(20, 7, 19, 33, 1, true);
+    compare_on(&gpu, 6, 7, 19, 33, 2, true);
 }
 
 #[test]
 fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // H = 70 straddles the 64 units of a small-batch workgroup (and the 32 invocations, each
-    // owning two units); the input projections of one step (B·T = 1) take the direct GEMM.
+    // owning two units).
     assert_eq!(
-        Kernel::for_forward_step(1, gpu().limits()),
+        Kernel::for_forward_step(1, &gpu()),
         Kernel::LstmForwardStepSmallBatch
     );
     compare(1, 5, 6, 70, 1, true);
@@ -98,18 +117,23 @@ fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
 #[test]
 fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
     let largest = (1..100)
-        .take_while(|&b| {
-            Kernel::for_forward_step(b, gpu().limits()) == Kernel::LstmForwardStepSmallBatch
-        })
+        .take_while(|&b| Kernel::for_forward_step(b, &gpu()) == Kernel::LstmForwardStepSmallBatch)
         .last()
         .expect("batches of one take the small-batch step");
     compare(largest, 6, 5, 9, 2, true);
-    // One more row and the staged step takes over.
+    // One more row and, as a hardware GPU chooses, the staged step takes over; as a software
+    // adapter chooses, the 4-row direct step.
+    let (hardware, software) = (gpu_tuned_as_hardware(), gpu_tuned_as_software());
     assert_eq!(
-        Kernel::for_forward_step(largest + 1, gpu().limits()),
+        Kernel::for_forward_step(largest + 1, &hardware),
         Kernel::LstmForwardStep
     );
-    compare(largest + 1, 6, 5, 9, 2, true);
+    compare_on(&hardware, largest + 1, 6, 5, 9, 2, true);
+    assert_eq!(
+        Kernel::for_forward_step(largest + 1, &software),
+        Kernel::LstmForwardStepDirect
+    );
+    compare_on(&software, largest + 1, 6, 5, 9, 2, true);
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! What a call records and transfers: one dispatch per timestep, one submit, one readback.
 mod common;
 
-use common::{gpu, projection_dispatches, random_array, random_state, random_weights};
+use common::{
+    gpu, gpu_tuned_as_hardware, projection_dispatches, random_array, random_state, random_weights,
+};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::gpu::kernels::Kernel;
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::{GradRequest, LstmConfig, Upstream};
 
@@ -29,10 +32,12 @@ fn forward_dispatches(b: usize) -> u64 {
 }
 
 #[test]
-fn forward_is_one_gemm_plus_one_dispatch_per_step_per_layer_in_one_submit() {
-    let b = 20;
-    assert_eq!(projection_dispatches(b), 1, "a batch of {b} has its GEMM");
-    let (mut lstm, x) = setup_batch(b);
+fn a_staged_forward_is_one_gemm_plus_one_dispatch_per_step_per_layer_in_one_submit() {
+    let (gpu, b) = (gpu_tuned_as_hardware(), 20);
+    assert_eq!(Kernel::for_forward_step(b, &gpu), Kernel::LstmForwardStep);
+    let config = LstmConfig::new(I, H, L).unwrap();
+    let mut lstm = GpuLstm::new(&gpu, &random_weights(config, 1, 1.0)).unwrap();
+    let x: Array3<f32> = random_array((b, T, I), 2, -1.0, 1.0);
     lstm.forward(x.view(), None).unwrap(); // first call of this shape builds the workspace
     let before = lstm.stats();
     lstm.forward(x.view(), None).unwrap();

@@ -6,6 +6,7 @@ use crate::error::{Error, GpuErrorKind, Result};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::mapping::Poller;
 use crate::gpu::stats::Counters;
+use crate::gpu::tuning::Tuning;
 
 /// A wgpu device and queue with this crate's kernels compiled for it. Cheap to clone (shared).
 ///
@@ -14,6 +15,8 @@ use crate::gpu::stats::Counters;
 #[derive(Clone)]
 pub struct Gpu {
     inner: Arc<Inner>,
+    /// Which kernel variants this handle's calls run (see [`Gpu::with_tuning`]).
+    tuning: Tuning,
 }
 
 struct Inner {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for Gpu {
             .field("adapter", &self.inner.info.name)
             .field("backend", &self.inner.info.backend)
             .field("device_type", &self.inner.info.device_type)
+            .field("tuning", &self.tuning)
             .finish()
     }
 }
@@ -116,6 +120,7 @@ impl Gpu {
             Error::Readback(format!("starting the thread that polls the device: {e}"))
         })?;
         Ok(Gpu {
+            tuning: Tuning::for_device_type(info.device_type),
             inner: Arc::new(Inner {
                 device,
                 queue,
@@ -132,6 +137,33 @@ impl Gpu {
     /// The adapter: name, vendor, backend, device type, driver.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.inner.info
+    }
+
+    /// Which kernel variants this handle's calls run: [`Tuning::for_device_type`] of the
+    /// adapter unless [`Gpu::with_tuning`] said otherwise.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
+    }
+
+    /// A handle on the same device whose models run the kernel variants `tuning` chooses (the
+    /// results agree within the tests' tolerances; only the speed differs). For comparing
+    /// variants on one adapter, or for running there the choices made for another:
+    ///
+    /// ```no_run
+    /// # fn main() -> lstm_wgpu::Result<()> {
+    /// use lstm_wgpu::gpu::{Gpu, Tuning};
+    /// let gpu = Gpu::from_env()?;
+    /// // What a discrete GPU would run, on whatever adapter this is.
+    /// let as_gpu = gpu.with_tuning(Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::DiscreteGpu));
+    /// # let _ = as_gpu;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_tuning(&self, tuning: Tuning) -> Gpu {
+        Gpu {
+            inner: Arc::clone(&self.inner),
+            tuning,
+        }
     }
 
     /// True when the adapter is a CPU (software) implementation such as lavapipe or WARP.

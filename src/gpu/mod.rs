@@ -4,7 +4,8 @@
 //! results. Layers, bottom up:
 //!
 //! * [`kernels`]: one descriptor per kernel (shader files, bindings, uniform, tile constants,
-//!   grid), checked against the WGSL by naga reflection in the tests.
+//!   grid), checked against the WGSL by naga reflection in the tests; [`tuning`]: which variant
+//!   serves a call, by the kind of adapter.
 //! * `context` ([`Gpu`]), `dispatch`, `readback`, [`stats`]: the device, prepared dispatches,
 //!   single-mapping readback, counters.
 //! * `layout` and `plan`: parameter arenas, and per batch shape the buffers and dispatches of a
@@ -24,6 +25,7 @@ pub(crate) mod readback;
 pub(crate) mod region;
 pub mod stats;
 pub mod stream;
+pub mod tuning;
 
 pub use caller_buffer::GpuTensor;
 pub use context::Gpu;
@@ -31,3 +33,4 @@ pub use kernels::shader_sources;
 pub use lstm::{ForwardTargets, GpuLstm};
 pub use stats::GpuStats;
 pub use stream::{GpuStream, StreamTargets};
+pub use tuning::Tuning;

@@ -251,8 +251,26 @@ pub fn gpu() -> lstm_wgpu::gpu::Gpu {
 /// kernel projects its input itself.
 pub fn projection_dispatches(batch: usize) -> usize {
     use lstm_wgpu::gpu::kernels::Kernel;
-    let step = Kernel::for_forward_step(batch, gpu().limits());
-    usize::from(step != Kernel::LstmForwardStepSmallBatch)
+    let step = Kernel::for_forward_step(batch, &gpu());
+    usize::from(step == Kernel::LstmForwardStep)
+}
+
+/// The tests' GPU choosing the kernel variants a hardware GPU would ([`Tuning`] of a discrete
+/// GPU): so that the variants chosen there run, and are checked, on a software adapter too.
+///
+/// [`Tuning`]: lstm_wgpu::gpu::Tuning
+pub fn gpu_tuned_as_hardware() -> lstm_wgpu::gpu::Gpu {
+    use lstm_wgpu::gpu::Tuning;
+    gpu().with_tuning(Tuning::for_device_type(
+        lstm_wgpu::wgpu::DeviceType::DiscreteGpu,
+    ))
+}
+
+/// The tests' GPU choosing the kernel variants a software adapter would: the direct forward
+/// step for every batch.
+pub fn gpu_tuned_as_software() -> lstm_wgpu::gpu::Gpu {
+    use lstm_wgpu::gpu::Tuning;
+    gpu().with_tuning(Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu))
 }
 
 /// Random weights (PyTorch's init scaled by `scale`) for a configuration.

@@ -1,5 +1,5 @@
 //! What the two step kernels share (`shaders/lstm_step.wgsl`): the per-step uniform and the
-//! tiling of their staged variants (the forward step's small-batch variant has its own, in
+//! tiling of their staged variants (the forward step's direct variants have their own, in
 //! [`super::lstm_forward_step`]). CPU twins: [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`].
 //!
 //! One uniform entry per (layer, step) lives in one buffer and is selected with a dynamic offset,
@@ -70,7 +70,7 @@ pub(crate) struct StepParams {
     pub w_off: u32,
     /// vec4 offset of `b_hh` in the parameter arena.
     pub b_off: u32,
-    /// The layer's input size `I` (read by the forward step's small-batch variant only, as are
+    /// The layer's input size `I` (read by the forward step's direct variants only, as are
     /// the next two).
     pub input: u32,
     /// vec4 offset of `W_ih` (gate-interleaved) in the parameter arena.

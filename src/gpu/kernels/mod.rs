@@ -107,8 +107,12 @@ pub enum Kernel {
     MatmulDirect,
     /// One forward timestep of one layer.
     LstmForwardStep,
-    /// One forward timestep of one layer, for a batch of a few rows.
+    /// One forward timestep of one layer, for a batch of a few rows, read straight from
+    /// storage (with the step's input projection).
     LstmForwardStepSmallBatch,
+    /// One forward timestep of one layer, read straight from storage (with the step's input
+    /// projection), 4 batch rows per invocation.
+    LstmForwardStepDirect,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// Column sums (the bias gradients).
@@ -127,11 +131,12 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
+        Kernel::LstmForwardStepDirect,
         Kernel::LstmBackwardStep,
         Kernel::ColumnSum,
         Kernel::CrossEntropy,
@@ -147,10 +152,10 @@ impl Kernel {
         matmul::variant(spec, limits)
     }
 
-    /// The variant of the forward step that serves a batch of `batch` rows on a device with
-    /// `limits`.
-    pub fn for_forward_step(batch: usize, limits: &wgpu::Limits) -> Kernel {
-        lstm_forward_step::variant(batch, limits).0
+    /// The variant of the forward step that serves a batch of `batch` rows on `gpu` (by its
+    /// limits and [`crate::gpu::Gpu::tuning`]).
+    pub fn for_forward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
+        lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning()).0
     }
 
     /// The kernel's descriptor.
@@ -160,6 +165,7 @@ impl Kernel {
             Kernel::MatmulDirect => &matmul::DIRECT,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
+            Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::ColumnSum => &column_sum::DESC,
             Kernel::CrossEntropy => &cross_entropy::DESC,

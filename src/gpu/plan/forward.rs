@@ -2,8 +2,8 @@
 //! dispatches, made once and reused by every call of that shape.
 //!
 //! Per layer `l`: one GEMM `xproj = input · W_ihᵀ + b_ih` over all `B·T` rows, then one
-//! `lstm_forward_step` dispatch per step. A batch of a few rows skips the GEMM: its step kernel
-//! computes `x_t · W_ihᵀ + b_ih` itself (see `lstm_forward_step::projects_input`). The step index
+//! `lstm_forward_step` dispatch per step. The direct step variants skip the GEMM: they compute
+//! `x_t · W_ihᵀ + b_ih` themselves (see `lstm_forward_step::projects_input`). The step index
 //! travels as a dynamic offset into one buffer of per-(layer, step) uniforms, shared with the
 //! backward plan, so nothing is written between steps.
 
@@ -94,7 +94,7 @@ impl ForwardPlan {
         let x = gpu.storage("x", batch * seq * dims.input, U::COPY_DST)?;
         let state0 = gpu.storage("h0/c0", 2 * dims.state_len(), U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", 2 * dims.state_len(), U::COPY_SRC)?;
-        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits());
+        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
         let project = !lstm_forward_step::projects_input(step_kernel);
         let layers = (0..dims.layers)
             .map(|_| layer_buffers(gpu, &dims, save, project))
@@ -129,8 +129,8 @@ impl ForwardPlan {
             hidden: h,
             ..
         } = self.dims;
-        let grid = lstm_forward_step::grid(batch, h, gpu.limits())?;
-        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits());
+        let grid = lstm_forward_step::grid(batch, h, gpu.limits(), gpu.tuning())?;
+        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);

@@ -1,0 +1,44 @@
+//! Which kernel variant serves a call where several compute the same thing, by the kind of
+//! adapter.
+//!
+//! The forward step comes in two kinds (`shaders/lstm_forward_step.wgsl`):
+//!
+//! * the staged step shares each weight of a chunk through workgroup memory with a tile of 16
+//!   batch rows, behind a barrier, and takes its input projection from one GEMM over the whole
+//!   sequence;
+//! * the direct steps read the weights straight from storage, with no workgroup memory and no
+//!   barrier, each invocation reusing what it loads over a few units and rows, and compute the
+//!   step's input projection themselves.
+//!
+//! Below a few rows the staged tile is mostly padding, so the direct step serves every adapter.
+//! Above, a GPU's workgroup memory and barriers are cheap and the staging pays. A software
+//! adapter (lavapipe, WARP) runs barriers as switches between the workgroup's invocations and
+//! loads each lane's values one by one, so there the direct step serves every batch.
+
+/// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
+/// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test
+/// on one adapter the choices made for another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// The largest batch whose forward step runs direct (and computes its own input
+    /// projection); larger batches run the staged step after a projection GEMM. At least
+    /// [`Tuning::SMALL_BATCH`] on every adapter the crate chooses for.
+    pub direct_step_max_batch: usize,
+}
+
+impl Tuning {
+    /// The batches every adapter runs direct: at most this many rows (see the module comment).
+    pub const SMALL_BATCH: usize = 4;
+
+    /// The tuning for an adapter of type `device_type`: a software adapter
+    /// ([`wgpu::DeviceType::Cpu`]) runs every batch direct, any other only small batches.
+    pub fn for_device_type(device_type: wgpu::DeviceType) -> Tuning {
+        let direct_step_max_batch = match device_type {
+            wgpu::DeviceType::Cpu => usize::MAX,
+            _ => Tuning::SMALL_BATCH,
+        };
+        Tuning {
+            direct_step_max_batch,
+        }
+    }
+}
