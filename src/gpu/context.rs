@@ -20,6 +20,9 @@ pub struct Gpu {
 }
 
 struct Inner {
+    /// Drives the device's mapping callbacks (see [`crate::gpu::mapping`]). First, so that it is
+    /// dropped first: its thread lets go of the device before the device itself is dropped.
+    poller: Poller,
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -27,8 +30,6 @@ struct Inner {
     kernels: Kernels,
     /// Why the device was lost, once wgpu has said so (devices from [`Gpu::from_env`] only).
     lost: Arc<std::sync::Mutex<Option<String>>>,
-    /// Drives the device's mapping callbacks (see [`crate::gpu::mapping`]).
-    poller: Poller,
     /// Four bytes to copy to and from when checking a caller's buffer (made when first needed).
     probe: std::sync::OnceLock<wgpu::Buffer>,
 }

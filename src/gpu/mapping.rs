@@ -15,7 +15,16 @@ use std::task::{Context, Poll, Waker};
 /// Polls one device while mappings on it are pending.
 pub(crate) struct Poller {
     shared: Arc<Shared>,
+    /// Told when the thread has ended and dropped its handle on the device (in a mutex, which
+    /// makes the receiver shareable between the threads that share the `Gpu`).
+    #[cfg(not(target_arch = "wasm32"))]
+    ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
+
+/// How long dropping a [`Poller`] waits for its thread to end (one whose device hangs in a poll is
+/// left to end on its own).
+#[cfg(not(target_arch = "wasm32"))]
+const END_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Default)]
 struct Shared {
@@ -37,14 +46,25 @@ impl Poller {
         let shared = Arc::new(Shared::default());
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let (device, shared) = (device.clone(), Arc::clone(&shared));
+            let (device, polled) = (device.clone(), Arc::clone(&shared));
+            let (tell, ended) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name("lstm-wgpu poller".into())
-                .spawn(move || poll_while_pending(&device, &shared))?;
+                .spawn(move || {
+                    poll_while_pending(&device, &polled);
+                    drop(device);
+                    let _ = tell.send(());
+                })?;
+            Ok(Poller {
+                shared,
+                ended: Mutex::new(ended),
+            })
         }
         #[cfg(target_arch = "wasm32")]
-        let _ = device;
-        Ok(Poller { shared })
+        {
+            let _ = device;
+            Ok(Poller { shared })
+        }
     }
 
     /// Maps `slice` for `mode`; the future resolves when the mapping is ready (or failed).
@@ -90,9 +110,17 @@ impl Poller {
 }
 
 impl Drop for Poller {
+    /// Stops the thread and waits until it has let go of the device, so that the device is
+    /// torn down by whoever drops the last [`crate::gpu::Gpu`], never by this thread while the
+    /// process may be exiting (on wgpu's GL backend, two threads tearing down one EGL context
+    /// at once corrupt the heap).
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_one();
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(ended) = self.ended.get_mut() {
+            let _ = ended.recv_timeout(END_WAIT);
+        }
     }
 }
 
