@@ -5,8 +5,8 @@
 // One uniform entry per (layer, step), selected with a dynamic offset, so nothing is written
 // between steps. Offsets are in elements: h_off/c_off into [2, L, B, H] state buffers, w_off
 // and b_off (W_hh, b_hh), wi_off and bi_off (W_ih, b_ih), in vec4 units, into the parameter
-// arena. `input` is the layer's input size (only the forward step's small-batch entry reads it
-// and the W_ih/b_ih offsets).
+// arena. `input` is the layer's input size (only the forward step's direct entry, main_direct,
+// reads it and the W_ih/b_ih offsets).
 
 struct Step {
     batch: u32, seq: u32, hidden: u32, t: u32,
