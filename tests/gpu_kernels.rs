@@ -419,3 +419,67 @@ mod grid_limits {
         }
     }
 }
+
+mod peak {
+    use super::*;
+
+    /// The chains' tolerance (relative to the largest sum): both sides round each `fma` once; an
+    /// adapter that rounds the product apart adds ≤ 2^-24 relative per step, which the chains'
+    /// contraction by M = 0.999 keeps below 300 · 2^-24 ≈ 2e-5 over 300 steps.
+    const CHAIN_RTOL: f64 = 1e-4;
+
+    #[test]
+    fn fma_chains_match_the_cpu_twin_over_a_partial_workgroup() {
+        // Five workgroups of 64 and three invocations of a sixth.
+        let (n, iters) = (5 * 64 + 3, 300);
+        let got = ops::peak_fma_chains(&gpu(), n, iters).unwrap();
+        let want = cpu::peak::fma_chains(n, iters);
+        close("peak fma_chains", &got, &want, CHAIN_RTOL);
+    }
+
+    #[test]
+    fn one_step_more_of_the_chains_is_outside_their_tolerance() {
+        // So the comparison above catches a kernel that skips a step (or a chain).
+        let (a, b) = (
+            cpu::peak::fma_chains(70, 300),
+            cpu::peak::fma_chains(70, 301),
+        );
+        let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64));
+        assert!(
+            worst > 2.0 * CHAIN_RTOL * scale,
+            "one step moves the sums by only {worst:e} (scale {scale:e})"
+        );
+    }
+
+    #[test]
+    fn copy_moves_every_element_of_a_partial_workgroup() {
+        let src = vector(4 * (3 * 64 + 5), 7, -1.0, 1.0);
+        let got = ops::peak_copy(&gpu(), &src).unwrap();
+        close("peak copy", &got, &src, 0.0);
+    }
+
+    #[test]
+    fn copy_of_a_partial_vec4_is_a_shape_error() {
+        match ops::peak_copy(&gpu(), &[1.0; 6]) {
+            Err(lstm_wgpu::Error::Shape { tensor, .. }) => assert_eq!(tensor, "peak copy source"),
+            other => panic!("expected a shape error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn measured_peak_figures_are_finite_and_positive() {
+        let p = gpu().measure_peak().unwrap();
+        for (name, v) in [
+            ("fma_gflops", p.fma_gflops),
+            ("copy_gbs", p.copy_gbs),
+            ("dispatch_us", p.dispatch_us),
+            ("submit_us", p.submit_us),
+        ] {
+            assert!(v.is_finite() && v > 0.0, "{name} = {v} ({p})");
+        }
+    }
+}

@@ -21,6 +21,7 @@ pub mod lstm_forward_step;
 pub mod matmul;
 mod microkernel;
 pub(crate) mod parallel;
+pub mod peak;
 pub mod sgd;
 mod simd;
 mod steps_by_units;

@@ -10,7 +10,8 @@
 //!   single-mapping readback, counters.
 //! * `layout` and `plan`: parameter arenas, and per batch shape the buffers and dispatches of a
 //!   whole pass.
-//! * [`GpuLstm`] and [`ops`] (single kernels run on their own) on top.
+//! * [`GpuLstm`] and [`ops`] (single kernels run on their own) on top; [`peak`] measures what
+//!   the adapter does at best, to read them against.
 
 pub mod caller_buffer;
 pub mod context;
@@ -20,6 +21,7 @@ pub(crate) mod layout;
 pub mod lstm;
 pub(crate) mod mapping;
 pub mod ops;
+pub mod peak;
 pub(crate) mod plan;
 pub(crate) mod readback;
 pub(crate) mod region;
@@ -31,6 +33,7 @@ pub use caller_buffer::GpuTensor;
 pub use context::Gpu;
 pub use kernels::shader_sources;
 pub use lstm::{ForwardTargets, GpuLstm};
+pub use peak::Peak;
 pub use stats::GpuStats;
 pub use stream::{GpuStream, StreamTargets};
 pub use tuning::Tuning;

@@ -31,6 +31,7 @@ use crate::gpu::kernels::column_sum::ColumnSum;
 use crate::gpu::kernels::cross_entropy::CrossEntropy;
 use crate::gpu::kernels::grad_norm::{self, GradNorm};
 use crate::gpu::kernels::matmul::Matmul;
+use crate::gpu::kernels::peak::{PeakCall, Probe};
 use crate::gpu::kernels::sgd::Sgd;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
@@ -233,6 +234,47 @@ pub fn sgd(
     params.copy_from_slice(&p1);
     buf.copy_from_slice(&b1);
     Ok(())
+}
+
+/// One `fma_chains` dispatch of `shaders/peak.wgsl` (the peak probe's arithmetic) over
+/// `invocations` invocations of `iters` steps; twin of [`crate::cpu::peak::fma_chains`].
+/// Returns `[invocations, 4]` row-major: each invocation's sum of its chains.
+pub fn peak_fma_chains(gpu: &Gpu, invocations: usize, iters: u32) -> Result<Vec<f32>> {
+    let one = OneShot::new(gpu);
+    let (src, dst) = (one.output("src", 4)?, one.output("dst", 4 * invocations)?);
+    let call = PeakCall {
+        probe: Probe::Fma { iters },
+        n: invocations,
+        src: &src,
+        dst: &dst,
+    };
+    let [out] = one.run(
+        [&call as &dyn CallDyn],
+        [Region::whole(&dst, 4 * invocations)],
+    )?;
+    Ok(out)
+}
+
+/// One `copy` dispatch of `shaders/peak.wgsl` (the peak probe's bandwidth): `src` (a whole
+/// number of vec4s, `[n, 4]`) copied into a fresh buffer, which is returned.
+pub fn peak_copy(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
+    if !src.len().is_multiple_of(4) {
+        return Err(Error::Shape {
+            tensor: "peak copy source".into(),
+            expected: vec![src.len().div_ceil(4), 4],
+            actual: vec![src.len()],
+        });
+    }
+    let one = OneShot::new(gpu);
+    let (s, dst) = (one.input("src", src)?, one.output("dst", src.len())?);
+    let call = PeakCall {
+        probe: Probe::Copy,
+        n: src.len() / 4,
+        src: &s,
+        dst: &dst,
+    };
+    let [out] = one.run([&call as &dyn CallDyn], [Region::whole(&dst, src.len())])?;
+    Ok(out)
 }
 
 fn same_lengths(what: &str, len: usize, others: &[usize]) -> Result<()> {

@@ -24,6 +24,7 @@ pub(crate) mod lstm_backward_step;
 pub(crate) mod lstm_forward_step;
 pub(crate) mod lstm_step;
 pub(crate) mod matmul;
+pub(crate) mod peak;
 pub(crate) mod sgd;
 
 use crate::error::{Error, Result};
@@ -127,11 +128,17 @@ pub enum Kernel {
     Adam,
     /// One SGD update over the arena.
     Sgd,
+    /// The peak probe's independent FMA chains (arithmetic throughput).
+    PeakFma,
+    /// The peak probe's vec4 copy (memory bandwidth).
+    PeakCopy,
+    /// The peak probe's empty kernel (the cost of a dispatch).
+    PeakEmpty,
 }
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::LstmForwardStep,
@@ -144,6 +151,9 @@ impl Kernel {
         Kernel::GradNormFinish,
         Kernel::Adam,
         Kernel::Sgd,
+        Kernel::PeakFma,
+        Kernel::PeakCopy,
+        Kernel::PeakEmpty,
     ];
 
     /// The variant of the matrix product that computes `spec` (by its rows and row maps) on a
@@ -173,6 +183,9 @@ impl Kernel {
             Kernel::GradNormFinish => &grad_norm::FINISH,
             Kernel::Adam => &adam::DESC,
             Kernel::Sgd => &sgd::DESC,
+            Kernel::PeakFma => &peak::FMA,
+            Kernel::PeakCopy => &peak::COPY,
+            Kernel::PeakEmpty => &peak::EMPTY,
         }
     }
 }

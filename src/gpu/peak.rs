@@ -1,0 +1,199 @@
+//! What the adapter does at best, measured on it: the figures the crate's own kernels are read
+//! against (a bench prints its GFLOP/s as a share of [`Peak::fma_gflops`], a step's time as a
+//! multiple of [`Peak::dispatch_us`]).
+//!
+//! Three kernels of `shaders/peak.wgsl`, each timed from the host around a submit and the wait
+//! for it (so the figures need no adapter feature):
+//!
+//! * FMA throughput: enough invocations to fill a large GPU (2^20), each running 8 independent
+//!   vec4 `fma` chains, nothing but arithmetic in the loop. The steps per chain double until one
+//!   submit takes at least [`MIN_RUN`], so the submit's own cost is a small part of it.
+//! * Copy bandwidth: a vec4 copy between two buffers of [`COPY_BYTES`] (or the adapter's binding
+//!   limit), repeated in one pass until the submit takes at least [`MIN_RUN`]; bytes read plus
+//!   bytes written per second.
+//! * Dispatch cost: one submit of one empty dispatch, and one of [`EMPTY_DISPATCHES`]; the
+//!   difference divided by the extra dispatches is what one more dispatch in a pass costs, the
+//!   first is the floor of any call that waits for the GPU.
+//!
+//! Each figure is the best of [`RUNS`] runs: the probe asks what the adapter can do, and a
+//! slower run only says that something else ran meanwhile.
+//!
+//! ```no_run
+//! let gpu = lstm_wgpu::gpu::Gpu::from_env()?;
+//! let peak = gpu.measure_peak()?;
+//! println!("{peak}"); // FMA 121.3 GFLOP/s, copy 14.2 GB/s, dispatch 24.9 µs, submit 61.0 µs
+//! # Ok::<(), lstm_wgpu::Error>(())
+//! ```
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Gpu;
+use crate::gpu::dispatch::Dispatch;
+use crate::gpu::kernels::peak::{PeakCall, Probe};
+use crate::gpu::stats::Counters;
+
+/// Invocations of the FMA probe, at most (enough to fill a large GPU).
+pub const FMA_INVOCATIONS: usize = 1 << 20;
+/// Invocations of the FMA probe's first run.
+pub const FMA_MIN_INVOCATIONS: usize = 1 << 12;
+/// Steps per chain of the FMA probe, at least (so each invocation's start and end cost little
+/// beside its loop).
+pub const FMA_MIN_STEPS: u32 = 1024;
+/// FLOP per invocation and step of the FMA probe: 8 chains of 4 lanes, 2 FLOP per `fma`.
+pub const FMA_FLOP_PER_STEP: f64 = 64.0;
+/// Bytes of each of the copy probe's two buffers, at most.
+pub const COPY_BYTES: u64 = 32 << 20;
+/// Empty dispatches in the long submit of the dispatch probe.
+pub const EMPTY_DISPATCHES: u32 = 256;
+/// The shortest submit the throughput probes accept as a measurement.
+pub const MIN_RUN: Duration = Duration::from_millis(20);
+/// Runs of each measurement, of which the best counts.
+pub const RUNS: usize = 5;
+
+/// Steps per chain (FMA) or copies per pass past which the probe stops growing a run.
+const MAX_REPEATS: u32 = 1 << 16;
+
+/// The adapter's measured limits (see the module documentation for how each is measured).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    /// FP32 arithmetic throughput, GFLOP/s (a fused multiply-add counts as 2 FLOP).
+    pub fma_gflops: f64,
+    /// Copy bandwidth, GB/s of bytes read plus bytes written.
+    pub copy_gbs: f64,
+    /// What one more (empty) dispatch inside a pass costs, µs.
+    pub dispatch_us: f64,
+    /// One submit of one empty dispatch and the wait for it, µs: the floor of a call.
+    pub submit_us: f64,
+}
+
+impl std::fmt::Display for Peak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FMA {:.1} GFLOP/s, copy {:.1} GB/s, dispatch {:.1} µs, submit {:.1} µs",
+            self.fma_gflops, self.copy_gbs, self.dispatch_us, self.submit_us
+        )
+    }
+}
+
+impl Gpu {
+    /// Measures the adapter's [`Peak`]: blocks for a few tenths of a second up to a few seconds
+    /// (on a CPU-emulated adapter). Fails with [`Error::Gpu`] when the device cannot hold the
+    /// probe's buffers and [`Error::DeviceLost`] / [`Error::Readback`] when it stops answering.
+    pub fn measure_peak(&self) -> Result<Peak> {
+        let counters = Counters::default();
+        let copy_bytes = COPY_BYTES
+            .min(self.limits().max_storage_buffer_binding_size)
+            .min(self.limits().max_buffer_size)
+            / 16
+            * 16;
+        let vec4s = (copy_bytes / 16) as usize;
+        let fma_bytes = (FMA_INVOCATIONS * 16) as u64;
+        let (src, dst) = self.catch("allocating the peak probe's buffers", || {
+            let usage = wgpu::BufferUsages::STORAGE;
+            let make = |label, size| {
+                self.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            };
+            let size = copy_bytes.max(fma_bytes);
+            (make("peak src", size), make("peak dst", size))
+        })?;
+        let prepare = |probe, n| {
+            let call = PeakCall {
+                probe,
+                n,
+                src: &src,
+                dst: &dst,
+            };
+            Dispatch::new(self, &counters, "peak probe", &call)
+        };
+
+        // FMA: grow the invocations (then the steps per chain) until a run is long enough,
+        // then keep the best.
+        let (mut invocations, mut iters) = (FMA_MIN_INVOCATIONS, FMA_MIN_STEPS);
+        let fma = loop {
+            let d = prepare(Probe::Fma { iters }, invocations)?;
+            let t = self.time_dispatches(&d, 1, &counters)?;
+            if t >= MIN_RUN || iters >= MAX_REPEATS {
+                let best = self.best_of(&d, 1, &counters, t)?;
+                let flop = invocations as f64 * f64::from(iters) * FMA_FLOP_PER_STEP;
+                break flop / best.as_secs_f64() / 1e9;
+            }
+            if invocations < FMA_INVOCATIONS {
+                invocations *= 2;
+            } else {
+                iters *= 2;
+            }
+        };
+
+        // Copy: grow the copies per pass likewise.
+        let d = prepare(Probe::Copy, vec4s)?;
+        let mut copies = 1u32;
+        let copy = loop {
+            let t = self.time_dispatches(&d, copies, &counters)?;
+            if t >= MIN_RUN || copies >= MAX_REPEATS {
+                let best = self.best_of(&d, copies, &counters, t)?;
+                let bytes = 2.0 * copy_bytes as f64 * f64::from(copies);
+                break bytes / best.as_secs_f64() / 1e9;
+            }
+            copies *= 2;
+        };
+
+        // Dispatch: one empty dispatch against many.
+        let d = prepare(Probe::Empty, 1)?;
+        let one = self.time_dispatches(&d, 1, &counters)?;
+        let one = self.best_of(&d, 1, &counters, one)?;
+        let many = self.time_dispatches(&d, EMPTY_DISPATCHES, &counters)?;
+        let many = self.best_of(&d, EMPTY_DISPATCHES, &counters, many)?;
+        let extra = many.saturating_sub(one).as_secs_f64();
+        Ok(Peak {
+            fma_gflops: fma,
+            copy_gbs: copy,
+            dispatch_us: extra / f64::from(EMPTY_DISPATCHES - 1) * 1e6,
+            submit_us: one.as_secs_f64() * 1e6,
+        })
+    }
+
+    /// The shortest of `first` and [`RUNS`]` - 1` further runs of `repeats` × `d`.
+    fn best_of(
+        &self,
+        d: &Dispatch,
+        repeats: u32,
+        counters: &Counters,
+        first: Duration,
+    ) -> Result<Duration> {
+        let mut best = first;
+        for _ in 1..RUNS {
+            best = best.min(self.time_dispatches(d, repeats, counters)?);
+        }
+        Ok(best)
+    }
+
+    /// Records `d` `repeats` times in one pass, submits, and waits for the GPU: the wall time
+    /// from the submit to the end of the wait.
+    fn time_dispatches(&self, d: &Dispatch, repeats: u32, counters: &Counters) -> Result<Duration> {
+        self.check_alive()?;
+        let mut encoder = self.device().create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..repeats {
+                d.record(self, &mut pass, None, counters);
+            }
+        }
+        let commands = encoder.finish();
+        let t0 = Instant::now();
+        self.queue().submit([commands]);
+        counters.submit();
+        self.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(format!("waiting for the peak probe: {e}")))?;
+        let t = t0.elapsed();
+        self.check_alive()?;
+        Ok(t)
+    }
+}
