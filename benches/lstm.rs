@@ -10,17 +10,26 @@
 //! `cargo bench --bench lstm -- "cpu-avx512/seed"`. On a software adapter (lavapipe) the GPU
 //! figures measure dispatch overhead and a CPU running WGSL, not GPU speed; the adapter is
 //! printed first.
+//!
+//! Before the cases, the adapter's [`lstm_wgpu::gpu::Peak`] is measured; after them a table
+//! reads every case against it: the median, GFLOP/s (forward `2·B·T·4H·(I+H)` FLOP,
+//! forward+backward three times that: the backward step's two products per step and the weight
+//! gradients'), and on the GPU the share of the probe's FMA peak and the median as a multiple of
+//! the pass's floor: its step dispatches (`T` forward, `2T` with backward) at the empty
+//! dispatch's cost.
 
 mod common;
 
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu::isa::Isa;
 use lstm_wgpu::cpu::lstm::CpuLstm;
-use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::gpu::{GpuLstm, Peak};
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::{GradRequest, LstmConfig, LstmWeights, Upstream};
@@ -84,31 +93,73 @@ fn inputs(s: &Size) -> (LstmWeights<f32>, Array3<f32>, Upstream<f32>) {
     (w, x, up)
 }
 
+/// One case's per-iteration times, every sample criterion took (warm-up included: the median
+/// is what the summary reads).
+struct Case {
+    pass: &'static str,
+    device: String,
+    size: &'static Size,
+    times: Vec<Duration>,
+}
+
+impl Case {
+    fn median(&self) -> Duration {
+        let mut t = self.times.clone();
+        t.sort();
+        t.get(t.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// FLOP of one iteration: `2·B·T·4H·(I+H)` forward, three times that with backward.
+    fn flop(&self) -> f64 {
+        let s = self.size;
+        let forward = 2.0 * (s.b * s.t * 4 * s.h * (s.i + s.h)) as f64;
+        if self.pass == "forward" {
+            forward
+        } else {
+            3.0 * forward
+        }
+    }
+
+    /// Step dispatches of one iteration: one per step forward, one more per step backward.
+    fn step_dispatches(&self) -> f64 {
+        let per_step = if self.pass == "forward" { 1.0 } else { 2.0 };
+        per_step * self.size.t as f64
+    }
+}
+
 /// Times one pass on one device; `backward` adds backpropagation (parameter gradients, what
-/// training needs). Written once for both devices through the `Lstm` trait.
+/// training needs). Written once for both devices through the `Lstm` trait. Every sample's
+/// per-iteration time lands in `case`.
 fn bench_pass(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     lstm: &mut dyn Lstm,
     (x, up): (&Array3<f32>, &Upstream<f32>),
     backward: bool,
+    case: &RefCell<Case>,
 ) {
     group.bench_function(id, |bch| {
-        bch.iter(|| {
-            if backward {
-                let r = lstm.forward_backward(x.view(), None, up, GradRequest::WEIGHTS);
-                black_box(r.unwrap());
-            } else {
-                black_box(lstm.forward(x.view(), None).unwrap());
+        bch.iter_custom(|iters| {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                if backward {
+                    let r = lstm.forward_backward(x.view(), None, up, GradRequest::WEIGHTS);
+                    black_box(r.unwrap());
+                } else {
+                    black_box(lstm.forward(x.view(), None).unwrap());
+                }
             }
+            let t = t0.elapsed();
+            case.borrow_mut().times.push(t / iters.max(1) as u32);
+            t
         })
     });
 }
 
 /// Both paths keep their buffers between calls (as an application running one shape repeatedly
 /// would).
-fn bench(c: &mut Criterion) {
-    let gpu = common::gpu();
+fn bench(c: &mut Criterion, gpu: Option<&lstm_wgpu::gpu::Gpu>) -> Vec<Case> {
+    let mut cases = Vec::new();
     for (pass, backward) in [("forward", false), ("forward+backward", true)] {
         let mut group = c.benchmark_group(pass);
         group.sample_size(10);
@@ -122,23 +173,78 @@ fn bench(c: &mut Criterion) {
                     (format!("cpu-{isa}"), Box::new(cpu) as Box<dyn Lstm>)
                 })
                 .collect();
-            if let Some(gpu) = gpu.as_ref() {
+            if let Some(gpu) = gpu {
                 devices.push(("gpu".into(), Box::new(GpuLstm::new(gpu, &w).unwrap())));
             }
             for (device, lstm) in &mut devices {
                 let id = BenchmarkId::new(device.as_str(), s.name);
-                bench_pass(&mut group, id, lstm.as_mut(), (&x, &up), backward);
+                let case = RefCell::new(Case {
+                    pass,
+                    device: device.clone(),
+                    size: s,
+                    times: Vec::new(),
+                });
+                bench_pass(&mut group, id, lstm.as_mut(), (&x, &up), backward, &case);
+                cases.push(case.into_inner());
             }
         }
         group.finish();
+    }
+    cases
+}
+
+/// The cases read against the probe (cases a filter skipped have no samples and no row).
+fn summary(cases: &[Case], peak: Option<&Peak>) {
+    println!();
+    if let Some(p) = peak {
+        println!("adapter peak: {p}");
+    }
+    println!(
+        "{:<17} {:<26} {:<11} {:>11} {:>9} {:>9} {:>10}",
+        "pass", "size", "device", "median", "GFLOP/s", "% of FMA", "× floor"
+    );
+    for c in cases.iter().filter(|c| !c.times.is_empty()) {
+        let m = c.median();
+        let gflops = c.flop() / m.as_secs_f64() / 1e9;
+        let (share, floor) = match (peak, c.device.as_str()) {
+            (Some(p), "gpu") => (
+                format!("{:.1}%", 100.0 * gflops / p.fma_gflops),
+                format!(
+                    "{:.1}",
+                    m.as_secs_f64() * 1e6 / (c.step_dispatches() * p.dispatch_us)
+                ),
+            ),
+            _ => ("".into(), "".into()),
+        };
+        println!(
+            "{:<17} {:<26} {:<11} {:>11} {:>9.1} {:>9} {:>10}",
+            c.pass,
+            c.size.name,
+            c.device,
+            format!("{:.3?}", m),
+            gflops,
+            share,
+            floor
+        );
     }
 }
 
 // Criterion's HTML charts are off: the training demo's PNG curves enable plotters' ab_glyph
 // fonts, which criterion's chart code does not register.
-criterion_group! {
-    name = benches;
-    config = Criterion::default().without_plots();
-    targets = bench
+fn main() {
+    let mut c = Criterion::default().without_plots().configure_from_args();
+    let gpu = common::gpu();
+    let peak = gpu.as_ref().and_then(|g| match g.measure_peak() {
+        Ok(p) => {
+            eprintln!("adapter peak: {p}");
+            Some(p)
+        }
+        Err(e) => {
+            eprintln!("peak probe failed: {e}");
+            None
+        }
+    });
+    let cases = bench(&mut c, gpu.as_ref());
+    c.final_summary();
+    summary(&cases, peak.as_ref());
 }
-criterion_main!(benches);
