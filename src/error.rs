@@ -216,6 +216,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The GPU device lacks a feature the call needs (for example timestamp queries for
+    /// [`crate::gpu::Gpu::profile`]).
+    #[error("the GPU device lacks {feature}, which {needed_by} needs")]
+    MissingFeature {
+        /// The wgpu feature (or features) missing.
+        feature: String,
+        /// The call that needs it.
+        needed_by: &'static str,
+    },
+
     /// `backward` was given a tape that another model's `forward_train` made.
     #[error("the tape belongs to model {tape_model}, not to this model ({model})")]
     ForeignTape {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::error::{Error, GpuErrorKind, Result};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::mapping::Poller;
+use crate::gpu::profile::{PROFILE_FEATURES, Profile, Profiler};
 use crate::gpu::stats::Counters;
 use crate::gpu::tuning::Tuning;
 
@@ -32,6 +33,8 @@ struct Inner {
     lost: Arc<std::sync::Mutex<Option<String>>>,
     /// Four bytes to copy to and from when checking a caller's buffer (made when first needed).
     probe: std::sync::OnceLock<wgpu::Buffer>,
+    /// Timestamps of a [`Gpu::profile`] running on this device.
+    profiler: Profiler,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -77,7 +80,8 @@ impl Gpu {
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("lstm-wgpu"),
-                required_features: wgpu::Features::empty(),
+                // Timestamps for `Gpu::profile`, where the adapter has them.
+                required_features: adapter.features() & PROFILE_FEATURES,
                 required_limits: adapter.limits(),
                 ..Default::default()
             }))?;
@@ -131,6 +135,7 @@ impl Gpu {
                 lost,
                 poller,
                 probe: std::sync::OnceLock::new(),
+                profiler: Profiler::default(),
             }),
         })
     }
@@ -323,12 +328,50 @@ impl Gpu {
     /// Submits one command buffer.
     pub(crate) fn submit(
         &self,
-        encoder: wgpu::CommandEncoder,
+        mut encoder: wgpu::CommandEncoder,
         counters: &Counters,
     ) -> wgpu::SubmissionIndex {
+        let profiler = &self.inner.profiler;
+        let resolved = profiler.resolve(&self.inner.device, &mut encoder);
         let index = self.inner.queue.submit([encoder.finish()]);
         counters.submit();
+        if let Some(r) = resolved {
+            profiler.collect(&self.inner.device, r);
+        }
         index
+    }
+
+    /// The device's profile state (see [`crate::gpu::profile`]).
+    pub(crate) fn profiler(&self) -> &Profiler {
+        &self.inner.profiler
+    }
+
+    /// Runs `f` (calls on models of this GPU, from this thread or others) with every dispatch
+    /// timed on the GPU, and returns its result with the [`Profile`] (see
+    /// [`crate::gpu::profile`]). Fails with [`Error::MissingFeature`] when the device lacks
+    /// [`PROFILE_FEATURES`] and with [`Error::Config`] when a profile of this device is already
+    /// running. The profile ends when `f` returns or panics.
+    pub fn profile<T>(&self, f: impl FnOnce() -> T) -> Result<(T, Profile)> {
+        let missing = PROFILE_FEATURES - self.inner.device.features();
+        if !missing.is_empty() {
+            return Err(Error::MissingFeature {
+                feature: format!("{missing:?}"),
+                needed_by: "a profile",
+            });
+        }
+        let period_ns = f64::from(self.inner.queue.get_timestamp_period());
+        self.inner.profiler.start(period_ns)?;
+        /// Ends the profile however `f` leaves.
+        struct Stop<'a>(&'a Profiler);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.stop();
+            }
+        }
+        let stop = Stop(&self.inner.profiler);
+        let out = f();
+        std::mem::forget(stop);
+        Ok((out, self.inner.profiler.stop()))
     }
 
     /// Resolves once the GPU has finished everything submitted so far (without blocking: see

@@ -3,12 +3,16 @@
 
 use crate::error::Result;
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::{Call, Kernel};
+use crate::gpu::kernels::{Call, Kernel, Work};
 use crate::gpu::stats::Counters;
 
 /// One prepared dispatch.
 pub(crate) struct Dispatch {
     kernel: Kernel,
+    /// What the dispatch is for (a profile's rows, errors, debuggers).
+    label: &'static str,
+    /// What it computes and moves (a profile's rates).
+    work: Work,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     /// The dispatch's own uniform (absent when it reads a shared one with a dynamic offset).
@@ -21,7 +25,7 @@ impl Dispatch {
     pub(crate) fn new<C: Call>(
         gpu: &Gpu,
         counters: &Counters,
-        label: &str,
+        label: &'static str,
         call: &C,
     ) -> Result<Dispatch> {
         let params = call.params()?;
@@ -31,6 +35,8 @@ impl Dispatch {
         let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), &call.buffers());
         Ok(Dispatch {
             kernel,
+            label,
+            work: call.work(),
             bind_group,
             workgroups,
             uniform: Some(uniform),
@@ -38,16 +44,19 @@ impl Dispatch {
     }
 
     /// Prepares a dispatch of `kernel` that reads a shared uniform buffer at a dynamic offset
-    /// (given to [`Dispatch::record`]); `uniform` binds one entry of it.
+    /// (given to [`Dispatch::record`]); `uniform` binds one entry of it. `label` and `work` as
+    /// for [`Dispatch::new`], where the call reports its own work.
     pub(crate) fn with_shared_uniform(
         gpu: &Gpu,
-        kernel: Kernel,
+        (kernel, label, work): (Kernel, &'static str, Work),
         uniform: wgpu::BindingResource<'_>,
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Dispatch {
         Dispatch {
             kernel,
+            label,
+            work,
             bind_group: bind(gpu, kernel, uniform, buffers),
             workgroups,
             uniform: None,
@@ -77,7 +86,10 @@ impl Dispatch {
             None => pass.set_bind_group(0, &self.bind_group, &[]),
         }
         let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        let profiled = (self.kernel, self.label, self.work);
+        gpu.profiler().around(gpu.device(), pass, profiled, |pass| {
+            pass.dispatch_workgroups(x, y, z)
+        });
         counters.dispatch();
     }
 }

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::Dispatch;
 use crate::gpu::kernels::peak::{PeakCall, Probe};
+use crate::gpu::profile::Profile;
 use crate::gpu::stats::Counters;
 
 /// Invocations of the FMA probe, at most (enough to fill a large GPU).
@@ -185,15 +186,61 @@ impl Gpu {
                 d.record(self, &mut pass, None, counters);
             }
         }
-        let commands = encoder.finish();
         let t0 = Instant::now();
-        self.queue().submit([commands]);
-        counters.submit();
+        self.submit(encoder, counters);
         self.device()
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Readback(format!("waiting for the peak probe: {e}")))?;
         let t = t0.elapsed();
         self.check_alive()?;
         Ok(t)
+    }
+}
+
+impl Profile {
+    /// A text table: kernel, purpose, calls, total and mean time, share of the total,
+    /// GFLOP/s, % of `peak`'s FMA throughput, GB/s and % of its copy bandwidth.
+    pub fn table(&self, peak: Option<&Peak>) -> String {
+        let mut out = format!(
+            "{:<30} {:<20} {:>6} {:>11} {:>10} {:>6} {:>8} {:>7} {:>7} {:>7}\n",
+            "kernel",
+            "for",
+            "calls",
+            "total",
+            "mean",
+            "share",
+            "GFLOP/s",
+            "% FMA",
+            "GB/s",
+            "% copy"
+        );
+        let total = self.total().as_secs_f64().max(1e-12);
+        for r in &self.rows {
+            let pct = |v: f64, of: Option<f64>| match of {
+                Some(p) if p > 0.0 => format!("{:.1}", 100.0 * v / p),
+                _ => "-".into(),
+            };
+            out.push_str(&format!(
+                "{:<30} {:<20} {:>6} {:>11} {:>10} {:>5.1}% {:>8.2} {:>7} {:>7.2} {:>7}\n",
+                r.kernel.desc().name,
+                r.label,
+                r.calls,
+                format!("{:.2?}", r.time),
+                format!("{:.2?}", r.time / r.calls.max(1) as u32),
+                100.0 * r.time.as_secs_f64() / total,
+                r.gflops(),
+                pct(r.gflops(), peak.map(|p| p.fma_gflops)),
+                r.gbs(),
+                pct(r.gbs(), peak.map(|p| p.copy_gbs)),
+            ));
+        }
+        out.push_str(&format!(
+            "{:<30} {:<20} {:>6} {:>11}\n",
+            "all",
+            "",
+            self.dispatches(),
+            format!("{:.2?}", self.total())
+        ));
+        out
     }
 }

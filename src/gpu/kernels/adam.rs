@@ -72,6 +72,13 @@ impl Call for Adam<'_> {
         params(self.arena.len, &self.config, self.step)
     }
 
+    /// About 15 operations per parameter (moments, square root, update); parameter, gradient
+    /// and both moments read, parameter and moments written.
+    fn work(&self) -> super::Work {
+        let n = self.arena.len;
+        super::Work::new(15 * n, 7 * n)
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         self.arena.buffers(&[self.m, self.v])
     }

@@ -60,6 +60,11 @@ impl Call for ColumnSum<'_> {
         })
     }
 
+    /// An add per element; the matrix once, two rows written.
+    fn work(&self) -> super::Work {
+        super::Work::new(self.rows * self.cols, (self.rows + 2) * self.cols)
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![self.input, self.out]
     }

@@ -69,6 +69,12 @@ impl Call for CrossEntropy<'_> {
         })
     }
 
+    /// Max, exp, sum and the gradient per logit (~5 operations); logits read, gradients written.
+    fn work(&self) -> super::Work {
+        let n = self.rows * self.classes;
+        super::Work::new(5 * n, 2 * n + self.rows + 3)
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![self.logits, self.labels, self.dlogits, self.metrics]
     }

@@ -93,6 +93,15 @@ impl Call for GradNorm<'_> {
         })
     }
 
+    /// The partial pass squares and adds every gradient; the finish adds the partial sums.
+    fn work(&self) -> super::Work {
+        if self.finish {
+            super::Work::new(2 * GROUPS, GROUPS + 2)
+        } else {
+            super::Work::new(2 * self.len, self.len + GROUPS)
+        }
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![self.grads, self.partials, self.clip]
     }

@@ -18,7 +18,7 @@
 //! `input` (read; the layer's input `[B, T, I]`, read by the direct variants only).
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
-use super::{Access, Kernel, KernelDesc, shader_file, u32_of, within_limit};
+use super::{Access, Kernel, KernelDesc, Work, shader_file, u32_of, within_limit};
 use crate::error::Result;
 use crate::gpu::tuning::Tuning;
 
@@ -119,6 +119,24 @@ pub(crate) fn variant(batch: usize, limits: &wgpu::Limits, tuning: Tuning) -> (K
 /// forward pass needs no projection GEMM and no `xproj` buffer.
 pub(crate) fn projects_input(kernel: Kernel) -> bool {
     kernel != Kernel::LstmForwardStep
+}
+
+/// What one forward step of `kernel` does for `batch` rows of `input` features and `hidden`
+/// units: `h_{t-1} · W_hhᵀ` (and `x_t · W_ihᵀ` when the kernel projects its input), ~20
+/// operations per unit for the gates and the cell; the weights, `h_{t-1}`, `c_{t-1}` and
+/// `xproj_t` (or `x_t`) read once, `h_t` and `c_t` written.
+pub(crate) fn work(kernel: Kernel, batch: usize, input: usize, hidden: usize) -> Work {
+    let (b, h) = (batch, hidden);
+    let k = if projects_input(kernel) { input + h } else { h };
+    let inputs = if projects_input(kernel) {
+        b * input
+    } else {
+        4 * b * h
+    };
+    Work::new(
+        2 * b * 4 * h * k + 20 * b * h,
+        4 * h * k + 8 * h + inputs + 4 * b * h,
+    )
 }
 
 /// Workgroups for a step of [`variant`]`(batch, limits, tuning)` over `hidden` units, or

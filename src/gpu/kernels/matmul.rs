@@ -197,6 +197,14 @@ impl Call for Matmul<'_> {
         })
     }
 
+    /// `2·m·n·k`; `A`, `B`, the bias and `C` once each (`C` twice when accumulating).
+    fn work(&self) -> super::Work {
+        let s = &self.spec;
+        let c = s.m * s.n * (1 + usize::from(s.accumulate));
+        let bias = if s.bias.is_some() { s.n } else { 0 };
+        super::Work::new(2 * s.m * s.n * s.k, s.m * s.k + s.k * s.n + bias + c)
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         // Without a bias the binding still needs a buffer; the shader never reads it.
         vec![self.a, self.b, self.bias.unwrap_or(self.a), self.c]

@@ -218,6 +218,29 @@ pub(crate) trait Call {
     fn buffers(&self) -> Vec<&wgpu::Buffer>;
     /// Workgroups in x, y, z.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]>;
+    /// The arithmetic and memory traffic of the dispatch (for the profiler's rates).
+    fn work(&self) -> Work;
+}
+
+/// What one dispatch computes and moves, as a profile reads it: `flop` counts a multiply-add as
+/// 2 (elementwise functions as the few operations they take), `bytes` the global memory the
+/// kernel must read and write at least (every operand once), whatever its caches do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Floating-point operations.
+    pub flop: u64,
+    /// Bytes read plus bytes written.
+    pub bytes: u64,
+}
+
+impl Work {
+    /// `flop` operations over `floats` 4-byte values read or written.
+    pub(crate) fn new(flop: usize, floats: usize) -> Work {
+        Work {
+            flop: flop as u64,
+            bytes: 4 * floats as u64,
+        }
+    }
 }
 
 /// `v` as a `u32` index or size for a kernel, or [`Error::DeviceLimit`] naming `what`.

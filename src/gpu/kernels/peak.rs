@@ -86,6 +86,18 @@ impl Call for PeakCall<'_> {
         })
     }
 
+    /// The chains' FMAs (one vec4 written per invocation), or the copy's 32 bytes per element.
+    fn work(&self) -> super::Work {
+        match self.probe {
+            Probe::Fma { iters } => super::Work {
+                flop: self.n as u64 * u64::from(iters) * 64,
+                bytes: 16 * self.n as u64,
+            },
+            Probe::Copy => super::Work::new(0, 8 * self.n),
+            Probe::Empty => super::Work::default(),
+        }
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![self.src, self.dst]
     }

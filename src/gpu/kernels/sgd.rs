@@ -56,6 +56,13 @@ impl Call for Sgd<'_> {
         })
     }
 
+    /// About 4 operations per parameter; parameter, gradient and momentum read, parameter and
+    /// momentum written.
+    fn work(&self) -> super::Work {
+        let n = self.arena.len;
+        super::Work::new(4 * n, 5 * n)
+    }
+
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         self.arena.buffers(&[self.buf])
     }

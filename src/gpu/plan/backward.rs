@@ -12,8 +12,8 @@ use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::{Dispatch, record_all};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::kernels::column_sum::ColumnSum;
-use crate::gpu::kernels::lstm_step;
 use crate::gpu::kernels::matmul::Matmul;
+use crate::gpu::kernels::{lstm_backward_step, lstm_step};
 use crate::gpu::layout::{LayerSlots, LstmSlots};
 use crate::gpu::plan::forward::{Dims, ForwardPlan};
 use crate::gpu::readback::ReadPlan;
@@ -106,9 +106,10 @@ impl BackwardPlan {
             &self.d_state,
             io.d_gates,
         ];
+        let work = lstm_backward_step::work(self.dims.batch, self.dims.hidden);
         Ok(Dispatch::with_shared_uniform(
             gpu,
-            Kernel::LstmBackwardStep,
+            (Kernel::LstmBackwardStep, "backward step", work),
             fwd.step_binding(),
             &buffers,
             lstm_step::grid(self.dims.batch, self.dims.hidden, gpu.limits())?,

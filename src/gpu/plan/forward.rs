@@ -167,9 +167,10 @@ impl ForwardPlan {
                 &lb.gates,
                 input,
             ];
+            let work = lstm_forward_step::work(step_kernel, batch, il, h);
             let step = Dispatch::with_shared_uniform(
                 gpu,
-                step_kernel,
+                (step_kernel, "forward step", work),
                 self.step_binding(),
                 &buffers,
                 grid,
