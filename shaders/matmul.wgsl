@@ -13,7 +13,7 @@
 // Each workgroup computes a TM x TN tile of C with WG_X x WG_Y invocations, each owning an RM x RN
 // block (rows ly + WG_Y·i, columns lx + WG_X·j). Entry `main` walks K in chunks of TK staged in
 // workgroup memory; entry `main_direct` (few rows, no row map) reads the operands straight from
-// storage. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
+// storage; entry `main_blocked` (a long K) too, one row of invocations sharing the tile's rows. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
 // each variant's descriptor (src/gpu/kernels/matmul.rs), which also sizes the grid.
 
 struct Params {
@@ -201,4 +201,70 @@ fn main_direct(
         }
     }
     store(m0, n0, lid, acc);
+}
+
+// The same product without workgroup memory for many rows and a long K (the weight gradients,
+// K = B·T): each invocation walks K itself with its RM x RN block in registers, so each operand
+// element it reads serves RN (or RM) multiply-adds and no barrier splits the loop. The row map
+// is followed incrementally along K (no division per step), and the loads are branch-free as in
+// `main_direct`.
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_blocked(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    p = params;
+    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let n0 = wg.x * TN;
+    if (m0 >= p.m) {
+        return;
+    }
+    let trans_a = (p.flags & TRANS_A) != 0u;
+    let trans_b = (p.flags & TRANS_B) != 0u;
+    // Element (m, k) of op(A) is at a_at[i] + a_k(k): the part fixed by m, and the part that
+    // moves with k (a mapped row times lda when A is transposed, k itself when not).
+    var a_at: array<u32, RM>;
+    var a_in: array<bool, RM>;
+    for (var i = 0u; i < RM; i++) {
+        let m = m0 + i;
+        let mc = min(m, p.m - 1u);
+        a_in[i] = m < p.m;
+        a_at[i] = p.a_off + select(a_row(mc) * p.lda, mc, trans_a);
+    }
+    var b_at: array<u32, RN>;
+    var b_in: array<bool, RN>;
+    for (var j = 0u; j < RN; j++) {
+        let n = n0 + lid.x + WG_X * j;
+        let nc = min(n, p.n - 1u);
+        b_in[j] = n < p.n;
+        b_at[j] = p.b_off + select(nc, b_row(nc) * p.ldb, trans_b);
+    }
+    // Stored row of A (when transposed) and of B (when not) at step k: the row map's group
+    // start plus the position inside the group.
+    var a_base = 0u; var a_pos = 0u;
+    var b_base = 0u; var b_pos = 0u;
+    var acc: array<array<f32, RN>, RM>;
+    for (var k = 0u; k < p.k; k++) {
+        let a_k = select(k, (a_base + a_pos) * p.lda, trans_a);
+        let b_k = select((b_base + b_pos) * p.ldb, k, trans_b);
+        var av: array<f32, RM>;
+        var bv: array<f32, RN>;
+        for (var i = 0u; i < RM; i++) {
+            av[i] = select(0.0, a[a_at[i] + a_k], a_in[i]);
+        }
+        for (var j = 0u; j < RN; j++) {
+            bv[j] = select(0.0, b[b_at[j] + b_k], b_in[j]);
+        }
+        for (var i = 0u; i < RM; i++) {
+            for (var j = 0u; j < RN; j++) {
+                acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+            }
+        }
+        a_pos += 1u;
+        if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }
+        b_pos += 1u;
+        if (b_pos == p.b_group) { b_pos = 0u; b_base += p.b_group_stride; }
+    }
+    store(m0, n0, vec3<u32>(lid.x, 0u, 0u), acc);
 }

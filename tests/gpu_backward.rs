@@ -170,6 +170,41 @@ fn gradients_are_bitwise_identical_from_run_to_run() {
 }
 
 #[test]
+fn matches_cpu_when_the_long_products_take_the_blocked_gemm() {
+    // B·T = 280 rows make the weight gradients' K long, 4H = 280 that of dh0 and dx; I = 9
+    // and H = 70 sit off the blocked variant's 8 x 64 tiles. The profile (of a device of its
+    // own, so no other test's dispatches land in it) shows which kernel served each product.
+    let gpu = Gpu::from_env().unwrap();
+    let (b, t, i, h, layers) = (20, 14, 9, 70, 2);
+    let config = LstmConfig::new(i, h, layers).unwrap();
+    let w = random_weights(config, 3, 1.0);
+    let x: Array3<f32> = random_array((b, t, i), 13, -1.0, 1.0);
+    let state = random_state(&config, b, 15);
+    let upstream = Upstream {
+        dy: Some(random_array((b, t, h), 21, -1.0, 1.0)),
+        dh_n: Some(random_array((layers, b, h), 22, -1.0, 1.0)),
+        dc_n: Some(random_array((layers, b, h), 23, -1.0, 1.0)),
+    };
+    let (_, tape) = cpu::lstm::forward_train(&w, x.view(), Some(&state)).unwrap();
+    let want = cpu::lstm::backward(&w, &tape, &upstream).unwrap();
+    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    let (got, profile) = gpu
+        .profile(|| lstm.forward_backward(x.view(), Some(&state), &upstream, GradRequest::ALL))
+        .unwrap();
+    let (_, got) = got.unwrap();
+    for label in ["dW_ih", "dW_hh", "dh0", "input gradient"] {
+        assert!(
+            profile
+                .rows
+                .iter()
+                .any(|r| r.label == label && r.kernel == Kernel::MatmulBlocked),
+            "{label} on the blocked GEMM: {profile:?}"
+        );
+    }
+    assert_grads_close("blocked GEMM", &got, &want);
+}
+
+#[test]
 fn a_300_step_sequence_has_finite_gradients_matching_cpu() {
     let config = LstmConfig::new(3, 8, 1).unwrap();
     let w = random_weights(config, 6, 1.0);

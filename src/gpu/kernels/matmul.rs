@@ -2,7 +2,7 @@
 //! [`GemmSpec`]; CPU twin [`crate::cpu::matmul`].
 //!
 //! Each workgroup computes a `TM x TN` tile of `C` with `WG_X x WG_Y` invocations, each owning a
-//! `(TM / WG_Y) x (TN / WG_X)` block. Two variants of the shader share that layout:
+//! `(TM / WG_Y) x (TN / WG_X)` block. Three variants of the shader share that layout:
 //!
 //! * [`DESC`] (entry `main`) walks `K` in chunks of `TK` staged in workgroup memory, so each
 //!   element read from storage serves a whole row or column of the tile;
@@ -11,6 +11,12 @@
 //!   staged element of `B` would serve almost nobody, and a tile of 64 rows would compute mostly
 //!   padding. (An input projection of one step of a small batch: on a software adapter, 1 x 512
 //!   x 32 took 1.7 ms staged and 0.09 ms direct.)
+//! * [`BLOCKED`] (entry `main_blocked`), for a long `K` (at least [`BLOCKED_MIN_K`]: the weight
+//!   gradients, whose `K` is `B·T`), also reads straight from storage, each invocation walking
+//!   all of `K` with a `BLOCKED_TM x (BLOCKED_TN / 16)` block in registers. Its invocations share
+//!   their rows, so an element of `A` is one load for the workgroup, and no barrier interrupts
+//!   the loop. (dW_hh of the reference classifier, 512 x 128 x 3456, on a software adapter:
+//!   staged 280-320 ms, blocked 100-150 ms.)
 //!
 //! [`Matmul`] picks the variant from the spec.
 
@@ -89,6 +95,40 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
 const _: () =
     assert!(DIRECT_TM.is_multiple_of(DIRECT_WG[1]) && DIRECT_TN.is_multiple_of(DIRECT_WG[0]));
 
+/// Products with at least this many terms per element (and [`BLOCKED_TM`] rows) use
+/// [`BLOCKED`].
+pub(crate) const BLOCKED_MIN_K: usize = 256;
+/// Output tile rows per workgroup of [`BLOCKED`], the same rows for every invocation (so on a
+/// SIMD adapter each element of `A` is one load for the whole workgroup).
+pub(crate) const BLOCKED_TM: u32 = 8;
+/// Output tile columns per workgroup of [`BLOCKED`]. Of the tiles tried on a software adapter
+/// (4, 8 or 16 rows by 32, 64 or 128 columns, and an invocation's columns side by side rather
+/// than 16 apart), 8 x 64 was the fastest for the reference classifier's weight gradients.
+pub(crate) const BLOCKED_TN: u32 = 64;
+/// Invocations of [`BLOCKED`], one row of them: each owns all `BLOCKED_TM` rows of its
+/// `BLOCKED_TN / 16` columns.
+const BLOCKED_WG: [u32; 3] = [16, 1, 1];
+
+/// The register-blocked variant for a long `K` (entry `main_blocked`; `TK` unused).
+pub(crate) const BLOCKED: KernelDesc = KernelDesc {
+    name: "matmul_blocked",
+    entry: "main_blocked",
+    workgroup_size: BLOCKED_WG,
+    constants: &[
+        ("TM", BLOCKED_TM),
+        ("TN", BLOCKED_TN),
+        ("TK", TK),
+        ("TRANS_A", TRANS_A),
+        ("TRANS_B", TRANS_B),
+        ("BIAS", BIAS),
+        ("ACCUMULATE", ACCUMULATE),
+    ],
+    ..DESC
+};
+
+// `main_blocked` gives every invocation the tile's rows: one row of invocations.
+const _: () = assert!(BLOCKED_WG[1] == 1 && BLOCKED_TN.is_multiple_of(BLOCKED_WG[0]));
+
 /// `struct Params` of `matmul.wgsl` (see the shader for the meaning of each field).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -111,13 +151,17 @@ pub(crate) struct Params {
     pub pad: u32,
 }
 
-/// The variant that computes `spec` on a device with `limits`: [`Kernel::MatmulDirect`] for at
-/// most [`DIRECT_MAX_ROWS`] rows without a row map (and its one-row tiles within one grid
-/// dimension), else [`Kernel::Matmul`].
+/// The variant that computes `spec` on a device with `limits`: [`Kernel::MatmulBlocked`] for at
+/// least [`BLOCKED_MIN_K`] terms and [`BLOCKED_TM`] rows, [`Kernel::MatmulDirect`] for at most
+/// [`DIRECT_MAX_ROWS`] rows without a row map (and its one-row tiles within one grid dimension),
+/// else [`Kernel::Matmul`].
 pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
     let unmapped = spec.a.row_map.is_none() && spec.b.row_map.is_none();
     let row_tiles = spec.m.div_ceil(DIRECT_TM as usize);
     let fits = row_tiles <= limits.max_compute_workgroups_per_dimension as usize;
+    if spec.k >= BLOCKED_MIN_K && spec.m >= BLOCKED_TM as usize {
+        return Kernel::MatmulBlocked;
+    }
     if spec.m <= DIRECT_MAX_ROWS && unmapped && fits {
         Kernel::MatmulDirect
     } else {
@@ -215,6 +259,7 @@ impl Call for Matmul<'_> {
         let max = limits.max_compute_workgroups_per_dimension.max(1);
         let (tm, tn) = match self.kernel(limits) {
             Kernel::MatmulDirect => (DIRECT_TM, DIRECT_TN),
+            Kernel::MatmulBlocked => (BLOCKED_TM, BLOCKED_TN),
             _ => (TM, TN),
         };
         let col_tiles = within_limit(u32_of("GEMM n", self.spec.n)?.div_ceil(tn), limits)?;

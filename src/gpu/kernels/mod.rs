@@ -106,6 +106,9 @@ pub enum Kernel {
     Matmul,
     /// The same product for few rows, read straight from storage.
     MatmulDirect,
+    /// The same product for a long `K` (the weight gradients), register-blocked and read
+    /// straight from storage.
+    MatmulBlocked,
     /// One forward timestep of one layer.
     LstmForwardStep,
     /// One forward timestep of one layer, for a batch of a few rows, read straight from
@@ -138,9 +141,10 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 16] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
+        Kernel::MatmulBlocked,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
@@ -173,6 +177,7 @@ impl Kernel {
         match self {
             Kernel::Matmul => &matmul::DESC,
             Kernel::MatmulDirect => &matmul::DIRECT,
+            Kernel::MatmulBlocked => &matmul::BLOCKED,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
