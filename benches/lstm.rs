@@ -17,6 +17,10 @@
 //! gradients'), and on the GPU the share of the probe's FMA peak and the median as a multiple of
 //! the pass's floor: its step dispatches (`T` forward, `2T` with backward) at the empty
 //! dispatch's cost.
+//!
+//! `first call/gpu/seed` times what an application's first forward pass costs: a device made
+//! from nothing (`Gpu::from_env`, every kernel compiled), the model uploaded and one forward
+//! pass at the seed size (its buffers and bind groups made on the way).
 
 mod common;
 
@@ -109,11 +113,12 @@ impl Case {
         t.get(t.len() / 2).copied().unwrap_or_default()
     }
 
-    /// FLOP of one iteration: `2·B·T·4H·(I+H)` forward, three times that with backward.
+    /// FLOP of one iteration: `2·B·T·4H·(I+H)` forward (also a first call), three times that
+    /// with backward.
     fn flop(&self) -> f64 {
         let s = self.size;
         let forward = 2.0 * (s.b * s.t * 4 * s.h * (s.i + s.h)) as f64;
-        if self.pass == "forward" {
+        if self.pass != "forward+backward" {
             forward
         } else {
             3.0 * forward
@@ -122,7 +127,11 @@ impl Case {
 
     /// Step dispatches of one iteration: one per step forward, one more per step backward.
     fn step_dispatches(&self) -> f64 {
-        let per_step = if self.pass == "forward" { 1.0 } else { 2.0 };
+        let per_step = if self.pass == "forward+backward" {
+            2.0
+        } else {
+            1.0
+        };
         per_step * self.size.t as f64
     }
 }
@@ -193,6 +202,35 @@ fn bench(c: &mut Criterion, gpu: Option<&lstm_wgpu::gpu::Gpu>) -> Vec<Case> {
     cases
 }
 
+/// The first forward pass of a fresh device at the seed size (pipelines, buffers, upload).
+fn bench_first_call(c: &mut Criterion) -> Case {
+    let s = &SIZES[0];
+    let (w, x, _) = inputs(s);
+    let case = RefCell::new(Case {
+        pass: "first call",
+        device: "gpu".into(),
+        size: s,
+        times: Vec::new(),
+    });
+    let mut group = c.benchmark_group("first call");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("gpu", s.name), |bch| {
+        bch.iter_custom(|iters| {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                let gpu = lstm_wgpu::gpu::Gpu::from_env().unwrap();
+                let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+                black_box(lstm.forward(x.view(), None).unwrap());
+            }
+            let t = t0.elapsed();
+            case.borrow_mut().times.push(t / iters.max(1) as u32);
+            t
+        })
+    });
+    group.finish();
+    case.into_inner()
+}
+
 /// The cases read against the probe (cases a filter skipped have no samples and no row).
 fn summary(cases: &[Case], peak: Option<&Peak>) {
     println!();
@@ -244,7 +282,10 @@ fn main() {
             None
         }
     });
-    let cases = bench(&mut c, gpu.as_ref());
+    let mut cases = bench(&mut c, gpu.as_ref());
+    if gpu.is_some() {
+        cases.push(bench_first_call(&mut c));
+    }
     c.final_summary();
     summary(&cases, peak.as_ref());
 }
