@@ -16,6 +16,16 @@
 //
 // The uniform's struct `Step` and the tiling (TU units x TB batch rows per workgroup, RB rows per
 // invocation, KC-wide chunks of the reduction) come from lstm_step.wgsl, as in the forward step.
+//
+// Two entry points share the gate derivatives (`finish`) and differ in how they sum the
+// recurrent term, as the forward step's do:
+//   main         invocation (lx, ly) computes unit lx for rows ly, ly + WG_Y, ... (RB of them),
+//                staging dgates_{t+1} and W_hh KC at a time in workgroup memory.
+//   main_direct  one row of invocations: invocation lx computes units lx, lx + WG_X, ... (RU of
+//                them) for all TB rows of the tile, reading W_hh and dgates_{t+1} straight from
+//                storage with no workgroup memory and no barrier. Every invocation reads the
+//                same rows of dgates_{t+1}, each weight it loads serves its TB rows. It serves
+//                the batches whose forward step runs direct (src/gpu/tuning.rs).
 
 @group(0) @binding(0) var<uniform> step: Step;
 // The uniform, copied once per invocation (see lstm_forward_step.wgsl).
@@ -84,36 +94,89 @@ fn main(
     }
     for (var r = 0u; r < RB; r++) {
         let b = b0 + lid.y + WG_Y * r;
-        if (b >= s.batch) {
-            continue;
+        if (b < s.batch) {
+            finish(u, b, acc[r]);
         }
-        let row = b * s.seq + s.t;
-        let state = b * H + u;
-        var dh = dy[row * H + u];
-        if (last) {
-            dh += d_state[s.h_off + state];
-        } else {
-            dh += acc[r];
-        }
-        let gt = gates[row * H + u];
-        let i = gt.x;
-        let f = gt.y;
-        let g = gt.z;
-        let o = gt.w;
-        let tc = tanh_stable(c_seq[row * H + u]);
-        var c_prev: f32;
-        if (s.t == 0u) {
-            c_prev = state0[s.c_off + state];
-        } else {
-            c_prev = c_seq[(row - 1u) * H + u];
-        }
-        let dc = d_state[s.c_off + state] + dh * o * (1.0 - tc * tc);
-        d_gates[row * H + u] = vec4<f32>(
-            dc * g * i * (1.0 - i),
-            dc * c_prev * f * (1.0 - f),
-            dc * i * (1.0 - g * g),
-            dh * tc * o * (1.0 - o),
-        );
-        d_state[s.c_off + state] = dc * f;
     }
+}
+
+const RU: u32 = TU / WG_X;
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_direct(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    s = step;
+    let u0 = wg.x * TU + lid.x;
+    let b0 = wg.y * TB;
+    let H = s.hidden;
+    // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
+    var units: array<u32, RU>;
+    for (var j = 0u; j < RU; j++) {
+        units[j] = min(u0 + WG_X * j, H - 1u);
+    }
+    var rows: array<u32, TB>;
+    for (var r = 0u; r < TB; r++) {
+        rows[r] = min(b0 + r, s.batch - 1u);
+    }
+    // Recurrent term dgates_{t+1} · W_hh (absent at the last step).
+    var acc: array<array<f32, RU>, TB>;
+    if (s.t + 1u != s.seq) {
+        for (var k = 0u; k < H; k++) {
+            var w: array<vec4<f32>, RU>;
+            for (var j = 0u; j < RU; j++) {
+                w[j] = params[s.w_off + units[j] * H + k];
+            }
+            for (var r = 0u; r < TB; r++) {
+                let dg = d_gates[(rows[r] * s.seq + s.t + 1u) * H + k];
+                for (var j = 0u; j < RU; j++) {
+                    acc[r][j] += dot(dg, w[j]);
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < TB; r++) {
+        let b = b0 + r;
+        for (var j = 0u; j < RU; j++) {
+            let u = u0 + WG_X * j;
+            if (u < H && b < s.batch) {
+                finish(u, b, acc[r][j]);
+            }
+        }
+    }
+}
+
+// The rest of the step for unit u < H of batch row b < B: `recurrent` is dgates_{t+1} · W_hh at
+// (b, u) (unused at the last step, where dh_n stands in for it).
+fn finish(u: u32, b: u32, recurrent: f32) {
+    let H = s.hidden;
+    let row = b * s.seq + s.t;
+    let state = b * H + u;
+    var dh = dy[row * H + u];
+    if (s.t + 1u == s.seq) {
+        dh += d_state[s.h_off + state];
+    } else {
+        dh += recurrent;
+    }
+    let gt = gates[row * H + u];
+    let i = gt.x;
+    let f = gt.y;
+    let g = gt.z;
+    let o = gt.w;
+    let tc = tanh_stable(c_seq[row * H + u]);
+    var c_prev: f32;
+    if (s.t == 0u) {
+        c_prev = state0[s.c_off + state];
+    } else {
+        c_prev = c_seq[(row - 1u) * H + u];
+    }
+    let dc = d_state[s.c_off + state] + dh * o * (1.0 - tc * tc);
+    d_gates[row * H + u] = vec4<f32>(
+        dc * g * i * (1.0 - i),
+        dc * c_prev * f * (1.0 - f),
+        dc * i * (1.0 - g * g),
+        dh * tc * o * (1.0 - o),
+    );
+    d_state[s.c_off + state] = dc * f;
 }

@@ -105,7 +105,36 @@ type Shape = (usize, usize, usize, usize, usize);
 fn matches_cpu_across_tile_boundaries_after_the_staged_forward_step() {
     let gpu = gpu_tuned_as_hardware();
     assert_eq!(Kernel::for_forward_step(20, &gpu), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_backward_step(20, &gpu),
+        Kernel::LstmBackwardStep
+    );
     compare_on(&gpu, (20, 7, 19, 33, 1), true, Up::All);
+}
+
+#[test]
+fn matches_cpu_across_the_direct_backward_steps_unit_and_row_tiles() {
+    // 70 units are one full 64-unit tile and a partial one, 21 rows five 4-row tiles and a
+    // partial one.
+    let gpu = gpu_tuned_as_software();
+    assert_eq!(
+        Kernel::for_backward_step(21, &gpu),
+        Kernel::LstmBackwardStepDirect
+    );
+    compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+}
+
+#[test]
+fn a_small_batch_runs_the_direct_backward_step_on_every_adapter() {
+    for gpu in [gpu_tuned_as_hardware(), gpu_tuned_as_software()] {
+        assert_eq!(
+            Kernel::for_backward_step(3, &gpu),
+            Kernel::LstmBackwardStepDirect,
+            "{:?}",
+            gpu.tuning()
+        );
+        compare_on(&gpu, (3, 5, 7, 9, 1), true, Up::All);
+    }
 }
 
 #[test]
@@ -114,6 +143,10 @@ fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
     assert_eq!(
         Kernel::for_forward_step(20, &gpu),
         Kernel::LstmForwardStepDirect
+    );
+    assert_eq!(
+        Kernel::for_backward_step(20, &gpu),
+        Kernel::LstmBackwardStepDirect
     );
     compare_on(&gpu, (20, 7, 19, 33, 2), true, Up::All);
 }

@@ -70,7 +70,7 @@ fn a_profile_of_forward_backward_has_a_backward_step_row_of_t_calls_per_layer() 
         .iter()
         .find(|r| r.label == "backward step")
         .unwrap_or_else(|| panic!("no backward step row: {profile:?}"));
-    assert_eq!(row.kernel, Kernel::LstmBackwardStep, "{row:?}");
+    assert_eq!(row.kernel, Kernel::for_backward_step(B, &gpu), "{row:?}");
     assert_eq!(row.calls, (L * T) as u64, "{row:?}");
 }
 

@@ -14,6 +14,9 @@
 //! Above, a GPU's workgroup memory and barriers are cheap and the staging pays. A software
 //! adapter (lavapipe, WARP) runs barriers as switches between the workgroup's invocations and
 //! loads each lane's values one by one, so there the direct step serves every batch.
+//!
+//! The backward step (`shaders/lstm_backward_step.wgsl`) has the same two kinds and follows the
+//! same choice: it runs direct exactly for the batches whose forward step does.
 
 /// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
 /// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test
@@ -21,7 +24,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// The largest batch whose forward step runs direct (and computes its own input
-    /// projection); larger batches run the staged step after a projection GEMM. At least
+    /// projection), and whose backward step runs direct; larger batches run the staged steps
+    /// (forward after a projection GEMM). At least
     /// [`Tuning::SMALL_BATCH`] on every adapter the crate chooses for.
     pub direct_step_max_batch: usize,
 }

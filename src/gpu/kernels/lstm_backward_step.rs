@@ -2,9 +2,15 @@
 //! CPU twin [`crate::cpu::lstm_backward_step`]. Uniform and tiling: [`super::lstm_step`].
 //!
 //! Bindings: `params`, `gates`, `c_seq`, `state0`, `dy` (read), `d_state`, `d_gates`.
+//!
+//! Two variants, as for the forward step: [`DESC`] (entry `main`) stages `W_hh` and
+//! `dgates_{t+1}` through workgroup memory, [`DIRECT`] (entry `main_direct`) reads them straight
+//! from storage; [`variant`] picks by batch and [`Tuning`].
 
-use super::lstm_step::{PRELUDE, step_kernel};
-use super::{Access, KernelDesc, Work, shader_file};
+use super::lstm_step::{self, PRELUDE, step_kernel};
+use super::{Access, Kernel, KernelDesc, Work, shader_file, u32_of, within_limit};
+use crate::error::Result;
+use crate::gpu::tuning::Tuning;
 
 pub(crate) const DESC: KernelDesc = step_kernel(
     "lstm_backward_step",
@@ -24,6 +30,61 @@ pub(crate) const DESC: KernelDesc = step_kernel(
         Access::ReadWrite,
     ],
 );
+
+/// Hidden units per workgroup of [`DIRECT`].
+const DIRECT_UNITS: u32 = 64;
+/// Batch rows per workgroup of [`DIRECT`], every invocation computing all of them.
+const DIRECT_ROWS: u32 = 4;
+/// Invocations per workgroup of [`DIRECT`], one row of them, each owning `64 / 16` units. (Of
+/// 16 to 128 units by 2 to 8 rows, 64 x 4 was the fastest on a software adapter over batches
+/// of 8 to 128 rows; 2.2 times faster than the staged step at the reference size.)
+const DIRECT_WG: [u32; 3] = [16, 1, 1];
+const _: () = assert!(DIRECT_UNITS.is_multiple_of(DIRECT_WG[0]) && DIRECT_WG[1] == 1);
+
+/// The variant that reads `W_hh` and `dgates_{t+1}` straight from storage, with no workgroup
+/// memory and no barrier (entry `main_direct`; `KC` only sizes the staged tiles of `main`).
+pub(crate) const DIRECT: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_direct",
+    entry: "main_direct",
+    workgroup_size: DIRECT_WG,
+    constants: &[
+        ("TU", DIRECT_UNITS),
+        ("TB", DIRECT_ROWS),
+        ("KC", lstm_step::KC),
+    ],
+    ..DESC
+};
+
+/// The backward step for a batch of `batch` rows on a device with `limits` and `tuning`, and
+/// its tile `(kernel, units, rows)` per workgroup: direct for the batches whose forward step
+/// runs direct (where workgroup memory and barriers cost more than they save, or the staged
+/// tile would be mostly padding), when its row tiles fit one grid dimension; else staged.
+pub(crate) fn variant(batch: usize, limits: &wgpu::Limits, tuning: Tuning) -> (Kernel, u32, u32) {
+    let max = limits.max_compute_workgroups_per_dimension as usize;
+    if batch <= tuning.direct_step_max_batch && batch.div_ceil(DIRECT_ROWS as usize) <= max {
+        (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS)
+    } else {
+        (Kernel::LstmBackwardStep, lstm_step::TU, lstm_step::TB)
+    }
+}
+
+/// Workgroups for a backward step of [`variant`]`(batch, limits, tuning)` over `hidden` units,
+/// or [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
+///
+/// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
+pub(crate) fn grid(
+    batch: usize,
+    hidden: usize,
+    limits: &wgpu::Limits,
+    tuning: Tuning,
+) -> Result<[u32; 3]> {
+    let (_, units, rows) = variant(batch, limits, tuning);
+    Ok([
+        within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
+        within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,
+        1,
+    ])
+}
 
 /// What one backward step does for `batch` rows and `hidden` units: `dgates_t · W_hh` (the
 /// gradient into `h_{t-1}`), ~20 operations per unit for the gate derivatives; `W_hh`, the

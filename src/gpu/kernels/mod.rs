@@ -119,6 +119,8 @@ pub enum Kernel {
     LstmForwardStepDirect,
     /// One backward timestep of one layer.
     LstmBackwardStep,
+    /// One backward timestep of one layer, read straight from storage.
+    LstmBackwardStepDirect,
     /// Column sums (the bias gradients).
     ColumnSum,
     /// Softmax cross-entropy, its gradient and the batch metrics.
@@ -141,7 +143,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 16] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -149,6 +151,7 @@ impl Kernel {
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
         Kernel::LstmBackwardStep,
+        Kernel::LstmBackwardStepDirect,
         Kernel::ColumnSum,
         Kernel::CrossEntropy,
         Kernel::GradNormPartial,
@@ -172,6 +175,12 @@ impl Kernel {
         lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning()).0
     }
 
+    /// The variant of the backward step that serves a batch of `batch` rows on `gpu` (by its
+    /// limits and [`crate::gpu::Gpu::tuning`]).
+    pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
+        lstm_backward_step::variant(batch, gpu.limits(), gpu.tuning()).0
+    }
+
     /// The kernel's descriptor.
     pub fn desc(self) -> &'static KernelDesc {
         match self {
@@ -182,6 +191,7 @@ impl Kernel {
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
+            Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::ColumnSum => &column_sum::DESC,
             Kernel::CrossEntropy => &cross_entropy::DESC,
             Kernel::GradNormPartial => &grad_norm::PARTIAL,

@@ -10,10 +10,9 @@ use crate::error::Result;
 use crate::gemm::{GemmSpec, MatrixLayout};
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::{Dispatch, record_all};
-use crate::gpu::kernels::Kernel;
 use crate::gpu::kernels::column_sum::ColumnSum;
+use crate::gpu::kernels::lstm_backward_step;
 use crate::gpu::kernels::matmul::Matmul;
-use crate::gpu::kernels::{lstm_backward_step, lstm_step};
 use crate::gpu::layout::{LayerSlots, LstmSlots};
 use crate::gpu::plan::forward::{Dims, ForwardPlan};
 use crate::gpu::readback::ReadPlan;
@@ -107,12 +106,14 @@ impl BackwardPlan {
             io.d_gates,
         ];
         let work = lstm_backward_step::work(self.dims.batch, self.dims.hidden);
+        let (batch, limits, tuning) = (self.dims.batch, gpu.limits(), gpu.tuning());
+        let (kernel, _, _) = lstm_backward_step::variant(batch, limits, tuning);
         Ok(Dispatch::with_shared_uniform(
             gpu,
-            (Kernel::LstmBackwardStep, "backward step", work),
+            (kernel, "backward step", work),
             fwd.step_binding(),
             &buffers,
-            lstm_step::grid(self.dims.batch, self.dims.hidden, gpu.limits())?,
+            lstm_backward_step::grid(batch, self.dims.hidden, limits, tuning)?,
         ))
     }
 
