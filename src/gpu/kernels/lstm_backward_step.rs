@@ -8,7 +8,7 @@
 //! from storage; [`variant`] picks by batch and [`Tuning`].
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
-use super::{Access, Kernel, KernelDesc, Work, shader_file, u32_of, within_limit};
+use super::{Access, Kernel, KernelDesc, Work, shader_file};
 use crate::error::Result;
 use crate::gpu::tuning::Tuning;
 
@@ -79,11 +79,7 @@ pub(crate) fn grid(
     tuning: Tuning,
 ) -> Result<[u32; 3]> {
     let (_, units, rows) = variant(batch, limits, tuning);
-    Ok([
-        within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
-        within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,
-        1,
-    ])
+    lstm_step::grid(batch, hidden, (units, rows), limits)
 }
 
 /// What one backward step does for `batch` rows and `hidden` units: `dgates_t · W_hh` (the

@@ -18,7 +18,7 @@
 //! `input` (read; the layer's input `[B, T, I]`, read by the direct variants only).
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
-use super::{Access, Kernel, KernelDesc, Work, shader_file, u32_of, within_limit};
+use super::{Access, Kernel, KernelDesc, Work, shader_file};
 use crate::error::Result;
 use crate::gpu::tuning::Tuning;
 
@@ -150,9 +150,5 @@ pub(crate) fn grid(
     tuning: Tuning,
 ) -> Result<[u32; 3]> {
     let (_, units, rows) = variant(batch, limits, tuning);
-    Ok([
-        within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
-        within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,
-        1,
-    ])
+    lstm_step::grid(batch, hidden, (units, rows), limits)
 }

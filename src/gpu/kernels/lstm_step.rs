@@ -7,7 +7,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Access, KernelDesc, ShaderFile, shader_file};
+use super::{Access, KernelDesc, ShaderFile, shader_file, u32_of, within_limit};
+use crate::error::Result;
 
 /// Hidden units per workgroup (one per invocation in x).
 pub(crate) const TU: u32 = 16;
@@ -76,4 +77,21 @@ pub(crate) struct StepParams {
     pub wi_off: u32,
     /// vec4 offset of `b_ih` in the parameter arena.
     pub bi_off: u32,
+}
+
+/// Workgroups for a step over `batch` rows of `hidden` units in tiles of `units x rows`, or
+/// [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
+///
+/// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
+pub(crate) fn grid(
+    batch: usize,
+    hidden: usize,
+    (units, rows): (u32, u32),
+    limits: &wgpu::Limits,
+) -> Result<[u32; 3]> {
+    Ok([
+        within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
+        within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,
+        1,
+    ])
 }

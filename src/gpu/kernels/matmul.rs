@@ -55,21 +55,27 @@ const _: () = assert!(TM.is_multiple_of(WG[1]) && TN.is_multiple_of(WG[0]));
 const _: () =
     assert!((TK * TM).is_multiple_of(WG[0] * WG[1]) && (TK * TN).is_multiple_of(WG[0] * WG[1]));
 
+/// The shader's constants for an output tile of `tm x tn` (`TK` sizes the staged variant's
+/// chunks; the others read it without using it).
+const fn constants(tm: u32, tn: u32) -> [(&'static str, u32); 7] {
+    [
+        ("TM", tm),
+        ("TN", tn),
+        ("TK", TK),
+        ("TRANS_A", TRANS_A),
+        ("TRANS_B", TRANS_B),
+        ("BIAS", BIAS),
+        ("ACCUMULATE", ACCUMULATE),
+    ]
+}
+
 /// The staged variant (entry `main`).
 pub(crate) const DESC: KernelDesc = KernelDesc {
     name: "matmul",
     files: &[shader_file!("matmul.wgsl")],
     entry: "main",
     workgroup_size: WG,
-    constants: &[
-        ("TM", TM),
-        ("TN", TN),
-        ("TK", TK),
-        ("TRANS_A", TRANS_A),
-        ("TRANS_B", TRANS_B),
-        ("BIAS", BIAS),
-        ("ACCUMULATE", ACCUMULATE),
-    ],
+    constants: &constants(TM, TN),
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
     storage: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
@@ -80,15 +86,7 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
     name: "matmul_direct",
     entry: "main_direct",
     workgroup_size: DIRECT_WG,
-    constants: &[
-        ("TM", DIRECT_TM),
-        ("TN", DIRECT_TN),
-        ("TK", TK),
-        ("TRANS_A", TRANS_A),
-        ("TRANS_B", TRANS_B),
-        ("BIAS", BIAS),
-        ("ACCUMULATE", ACCUMULATE),
-    ],
+    constants: &constants(DIRECT_TM, DIRECT_TN),
     ..DESC
 };
 
@@ -114,15 +112,7 @@ pub(crate) const BLOCKED: KernelDesc = KernelDesc {
     name: "matmul_blocked",
     entry: "main_blocked",
     workgroup_size: BLOCKED_WG,
-    constants: &[
-        ("TM", BLOCKED_TM),
-        ("TN", BLOCKED_TN),
-        ("TK", TK),
-        ("TRANS_A", TRANS_A),
-        ("TRANS_B", TRANS_B),
-        ("BIAS", BIAS),
-        ("ACCUMULATE", ACCUMULATE),
-    ],
+    constants: &constants(BLOCKED_TM, BLOCKED_TN),
     ..DESC
 };
 
