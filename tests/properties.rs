@@ -76,29 +76,71 @@ fn weights(c: &Case) -> LstmWeights<f32> {
 const RTOL_FWD: f64 = 1e-5;
 const RTOL_BWD: f64 = 2e-5;
 
+/// Runs one case on the CPU and on the GPU and compares every output and gradient.
+fn gpu_matches_cpu(c: &Case) {
+    let w = weights(c);
+    let (want_out, want) = run(&mut CpuLstm::new(w.clone()).unwrap(), c);
+    let (got_out, got) = run(&mut GpuLstm::new(&gpu(), &w).unwrap(), c);
+    let what = format!("{c:?}");
+    let close = |name: &str, a: &Array3<f32>, b: &Array3<f32>, rtol| {
+        assert_close(
+            &format!("{what} {name}"),
+            a.view().into_dyn(),
+            b.view().into_dyn(),
+            0.0,
+            rtol,
+        )
+    };
+    close("y", &got_out.y, &want_out.y, RTOL_FWD);
+    close("h_n", &got_out.h_n, &want_out.h_n, RTOL_FWD);
+    close("c_n", &got_out.c_n, &want_out.c_n, RTOL_FWD);
+    close(
+        "dx",
+        got.x.as_ref().unwrap(),
+        want.x.as_ref().unwrap(),
+        RTOL_BWD,
+    );
+    close(
+        "dh0",
+        got.h0.as_ref().unwrap(),
+        want.h0.as_ref().unwrap(),
+        RTOL_BWD,
+    );
+    close(
+        "dc0",
+        got.c0.as_ref().unwrap(),
+        want.c0.as_ref().unwrap(),
+        RTOL_BWD,
+    );
+    for (l, (g, w)) in got
+        .layers
+        .unwrap()
+        .iter()
+        .zip(want.layers.as_ref().unwrap())
+        .enumerate()
+    {
+        // A layer's weight and bias gradients are sums over B·T of its gate gradients
+        // times x, h or 1, so their rounding error scales with the largest of them, not
+        // with each one: with few units the sum in `dW_hh` can cancel to 1e-2 of `db`,
+        // and then CPU and GPU f32 both sit ~1e-5 of `dW_hh` away from an f64 reference
+        // (seen at B6 T4 I2 H1, 3 layers). A wrong gradient is off by its own size.
+        let named = w.named(l);
+        let scale = named
+            .iter()
+            .flat_map(|(_, b)| b.iter())
+            .fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+        for ((name, a), (_, b)) in g.named(l).into_iter().zip(named) {
+            assert_close(&format!("{what} d{name}"), a, b, RTOL_BWD * scale, 0.0);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn the_gpu_matches_the_cpu_for_any_shape_state_and_upstream(c in cases()) {
-        let w = weights(&c);
-        let (want_out, want) = run(&mut CpuLstm::new(w.clone()).unwrap(), &c);
-        let (got_out, got) = run(&mut GpuLstm::new(&gpu(), &w).unwrap(), &c);
-        let what = format!("{c:?}");
-        let close = |name: &str, a: &Array3<f32>, b: &Array3<f32>, rtol| {
-            assert_close(&format!("{what} {name}"), a.view().into_dyn(), b.view().into_dyn(), 0.0, rtol)
-        };
-        close("y", &got_out.y, &want_out.y, RTOL_FWD);
-        close("h_n", &got_out.h_n, &want_out.h_n, RTOL_FWD);
-        close("c_n", &got_out.c_n, &want_out.c_n, RTOL_FWD);
-        close("dx", got.x.as_ref().unwrap(), want.x.as_ref().unwrap(), RTOL_BWD);
-        close("dh0", got.h0.as_ref().unwrap(), want.h0.as_ref().unwrap(), RTOL_BWD);
-        close("dc0", got.c0.as_ref().unwrap(), want.c0.as_ref().unwrap(), RTOL_BWD);
-        for (l, (g, w)) in got.layers.unwrap().iter().zip(want.layers.as_ref().unwrap()).enumerate() {
-            for ((name, a), (_, b)) in g.named(l).into_iter().zip(w.named(l)) {
-                assert_close(&format!("{what} d{name}"), a, b, 0.0, RTOL_BWD);
-            }
-        }
+        gpu_matches_cpu(&c);
     }
 
     #[test]
@@ -133,6 +175,24 @@ fn files() -> impl Strategy<Value = Vec<u8>> {
         bytes.splice(0..0, head);
         bytes
     })
+}
+
+/// A case the random search once found: with one unit per layer, layer 1's `dW_hh` cancels to
+/// 1e-2 of its `db`, and a tolerance relative to `dW_hh` alone failed on rounding.
+#[test]
+fn the_gpu_matches_the_cpu_when_a_weight_gradient_cancels() {
+    gpu_matches_cpu(&Case {
+        b: 6,
+        t: 4,
+        i: 2,
+        h: 1,
+        layers: 3,
+        state: false,
+        dy: true,
+        dh_n: true,
+        dc_n: false,
+        seed: 12017615039410091688,
+    });
 }
 
 proptest! {
