@@ -6,6 +6,12 @@
 //                8 · 4 fused multiply-adds = 64 FLOP, with no memory traffic in the loop.
 //   copy         dst[i] = src[i] for i < n (vec4): 32 bytes read and written per element.
 //   empty        nothing: what one dispatch costs by itself.
+//   load_storage, load_texture
+//                the source is a grid of vec4s `width` wide, element (x, y) at src[y * width + x]
+//                in storage and texel (x, y) of `texels`; invocation g < n sums the `iters`
+//                elements (x, y0 .. y0 + iters) with x = g % width, y0 = (g / width) · iters:
+//                dst[g] = Σ_j src(x, y0 + j), in order. Neighbouring invocations read
+//                neighbouring vec4s, as the step kernels read a row of weights.
 //
 // The chains move towards 1 by a factor M per step, so they neither overflow nor settle within
 // the step counts the probe uses, and a wrong step count changes the result.
@@ -13,13 +19,14 @@
 struct Peak {
     n: u32,
     iters: u32,
-    pad0: u32,
-    pad1: u32,
+    width: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> peak: Peak;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(3) var texels: texture_2d<f32>;
 
 const M: f32 = 0.999;
 
@@ -87,4 +94,46 @@ fn copy(
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn empty() {
+}
+
+// The first row and the column of invocation g in the load probes' source grid.
+fn load_origin(g: u32) -> vec2<u32> {
+    return vec2<u32>(g % peak.width, (g / peak.width) * peak.iters);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn load_storage(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let g = element(gid, nwg);
+    if (g >= peak.n) {
+        return;
+    }
+    let at = load_origin(g);
+    let w = peak.width;
+    let iters = peak.iters;
+    var sum = vec4<f32>(0.0);
+    for (var j = 0u; j < iters; j++) {
+        sum += src[(at.y + j) * w + at.x];
+    }
+    dst[g] = sum;
+}
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn load_texture(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let g = element(gid, nwg);
+    if (g >= peak.n) {
+        return;
+    }
+    let at = load_origin(g);
+    let iters = peak.iters;
+    var sum = vec4<f32>(0.0);
+    for (var j = 0u; j < iters; j++) {
+        sum += textureLoad(texels, vec2<u32>(at.x, at.y + j), 0);
+    }
+    dst[g] = sum;
 }

@@ -539,12 +539,51 @@ mod peak {
         }
     }
 
+    /// A grid of eighths in [-1, 1]: sums of 16 of them are exact in f32 in any order, so the
+    /// shader and the twin must agree to the bit.
+    fn eighths(len: usize) -> Vec<f32> {
+        vector(len, 11, -8.0, 8.0)
+            .iter()
+            .map(|v| v.round() / 8.0)
+            .collect()
+    }
+
+    #[test]
+    fn storage_loads_sum_every_element_of_their_column_band_over_a_partial_workgroup() {
+        // 197 columns by 2 bands of 16 rows: 394 invocations, 6 workgroups of 64 and 10 more.
+        let (width, iters) = (3 * 64 + 5, 16);
+        let grid = eighths(4 * width * 2 * iters as usize);
+        let got = ops::peak_load(&gpu(), &grid, width, iters, false).unwrap();
+        let want = cpu::peak::load_sums(&grid, width, iters as usize);
+        close("peak load_storage", &got, &want, 0.0);
+    }
+
+    #[test]
+    fn texture_loads_sum_every_element_of_their_column_band_over_a_partial_workgroup() {
+        let (width, iters) = (3 * 64 + 5, 16);
+        let grid = eighths(4 * width * 2 * iters as usize);
+        let got = ops::peak_load(&gpu(), &grid, width, iters, true).unwrap();
+        let want = cpu::peak::load_sums(&grid, width, iters as usize);
+        close("peak load_texture", &got, &want, 0.0);
+    }
+
+    #[test]
+    fn a_load_grid_of_a_partial_band_is_a_shape_error() {
+        // 3 rows of 5 columns cannot be cut into bands of 2 rows.
+        match ops::peak_load(&gpu(), &[1.0; 4 * 5 * 3], 5, 2, true) {
+            Err(lstm_wgpu::Error::Shape { tensor, .. }) => assert_eq!(tensor, "peak load grid"),
+            other => panic!("expected a shape error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn measured_peak_figures_are_finite_and_positive() {
         let p = gpu().measure_peak().unwrap();
         for (name, v) in [
             ("fma_gflops", p.fma_gflops),
             ("copy_gbs", p.copy_gbs),
+            ("storage_load_gbs", p.storage_load_gbs),
+            ("texture_load_gbs", p.texture_load_gbs),
             ("dispatch_us", p.dispatch_us),
             ("submit_us", p.submit_us),
         ] {

@@ -1,6 +1,6 @@
 //! Every kernel's descriptor (src/gpu/kernels/) agrees with its WGSL, as naga reads it: the entry
 //! point and its workgroup size, every binding's group, number and kind (uniform, read-only or
-//! read-write storage), and the uniform struct's size (the descriptor takes it from
+//! read-write storage, a 2-D float texture), and the uniform struct's size (the descriptor takes it from
 //! `size_of::<Params>()`). Changing either side alone fails here.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,12 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 /// What a binding is, as declared in the shader or implied by the descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Uniform { size: u32 },
+    Uniform {
+        size: u32,
+    },
     Storage(Access),
+    /// `texture_2d<f32>`, the only texture kind the descriptors bind.
+    Texture,
 }
 
 fn parse(desc: &KernelDesc) -> naga::Module {
@@ -53,6 +57,18 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
                     Access::Read
                 })
             }
+            naga::AddressSpace::Handle => match module.types[var.ty].inner {
+                naga::TypeInner::Image {
+                    dim: naga::ImageDimension::D2,
+                    arrayed: false,
+                    class:
+                        naga::ImageClass::Sampled {
+                            kind: naga::ScalarKind::Float,
+                            multi: false,
+                        },
+                } => Kind::Texture,
+                ref other => panic!("binding {rb:?} is an unexpected handle {other:?}"),
+            },
             other => panic!("binding {rb:?} in unexpected address space {other:?}"),
         };
         out.insert((rb.group, rb.binding), kind);
@@ -60,7 +76,8 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
     out
 }
 
-/// The same map as the descriptor implies: the uniform at 0, storage from 1 on, all in group 0.
+/// The same map as the descriptor implies: the uniform at 0, storage from 1 on, then the
+/// textures, all in group 0.
 fn descriptor_bindings(desc: &KernelDesc) -> BTreeMap<(u32, u32), Kind> {
     let mut out = BTreeMap::new();
     out.insert(
@@ -71,6 +88,9 @@ fn descriptor_bindings(desc: &KernelDesc) -> BTreeMap<(u32, u32), Kind> {
     );
     for (i, access) in desc.storage.iter().enumerate() {
         out.insert((0, i as u32 + 1), Kind::Storage(*access));
+    }
+    for i in 0..desc.textures {
+        out.insert((0, desc.storage.len() as u32 + 1 + i), Kind::Texture);
     }
     out
 }

@@ -1,12 +1,19 @@
-//! The peak probe's FMA chains, twin of `fma_chains` in `shaders/peak.wgsl`:
+//! The peak probe's FMA chains and load sums, twins of `fma_chains` and `load_storage` /
+//! `load_texture` in `shaders/peak.wgsl`. The chains:
 //!
 //! ```text
 //! a_j ← fma(a_j, M, 1 − M)  (iters times, from chain_start(g, j))    j < 8, M = 0.999
 //! out[g] = a_0 + a_1 + … + a_7                                        (a vec4 per invocation g)
 //! ```
 //!
-//! The probe (`crate::gpu::peak`) runs the shader only to time it; this twin lets a test check
-//! that the shader does the work the probe counts (every chain, every step).
+//! The load sums, over a grid of vec4s `width` wide (`[rows, width, 4]` row-major):
+//!
+//! ```text
+//! out[g] = Σ_{j < iters} grid[(g / width) · iters + j, g % width]     (in order of j)
+//! ```
+//!
+//! The probe (`crate::gpu::peak`) runs the shader only to time it; these twins let a test check
+//! that the shader does the work the probe counts (every chain and step, every load).
 
 /// The factor each step moves a chain towards 1 by.
 const M: f32 = 0.999;
@@ -36,6 +43,24 @@ pub fn fma_chains(invocations: usize, iters: u32) -> Vec<f32> {
             }
         }
         out.extend(sum);
+    }
+    out
+}
+
+/// `out[g]` of the load probes over `grid` (`[rows, width, 4]` row-major, `rows` a multiple of
+/// `iters`): `[width · rows / iters, 4]` row-major.
+pub fn load_sums(grid: &[f32], width: usize, iters: usize) -> Vec<f32> {
+    let rows = grid.len() / (4 * width);
+    let n = width * (rows / iters);
+    let mut out = vec![0.0f32; 4 * n];
+    for (g, sum) in out.chunks_exact_mut(4).enumerate() {
+        let (x, y0) = (g % width, (g / width) * iters);
+        for j in 0..iters {
+            let at = 4 * ((y0 + j) * width + x);
+            for (s, v) in sum.iter_mut().zip(&grid[at..at + 4]) {
+                *s += v;
+            }
+        }
     }
     out
 }

@@ -268,6 +268,51 @@ impl Gpu {
         }))
     }
 
+    /// A 2-D `rgba32float` texture of `width` by `rows` vec4s (`TEXTURE_BINDING`), read by
+    /// kernels with `textureLoad`; filled with `values` (`[rows, width, 4]` row-major) when
+    /// given, zero otherwise. Either side beyond `max_texture_dimension_2d` is
+    /// [`Error::DeviceLimit`].
+    pub(crate) fn texture_vec4(
+        &self,
+        name: &str,
+        (width, rows): (usize, usize),
+        values: Option<&[f32]>,
+    ) -> Result<wgpu::Texture> {
+        let max = u64::from(self.inner.limits.max_texture_dimension_2d);
+        for side in [width, rows] {
+            check_limit(name, side as u64, "max_texture_dimension_2d", max)?;
+        }
+        let size = wgpu::Extent3d {
+            width: width.max(1) as u32, // at most the limit, a u32, checked above
+            height: rows.max(1) as u32,
+            depth_or_array_layers: 1,
+        };
+        let texture = self.inner.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(name),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        if let Some(v) = values {
+            debug_assert_eq!(v.len(), 4 * width * rows, "{name}");
+            self.inner.queue.write_texture(
+                texture.as_image_copy(),
+                bytemuck::cast_slice(v),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(size.width * 16),
+                    rows_per_image: Some(size.height),
+                },
+                size,
+            );
+        }
+        Ok(texture)
+    }
+
     /// A buffer to map and read back `len` f32 values.
     pub(crate) fn staging(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
         let bytes = (len.max(4) * 4) as u64;

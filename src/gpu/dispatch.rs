@@ -32,7 +32,8 @@ impl Dispatch {
         let workgroups = call.grid(gpu.limits())?;
         let kernel = call.kernel(gpu.limits());
         let uniform = gpu.uniform(label, bytemuck::bytes_of(&params), counters);
-        let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), &call.buffers());
+        let resources = (&call.buffers()[..], &call.textures()[..]);
+        let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), resources);
         Ok(Dispatch {
             kernel,
             label,
@@ -57,7 +58,7 @@ impl Dispatch {
             kernel,
             label,
             work,
-            bind_group: bind(gpu, kernel, uniform, buffers),
+            bind_group: bind(gpu, kernel, uniform, (buffers, &[])),
             workgroups,
             uniform: None,
         }
@@ -106,14 +107,17 @@ pub(crate) fn record_all(
     }
 }
 
-/// A bind group for `kernel`: the uniform at binding 0, then whole storage buffers in order.
+/// A bind group for `kernel`: the uniform at binding 0, then whole storage buffers in order, then
+/// the texture views.
 fn bind(
     gpu: &Gpu,
     kernel: Kernel,
     uniform: wgpu::BindingResource<'_>,
-    buffers: &[&wgpu::Buffer],
+    (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
 ) -> wgpu::BindGroup {
-    debug_assert_eq!(buffers.len(), kernel.desc().storage.len(), "{kernel:?}");
+    let desc = kernel.desc();
+    debug_assert_eq!(buffers.len(), desc.storage.len(), "{kernel:?}");
+    debug_assert_eq!(textures.len(), desc.textures as usize, "{kernel:?}");
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: uniform,
@@ -122,6 +126,12 @@ fn bind(
         entries.push(wgpu::BindGroupEntry {
             binding: i as u32 + 1,
             resource: b.as_entire_binding(),
+        });
+    }
+    for (i, t) in textures.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: (buffers.len() + 1 + i) as u32,
+            resource: wgpu::BindingResource::TextureView(t),
         });
     }
     gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {

@@ -11,6 +11,11 @@
 //! * Copy bandwidth: a vec4 copy between two buffers of [`COPY_BYTES`] (or the adapter's binding
 //!   limit), repeated in one pass until the submit takes at least [`MIN_RUN`]; bytes read plus
 //!   bytes written per second.
+//! * Load rates: [`LOAD_INVOCATIONS`] invocations each summing [`LOAD_ITERS`] vec4s of a grid
+//!   [`LOAD_WIDTH`] vec4s wide, neighbouring invocations reading neighbouring vec4s (as a step
+//!   kernel reads a row of weights), once from a storage buffer and once from an `rgba32float`
+//!   texture (`textureLoad`), each repeated like the copy; bytes loaded per second. Where the
+//!   two differ, a kernel's operands are best kept in the faster one.
 //! * Dispatch cost: one submit of one empty dispatch, and one of [`EMPTY_DISPATCHES`]; the
 //!   difference divided by the extra dispatches is what one more dispatch in a pass costs, the
 //!   first is the floor of any call that waits for the GPU.
@@ -21,7 +26,7 @@
 //! ```no_run
 //! let gpu = lstm_wgpu::gpu::Gpu::from_env()?;
 //! let peak = gpu.measure_peak()?;
-//! println!("{peak}"); // FMA 121.3 GFLOP/s, copy 14.2 GB/s, dispatch 24.9 µs, submit 61.0 µs
+//! println!("{peak}"); // FMA 121.3 GFLOP/s, copy 14.2 GB/s, storage loads …
 //! # Ok::<(), lstm_wgpu::Error>(())
 //! ```
 
@@ -45,6 +50,12 @@ pub const FMA_MIN_STEPS: u32 = 1024;
 pub const FMA_FLOP_PER_STEP: f64 = 64.0;
 /// Bytes of each of the copy probe's two buffers, at most.
 pub const COPY_BYTES: u64 = 32 << 20;
+/// Width of the load probes' grid in vec4s, at most (and at most the device's texture width).
+pub const LOAD_WIDTH: usize = 1024;
+/// Vec4s each invocation of the load probes sums.
+pub const LOAD_ITERS: u32 = 16;
+/// Invocations of the load probes, at most: a grid of `LOAD_WIDTH` by 1024 vec4s (16 MiB).
+pub const LOAD_INVOCATIONS: usize = LOAD_WIDTH * 1024 / LOAD_ITERS as usize;
 /// Empty dispatches in the long submit of the dispatch probe.
 pub const EMPTY_DISPATCHES: u32 = 256;
 /// The shortest submit the throughput probes accept as a measurement.
@@ -62,6 +73,10 @@ pub struct Peak {
     pub fma_gflops: f64,
     /// Copy bandwidth, GB/s of bytes read plus bytes written.
     pub copy_gbs: f64,
+    /// Rate of neighbouring vec4 loads from a storage buffer, GB/s loaded.
+    pub storage_load_gbs: f64,
+    /// Rate of the same loads from an `rgba32float` texture (`textureLoad`), GB/s loaded.
+    pub texture_load_gbs: f64,
     /// What one more (empty) dispatch inside a pass costs, µs.
     pub dispatch_us: f64,
     /// One submit of one empty dispatch and the wait for it, µs: the floor of a call.
@@ -72,8 +87,14 @@ impl std::fmt::Display for Peak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "FMA {:.1} GFLOP/s, copy {:.1} GB/s, dispatch {:.1} µs, submit {:.1} µs",
-            self.fma_gflops, self.copy_gbs, self.dispatch_us, self.submit_us
+            "FMA {:.1} GFLOP/s, copy {:.1} GB/s, storage loads {:.1} GB/s, texture loads \
+             {:.1} GB/s, dispatch {:.1} µs, submit {:.1} µs",
+            self.fma_gflops,
+            self.copy_gbs,
+            self.storage_load_gbs,
+            self.texture_load_gbs,
+            self.dispatch_us,
+            self.submit_us
         )
     }
 }
@@ -104,12 +125,27 @@ impl Gpu {
             let size = copy_bytes.max(fma_bytes);
             (make("peak src", size), make("peak dst", size))
         })?;
+        // The load probes' grid: as wide as the device's textures allow, rows in whole bands
+        // of LOAD_ITERS, no larger than the storage buffer.
+        let max_side = self.limits().max_texture_dimension_2d as usize;
+        let load_width = LOAD_WIDTH.min(max_side);
+        let load_rows = (LOAD_INVOCATIONS * LOAD_ITERS as usize / load_width)
+            .min(max_side)
+            .min(vec4s / load_width)
+            / LOAD_ITERS as usize
+            * LOAD_ITERS as usize;
+        let load_n = load_width * load_rows / LOAD_ITERS as usize;
+        let texels = self.catch("allocating the peak probe's texture", || {
+            self.texture_vec4("peak texels", (load_width, load_rows.max(1)), None)
+        })??;
+        let texels = texels.create_view(&Default::default());
         let prepare = |probe, n| {
             let call = PeakCall {
                 probe,
                 n,
                 src: &src,
                 dst: &dst,
+                texels: &texels,
             };
             Dispatch::new(self, &counters, "peak probe", &call)
         };
@@ -145,6 +181,30 @@ impl Gpu {
             copies *= 2;
         };
 
+        // Loads: each way, the repeats grown like the copy's.
+        let load = |texture| -> Result<f64> {
+            let width = load_width as u32; // at most LOAD_WIDTH
+            let probe = Probe::Load {
+                iters: LOAD_ITERS,
+                width,
+                texture,
+            };
+            let d = prepare(probe, load_n)?;
+            let mut repeats = 1u32;
+            loop {
+                let t = self.time_dispatches(&d, repeats, &counters)?;
+                if t >= MIN_RUN || repeats >= MAX_REPEATS {
+                    let best = self.best_of(&d, repeats, &counters, t)?;
+                    let loads = load_n as f64 * f64::from(LOAD_ITERS * repeats);
+                    let bytes = 16.0 * loads;
+                    break Ok(bytes / best.as_secs_f64() / 1e9);
+                }
+                repeats *= 2;
+            }
+        };
+        let storage_load = load(false)?;
+        let texture_load = load(true)?;
+
         // Dispatch: one empty dispatch against many.
         let d = prepare(Probe::Empty, 1)?;
         let one = self.time_dispatches(&d, 1, &counters)?;
@@ -155,6 +215,8 @@ impl Gpu {
         Ok(Peak {
             fma_gflops: fma,
             copy_gbs: copy,
+            storage_load_gbs: storage_load,
+            texture_load_gbs: texture_load,
             dispatch_us: extra / f64::from(EMPTY_DISPATCHES - 1) * 1e6,
             submit_us: one.as_secs_f64() * 1e6,
         })

@@ -16,6 +16,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
     constants: &[],
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
+    textures: 0,
     storage: &[Access::Read, Access::ReadWrite],
 };
 

@@ -28,6 +28,7 @@ pub(crate) const PARTIAL: KernelDesc = KernelDesc {
     constants: &[],
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
+    textures: 0,
     storage: STORAGE,
 };
 

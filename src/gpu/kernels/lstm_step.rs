@@ -48,6 +48,7 @@ pub(crate) const fn step_kernel(
         constants: CONSTANTS,
         uniform_size: std::mem::size_of::<StepParams>(),
         dynamic_offset: true,
+        textures: 0,
         storage,
     }
 }

@@ -78,6 +78,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
     constants: &constants(TM, TN),
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
+    textures: 0,
     storage: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
 

@@ -10,7 +10,7 @@
 //!
 //! Every kernel binds whole buffers and finds its tensors through element offsets in its uniform,
 //! so one buffer (the parameter arena, a `[2, L, B, H]` state) can hold many tensors. Binding 0 is
-//! always the uniform; bindings 1.. are storage buffers.
+//! always the uniform; bindings 1.. are storage buffers, then the textures, if any.
 //!
 //! Adding a kernel: write `shaders/NAME.wgsl`, its CPU twin `src/cpu/NAME.rs`, a module here with
 //! its descriptor, `Params` and call, an entry in [`Kernel`], and its test against the twin.
@@ -68,6 +68,9 @@ pub struct KernelDesc {
     pub dynamic_offset: bool,
     /// The storage bindings 1.. in order.
     pub storage: &'static [Access],
+    /// Textures bound after the storage bindings: `texture_2d<f32>` of unfilterable floats
+    /// (`rgba32float`), read with `textureLoad` only.
+    pub textures: u32,
 }
 
 impl KernelDesc {
@@ -139,11 +142,15 @@ pub enum Kernel {
     PeakCopy,
     /// The peak probe's empty kernel (the cost of a dispatch).
     PeakEmpty,
+    /// The peak probe's sums of loads from storage (the rate of a kernel's storage loads).
+    PeakLoadStorage,
+    /// The peak probe's sums of loads from a texture (the rate of a kernel's texel loads).
+    PeakLoadTexture,
 }
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 19] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -161,6 +168,8 @@ impl Kernel {
         Kernel::PeakFma,
         Kernel::PeakCopy,
         Kernel::PeakEmpty,
+        Kernel::PeakLoadStorage,
+        Kernel::PeakLoadTexture,
     ];
 
     /// The variant of the matrix product that computes `spec` (by its rows and row maps) on a
@@ -201,6 +210,8 @@ impl Kernel {
             Kernel::PeakFma => &peak::FMA,
             Kernel::PeakCopy => &peak::COPY,
             Kernel::PeakEmpty => &peak::EMPTY,
+            Kernel::PeakLoadStorage => &peak::LOAD_STORAGE,
+            Kernel::PeakLoadTexture => &peak::LOAD_TEXTURE,
         }
     }
 }
@@ -231,6 +242,10 @@ pub(crate) trait Call {
     fn params(&self) -> Result<Self::Params>;
     /// Storage buffers for bindings 1.., in order.
     fn buffers(&self) -> Vec<&wgpu::Buffer>;
+    /// Texture views for the bindings after the buffers, in order (none for most kernels).
+    fn textures(&self) -> Vec<&wgpu::TextureView> {
+        Vec::new()
+    }
     /// Workgroups in x, y, z.
     fn grid(&self, limits: &wgpu::Limits) -> Result<[u32; 3]>;
     /// The arithmetic and memory traffic of the dispatch (for the profiler's rates).
@@ -331,6 +346,18 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
         let read_only = *access == Access::Read;
         let ty = wgpu::BufferBindingType::Storage { read_only };
         entries.push(buffer_entry(i as u32 + 1, ty, false));
+    }
+    for i in 0..desc.textures {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: desc.storage.len() as u32 + 1 + i,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        });
     }
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(desc.name),

@@ -15,6 +15,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
     constants: &[],
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
+    textures: 0,
     storage: &{
         let [p, g, c] = arena_update::STORAGE;
         [p, g, c, Access::ReadWrite]
