@@ -11,6 +11,8 @@
 //   w_hh    [H_k, H_u] vec4 = W_hhᵀ with the four gate rows of unit u side by side
 //   b_hh    [H] vec4
 //   w_ih    [I_k, H_u] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
+//   weights texture [I + H rows, H texels]: W_ihᵀ then W_hhᵀ, the same layouts row by row, read
+//           instead of w_ih and w_hh by main_direct where TEXELS = 1 (src/gpu/weight_texels.rs)
 //   input   [B, T, I]     the layer's input (x, or y of the layer below): main_direct only
 //   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
 //                                                                   the running c_t meanwhile)
@@ -45,6 +47,7 @@ var<private> s: Step;
 @group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> input: array<f32>;
+@group(0) @binding(9) var weights: texture_2d<f32>;
 
 var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, KC * TU>;  // [KC][TU]
@@ -111,6 +114,22 @@ fn main(
 
 const RU: u32 = TU / WG_X;
 
+// W_ihᵀ[k, u] and W_hhᵀ[k, u] (the four gates of unit u), from the parameters, or from the
+// layer's weight texture in the texel variants (a constant: the other branch compiles away).
+fn w_ih(k: u32, u: u32) -> vec4<f32> {
+    if (TEXELS != 0u) {
+        return textureLoad(weights, vec2<u32>(u, k), 0);
+    }
+    return params[s.wi_off + k * s.hidden + u];
+}
+
+fn w_hh(k: u32, u: u32) -> vec4<f32> {
+    if (TEXELS != 0u) {
+        return textureLoad(weights, vec2<u32>(u, s.input + k), 0);
+    }
+    return params[s.w_off + k * s.hidden + u];
+}
+
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main_direct(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -134,7 +153,7 @@ fn main_direct(
     for (var k = 0u; k < s.input; k++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
-            w[j] = params[s.wi_off + k * H + units[j]];
+            w[j] = w_ih(k, units[j]);
         }
         for (var r = 0u; r < RB; r++) {
             let xv = vec4<f32>(input[(rows[r] * s.seq + s.t) * s.input + k]);
@@ -147,7 +166,7 @@ fn main_direct(
     for (var k = 0u; k < H; k++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
-            w[j] = params[s.w_off + k * H + units[j]];
+            w[j] = w_hh(k, units[j]);
         }
         for (var r = 0u; r < RB; r++) {
             let hv = vec4<f32>(h_prev(rows[r], k));

@@ -142,7 +142,7 @@ fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
     let gpu = gpu_tuned_as_software();
     assert_eq!(
         Kernel::for_forward_step(20, &gpu),
-        Kernel::LstmForwardStepDirect
+        Kernel::LstmForwardStepDirectTexels
     );
     assert_eq!(
         Kernel::for_backward_step(20, &gpu),

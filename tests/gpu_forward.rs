@@ -2,8 +2,8 @@
 mod common;
 
 use common::{
-    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software, random_array, random_state,
-    random_weights,
+    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software,
+    gpu_tuned_as_software_without_texels, random_array, random_state, random_weights,
 };
 use lstm_wgpu::Lstm;
 use lstm_wgpu::LstmConfig;
@@ -95,7 +95,7 @@ fn the_staged_step_matches_cpu_across_tile_boundaries() {
 fn the_direct_step_matches_cpu_across_tile_boundaries() {
     // B = 6 straddles the 4 rows of each invocation, H = 33 the 32 units of a workgroup (and
     // the 16 invocations, each owning two units); the second layer projects an input of H.
-    let gpu = gpu_tuned_as_software();
+    let gpu = gpu_tuned_as_software_without_texels();
     assert_eq!(
         Kernel::for_forward_step(6, &gpu),
         Kernel::LstmForwardStepDirect
@@ -104,26 +104,106 @@ fn the_direct_step_matches_cpu_across_tile_boundaries() {
 }
 
 #[test]
+fn the_direct_texel_step_matches_cpu_across_tile_boundaries() {
+    // As above, with the weights read from the layers' textures (19 + 33 and 33 + 33 rows).
+    let gpu = gpu_tuned_as_software();
+    assert_eq!(
+        Kernel::for_forward_step(6, &gpu),
+        Kernel::LstmForwardStepDirectTexels
+    );
+    compare_on(&gpu, 6, 7, 19, 33, 2, true);
+}
+
+#[test]
 fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // H = 70 straddles the 64 units of a small-batch workgroup (and the 32 invocations, each
     // owning two units).
+    let gpu = gpu_tuned_as_software_without_texels();
     assert_eq!(
-        Kernel::for_forward_step(1, &gpu()),
+        Kernel::for_forward_step(1, &gpu),
         Kernel::LstmForwardStepSmallBatch
     );
-    compare(1, 5, 6, 70, 1, true);
+    compare_on(&gpu, 1, 5, 6, 70, 1, true);
+}
+
+#[test]
+fn the_small_batch_texel_step_matches_cpu_across_its_unit_tiles() {
+    let gpu = gpu_tuned_as_software();
+    assert_eq!(
+        Kernel::for_forward_step(1, &gpu),
+        Kernel::LstmForwardStepSmallBatchTexels
+    );
+    compare_on(&gpu, 1, 5, 6, 70, 1, true);
+}
+
+#[test]
+fn weights_set_after_a_forward_reach_the_texel_steps() {
+    // The textures are a copy of the parameters: set_weights must rewrite them.
+    let gpu = gpu_tuned_as_software();
+    assert_eq!(
+        Kernel::for_forward_step(2, &gpu),
+        Kernel::LstmForwardStepSmallBatchTexels
+    );
+    let config = LstmConfig::new(5, 17, 2).unwrap();
+    let (first, second) = (
+        random_weights(config, 1, 2.0),
+        random_weights(config, 2, 2.0),
+    );
+    let x: Array3<f32> = random_array((2, 4, 5), 3, -1.0, 1.0);
+    let mut lstm = GpuLstm::new(&gpu, &first).unwrap();
+    lstm.forward(x.view(), None).unwrap();
+    lstm.set_weights(&second).unwrap();
+    let got = lstm.forward(x.view(), None).unwrap();
+    let want = cpu::lstm::forward(&second, x.view(), None).unwrap();
+    // The tolerance of `compare_on`; the first weights' outputs differ by tens of percent.
+    assert_close(
+        "y after set_weights",
+        got.y.view().into_dyn(),
+        want.y.view().into_dyn(),
+        0.0,
+        1e-5,
+    );
+}
+
+#[test]
+fn a_layer_too_tall_for_a_texture_reads_its_weights_from_storage() {
+    // I + H rows beyond max_texture_dimension_2d: the model keeps no textures and runs the
+    // storage variant, with the same results. A device of its own, as its profile covers every
+    // dispatch of the device.
+    use lstm_wgpu::gpu::Tuning;
+    let tuning = Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu);
+    let gpu = Gpu::from_env().unwrap().with_tuning(tuning);
+    let i = gpu.limits().max_texture_dimension_2d as usize;
+    let config = LstmConfig::new(i, 2, 1).unwrap();
+    let w = random_weights(config, 4, 1.0);
+    let x: Array3<f32> = random_array((1, 2, i), 5, -1.0, 1.0);
+    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    let (got, profile) = gpu.profile(|| lstm.forward(x.view(), None)).unwrap();
+    let kernels: Vec<Kernel> = profile.rows.iter().map(|r| r.kernel).collect();
+    assert_eq!(kernels, [Kernel::LstmForwardStepSmallBatch], "{profile:?}");
+    let want = cpu::lstm::forward(&w, x.view(), None).unwrap();
+    // A sum of I terms per gate: the summation orders differ over many more terms than in
+    // `compare_on`, so the tolerance is relative to that sum's scale (√I · |w| · |x|, ~1).
+    assert_close(
+        "y",
+        got.unwrap().y.view().into_dyn(),
+        want.y.view().into_dyn(),
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
 fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
+    let plain = gpu_tuned_as_software_without_texels();
     let largest = (1..100)
-        .take_while(|&b| Kernel::for_forward_step(b, &gpu()) == Kernel::LstmForwardStepSmallBatch)
+        .take_while(|&b| Kernel::for_forward_step(b, &plain) == Kernel::LstmForwardStepSmallBatch)
         .last()
         .expect("batches of one take the small-batch step");
-    compare(largest, 6, 5, 9, 2, true);
+    compare_on(&plain, largest, 6, 5, 9, 2, true);
     // One more row and, as a hardware GPU chooses, the staged step takes over; as a software
     // adapter chooses, the 4-row direct step.
-    let (hardware, software) = (gpu_tuned_as_hardware(), gpu_tuned_as_software());
+    let (hardware, software) = (gpu_tuned_as_hardware(), plain);
     assert_eq!(
         Kernel::for_forward_step(largest + 1, &hardware),
         Kernel::LstmForwardStep

@@ -45,20 +45,21 @@ impl Dispatch {
     }
 
     /// Prepares a dispatch of `kernel` that reads a shared uniform buffer at a dynamic offset
-    /// (given to [`Dispatch::record`]); `uniform` binds one entry of it. `label` and `work` as
-    /// for [`Dispatch::new`], where the call reports its own work.
+    /// (given to [`Dispatch::record`]); `uniform` binds one entry of it, `buffers` and then
+    /// `textures` the rest. `label` and `work` as for [`Dispatch::new`], where the call reports
+    /// its own work.
     pub(crate) fn with_shared_uniform(
         gpu: &Gpu,
         (kernel, label, work): (Kernel, &'static str, Work),
         uniform: wgpu::BindingResource<'_>,
-        buffers: &[&wgpu::Buffer],
+        (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
         workgroups: [u32; 3],
     ) -> Dispatch {
         Dispatch {
             kernel,
             label,
             work,
-            bind_group: bind(gpu, kernel, uniform, (buffers, &[])),
+            bind_group: bind(gpu, kernel, uniform, (buffers, textures)),
             workgroups,
             uniform: None,
         }

@@ -7,6 +7,8 @@
 //! backward) into one command encoder, submits once, and reads back, with one mapping, only what
 //! the caller asked for.
 
+use std::sync::Arc;
+
 use ndarray::{Array3, ArrayView3};
 
 use crate::error::Result;
@@ -14,10 +16,11 @@ use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::plan::backward::BackwardPlan;
-use crate::gpu::plan::forward::{Dims, ForwardPlan};
+use crate::gpu::plan::forward::{Dims, ForwardPlan, Weights};
 use crate::gpu::profile::NotProfiled;
 use crate::gpu::readback::{ReadPlan, read_buffer_async};
 use crate::gpu::stats::{Counters, GpuStats};
+use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::{
     GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
     check_same_config, check_upstream,
@@ -45,6 +48,9 @@ pub struct GpuLstm {
     slots: LstmSlots,
     arena_len: usize,
     params: wgpu::Buffer,
+    /// A copy of the weights in textures, where the adapter reads those faster (written with
+    /// the parameters).
+    texels: Option<Arc<WeightTexels>>,
     grads: Option<wgpu::Buffer>,
     counters: Counters,
     inference: Option<Workspace>,
@@ -72,11 +78,13 @@ impl GpuLstm {
             arena.len,
             wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         )?;
+        let texels = WeightTexels::new(gpu, &slots)?.map(Arc::new);
         let mut lstm = GpuLstm {
             gpu: gpu.clone(),
             slots,
             arena_len: arena.len,
             params,
+            texels,
             grads: None,
             counters: Counters::default(),
             inference: None,
@@ -106,6 +114,21 @@ impl GpuLstm {
     /// The parameter arena on the GPU.
     pub(crate) fn params(&self) -> &wgpu::Buffer {
         &self.params
+    }
+
+    /// What the forward steps read the weights from: the parameters and, where this model
+    /// keeps them, its weight textures.
+    pub(crate) fn weights_for_steps(&self) -> Weights<'_> {
+        Weights {
+            slots: &self.slots,
+            params: &self.params,
+            texels: self.texels.as_deref(),
+        }
+    }
+
+    /// The weight textures, shared with the streams made from this model.
+    pub(crate) fn texels(&self) -> Option<&Arc<WeightTexels>> {
+        self.texels.as_ref()
     }
 
     /// The version of the parameters, which streams made from this model watch.
@@ -154,8 +177,7 @@ impl GpuLstm {
         let forward = ForwardPlan::new(
             gpu,
             counters,
-            &self.slots,
-            &self.params,
+            &self.weights_for_steps(),
             (batch, seq),
             train,
         )?;
@@ -472,7 +494,10 @@ impl Lstm<f32> for GpuLstm {
         self.version.bump();
         self.gpu.catch("uploading the parameters", || {
             let bytes = bytemuck::cast_slice(&image);
-            self.gpu.write(&self.params, 0, bytes, &self.counters)
+            self.gpu.write(&self.params, 0, bytes, &self.counters);
+            if let Some(t) = &self.texels {
+                t.write(&self.gpu, &self.slots, &image, &self.counters);
+            }
         })
     }
 

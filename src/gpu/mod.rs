@@ -29,6 +29,7 @@ pub(crate) mod region;
 pub mod stats;
 pub mod stream;
 pub mod tuning;
+pub(crate) mod weight_texels;
 
 pub use caller_buffer::GpuTensor;
 pub use context::Gpu;

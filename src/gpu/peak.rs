@@ -264,7 +264,7 @@ impl Profile {
     /// GFLOP/s, % of `peak`'s FMA throughput, GB/s and % of its copy bandwidth.
     pub fn table(&self, peak: Option<&Peak>) -> String {
         let mut out = format!(
-            "{:<30} {:<20} {:>6} {:>11} {:>10} {:>6} {:>8} {:>7} {:>7} {:>7}\n",
+            "{:<36} {:<20} {:>6} {:>11} {:>10} {:>6} {:>8} {:>7} {:>7} {:>7}\n",
             "kernel",
             "for",
             "calls",
@@ -283,7 +283,7 @@ impl Profile {
                 _ => "-".into(),
             };
             out.push_str(&format!(
-                "{:<30} {:<20} {:>6} {:>11} {:>10} {:>5.1}% {:>8.2} {:>7} {:>7.2} {:>7}\n",
+                "{:<36} {:<20} {:>6} {:>11} {:>10} {:>5.1}% {:>8.2} {:>7} {:>7.2} {:>7}\n",
                 r.kernel.desc().name,
                 r.label,
                 r.calls,
@@ -297,7 +297,7 @@ impl Profile {
             ));
         }
         out.push_str(&format!(
-            "{:<30} {:<20} {:>6} {:>11}\n",
+            "{:<36} {:<20} {:>6} {:>11}\n",
             "all",
             "",
             self.dispatches(),

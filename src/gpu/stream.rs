@@ -8,6 +8,8 @@
 //! and maps the staging buffer once (not at all when nothing is asked for). Plans are made per
 //! chunk length the first time it is pushed and kept for the next pushes of that length.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, Array3, ArrayView3};
 
 use crate::error::Result;
@@ -15,11 +17,12 @@ use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::LstmSlots;
 use crate::gpu::lstm::GpuLstm;
-use crate::gpu::plan::forward::ForwardPlan;
+use crate::gpu::plan::forward::{ForwardPlan, Weights};
 use crate::gpu::profile::NotProfiled;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
 use crate::gpu::stats::{Counters, GpuStats};
+use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::{Lstm, check_input};
 use crate::shape::{expect_nonzero, expect_shape};
 use crate::stream::{LstmStream, StreamOutput, StreamRequest, VersionWatch, check_rows};
@@ -50,6 +53,8 @@ pub struct GpuStream {
     gpu: Gpu,
     slots: LstmSlots,
     params: wgpu::Buffer,
+    /// The model's weight textures, where it keeps them.
+    texels: Option<Arc<WeightTexels>>,
     batch: usize,
     /// `[2, L, B, H]`: `h` then `c` of every layer, between pushes.
     state: wgpu::Buffer,
@@ -85,6 +90,7 @@ impl GpuLstm {
             gpu,
             slots: self.slots().clone(),
             params: self.params().clone(),
+            texels: self.texels().cloned(),
             batch,
             state,
             chunks: Vec::new(),
@@ -119,14 +125,12 @@ impl GpuStream {
                 }
                 let (gpu, counters) = (&self.gpu, &self.counters);
                 let make = || -> Result<Chunk> {
-                    let plan = ForwardPlan::new(
-                        gpu,
-                        counters,
-                        &self.slots,
-                        &self.params,
-                        (self.batch, seq),
-                        false,
-                    )?;
+                    let weights = Weights {
+                        slots: &self.slots,
+                        params: &self.params,
+                        texels: self.texels.as_deref(),
+                    };
+                    let plan = ForwardPlan::new(gpu, counters, &weights, (self.batch, seq), false)?;
                     let d = *plan.dims();
                     // Room for everything a push can ask for at once: y [B, T, H], the top
                     // layer's h [B, H] (at most one layer's state) and h_n/c_n [2, L, B, H].

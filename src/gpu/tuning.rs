@@ -17,6 +17,13 @@
 //!
 //! The backward step (`shaders/lstm_backward_step.wgsl`) has the same two kinds and follows the
 //! same choice: it runs direct exactly for the batches whose forward step does.
+//!
+//! The direct forward steps also come in texel variants, which read the weights from one texture
+//! per layer instead of the parameter buffer (`src/gpu/weight_texels.rs`). A software adapter
+//! loads a storage buffer lane by lane, a texture through its sampler several times as fast,
+//! so there the models whose weights are written from the host (`GpuLstm`, its streams) use
+//! them. On a GPU both go through caches at similar rates, and the extra copy of the weights
+//! is not worth it until a measurement says otherwise.
 
 /// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
 /// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test
@@ -28,6 +35,9 @@ pub struct Tuning {
     /// (forward after a projection GEMM). At least
     /// [`Tuning::SMALL_BATCH`] on every adapter the crate chooses for.
     pub direct_step_max_batch: usize,
+    /// Whether a `GpuLstm` keeps a copy of its weights in textures, which its direct forward
+    /// steps read instead of the parameter buffer (see the module comment).
+    pub weight_texels: bool,
 }
 
 impl Tuning {
@@ -35,14 +45,16 @@ impl Tuning {
     pub const SMALL_BATCH: usize = 4;
 
     /// The tuning for an adapter of type `device_type`: a software adapter
-    /// ([`wgpu::DeviceType::Cpu`]) runs every batch direct, any other only small batches.
+    /// ([`wgpu::DeviceType::Cpu`]) runs every batch direct, with the weights in textures; any
+    /// other runs only small batches direct, with the weights in storage.
     pub fn for_device_type(device_type: wgpu::DeviceType) -> Tuning {
-        let direct_step_max_batch = match device_type {
-            wgpu::DeviceType::Cpu => usize::MAX,
-            _ => Tuning::SMALL_BATCH,
-        };
+        let software = device_type == wgpu::DeviceType::Cpu;
         Tuning {
-            direct_step_max_batch,
+            direct_step_max_batch: match software {
+                true => usize::MAX,
+                false => Tuning::SMALL_BATCH,
+            },
+            weight_texels: software,
         }
     }
 }

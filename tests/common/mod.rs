@@ -273,6 +273,16 @@ pub fn gpu_tuned_as_software() -> lstm_wgpu::gpu::Gpu {
     gpu().with_tuning(Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu))
 }
 
+/// [`gpu_tuned_as_software`] with the weights read from the parameter buffer, not from
+/// textures: the direct steps' storage variants, which the trainers run on every adapter.
+pub fn gpu_tuned_as_software_without_texels() -> lstm_wgpu::gpu::Gpu {
+    use lstm_wgpu::gpu::Tuning;
+    gpu().with_tuning(Tuning {
+        weight_texels: false,
+        ..Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu)
+    })
+}
+
 /// Random weights (PyTorch's init scaled by `scale`) for a configuration.
 pub fn random_weights(config: LstmConfig, seed: u64, scale: f32) -> LstmWeights<f32> {
     let mut w = LstmWeights::<f32>::init_uniform(config, seed);

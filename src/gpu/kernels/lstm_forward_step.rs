@@ -14,15 +14,32 @@
 //!   of one row; [`DIRECT`], for larger batches, 2 units of 4 rows, so that each weight it
 //!   loads serves 4 rows.
 //!
+//! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`], constant
+//! `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of
+//! `params` ([`with_texels`]; `crate::gpu::weight_texels`).
+//!
 //! Bindings: `xproj`, `params` (read), `state0` (read), `y`, `state_n`, `c_seq`, `gates`,
-//! `input` (read; the layer's input `[B, T, I]`, read by the direct variants only).
+//! `input` (read; the layer's input `[B, T, I]`, read by the direct variants only), then the
+//! weight texture (read by the texel variants only; the others bind any texture).
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
 use crate::error::Result;
 use crate::gpu::tuning::Tuning;
 
-pub(crate) const DESC: KernelDesc = step_kernel(
+/// The staged variant.
+pub(crate) const DESC: KernelDesc = KernelDesc {
+    constants: &[
+        ("TU", lstm_step::TU),
+        ("TB", lstm_step::TB),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
+    textures: 1,
+    ..STEP
+};
+
+const STEP: KernelDesc = step_kernel(
     "lstm_forward_step",
     &[
         PRELUDE[0],
@@ -75,8 +92,21 @@ pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
         ("TU", SMALL_TILE.units),
         ("TB", SMALL_TILE.rows),
         ("KC", lstm_step::KC),
+        ("TEXELS", 0),
     ],
     ..DESC
+};
+
+/// [`SMALL_BATCH`] reading the weights from the layer's texture.
+pub(crate) const SMALL_BATCH_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_small_batch_texels",
+    constants: &[
+        ("TU", SMALL_TILE.units),
+        ("TB", SMALL_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..SMALL_BATCH
 };
 
 /// The direct variant for larger batches, 4 rows per invocation.
@@ -86,10 +116,33 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
         ("TU", DIRECT_TILE.units),
         ("TB", DIRECT_TILE.rows),
         ("KC", lstm_step::KC),
+        ("TEXELS", 0),
     ],
     workgroup_size: [DIRECT_TILE.invocations, 1, 1],
     ..SMALL_BATCH
 };
+
+/// [`DIRECT`] reading the weights from the layer's texture.
+pub(crate) const DIRECT_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_direct_texels",
+    constants: &[
+        ("TU", DIRECT_TILE.units),
+        ("TB", DIRECT_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..DIRECT
+};
+
+/// The texel twin of a direct `kernel` (the same tile, grid and bindings), or `kernel` itself
+/// for the staged step, which has none.
+pub(crate) fn with_texels(kernel: Kernel) -> Kernel {
+    match kernel {
+        Kernel::LstmForwardStepSmallBatch => Kernel::LstmForwardStepSmallBatchTexels,
+        Kernel::LstmForwardStepDirect => Kernel::LstmForwardStepDirectTexels,
+        other => other,
+    }
+}
 
 /// The kernel for a batch of `batch` rows on a device with `limits` and `tuning`, and its tile:
 /// `(kernel, units, rows)` per workgroup. A direct variant needs its row tiles to fit one grid

@@ -120,6 +120,10 @@ pub enum Kernel {
     /// One forward timestep of one layer, read straight from storage (with the step's input
     /// projection), 4 batch rows per invocation.
     LstmForwardStepDirect,
+    /// [`Kernel::LstmForwardStepSmallBatch`] with the weights read from textures.
+    LstmForwardStepSmallBatchTexels,
+    /// [`Kernel::LstmForwardStepDirect`] with the weights read from textures.
+    LstmForwardStepDirectTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage.
@@ -150,13 +154,15 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 19] = [
+    pub const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
+        Kernel::LstmForwardStepSmallBatchTexels,
+        Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
         Kernel::ColumnSum,
@@ -178,10 +184,18 @@ impl Kernel {
         matmul::variant(spec, limits)
     }
 
-    /// The variant of the forward step that serves a batch of `batch` rows on `gpu` (by its
-    /// limits and [`crate::gpu::Gpu::tuning`]).
+    /// The variant of the forward step that serves a batch of `batch` rows of a
+    /// [`crate::gpu::GpuLstm`] on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]): with
+    /// [`crate::gpu::Tuning::weight_texels`], the texel twin of a direct variant (for a model
+    /// whose layers fit the device's textures, `I + H` and `H` at most
+    /// `max_texture_dimension_2d`). The trainers' models always read their weights from
+    /// storage.
     pub fn for_forward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
-        lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning()).0
+        let kernel = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning()).0;
+        match gpu.tuning().weight_texels {
+            true => lstm_forward_step::with_texels(kernel),
+            false => kernel,
+        }
     }
 
     /// The variant of the backward step that serves a batch of `batch` rows on `gpu` (by its
@@ -199,6 +213,8 @@ impl Kernel {
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
+            Kernel::LstmForwardStepSmallBatchTexels => &lstm_forward_step::SMALL_BATCH_TEXELS,
+            Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::ColumnSum => &column_sum::DESC,

@@ -112,7 +112,7 @@ impl BackwardPlan {
             gpu,
             (kernel, "backward step", work),
             fwd.step_binding(),
-            &buffers,
+            (&buffers, &[]),
             lstm_backward_step::grid(batch, self.dims.hidden, limits, tuning)?,
         ))
     }

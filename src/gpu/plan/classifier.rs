@@ -20,7 +20,7 @@ use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::layout::{ArenaSlot, LstmSlots};
 use crate::gpu::plan::arenas::Arenas;
 use crate::gpu::plan::backward::BackwardPlan;
-use crate::gpu::plan::forward::ForwardPlan;
+use crate::gpu::plan::forward::{ForwardPlan, Weights};
 use crate::gpu::plan::update::UpdatePlan;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
@@ -77,7 +77,13 @@ impl ClassifierPlan {
         train: bool,
     ) -> Result<Self> {
         use wgpu::BufferUsages as U;
-        let forward = ForwardPlan::new(gpu, counters, lstm, &arenas.params, (batch, seq), train)?;
+        // The optimizer updates the parameters on the GPU: the steps read them in place.
+        let weights = Weights {
+            slots: lstm,
+            params: &arenas.params,
+            texels: None,
+        };
+        let forward = ForwardPlan::new(gpu, counters, &weights, (batch, seq), train)?;
         let backward = match train {
             true => Some(BackwardPlan::new(
                 gpu,

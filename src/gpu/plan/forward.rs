@@ -5,7 +5,9 @@
 //! `lstm_forward_step` dispatch per step. The direct step variants skip the GEMM: they compute
 //! `x_t · W_ihᵀ + b_ih` themselves (see `lstm_forward_step::projects_input`). The step index
 //! travels as a dynamic offset into one buffer of per-(layer, step) uniforms, shared with the
-//! backward plan, so nothing is written between steps.
+//! backward plan, so nothing is written between steps. Given the model's weight textures
+//! (`crate::gpu::weight_texels`), the direct steps run their texel variants, which read the
+//! weights from there.
 
 use ndarray::ArrayView3;
 
@@ -21,6 +23,7 @@ use crate::gpu::layout::LstmSlots;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
 use crate::gpu::stats::Counters;
+use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::LstmState;
 
 /// One layer's activations.
@@ -71,17 +74,25 @@ pub(crate) struct ForwardPlan {
     steps: Vec<Dispatch>,
 }
 
+/// What the forward steps read their weights from: the parameters, and the model's weight
+/// textures where it keeps them (the texel variants then read those instead).
+pub(crate) struct Weights<'a> {
+    pub slots: &'a LstmSlots,
+    pub params: &'a wgpu::Buffer,
+    pub texels: Option<&'a WeightTexels>,
+}
+
 impl ForwardPlan {
-    /// Buffers and dispatches for `(batch, seq)` over the parameters in `params` (laid out as
-    /// `slots` says). With `save`, the steps keep `c_t` and the gates for a backward plan.
+    /// Buffers and dispatches for `(batch, seq)` over `weights`. With `save`, the steps keep
+    /// `c_t` and the gates for a backward plan.
     pub(crate) fn new(
         gpu: &Gpu,
         counters: &Counters,
-        slots: &LstmSlots,
-        params: &wgpu::Buffer,
+        weights: &Weights<'_>,
         (batch, seq): (usize, usize),
         save: bool,
     ) -> Result<ForwardPlan> {
+        let slots = weights.slots;
         use wgpu::BufferUsages as U;
         let c = slots.config;
         let dims = Dims {
@@ -111,7 +122,7 @@ impl ForwardPlan {
             input_proj: Vec::new(),
             steps: Vec::new(),
         };
-        plan.prepare_dispatches(gpu, counters, slots, params)?;
+        plan.prepare_dispatches(gpu, counters, weights)?;
         Ok(plan)
     }
 
@@ -120,9 +131,9 @@ impl ForwardPlan {
         &mut self,
         gpu: &Gpu,
         counters: &Counters,
-        slots: &LstmSlots,
-        params: &wgpu::Buffer,
+        weights: &Weights<'_>,
     ) -> Result<()> {
+        let (slots, params) = (weights.slots, weights.params);
         let Dims {
             batch,
             seq,
@@ -130,7 +141,13 @@ impl ForwardPlan {
             ..
         } = self.dims;
         let grid = lstm_forward_step::grid(batch, h, gpu.limits(), gpu.tuning())?;
-        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
+        let (mut step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
+        if weights.texels.is_some() {
+            step_kernel = lstm_forward_step::with_texels(step_kernel);
+        }
+        // The steps that read no texture bind this one (a layout has no optional bindings).
+        let unread = gpu.texture_vec4("unread texels", (1, 1), None)?;
+        let unread = unread.create_view(&Default::default());
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
@@ -167,12 +184,13 @@ impl ForwardPlan {
                 &lb.gates,
                 input,
             ];
+            let texels = weights.texels.map_or(&unread, |t| t.view(l));
             let work = lstm_forward_step::work(step_kernel, batch, il, h);
             let step = Dispatch::with_shared_uniform(
                 gpu,
                 (step_kernel, "forward step", work),
                 self.step_binding(),
-                &buffers,
+                (&buffers, &[texels]),
                 grid,
             );
             self.input_proj.push(proj);
