@@ -548,23 +548,24 @@ mod peak {
             .collect()
     }
 
-    #[test]
-    fn storage_loads_sum_every_element_of_their_column_band_over_a_partial_workgroup() {
-        // 197 columns by 2 bands of 16 rows: 394 invocations, 6 workgroups of 64 and 10 more.
+    /// The load probe from storage or from a texture against its twin: 197 columns by 2 bands
+    /// of 16 rows, 394 invocations, 6 workgroups of 64 and 10 more.
+    fn load_sums_match_the_cpu_twin(texture: bool) {
         let (width, iters) = (3 * 64 + 5, 16);
         let grid = eighths(4 * width * 2 * iters as usize);
-        let got = ops::peak_load(&gpu(), &grid, width, iters, false).unwrap();
+        let got = ops::peak_load(&gpu(), &grid, width, iters, texture).unwrap();
         let want = cpu::peak::load_sums(&grid, width, iters as usize);
-        close("peak load_storage", &got, &want, 0.0);
+        close(&format!("peak load, texture {texture}"), &got, &want, 0.0);
+    }
+
+    #[test]
+    fn storage_loads_sum_every_element_of_their_column_band_over_a_partial_workgroup() {
+        load_sums_match_the_cpu_twin(false);
     }
 
     #[test]
     fn texture_loads_sum_every_element_of_their_column_band_over_a_partial_workgroup() {
-        let (width, iters) = (3 * 64 + 5, 16);
-        let grid = eighths(4 * width * 2 * iters as usize);
-        let got = ops::peak_load(&gpu(), &grid, width, iters, true).unwrap();
-        let want = cpu::peak::load_sums(&grid, width, iters as usize);
-        close("peak load_texture", &got, &want, 0.0);
+        load_sums_match_the_cpu_twin(true);
     }
 
     #[test]
