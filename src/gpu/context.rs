@@ -313,6 +313,13 @@ impl Gpu {
         Ok(texture)
     }
 
+    /// A view of a 1-by-1 zero texture, for a kernel that binds a texture it does not read (a
+    /// layout has no optional bindings).
+    pub(crate) fn unread_texels(&self) -> Result<wgpu::TextureView> {
+        let texture = self.texture_vec4("unread texels", (1, 1), None)?;
+        Ok(texture.create_view(&Default::default()))
+    }
+
     /// A buffer to map and read back `len` f32 values.
     pub(crate) fn staging(&self, name: &str, len: usize) -> Result<wgpu::Buffer> {
         let bytes = (len.max(4) * 4) as u64;

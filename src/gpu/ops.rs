@@ -242,7 +242,7 @@ pub fn sgd(
 pub fn peak_fma_chains(gpu: &Gpu, invocations: usize, iters: u32) -> Result<Vec<f32>> {
     let one = OneShot::new(gpu);
     let (src, dst) = (one.output("src", 4)?, one.output("dst", 4 * invocations)?);
-    let texels = one.no_texels()?;
+    let texels = gpu.unread_texels()?;
     let call = PeakCall {
         probe: Probe::Fma { iters },
         n: invocations,
@@ -269,7 +269,7 @@ pub fn peak_copy(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
     }
     let one = OneShot::new(gpu);
     let (s, dst) = (one.input("src", src)?, one.output("dst", src.len())?);
-    let texels = one.no_texels()?;
+    let texels = gpu.unread_texels()?;
     let call = PeakCall {
         probe: Probe::Copy,
         n: src.len() / 4,
@@ -281,7 +281,7 @@ pub fn peak_copy(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// One `load_storage` (or, with `texture`, `load_texture`) dispatch of `shaders/peak.wgsl`
+/// One `load_storage` (or, with `from_texture`, `load_texture`) dispatch of `shaders/peak.wgsl`
 /// (the peak probe's load rates) over `grid`, `[rows, width, 4]` row-major (in a storage
 /// buffer, or an `rgba32float` texture of `width` by `rows`); twin of
 /// [`crate::cpu::peak::load_sums`]. Returns `[width · rows / iters, 4]`: invocation `g` sums
@@ -292,7 +292,7 @@ pub fn peak_load(
     grid: &[f32],
     width: usize,
     iters: u32,
-    texture: bool,
+    from_texture: bool,
 ) -> Result<Vec<f32>> {
     let band = 4 * width * iters as usize;
     if band == 0 || grid.is_empty() || !grid.len().is_multiple_of(band) {
@@ -306,22 +306,22 @@ pub fn peak_load(
     let n = width * rows / iters as usize;
     let one = OneShot::new(gpu);
     let (src, dst) = (one.input("src", grid)?, one.output("dst", 4 * n)?);
-    let texture = match texture {
-        true => Some(gpu.texture_vec4("peak load texels", (width, rows), Some(grid))?),
-        false => None,
+    let texels = match from_texture {
+        true => gpu
+            .texture_vec4("peak load texels", (width, rows), Some(grid))?
+            .create_view(&Default::default()),
+        false => gpu.unread_texels()?,
     };
-    let zero = one.no_texels()?;
-    let texels = texture.map(|t| t.create_view(&Default::default()));
     let call = PeakCall {
         probe: Probe::Load {
             iters,
             width: crate::gpu::kernels::u32_of("peak load width", width)?,
-            texture: texels.is_some(),
+            texture: from_texture,
         },
         n,
         src: &src,
         dst: &dst,
-        texels: texels.as_ref().unwrap_or(&zero),
+        texels: &texels,
     };
     let [out] = one.run([&call as &dyn CallDyn], [Region::whole(&dst, 4 * n)])?;
     Ok(out)
@@ -373,12 +373,6 @@ impl<'g> OneShot<'g> {
         let buffer = self.output(name, len)?;
         self.gpu.write(&buffer, 0, bytes, &self.counters);
         Ok(buffer)
-    }
-
-    /// A view of a 1-by-1 zero texture, for the kernels that bind a texture they do not read.
-    fn no_texels(&self) -> Result<wgpu::TextureView> {
-        let texture = self.gpu.texture_vec4("unread texels", (1, 1), None)?;
-        Ok(texture.create_view(&Default::default()))
     }
 
     /// A zeroed storage buffer of `len` f32 values (readable back).

@@ -145,9 +145,10 @@ impl ForwardPlan {
         if weights.texels.is_some() {
             step_kernel = lstm_forward_step::with_texels(step_kernel);
         }
-        // The steps that read no texture bind this one (a layout has no optional bindings).
-        let unread = gpu.texture_vec4("unread texels", (1, 1), None)?;
-        let unread = unread.create_view(&Default::default());
+        let unread = match weights.texels {
+            Some(_) => None,
+            None => Some(gpu.unread_texels()?),
+        };
         for (l, s) in slots.layers.iter().enumerate() {
             let input = self.layer_input(l);
             let il = slots.config.layer_input_size(l);
@@ -184,7 +185,11 @@ impl ForwardPlan {
                 &lb.gates,
                 input,
             ];
-            let texels = weights.texels.map_or(&unread, |t| t.view(l));
+            let texels = match (weights.texels, &unread) {
+                (Some(t), _) => t.view(l),
+                (None, Some(unread)) => unread,
+                (None, None) => unreachable!("made above when the model keeps no textures"),
+            };
             let work = lstm_forward_step::work(step_kernel, batch, il, h);
             let step = Dispatch::with_shared_uniform(
                 gpu,
