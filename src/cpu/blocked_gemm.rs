@@ -502,8 +502,17 @@ fn copy_lanes<F: Copy>(dst: &mut [F], src: &[F]) {
     }
 }
 
-/// [`gemm`] with the rows of `A` and `C` split across threads, each with its own scratch; `B`
-/// is shared. The results do not depend on the number of threads.
+/// Above this many bytes of packed `B`, [`gemm_parallel`] splits the columns of `C` (whole
+/// panels of `B`) among threads instead of its rows: each thread then reads only its share of
+/// a `B` too large for one core's cache, instead of all of it. On a 2-core AVX-512 machine
+/// with 2 MiB of L2 per core, the product `[1152, 512] · [512, 2048]` (B32 I512 H512's input
+/// projection, a 4 MiB `W_ihᵀ`) ran at 283 GFLOP/s split by columns against 255 by rows.
+const SPLIT_COLUMNS_ABOVE_BYTES: usize = 1 << 20;
+
+/// [`gemm`] split across threads, each with its own scratch: by rows of `A` and `C` (`B`
+/// shared), or, for a large `B`, by whole panels of `B` and the columns of `C` under them (`A`
+/// shared). Every element is the same chain of multiply-adds either way, so the results do not
+/// depend on the number of threads.
 pub(crate) fn gemm_parallel<F: Real>(
     isa: Isa,
     a: &[ArrayView2<'_, F>],
@@ -515,6 +524,25 @@ pub(crate) fn gemm_parallel<F: Real>(
     let chunk = chunk_rows(rows, b.k * b.n);
     if chunk >= rows {
         gemm(isa, a, b, init, c, &mut GemmScratch::default());
+        return;
+    }
+    let chunks = rows.div_ceil(chunk);
+    let panels = b.n.div_ceil(NR);
+    if b.k * b.n * size_of::<F>() > SPLIT_COLUMNS_ABOVE_BYTES && panels >= 2 * chunks {
+        let per_chunk = panels.div_ceil(chunks);
+        let parts: Vec<_> = c
+            .axis_chunks_iter_mut(Axis(1), per_chunk * NR)
+            .enumerate()
+            .collect();
+        parts.into_par_iter().for_each(|(i, mut c)| {
+            let col0 = i * per_chunk * NR;
+            let init = match init {
+                Init::Bias(bias) => Init::Bias(&bias[col0..col0 + c.ncols()]),
+                other => other,
+            };
+            let b = b.panels(i * per_chunk, per_chunk);
+            gemm(isa, a, b, init, &mut c, &mut GemmScratch::default());
+        });
         return;
     }
     let starts: Vec<usize> = (0..rows).step_by(chunk).collect();
@@ -726,24 +754,35 @@ mod tests {
 
     #[test]
     fn avx2_and_avx512_give_the_same_bits_and_threads_change_nothing() {
-        let (m, k, n) = (300, 600, 100);
+        same_bits_on_every_isa_and_thread_count(300, 600, 100, false);
+    }
+
+    #[test]
+    fn a_product_split_by_columns_gives_the_same_bits_as_one_thread() {
+        // B [600, 500] is 1.2 MB, above SPLIT_COLUMNS_ABOVE_BYTES: 16 panels (the last one
+        // partial) shared by 2 or 3 threads, each with its slice of the bias.
+        assert!(600 * 500 * size_of::<f32>() > SPLIT_COLUMNS_ABOVE_BYTES);
+        same_bits_on_every_isa_and_thread_count(70, 600, 500, true);
+    }
+
+    /// `gemm_parallel` on `[m, k] · [k, n]` (accumulating, or from a bias row) gives the same
+    /// bits on 1, 2 and 3 threads, and the same bits on every FMA instruction set.
+    fn same_bits_on_every_isa_and_thread_count(m: usize, k: usize, n: usize, bias: bool) {
         let a = matrix(m, k, 8);
         let packed = PackedB::of(matrix(k, n, 9).view());
+        let bias_row = matrix(1, n, 11).into_raw_vec_and_offset().0;
+        let init = if bias {
+            Init::Bias(&bias_row)
+        } else {
+            Init::Accumulate
+        };
         let run = |isa, threads| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             let mut c = matrix(m, n, 10);
-            pool.install(|| {
-                gemm_parallel(
-                    isa,
-                    &[a.view()],
-                    packed.all(),
-                    Init::Accumulate,
-                    &mut c.view_mut(),
-                )
-            });
+            pool.install(|| gemm_parallel(isa, &[a.view()], packed.all(), init, &mut c.view_mut()));
             c
         };
         let mut fma_result: Option<(Isa, Array2<f32>)> = None;
