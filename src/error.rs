@@ -46,6 +46,17 @@ pub enum Error {
         shape: Vec<usize>,
     },
 
+    /// A sequence's length in a batch of variable lengths is outside `1..=T`.
+    #[error("sequence {sequence} has length {length}, outside 1..={seq}")]
+    SequenceLength {
+        /// The sequence's index in the batch.
+        sequence: usize,
+        /// Its length as given.
+        length: usize,
+        /// The steps of the batch, `T`.
+        seq: usize,
+    },
+
     /// A configuration value is out of range (learning rate, batch size, ...).
     #[error("invalid {what}: {reason}")]
     Config {

@@ -4,6 +4,17 @@
 //! are `[B, T, H]` (the last layer's hidden state at every step), states are `[L, B, H]`
 //! (index = layer). All arrays are row-major.
 //!
+//! With `D` directions per layer (2 when bidirectional) and `H_out` features of `h` (the
+//! projection's size, or `H`), `y` is `[B, T, D·H_out]` (`[forward | reverse]` at each step),
+//! `h` states are `[L·D, B, H_out]` and `c` states `[L·D, B, H]`, index `l·D + d`. The plain
+//! shapes above are the case `D = 1`, `H_out = H`.
+//!
+//! Variable lengths (`lengths[b]` in `1..=T`, [`Lstm::forward_lengths`]) follow PyTorch's
+//! `pack_padded_sequence(enforce_sorted=False)` and `pad_packed_sequence`: sequence `b` uses
+//! steps `0 .. lengths[b]` only, `y` is 0 past its length, the forward direction's `h_n`/`c_n`
+//! is its state after step `lengths[b] - 1`, the reverse direction starts at that step, and
+//! every gradient from padded positions is 0.
+//!
 //! [`Lstm`] is what an LSTM does on either device: [`crate::cpu::lstm::CpuLstm`] and
 //! [`crate::gpu::GpuLstm`] implement it with the same meaning, so code (and this crate's tests and
 //! benchmarks) can be written once for both.
@@ -59,6 +70,27 @@ pub trait Lstm<F: Real = f32> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)>;
 
+    /// [`Lstm::forward`] of a batch of sequences of different lengths: `lengths` `[B]`, each in
+    /// `1..=T` (see the module documentation). A slice of the wrong size is
+    /// [`Error::Shape`](crate::Error::Shape), a length outside `1..=T`
+    /// [`Error::SequenceLength`](crate::Error::SequenceLength).
+    fn forward_lengths(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: &[usize],
+        state: Option<&LstmState<F>>,
+    ) -> Result<LstmOutput<F>>;
+
+    /// [`Lstm::forward_train`] of a batch of sequences of different lengths, as
+    /// [`Lstm::forward_lengths`]; [`Lstm::backward`] of its tape gives 0 for every gradient from
+    /// a padded position.
+    fn forward_train_lengths(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: &[usize],
+        state: Option<&LstmState<F>>,
+    ) -> Result<(LstmOutput<F>, Tape)>;
+
     /// Backpropagation through time from the activations of `tape` (the latest
     /// [`Lstm::forward_train`]). Absent upstream gradients are zero; fields not in `want` are
     /// `None`.
@@ -84,45 +116,55 @@ pub trait Lstm<F: Real = f32> {
     }
 }
 
-/// Hidden and cell state of every layer: `h`, `c` are `[L, B, H]`.
+/// Hidden and cell state of every layer: `h`, `c` are `[L, B, H]` (in general `h`
+/// `[L·D, B, H_out]`, `c` `[L·D, B, H]`, index `l·D + d`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LstmState<F = f32> {
-    /// Hidden state, `[L, B, H]`.
+    /// Hidden state, `[L·D, B, H_out]`.
     pub h: Array3<F>,
-    /// Cell state, `[L, B, H]`.
+    /// Cell state, `[L·D, B, H]`.
     pub c: Array3<F>,
 }
 
 impl<F: Real> LstmState<F> {
     /// All-zero state, PyTorch's default when `h0`/`c0` are omitted.
     pub fn zeros(config: &LstmConfig, batch: usize) -> Self {
-        let shape = (config.num_layers, batch, config.hidden_size);
+        let [h, c] = state_shapes(config, batch);
         LstmState {
-            h: Array3::zeros(shape),
-            c: Array3::zeros(shape),
+            h: Array3::zeros(h),
+            c: Array3::zeros(c),
         }
     }
+}
+
+/// The shapes of the `h` and `c` states of `batch` sequences: `[L·D, B, H_out]`, `[L·D, B, H]`.
+pub(crate) fn state_shapes(config: &LstmConfig, batch: usize) -> [[usize; 3]; 2] {
+    let ld = config.num_layers * config.num_directions();
+    [
+        [ld, batch, config.output_size()],
+        [ld, batch, config.hidden_size],
+    ]
 }
 
 /// The result of a forward pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LstmOutput<F = f32> {
-    /// Last layer's hidden state at every step, `[B, T, H]`.
+    /// Last layer's hidden state at every step, `[B, T, H]` (`[B, T, D·H_out]`).
     pub y: Array3<F>,
-    /// Every layer's hidden state after the last step, `[L, B, H]`.
+    /// Every layer's hidden state after the last step, `[L, B, H]` (`[L·D, B, H_out]`).
     pub h_n: Array3<F>,
-    /// Every layer's cell state after the last step, `[L, B, H]`.
+    /// Every layer's cell state after the last step, `[L, B, H]` (`[L·D, B, H]`).
     pub c_n: Array3<F>,
 }
 
 /// Gradients of a scalar loss with respect to the forward's outputs; an absent one is zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream<F = f32> {
-    /// `dL/dy`, `[B, T, H]`.
+    /// `dL/dy`, `[B, T, H]` (`[B, T, D·H_out]`).
     pub dy: Option<Array3<F>>,
-    /// `dL/dh_n`, `[L, B, H]`.
+    /// `dL/dh_n`, `[L, B, H]` (`[L·D, B, H_out]`).
     pub dh_n: Option<Array3<F>>,
-    /// `dL/dc_n`, `[L, B, H]`.
+    /// `dL/dc_n`, `[L, B, H]` (`[L·D, B, H]`).
     pub dc_n: Option<Array3<F>>,
 }
 
@@ -175,12 +217,14 @@ impl GradRequest {
 pub struct LstmGrads<F = f32> {
     /// `dL/dx`, `[B, T, I]`.
     pub x: Option<Array3<F>>,
-    /// `dL/dh0`, `[L, B, H]`.
+    /// `dL/dh0`, `[L, B, H]` (`[L·D, B, H_out]`).
     pub h0: Option<Array3<F>>,
-    /// `dL/dc0`, `[L, B, H]`.
+    /// `dL/dc0`, `[L, B, H]` (`[L·D, B, H]`).
     pub c0: Option<Array3<F>>,
-    /// Per layer: `dL/dweight_ih` `[4H, I_l]`, `dL/dweight_hh` `[4H, H]`, `dL/dbias_ih` and
-    /// `dL/dbias_hh` `[4H]` (the two bias gradients are always equal).
+    /// Per layer and direction (index `l·D + d`, as [`LstmWeights::layers`]):
+    /// `dL/dweight_ih` `[4H, I_l]`, `dL/dweight_hh` `[4H, H_out]`, `dL/dbias_ih` and
+    /// `dL/dbias_hh` `[4H]` (the two bias gradients are always equal), `dL/dweight_hr`
+    /// `[H_out, H]` when projected.
     pub layers: Option<Vec<LayerWeights<F>>>,
 }
 
@@ -273,11 +317,15 @@ impl Clone for TapeIssuer {
 /// [`Error::Shape`](crate::Error::Shape) unless `new` has the sizes of `current` (replacing a
 /// model's weights keeps its configuration).
 pub(crate) fn check_same_config(current: &LstmConfig, new: &LstmConfig) -> Result<()> {
+    let sizes = |c: &LstmConfig| {
+        let dirs = c.num_directions();
+        vec![c.input_size, c.hidden_size, c.num_layers, dirs, c.proj_size]
+    };
     if new != current {
         return Err(crate::error::Error::Shape {
-            tensor: "weights (input_size, hidden_size, num_layers)".into(),
-            expected: vec![current.input_size, current.hidden_size, current.num_layers],
-            actual: vec![new.input_size, new.hidden_size, new.num_layers],
+            tensor: "weights (input_size, hidden_size, num_layers, directions, proj_size)".into(),
+            expected: sizes(current),
+            actual: sizes(new),
         });
     }
     Ok(())
@@ -294,11 +342,25 @@ pub(crate) fn check_input<F: Real>(
     expect_shape("x", s, &[s[0], s[1], config.input_size])?;
     let (b, t) = (s[0], s[1]);
     if let Some(state) = state {
-        let want = [config.num_layers, b, config.hidden_size];
-        expect_shape("h0", state.h.shape(), &want)?;
-        expect_shape("c0", state.c.shape(), &want)?;
+        let [h, c] = state_shapes(config, b);
+        expect_shape("h0", state.h.shape(), &h)?;
+        expect_shape("c0", state.c.shape(), &c)?;
     }
     Ok((b, t))
+}
+
+/// Checks `lengths` `[B]` of a batch of `batch` sequences of at most `seq` steps: each in
+/// `1..=seq`.
+pub(crate) fn check_lengths(lengths: &[usize], batch: usize, seq: usize) -> Result<()> {
+    expect_shape("lengths", &[lengths.len()], &[batch])?;
+    match lengths.iter().position(|&n| n == 0 || n > seq) {
+        Some(sequence) => Err(crate::error::Error::SequenceLength {
+            sequence,
+            length: lengths[sequence],
+            seq,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Checks upstream gradients against the forward's `(B, T)`.
@@ -308,16 +370,15 @@ pub(crate) fn check_upstream<F: Real>(
     seq: usize,
     up: &Upstream<F>,
 ) -> Result<()> {
-    let h = config.hidden_size;
     if let Some(dy) = &up.dy {
-        expect_shape("dy", dy.shape(), &[batch, seq, h])?;
+        expect_shape("dy", dy.shape(), &[batch, seq, config.layer_output_size()])?;
     }
-    let want = [config.num_layers, batch, h];
+    let [h, c] = state_shapes(config, batch);
     if let Some(d) = &up.dh_n {
-        expect_shape("dh_n", d.shape(), &want)?;
+        expect_shape("dh_n", d.shape(), &h)?;
     }
     if let Some(d) = &up.dc_n {
-        expect_shape("dc_n", d.shape(), &want)?;
+        expect_shape("dc_n", d.shape(), &c)?;
     }
     Ok(())
 }

@@ -1,16 +1,22 @@
 //! LSTM parameters in PyTorch `nn.LSTM` layout, and their safetensors form.
 //!
-//! For layer `l` (gate blocks in the order i, f, g, o, each `H` rows):
+//! For layer `l` (gate blocks in the order i, f, g, o, each `H` rows), with `D` directions (2
+//! when bidirectional) and `H_out` the size of `h` (`proj_size` when projected, else `H`):
 //!
 //! | key | shape | meaning |
 //! | --- | --- | --- |
-//! | `weight_ih_l{l}` | `[4H, I_l]` | input-to-gates weights, `I_0 = I`, `I_l = H` above |
-//! | `weight_hh_l{l}` | `[4H, H]` | hidden-to-gates weights |
+//! | `weight_ih_l{l}` | `[4H, I_l]` | input-to-gates weights, `I_0 = I`, `I_l = D·H_out` above |
+//! | `weight_hh_l{l}` | `[4H, H_out]` | hidden-to-gates weights |
 //! | `bias_ih_l{l}` | `[4H]` | input bias |
 //! | `bias_hh_l{l}` | `[4H]` | hidden bias (both biases are added) |
+//! | `weight_hr_l{l}` | `[H_out, H]` | projection `h = (o ⊙ tanh c) · W_hrᵀ`, only when projected |
 //!
-//! A file written by `torch.save_file(lstm.state_dict())` loads here, and a file saved here loads
-//! into `nn.LSTM(I, H, num_layers=L, batch_first=True)` with `load_state_dict`.
+//! The reverse direction of a bidirectional layer has the same tensors with the suffix
+//! `_reverse` (`weight_ih_l0_reverse`, ...).
+//!
+//! A file written by `safetensors.torch.save_file(lstm.state_dict())` loads here, and a file
+//! saved here loads into `nn.LSTM(I, H, num_layers=L, bidirectional=.., proj_size=..,
+//! batch_first=True)` with `load_state_dict`.
 
 use std::path::Path;
 
@@ -27,9 +33,21 @@ const LAYER_TENSOR_STEMS: [&str; 4] = ["weight_ih", "weight_hh", "bias_ih", "bia
 
 /// PyTorch's names of layer `l`'s four tensors, in the order of [`LayerWeights`]'s fields (the
 /// order every listing of a layer's tensors uses): `weight_ih_l{l}` `[4H, I_l]`,
-/// `weight_hh_l{l}` `[4H, H]`, `bias_ih_l{l}` `[4H]`, `bias_hh_l{l}` `[4H]`.
+/// `weight_hh_l{l}` `[4H, H_out]`, `bias_ih_l{l}` `[4H]`, `bias_hh_l{l}` `[4H]`.
 pub fn layer_tensor_names(l: usize) -> [String; 4] {
-    LAYER_TENSOR_STEMS.map(|stem| format!("{stem}_l{l}"))
+    direction_tensor_names(l, 0)
+}
+
+/// As [`layer_tensor_names`], for direction `d` of layer `l`: the reverse direction (`d = 1`)
+/// has the suffix `_reverse`.
+pub fn direction_tensor_names(l: usize, d: usize) -> [String; 4] {
+    LAYER_TENSOR_STEMS.map(|stem| tensor_name(stem, l, d))
+}
+
+/// `{stem}_l{l}`, with `_reverse` for direction 1.
+fn tensor_name(stem: &str, l: usize, d: usize) -> String {
+    let suffix = if d == 1 { "_reverse" } else { "" };
+    format!("{stem}_l{l}{suffix}")
 }
 
 /// The sizes that fix an LSTM's parameter shapes.
@@ -41,6 +59,13 @@ pub struct LstmConfig {
     pub hidden_size: usize,
     /// Stacked layers, `L`; layer `l > 0` reads the hidden sequence of layer `l - 1`.
     pub num_layers: usize,
+    /// Each layer runs in both directions (PyTorch `bidirectional=True`): `D = 2` directions,
+    /// the reverse one reading the sequence from its end; the layer's output at step `t` is
+    /// `[forward h_t | reverse h_t]`.
+    pub bidirectional: bool,
+    /// The size of `h` when it is a projection of `o ⊙ tanh c` (PyTorch `proj_size`), `H_out`;
+    /// 0 for none (`H_out = H`). Below `H` when set.
+    pub proj_size: usize,
 }
 
 impl LstmConfig {
@@ -52,11 +77,49 @@ impl LstmConfig {
             &[input_size, hidden_size, num_layers],
             &["input_size", "hidden_size", "num_layers"],
         )?;
-        let config = LstmConfig {
+        LstmConfig {
             input_size,
             hidden_size,
             num_layers,
-        };
+            bidirectional: false,
+            proj_size: 0,
+        }
+        .checked()
+    }
+
+    /// The same sizes, in both directions when `on` (PyTorch `bidirectional`).
+    pub fn with_bidirectional(self, on: bool) -> Result<Self> {
+        LstmConfig {
+            bidirectional: on,
+            ..self
+        }
+        .checked()
+    }
+
+    /// The same sizes with `h` projected to `proj_size` features (PyTorch `proj_size`; 0 for
+    /// none). PyTorch requires `proj_size < hidden_size`, and so does this.
+    pub fn with_proj_size(self, proj_size: usize) -> Result<Self> {
+        if proj_size >= self.hidden_size {
+            return Err(Error::config(
+                "LstmConfig",
+                format!(
+                    "proj_size {proj_size} must be below hidden_size {}",
+                    self.hidden_size
+                ),
+            ));
+        }
+        LstmConfig { proj_size, ..self }.checked()
+    }
+
+    /// `self`, unless its parameters are more than this machine can address.
+    fn checked(self) -> Result<Self> {
+        let LstmConfig {
+            input_size,
+            hidden_size,
+            num_layers,
+            ..
+        } = self;
+        let config = self;
         config
             .checked_num_parameters()
             .filter(|&n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
@@ -73,93 +136,165 @@ impl LstmConfig {
     }
 
     fn checked_num_parameters(&self) -> Option<usize> {
-        let h = self.hidden_size;
+        let (h, h_out) = (self.hidden_size, self.output_size());
+        let projection = if self.proj_size > 0 {
+            h_out.checked_mul(h)?
+        } else {
+            0
+        };
+        let lower = self.num_directions().checked_mul(h_out)?;
         (0..self.num_layers).try_fold(0usize, |sum, l| {
-            let per_gate = self.layer_input_size(l).checked_add(h)?.checked_add(2)?;
-            sum.checked_add(h.checked_mul(4)?.checked_mul(per_gate)?)
+            let inputs = if l == 0 { self.input_size } else { lower };
+            let per_gate = inputs.checked_add(h_out)?.checked_add(2)?;
+            let direction = h
+                .checked_mul(4)?
+                .checked_mul(per_gate)?
+                .checked_add(projection)?;
+            sum.checked_add(direction.checked_mul(self.num_directions())?)
         })
     }
 
-    /// Input features of layer `l`: `I` for the first layer, `H` above it.
-    pub fn layer_input_size(&self, l: usize) -> usize {
-        if l == 0 {
-            self.input_size
+    /// Directions per layer, `D`: 2 when bidirectional, else 1.
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Features of `h`, `H_out`: `proj_size` when projected, else `H`.
+    pub fn output_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
         } else {
             self.hidden_size
         }
     }
 
-    /// Total number of parameters over all layers.
+    /// Features of a layer's output at each step (and of `y`), `D·H_out`.
+    pub fn layer_output_size(&self) -> usize {
+        self.num_directions() * self.output_size()
+    }
+
+    /// Input features of layer `l`: `I` for the first layer, `D·H_out` above it.
+    pub fn layer_input_size(&self, l: usize) -> usize {
+        if l == 0 {
+            self.input_size
+        } else {
+            self.layer_output_size()
+        }
+    }
+
+    /// Whether this is the plain LSTM (one direction, no projection), which every part of the
+    /// crate runs; [`CpuLstm`](crate::cpu::lstm::CpuLstm) runs the others too.
+    pub fn is_plain(&self) -> bool {
+        !self.bidirectional && self.proj_size == 0
+    }
+
+    /// [`Error::Config`] naming `what` unless [`LstmConfig::is_plain`]: for the parts of the
+    /// crate that do not run bidirectional or projected layers yet.
+    pub fn require_plain(&self, what: &'static str) -> Result<()> {
+        let feature = match (self.bidirectional, self.proj_size > 0) {
+            (false, false) => return Ok(()),
+            (true, false) => "bidirectional layers",
+            (false, true) => "projected layers (proj_size)",
+            (true, true) => "bidirectional and projected layers",
+        };
+        Err(Error::config(
+            what,
+            format!("{feature} are not supported here yet; CpuLstm runs them"),
+        ))
+    }
+
+    /// Total number of parameters over all layers and directions.
     pub fn num_parameters(&self) -> usize {
-        let h = self.hidden_size;
-        (0..self.num_layers)
-            .map(|l| 4 * h * (self.layer_input_size(l) + h) + 8 * h)
-            .sum()
+        let (h, h_out) = (self.hidden_size, self.output_size());
+        let projection = if self.proj_size > 0 { h_out * h } else { 0 };
+        let per_direction: usize = (0..self.num_layers)
+            .map(|l| 4 * h * (self.layer_input_size(l) + h_out) + 8 * h + projection)
+            .sum();
+        per_direction * self.num_directions()
     }
 }
 
-/// One layer's parameters (or their gradients), PyTorch layout, gate order i, f, g, o.
+/// One direction of one layer's parameters (or their gradients), PyTorch layout, gate order i,
+/// f, g, o.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerWeights<F = f32> {
     /// `[4H, I_l]`
     pub weight_ih: Array2<F>,
-    /// `[4H, H]`
+    /// `[4H, H_out]`
     pub weight_hh: Array2<F>,
     /// `[4H]`
     pub bias_ih: Array1<F>,
     /// `[4H]`
     pub bias_hh: Array1<F>,
+    /// `[H_out, H]` when the layer is projected (`proj_size > 0`), else `None`.
+    pub weight_hr: Option<Array2<F>>,
 }
 
 impl<F: Real> LayerWeights<F> {
-    /// All-zero parameters of layer `l` of `config`.
+    /// All-zero parameters of layer `l` of `config` (either direction: both have these shapes).
     pub fn zeros(config: &LstmConfig, l: usize) -> Self {
-        let h = config.hidden_size;
+        let (h, h_out) = (config.hidden_size, config.output_size());
         LayerWeights {
             weight_ih: Array2::zeros((4 * h, config.layer_input_size(l))),
-            weight_hh: Array2::zeros((4 * h, h)),
+            weight_hh: Array2::zeros((4 * h, h_out)),
             bias_ih: Array1::zeros(4 * h),
             bias_hh: Array1::zeros(4 * h),
+            weight_hr: (config.proj_size > 0).then(|| Array2::zeros((h_out, h))),
         }
     }
 
-    /// The four tensors as dynamic views, in field order (that of [`layer_tensor_names`]).
-    pub fn views(&self) -> [ArrayViewD<'_, F>; 4] {
-        [
+    /// The tensors as dynamic views, in field order (that of [`layer_tensor_names`], then
+    /// `weight_hr` when present).
+    pub fn views(&self) -> Vec<ArrayViewD<'_, F>> {
+        let mut v = vec![
             self.weight_ih.view().into_dyn(),
             self.weight_hh.view().into_dyn(),
             self.bias_ih.view().into_dyn(),
             self.bias_hh.view().into_dyn(),
-        ]
+        ];
+        v.extend(self.weight_hr.as_ref().map(|w| w.view().into_dyn()));
+        v
     }
 
-    /// The four tensors as mutable dynamic views, in field order (that of
-    /// [`layer_tensor_names`]).
-    pub fn views_mut(&mut self) -> [ArrayViewMutD<'_, F>; 4] {
-        [
+    /// The tensors as mutable dynamic views, in the order of [`LayerWeights::views`].
+    pub fn views_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        let mut v = vec![
             self.weight_ih.view_mut().into_dyn(),
             self.weight_hh.view_mut().into_dyn(),
             self.bias_ih.view_mut().into_dyn(),
             self.bias_hh.view_mut().into_dyn(),
-        ]
+        ];
+        v.extend(self.weight_hr.as_mut().map(|w| w.view_mut().into_dyn()));
+        v
     }
 
-    /// The four tensors with their PyTorch names for layer `l` ([`layer_tensor_names`]), as
-    /// dynamic views.
-    pub fn named(&self, l: usize) -> [(String, ArrayViewD<'_, F>); 4] {
-        let [w_ih, w_hh, b_ih, b_hh] = self.views();
-        let [n_ih, n_hh, nb_ih, nb_hh] = layer_tensor_names(l);
-        [(n_ih, w_ih), (n_hh, w_hh), (nb_ih, b_ih), (nb_hh, b_hh)]
+    /// The tensors with their PyTorch names as direction `d` of layer `l`
+    /// ([`direction_tensor_names`], then `weight_hr_l{l}`), as dynamic views.
+    pub fn named(&self, l: usize, d: usize) -> Vec<(String, ArrayViewD<'_, F>)> {
+        let mut names: Vec<String> = direction_tensor_names(l, d).into();
+        names.push(tensor_name("weight_hr", l, d));
+        names.into_iter().zip(self.views()).collect()
     }
 
-    fn check(&self, config: &LstmConfig, l: usize) -> Result<()> {
-        let h = config.hidden_size;
+    fn check(&self, config: &LstmConfig, l: usize, d: usize) -> Result<()> {
+        let (h, h_out) = (config.hidden_size, config.output_size());
         let i = config.layer_input_size(l);
-        let [w_ih, w_hh, b_ih, b_hh] = layer_tensor_names(l);
+        let [w_ih, w_hh, b_ih, b_hh] = direction_tensor_names(l, d);
         expect_shape(&w_ih, self.weight_ih.shape(), &[4 * h, i])?;
-        expect_shape(&w_hh, self.weight_hh.shape(), &[4 * h, h])?;
+        expect_shape(&w_hh, self.weight_hh.shape(), &[4 * h, h_out])?;
         expect_shape(&b_ih, self.bias_ih.shape(), &[4 * h])?;
-        expect_shape(&b_hh, self.bias_hh.shape(), &[4 * h])
+        expect_shape(&b_hh, self.bias_hh.shape(), &[4 * h])?;
+        let w_hr = tensor_name("weight_hr", l, d);
+        match (&self.weight_hr, config.proj_size > 0) {
+            (Some(w), true) => expect_shape(&w_hr, w.shape(), &[h_out, h]),
+            (None, false) => Ok(()),
+            (Some(w), false) => Err(Error::Shape {
+                tensor: w_hr,
+                expected: vec![],
+                actual: w.shape().to_vec(),
+            }),
+            (None, true) => Err(Error::MissingTensor { tensor: w_hr }),
+        }
     }
 
     /// Converts every tensor to another float type.
@@ -170,11 +305,13 @@ impl<F: Real> LayerWeights<F> {
             weight_hh: self.weight_hh.map(c),
             bias_ih: self.bias_ih.map(c),
             bias_hh: self.bias_hh.map(c),
+            weight_hr: self.weight_hr.as_ref().map(|w| w.map(c)),
         }
     }
 }
 
-/// A whole LSTM's parameters: a configuration and one [`LayerWeights`] per layer, shapes checked.
+/// A whole LSTM's parameters: a configuration and one [`LayerWeights`] per layer and direction
+/// (index `l·D + d`, direction 1 the reverse one), shapes checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LstmWeights<F = f32> {
     config: LstmConfig,
@@ -184,23 +321,15 @@ pub struct LstmWeights<F = f32> {
 impl<F: Real> LstmWeights<F> {
     /// Checks every tensor against `config` and wraps them.
     pub fn new(config: LstmConfig, layers: Vec<LayerWeights<F>>) -> Result<Self> {
-        if layers.len() != config.num_layers {
-            return Err(Error::Shape {
-                tensor: "layers".into(),
-                expected: vec![config.num_layers],
-                actual: vec![layers.len()],
-            });
-        }
-        for (l, layer) in layers.iter().enumerate() {
-            layer.check(&config, l)?;
-        }
-        Ok(LstmWeights { config, layers })
+        let w = LstmWeights { config, layers };
+        w.validate()?;
+        Ok(w)
     }
 
     /// All-zero parameters.
     pub fn zeros(config: LstmConfig) -> Self {
-        let layers = (0..config.num_layers)
-            .map(|l| LayerWeights::zeros(&config, l))
+        let layers = (0..config.num_layers * config.num_directions())
+            .map(|ld| LayerWeights::zeros(&config, ld / config.num_directions()))
             .collect();
         LstmWeights { config, layers }
     }
@@ -252,9 +381,25 @@ impl<F: Real> LstmWeights<F> {
         &self.config
     }
 
-    /// All layers, bottom first.
+    /// Every layer's directions, bottom first: index `l·D + d` (see [`LstmWeights::layer`]).
     pub fn layers(&self) -> &[LayerWeights<F>] {
         &self.layers
+    }
+
+    /// Direction `d` (0 forward, 1 reverse) of layer `l`.
+    pub fn layer(&self, l: usize, d: usize) -> &LayerWeights<F> {
+        &self.layers[l * self.config.num_directions() + d]
+    }
+
+    /// Every tensor with its PyTorch name, layer by layer, forward direction first: the order of
+    /// `nn.LSTM.state_dict()`.
+    pub fn named_tensors(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+        let dirs = self.config.num_directions();
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(ld, layer)| layer.named(ld / dirs, ld % dirs))
+            .collect()
     }
 
     /// Mutable access to the layers; shapes must stay as they are (they are re-checked by every
@@ -273,68 +418,96 @@ impl<F: Real> LstmWeights<F> {
 
     /// Re-checks shapes (after [`LstmWeights::layers_mut`]).
     pub fn validate(&self) -> Result<()> {
-        for (l, layer) in self.layers.iter().enumerate() {
-            layer.check(&self.config, l)?;
+        let dirs = self.config.num_directions();
+        if self.layers.len() != self.config.num_layers * dirs {
+            return Err(Error::Shape {
+                tensor: "layers (num_layers × directions)".into(),
+                expected: vec![self.config.num_layers * dirs],
+                actual: vec![self.layers.len()],
+            });
+        }
+        for (ld, layer) in self.layers.iter().enumerate() {
+            layer.check(&self.config, ld / dirs, ld % dirs)?;
         }
         Ok(())
     }
 
     /// Reads the LSTM tensors from a parsed safetensors file, under `prefix` (e.g. `""` or
-    /// `"lstm."`). The number of layers is the number of consecutive `weight_ih_l{l}` keys; sizes
-    /// come from the shapes. Stored `f32` or `f64` is converted to `F`.
+    /// `"lstm."`). The number of layers is the number of consecutive `weight_ih_l{l}` keys; the
+    /// layers are bidirectional when `weight_ih_l0_reverse` is present and projected when
+    /// `weight_hr_l0` is; sizes come from the shapes. Stored `f32` or `f64` is converted to `F`.
     pub(crate) fn from_safetensors(
         st: &safetensors::SafeTensors<'_>,
         prefix: &str,
     ) -> Result<Self> {
-        let keys = |l: usize| layer_tensor_names(l).map(|name| format!("{prefix}{name}"));
-        let mut num_layers = 0;
-        while st.tensor(&keys(num_layers)[0]).is_ok() {
-            num_layers += 1;
-        }
-        let [w_ih0_key, w_hh0_key, ..] = keys(0);
+        let key = |stem: &str, l: usize, d: usize| format!("{prefix}{}", tensor_name(stem, l, d));
+        let has = |name: &str| st.tensor(name).is_ok();
+        let num_layers = (0..).take_while(|&l| has(&key("weight_ih", l, 0))).count();
+        let w_ih0_key = key("weight_ih", 0, 0);
         if num_layers == 0 {
             return Err(Error::MissingTensor { tensor: w_ih0_key });
         }
-        let w_hh0 = st.tensor(&w_hh0_key).map_err(|_| Error::MissingTensor {
-            tensor: w_hh0_key.clone(),
-        })?;
         let w_ih0 = st.tensor(&w_ih0_key).map_err(Error::Safetensors)?;
-        let (Some(&h), Some(&i)) = (w_hh0.shape().get(1), w_ih0.shape().get(1)) else {
+        let (&[four_h, i], true) = (
+            w_ih0.shape(),
+            w_ih0.shape().first().is_some_and(|r| r % 4 == 0),
+        ) else {
             return Err(Error::Shape {
-                tensor: w_hh0_key,
+                tensor: w_ih0_key,
                 expected: vec![0, 0],
-                actual: w_hh0.shape().to_vec(),
+                actual: w_ih0.shape().to_vec(),
             });
         };
-        let config = LstmConfig::new(i, h, num_layers)?;
-        let mut layers = Vec::with_capacity(num_layers);
+        let proj_size = match st.tensor(&key("weight_hr", 0, 0)) {
+            Ok(w_hr) => w_hr.shape().first().copied().unwrap_or(0),
+            Err(_) => 0,
+        };
+        let config = LstmConfig::new(i, four_h / 4, num_layers)?.with_bidirectional(has(&key(
+            "weight_ih",
+            0,
+            1,
+        )))?;
+        let config = if proj_size > 0 {
+            config.with_proj_size(proj_size)?
+        } else {
+            config
+        };
+        let mut layers = Vec::with_capacity(num_layers * config.num_directions());
         for l in 0..num_layers {
-            let il = config.layer_input_size(l);
-            let get2 = |name: String, shape: [usize; 2]| -> Result<Array2<F>> {
-                tensor_file::read_tensor::<F>(st, &name, Some(&shape))?
-                    .into_dimensionality::<Ix2>()
-                    .map_err(|_| Error::Shape {
-                        tensor: name,
-                        expected: shape.to_vec(),
-                        actual: vec![],
-                    })
-            };
-            let get1 = |name: String, len: usize| -> Result<Array1<F>> {
-                tensor_file::read_tensor::<F>(st, &name, Some(&[len]))?
-                    .into_dimensionality::<Ix1>()
-                    .map_err(|_| Error::Shape {
-                        tensor: name,
-                        expected: vec![len],
-                        actual: vec![],
-                    })
-            };
-            let [w_ih, w_hh, b_ih, b_hh] = keys(l);
-            layers.push(LayerWeights {
-                weight_ih: get2(w_ih, [4 * h, il])?,
-                weight_hh: get2(w_hh, [4 * h, h])?,
-                bias_ih: get1(b_ih, 4 * h)?,
-                bias_hh: get1(b_hh, 4 * h)?,
-            });
+            for d in 0..config.num_directions() {
+                let shapes = LayerWeights::<F>::zeros(&config, l);
+                let get2 = |stem: &str, like: &Array2<F>| -> Result<Array2<F>> {
+                    let name = key(stem, l, d);
+                    let shape = like.shape();
+                    tensor_file::read_tensor::<F>(st, &name, Some(shape))?
+                        .into_dimensionality::<Ix2>()
+                        .map_err(|_| Error::Shape {
+                            tensor: name,
+                            expected: shape.to_vec(),
+                            actual: vec![],
+                        })
+                };
+                let get1 = |stem: &str, len: usize| -> Result<Array1<F>> {
+                    let name = key(stem, l, d);
+                    tensor_file::read_tensor::<F>(st, &name, Some(&[len]))?
+                        .into_dimensionality::<Ix1>()
+                        .map_err(|_| Error::Shape {
+                            tensor: name,
+                            expected: vec![len],
+                            actual: vec![],
+                        })
+                };
+                layers.push(LayerWeights {
+                    weight_ih: get2("weight_ih", &shapes.weight_ih)?,
+                    weight_hh: get2("weight_hh", &shapes.weight_hh)?,
+                    bias_ih: get1("bias_ih", shapes.bias_ih.len())?,
+                    bias_hh: get1("bias_hh", shapes.bias_hh.len())?,
+                    weight_hr: match &shapes.weight_hr {
+                        Some(like) => Some(get2("weight_hr", like)?),
+                        None => None,
+                    },
+                });
+            }
         }
         LstmWeights::new(config, layers)
     }
@@ -352,10 +525,8 @@ impl<F: Real> LstmWeights<F> {
 
     /// Adds the tensors to a file being written, under `prefix`.
     pub(crate) fn add_to(&self, writer: &mut TensorWriter, prefix: &str) {
-        for (l, layer) in self.layers.iter().enumerate() {
-            for (name, view) in layer.named(l) {
-                writer.add(format!("{prefix}{name}"), view);
-            }
+        for (name, view) in self.named_tensors() {
+            writer.add(format!("{prefix}{name}"), view);
         }
     }
 

@@ -81,7 +81,7 @@ fn weight_gradients_match_finite_differences() {
     let c = case();
     let grads = analytic(&c);
     for (l, g) in grads.layers.as_ref().unwrap().iter().enumerate() {
-        for (p, (name, view)) in g.named(l).into_iter().enumerate() {
+        for (p, (name, view)) in g.named(l, 0).into_iter().enumerate() {
             let shape = view.shape().to_vec();
             let num = numeric(&c, view.len(), &shape, |w, _, _, k, d| {
                 let layer = &mut w.layers_mut()[l];

@@ -40,7 +40,7 @@ fn assert_grads_close(what: &str, got: &LstmGrads<f32>, want: &LstmGrads<f32>) {
     c("dc0", &got.c0, &want.c0);
     let (gl, wl) = (got.layers.as_ref().unwrap(), want.layers.as_ref().unwrap());
     for (l, (g, w)) in gl.iter().zip(wl).enumerate() {
-        for ((name, a), (_, b)) in g.named(l).into_iter().zip(w.named(l)) {
+        for ((name, a), (_, b)) in g.named(l, 0).into_iter().zip(w.named(l, 0)) {
             assert_close(&format!("{what} d{name}"), a, b, 0.0, RTOL);
         }
     }
@@ -254,7 +254,7 @@ fn a_300_step_sequence_has_finite_gradients_matching_cpu() {
         .forward_backward(x.view(), None, &up, GradRequest::ALL)
         .unwrap();
     for g in got.layers.as_ref().unwrap() {
-        for (name, v) in g.named(0) {
+        for (name, v) in g.named(0, 0) {
             assert!(
                 v.iter().all(|v| v.is_finite()),
                 "{name} has a non-finite element"

@@ -126,6 +126,7 @@ fn identity_gates(hidden: usize) -> LstmWeights<f32> {
             weight_hh: Array2::zeros((4 * hidden, hidden)),
             bias_ih: Array1::zeros(4 * hidden),
             bias_hh: Array1::zeros(4 * hidden),
+            weight_hr: None,
         }],
     )
     .unwrap()
@@ -225,7 +226,7 @@ fn cpu_and_gpu_stay_finite_and_agree_over_1000_steps_with_a_saturated_forget_gat
         2e-5,
     );
     let (g, c) = (&got_g.layers.unwrap()[0], &want_g.layers.unwrap()[0]);
-    for ((name, a), (_, b)) in g.named(0).into_iter().zip(c.named(0)) {
+    for ((name, a), (_, b)) in g.named(0, 0).into_iter().zip(c.named(0, 0)) {
         assert_close(&format!("d{name}"), a, b, 0.0, 2e-5);
     }
 }
@@ -291,7 +292,7 @@ fn long_sequence_matches_float64(seq: usize, rtol_fwd: f64, rtol_bwd: f64) {
             &got_g.layers.unwrap()[0],
             &want_g.layers.as_ref().unwrap()[0],
         );
-        for ((name, a), (_, b)) in g.named(0).into_iter().zip(e.named(0)) {
+        for ((name, a), (_, b)) in g.named(0, 0).into_iter().zip(e.named(0, 0)) {
             let b = b.mapv(|v| v as f32);
             let what = format!("{device} T={seq} d{name}");
             assert_close(&what, a, b.view(), 0.0, rtol_bwd);

@@ -124,12 +124,12 @@ fn gpu_matches_cpu(c: &Case) {
         // with each one: with few units the sum in `dW_hh` can cancel to 1e-2 of `db`,
         // and then CPU and GPU f32 both sit ~1e-5 of `dW_hh` away from an f64 reference
         // (seen at B6 T4 I2 H1, 3 layers). A wrong gradient is off by its own size.
-        let named = w.named(l);
+        let named = w.named(l, 0);
         let scale = named
             .iter()
             .flat_map(|(_, b)| b.iter())
             .fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
-        for ((name, a), (_, b)) in g.named(l).into_iter().zip(named) {
+        for ((name, a), (_, b)) in g.named(l, 0).into_iter().zip(named) {
             assert_close(&format!("{what} d{name}"), a, b, RTOL_BWD * scale, 0.0);
         }
     }

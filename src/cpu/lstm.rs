@@ -42,6 +42,7 @@ use rayon::prelude::*;
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, PackedRef, gemm, gemm_parallel};
 use super::contiguous::assign_by_rows;
+use super::general_lstm::{self, GeneralTape};
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
@@ -464,6 +465,7 @@ pub(crate) fn forward_into_tape<F: Real>(
     y: Option<ArrayViewMut3<'_, F>>,
 ) -> Result<(Array3<F>, Array3<F>)> {
     let config = *weights.config();
+    config.require_plain("cpu::lstm::forward_train")?;
     let mut zeros = None;
     let (batch, seq, state) = prepare(&config, &x, state, &mut zeros)?;
     tape.batch = batch;
@@ -590,6 +592,7 @@ pub(crate) fn forward_state_in_place<F: Real>(
     packed_is_current: bool,
 ) -> Result<()> {
     let config = *weights.config();
+    config.require_plain("cpu::lstm::forward")?;
     let (batch, seq) = check_input(&config, &x, Some(state))?;
     if !packed_is_current || scratch.packed.len() != config.num_layers {
         pack_layers(weights, &mut scratch.packed);
@@ -661,6 +664,7 @@ pub fn backward_with<F: Real>(
     scratch: &mut BackwardScratch<F>,
 ) -> Result<LstmGrads<F>> {
     let config = *weights.config();
+    config.require_plain("cpu::lstm::backward")?;
     let (batch, seq) = (tape.batch, tape.seq);
     check_upstream(&config, batch, seq, upstream)?;
     check_tape_layers(&config, tape)?;
@@ -994,6 +998,10 @@ pub struct CpuLstm<F = f32> {
     inference_packed: bool,
     training: CpuTape<F>,
     scratch: BackwardScratch<F>,
+    /// The tape of the latest `forward_train` when it ran the general path (bidirectional or
+    /// projected layers, or variable lengths), which `general_taped` says.
+    general: GeneralTape<F>,
+    general_taped: bool,
     tapes: TapeIssuer,
     version: WeightsVersion,
 }
@@ -1009,6 +1017,8 @@ impl<F: Real> CpuLstm<F> {
             inference_packed: false,
             training: CpuTape::default(),
             scratch: BackwardScratch::default(),
+            general: GeneralTape::default(),
+            general_taped: false,
             tapes: TapeIssuer::new(),
             version: WeightsVersion::default(),
         })
@@ -1036,6 +1046,20 @@ impl<F: Real> CpuLstm<F> {
         self.inference_packed = false;
         self.version.bump();
         &mut self.weights
+    }
+
+    /// `forward_train` on the general path ([`general_lstm`]), keeping its tape.
+    fn forward_train_general(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: Option<&[usize]>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<(LstmOutput<F>, Tape)> {
+        let (out, tape) = general_lstm::forward_train(self.isa, &self.weights, x, lengths, state)?;
+        self.general = tape;
+        self.general_taped = true;
+        let tape = self.tapes.issue(self.general.batch(), self.general.seq());
+        Ok((out, tape))
     }
 
     /// The version of the parameters, which streams made from this model watch.
@@ -1068,6 +1092,9 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<LstmOutput<F>> {
         self.weights.validate()?;
+        if !self.weights.config().is_plain() {
+            return general_lstm::forward(self.isa, &self.weights, x, None, state);
+        }
         let out = forward_packed(
             self.isa,
             &self.weights,
@@ -1087,9 +1114,31 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
         self.weights.validate()?;
+        if !self.weights.config().is_plain() {
+            return self.forward_train_general(x, None, state);
+        }
         let out = forward_train_into(self.isa, &self.weights, x, state, &mut self.training)?;
+        self.general_taped = false;
         let tape = self.tapes.issue(self.training.batch, self.training.seq);
         Ok((out, tape))
+    }
+
+    fn forward_lengths(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: &[usize],
+        state: Option<&LstmState<F>>,
+    ) -> Result<LstmOutput<F>> {
+        general_lstm::forward(self.isa, &self.weights, x, Some(lengths), state)
+    }
+
+    fn forward_train_lengths(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: &[usize],
+        state: Option<&LstmState<F>>,
+    ) -> Result<(LstmOutput<F>, Tape)> {
+        self.forward_train_general(x, Some(lengths), state)
     }
 
     fn backward(
@@ -1099,6 +1148,9 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         want: GradRequest,
     ) -> Result<LstmGrads<F>> {
         self.tapes.check(tape)?;
+        if self.general_taped {
+            return general_lstm::backward(self.isa, &self.weights, &self.general, upstream, want);
+        }
         backward_with(
             self.isa,
             &self.weights,

@@ -50,6 +50,7 @@ impl<F: Real> CpuLstm<F> {
     /// and instruction set. `batch = 0` is [`crate::Error::ZeroSize`].
     pub fn stream(&self, batch: usize) -> Result<CpuStream<F>> {
         let config = *self.config();
+        config.require_plain("CpuStream")?;
         crate::shape::expect_nonzero("stream batch", &[batch], &["batch"])?;
         Ok(CpuStream {
             weights: self.params().clone(),

@@ -115,6 +115,8 @@ impl LstmSlots {
                 weight_hh: deinterleave_matrix(s.w_hh.of(arena), h, h),
                 bias_ih: deinterleave_bias(s.b_ih.of(arena), h),
                 bias_hh: deinterleave_bias(s.b_hh.of(arena), h),
+                // The GPU runs plain layers only (`LstmConfig::require_plain`).
+                weight_hr: None,
             })
             .collect()
     }

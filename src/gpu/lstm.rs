@@ -70,6 +70,7 @@ impl GpuLstm {
     /// Uploads `weights` (PyTorch layout) to `gpu`.
     pub fn new(gpu: &Gpu, weights: &LstmWeights<f32>) -> Result<Self> {
         weights.validate()?;
+        weights.config().require_plain("GpuLstm")?;
         let config = *weights.config();
         let mut arena = ArenaLayout::default();
         let slots = LstmSlots::new(config, &mut arena);
@@ -517,6 +518,29 @@ impl Lstm<f32> for GpuLstm {
         pollster::block_on(self.forward_train_async(x, state))
     }
 
+    /// Runs [`Lstm::forward`] when every sequence is `T` steps long; shorter sequences are not
+    /// supported on the GPU yet ([`Error::Config`](crate::Error::Config)).
+    fn forward_lengths(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: &[usize],
+        state: Option<&LstmState<f32>>,
+    ) -> Result<LstmOutput<f32>> {
+        full_lengths_only(&x, lengths)?;
+        self.forward(x, state)
+    }
+
+    /// As [`GpuLstm::forward_lengths`], for [`Lstm::forward_train`].
+    fn forward_train_lengths(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: &[usize],
+        state: Option<&LstmState<f32>>,
+    ) -> Result<(LstmOutput<f32>, Tape)> {
+        full_lengths_only(&x, lengths)?;
+        self.forward_train(x, state)
+    }
+
     /// Reads back only what `want` asks for.
     fn backward(
         &mut self,
@@ -537,4 +561,18 @@ impl Lstm<f32> for GpuLstm {
     ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
         pollster::block_on(self.forward_backward_async(x, state, upstream, want))
     }
+}
+
+/// Checks `lengths` against `x` `[B, T, I]`, and that every sequence is `T` steps long: the GPU
+/// path does not run shorter ones yet.
+fn full_lengths_only(x: &ArrayView3<'_, f32>, lengths: &[usize]) -> Result<()> {
+    let (batch, seq, _) = x.dim();
+    crate::lstm::check_lengths(lengths, batch, seq)?;
+    if lengths.iter().any(|&n| n != seq) {
+        return Err(crate::Error::config(
+            "GpuLstm",
+            "sequences shorter than the batch are not supported on the GPU yet; CpuLstm runs them",
+        ));
+    }
+    Ok(())
 }

@@ -126,6 +126,7 @@ impl ClassifierWeights {
     /// flat slices).
     pub fn validate(&self) -> Result<()> {
         self.lstm.validate()?;
+        self.lstm.config().require_plain("classifier")?;
         let (c, h) = (self.fc_bias.len(), self.lstm.config().hidden_size);
         expect_nonzero("fc.bias", &[c], &["classes"])?;
         expect_shape("fc.weight", self.fc_weight.shape(), &[c, h])?;
@@ -144,9 +145,12 @@ impl ClassifierWeights {
     /// tensor that is not row-major.
     pub fn tensors(&self) -> Vec<(String, Option<&[f32]>)> {
         let mut out = Vec::new();
-        for (l, layer) in self.lstm.layers().iter().enumerate() {
-            out.extend(layer.named(l).map(|(name, view)| (name, view.to_slice())));
-        }
+        out.extend(
+            self.lstm
+                .named_tensors()
+                .into_iter()
+                .map(|(name, view)| (name, view.to_slice())),
+        );
         out.push(("fc.weight".into(), self.fc_weight.as_slice()));
         out.push(("fc.bias".into(), self.fc_bias.as_slice()));
         out
@@ -166,10 +170,8 @@ impl ClassifierWeights {
 
     /// Adds the tensors to a file being written, each name prefixed with `prefix`.
     pub(crate) fn add_to(&self, w: &mut TensorWriter, prefix: &str) {
-        for (l, layer) in self.lstm.layers().iter().enumerate() {
-            for (name, view) in layer.named(l) {
-                w.add(format!("{prefix}{name}"), view);
-            }
+        for (name, view) in self.lstm.named_tensors() {
+            w.add(format!("{prefix}{name}"), view);
         }
         w.add(format!("{prefix}fc.weight"), self.fc_weight.view());
         w.add(format!("{prefix}fc.bias"), self.fc_bias.view());

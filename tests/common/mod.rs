@@ -87,18 +87,34 @@ impl Golden {
         w.cast()
     }
 
-    /// `grad.<param>` for every layer, as LayerWeights.
+    /// `grad.<param>` for every layer and direction, as LayerWeights (index `l·D + d`).
     pub fn weight_grads<F: Real>(&self) -> Vec<LayerWeights<F>> {
-        (0..self.num_layers())
-            .map(|l| {
-                let [w_ih, w_hh, b_ih, b_hh] = layer_tensor_names(l).map(|n| format!("grad.{n}"));
-                LayerWeights {
-                    weight_ih: self.get2(&w_ih),
-                    weight_hh: self.get2(&w_hh),
-                    bias_ih: self.get1(&b_ih),
-                    bias_hh: self.get1(&b_hh),
+        let weights = self.weights::<F>();
+        let dirs = weights.config().num_directions();
+        weights
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(ld, layer)| {
+                let mut g = layer.clone();
+                let names: Vec<String> = layer
+                    .named(ld / dirs, ld % dirs)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect();
+                for (name, mut view) in names.iter().zip(g.views_mut()) {
+                    view.assign(&self.get::<F>(&format!("grad.{name}")));
                 }
+                g
             })
+            .collect()
+    }
+
+    /// The sequence lengths `[B]` of a variable-length case.
+    pub fn lengths(&self) -> Vec<usize> {
+        self.get1::<f64>("lengths")
+            .iter()
+            .map(|&n| n as usize)
             .collect()
     }
 
@@ -150,14 +166,15 @@ impl Golden {
             let a = a.as_ref().expect("gradient requested");
             c(key, a.view().into_dyn(), rtol_bwd);
         }
-        for (l, lg) in grads
+        let dirs = self.config().num_directions();
+        for (ld, lg) in grads
             .layers
             .as_ref()
             .expect("gradients requested")
             .iter()
             .enumerate()
         {
-            for (key, view) in lg.named(l) {
+            for (key, view) in lg.named(ld / dirs, ld % dirs) {
                 c(&format!("grad.{key}"), view, rtol_bwd);
             }
         }
@@ -312,13 +329,25 @@ pub fn run_golden<F: Real>(
 ) -> (lstm_wgpu::LstmOutput<F>, lstm_wgpu::LstmGrads<F>) {
     let x = g.get3::<F>("x");
     let state = g.state::<F>();
-    lstm.forward_backward(
-        x.view(),
-        state.as_ref(),
-        &g.upstream(),
-        lstm_wgpu::GradRequest::ALL,
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", g.name))
+    let name = &g.name;
+    if !g.has("lengths") {
+        return lstm
+            .forward_backward(
+                x.view(),
+                state.as_ref(),
+                &g.upstream(),
+                lstm_wgpu::GradRequest::ALL,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let lengths = g.lengths();
+    let (out, tape) = lstm
+        .forward_train_lengths(x.view(), &lengths, state.as_ref())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let grads = lstm
+        .backward(&tape, &g.upstream(), lstm_wgpu::GradRequest::ALL)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (out, grads)
 }
 
 /// A device of the tests' adapter with the limits `limits` makes from the adapter's own, as an
