@@ -319,11 +319,20 @@ impl Clone for TapeIssuer {
 pub(crate) fn check_same_config(current: &LstmConfig, new: &LstmConfig) -> Result<()> {
     let sizes = |c: &LstmConfig| {
         let dirs = c.num_directions();
-        vec![c.input_size, c.hidden_size, c.num_layers, dirs, c.proj_size]
+        let bias = usize::from(c.bias);
+        vec![
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            dirs,
+            c.proj_size,
+            bias,
+        ]
     };
     if new != current {
         return Err(crate::error::Error::Shape {
-            tensor: "weights (input_size, hidden_size, num_layers, directions, proj_size)".into(),
+            tensor: "weights (input_size, hidden_size, num_layers, directions, proj_size, bias)"
+                .into(),
             expected: sizes(current),
             actual: sizes(new),
         });

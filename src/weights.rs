@@ -66,6 +66,10 @@ pub struct LstmConfig {
     /// The size of `h` when it is a projection of `o ⊙ tanh c` (PyTorch `proj_size`), `H_out`;
     /// 0 for none (`H_out = H`). Below `H` when set.
     pub proj_size: usize,
+    /// Whether the layers have the biases `b_ih`, `b_hh` (PyTorch `bias`, true by default). A
+    /// model without them holds them as zeros that nothing changes: files omit them, their
+    /// gradients are zero and optimizers leave them alone.
+    pub bias: bool,
 }
 
 impl LstmConfig {
@@ -83,8 +87,15 @@ impl LstmConfig {
             num_layers,
             bidirectional: false,
             proj_size: 0,
+            bias: true,
         }
         .checked()
+    }
+
+    /// The same sizes, with the biases `b_ih`, `b_hh` when `on` (PyTorch `bias`), without them
+    /// when not.
+    pub fn with_bias(self, on: bool) -> Self {
+        LstmConfig { bias: on, ..self }
     }
 
     /// The same sizes, in both directions when `on` (PyTorch `bidirectional`).
@@ -145,7 +156,8 @@ impl LstmConfig {
         let lower = self.num_directions().checked_mul(h_out)?;
         (0..self.num_layers).try_fold(0usize, |sum, l| {
             let inputs = if l == 0 { self.input_size } else { lower };
-            let per_gate = inputs.checked_add(h_out)?.checked_add(2)?;
+            let biases = if self.bias { 2 } else { 0 };
+            let per_gate = inputs.checked_add(h_out)?.checked_add(biases)?;
             let direction = h
                 .checked_mul(4)?
                 .checked_mul(per_gate)?
@@ -207,8 +219,9 @@ impl LstmConfig {
     pub fn num_parameters(&self) -> usize {
         let (h, h_out) = (self.hidden_size, self.output_size());
         let projection = if self.proj_size > 0 { h_out * h } else { 0 };
+        let biases = if self.bias { 8 * h } else { 0 };
         let per_direction: usize = (0..self.num_layers)
-            .map(|l| 4 * h * (self.layer_input_size(l) + h_out) + 8 * h + projection)
+            .map(|l| 4 * h * (self.layer_input_size(l) + h_out) + biases + projection)
             .sum();
         per_direction * self.num_directions()
     }
@@ -284,6 +297,16 @@ impl<F: Real> LayerWeights<F> {
         expect_shape(&w_hh, self.weight_hh.shape(), &[4 * h, h_out])?;
         expect_shape(&b_ih, self.bias_ih.shape(), &[4 * h])?;
         expect_shape(&b_hh, self.bias_hh.shape(), &[4 * h])?;
+        if !config.bias {
+            for (name, b) in [(b_ih, &self.bias_ih), (b_hh, &self.bias_hh)] {
+                if b.iter().any(|v| *v != F::zero()) {
+                    return Err(Error::config(
+                        "LstmWeights",
+                        format!("{name} is not zero in a model without biases (bias = false)"),
+                    ));
+                }
+            }
+        }
         let w_hr = tensor_name("weight_hr", l, d);
         match (&self.weight_hr, config.proj_size > 0) {
             (Some(w), true) => expect_shape(&w_hr, w.shape(), &[h_out, h]),
@@ -340,11 +363,9 @@ impl<F: Real> LstmWeights<F> {
         let mut rng = Rng::new(seed);
         let k = 1.0 / (config.hidden_size as f64).sqrt();
         let mut w = Self::zeros(config);
-        for layer in &mut w.layers {
-            for mut tensor in layer.views_mut() {
-                for v in tensor.iter_mut() {
-                    *v = F::from_f64_lossy(rng.uniform(-k, k));
-                }
+        for mut tensor in w.tensors_mut() {
+            for v in tensor.iter_mut() {
+                *v = F::from_f64_lossy(rng.uniform(-k, k));
             }
         }
         w
@@ -365,7 +386,14 @@ impl<F: Real> LstmWeights<F> {
 
     /// Sets the forget-gate slice (rows `H..2H`) of `bias_ih` to `value` and of `bias_hh` to zero
     /// in every layer, so their sum is `value`: TensorFlow's `BasicLSTMCell(forget_bias=1.0)`.
-    pub fn set_forget_bias(&mut self, value: F) {
+    /// A model without biases has nothing to set: [`Error::Config`].
+    pub fn set_forget_bias(&mut self, value: F) -> Result<()> {
+        if !self.config.bias {
+            return Err(Error::config(
+                "forget bias",
+                "the model has no biases (bias = false)",
+            ));
+        }
         let h = self.config.hidden_size;
         for layer in &mut self.layers {
             layer.bias_ih.slice_mut(ndarray::s![h..2 * h]).fill(value);
@@ -374,6 +402,7 @@ impl<F: Real> LstmWeights<F> {
                 .slice_mut(ndarray::s![h..2 * h])
                 .fill(F::zero());
         }
+        Ok(())
     }
 
     /// The configuration.
@@ -391,14 +420,38 @@ impl<F: Real> LstmWeights<F> {
         &self.layers[l * self.config.num_directions() + d]
     }
 
-    /// Every tensor with its PyTorch name, layer by layer, forward direction first: the order of
-    /// `nn.LSTM.state_dict()`.
+    /// Every tensor the model has with its PyTorch name, layer by layer, forward direction
+    /// first: the keys and order of `nn.LSTM.state_dict()` (no biases when the model has none).
     pub fn named_tensors(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         let dirs = self.config.num_directions();
+        let bias = self.config.bias;
         self.layers
             .iter()
             .enumerate()
             .flat_map(|(ld, layer)| layer.named(ld / dirs, ld % dirs))
+            .filter(|(name, _)| bias || !name.starts_with("bias_"))
+            .collect()
+    }
+
+    /// The tensors of [`LstmWeights::named_tensors`], mutable, in its order: what an optimizer
+    /// updates.
+    pub fn tensors_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        let bias = self.config.bias;
+        self.layers
+            .iter_mut()
+            .flat_map(|layer| {
+                let [w_ih, w_hh, b_ih, b_hh] = [
+                    layer.weight_ih.view_mut().into_dyn(),
+                    layer.weight_hh.view_mut().into_dyn(),
+                    layer.bias_ih.view_mut().into_dyn(),
+                    layer.bias_hh.view_mut().into_dyn(),
+                ];
+                let biases = if bias { vec![b_ih, b_hh] } else { vec![] };
+                [w_ih, w_hh]
+                    .into_iter()
+                    .chain(biases)
+                    .chain(layer.weight_hr.as_mut().map(|w| w.view_mut().into_dyn()))
+            })
             .collect()
     }
 
@@ -434,8 +487,9 @@ impl<F: Real> LstmWeights<F> {
 
     /// Reads the LSTM tensors from a parsed safetensors file, under `prefix` (e.g. `""` or
     /// `"lstm."`). The number of layers is the number of consecutive `weight_ih_l{l}` keys; the
-    /// layers are bidirectional when `weight_ih_l0_reverse` is present and projected when
-    /// `weight_hr_l0` is; sizes come from the shapes. Stored `f32` or `f64` is converted to `F`.
+    /// layers are bidirectional when `weight_ih_l0_reverse` is present, projected when
+    /// `weight_hr_l0` is, and without biases when `bias_ih_l0` is absent; sizes come from the
+    /// shapes. Stored `f32` or `f64` is converted to `F`.
     pub(crate) fn from_safetensors(
         st: &safetensors::SafeTensors<'_>,
         prefix: &str,
@@ -462,11 +516,10 @@ impl<F: Real> LstmWeights<F> {
             Ok(w_hr) => w_hr.shape().first().copied().unwrap_or(0),
             Err(_) => 0,
         };
-        let config = LstmConfig::new(i, four_h / 4, num_layers)?.with_bidirectional(has(&key(
-            "weight_ih",
-            0,
-            1,
-        )))?;
+        let bidirectional = has(&key("weight_ih", 0, 1));
+        let config = LstmConfig::new(i, four_h / 4, num_layers)?
+            .with_bidirectional(bidirectional)?
+            .with_bias(has(&key("bias_ih", 0, 0)));
         let config = if proj_size > 0 {
             config.with_proj_size(proj_size)?
         } else {
@@ -497,11 +550,18 @@ impl<F: Real> LstmWeights<F> {
                             actual: vec![],
                         })
                 };
+                // A model without biases (no `bias_ih_l0`) keeps them as zeros.
+                let (bias_ih, bias_hh) = if config.bias {
+                    let len = shapes.bias_ih.len();
+                    (get1("bias_ih", len)?, get1("bias_hh", len)?)
+                } else {
+                    (shapes.bias_ih.clone(), shapes.bias_hh.clone())
+                };
                 layers.push(LayerWeights {
                     weight_ih: get2("weight_ih", &shapes.weight_ih)?,
                     weight_hh: get2("weight_hh", &shapes.weight_hh)?,
-                    bias_ih: get1("bias_ih", shapes.bias_ih.len())?,
-                    bias_hh: get1("bias_hh", shapes.bias_hh.len())?,
+                    bias_ih,
+                    bias_hh,
                     weight_hr: match &shapes.weight_hr {
                         Some(like) => Some(get2("weight_hr", like)?),
                         None => None,

@@ -74,6 +74,40 @@ fn variable_lengths_in_stacked_bidirectional_layers_match_pytorch_f32() {
     check_case::<f32>("d11_varlen_bidir_two_layer_f32", F32_RTOL_FWD, F32_RTOL_BWD);
 }
 
+#[test]
+fn stacked_layers_without_biases_match_pytorch_f64() {
+    check_case::<f64>("e1_no_bias_two_layer_f64", F64_RTOL, F64_RTOL);
+}
+
+#[test]
+fn stacked_layers_without_biases_match_pytorch_f32() {
+    check_case::<f32>("e1_no_bias_two_layer_f32", F32_RTOL_FWD, F32_RTOL_BWD);
+}
+
+#[test]
+fn three_bidirectional_projected_layers_of_variable_lengths_match_pytorch_f64() {
+    check_case::<f64>("e2_three_layer_bidir_proj_varlen_f64", F64_RTOL, F64_RTOL);
+}
+
+#[test]
+fn three_bidirectional_projected_layers_of_variable_lengths_match_pytorch_f32() {
+    check_case::<f32>(
+        "e2_three_layer_bidir_proj_varlen_f32",
+        F32_RTOL_FWD,
+        F32_RTOL_BWD,
+    );
+}
+
+#[test]
+fn a_bidirectional_layer_without_biases_of_variable_lengths_matches_pytorch_f64() {
+    check_case::<f64>("e3_no_bias_bidir_varlen_f64", F64_RTOL, F64_RTOL);
+}
+
+#[test]
+fn a_bidirectional_layer_without_biases_of_variable_lengths_matches_pytorch_f32() {
+    check_case::<f32>("e3_no_bias_bidir_varlen_f32", F32_RTOL_FWD, F32_RTOL_BWD);
+}
+
 // The general path also runs plain layers; on them it must agree with the plain path it
 // generalises. Both sum the same terms with the same kernels, but the plain path may group
 // its products differently, so the comparison allows float64 rounding (1e-12), not bits.

@@ -434,9 +434,9 @@ fn weights_of_another_configuration_are_refused_by_set_weights() {
     let other = random_weights(LstmConfig::new(4, 6, 1).unwrap(), 2, 1.0);
     for (device, mut lstm) in each_device(&w) {
         let r = lstm.set_weights(&other);
-        let what = "weights (input_size, hidden_size, num_layers, directions, proj_size)";
+        let what = "weights (input_size, hidden_size, num_layers, directions, proj_size, bias)";
         println!("{device}");
-        assert_shape_error(r, what, &[4, 5, 1, 1, 0], &[4, 6, 1, 1, 0]);
+        assert_shape_error(r, what, &[4, 5, 1, 1, 0, 1], &[4, 6, 1, 1, 0, 1]);
         // The model still holds its own weights.
         assert_eq!(lstm.weights().unwrap(), w, "{device}");
     }

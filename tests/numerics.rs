@@ -171,7 +171,7 @@ fn gpu_is_finite_and_saturates_for_preactivations_up_to_1e4() {
 fn saturated_forget_gate(seed: u64) -> LstmWeights<f32> {
     let config = LstmConfig::new(3, 5, 1).unwrap();
     let mut w = LstmWeights::<f32>::init_uniform(config, seed);
-    w.set_forget_bias(50.0);
+    w.set_forget_bias(50.0).unwrap();
     w
 }
 

@@ -345,7 +345,7 @@ pub fn backward<F: Real>(
             );
             dh0.index_axis_mut(Axis(0), ld).assign(&dh);
             dc0.index_axis_mut(Axis(0), ld).assign(&dc);
-            grads[ld] = Some(g);
+            grads[ld] = Some(without_absent_biases(&config, g));
         }
         dy = dx;
     }
@@ -530,6 +530,16 @@ fn direction_weight_grads<F: Real>(
         bias_hh: bias,
         weight_hr,
     }
+}
+
+/// `g` with zero bias gradients when the model has no biases (`bias = false`): it has none to
+/// learn.
+fn without_absent_biases<F: Real>(config: &LstmConfig, mut g: LayerWeights<F>) -> LayerWeights<F> {
+    if !config.bias {
+        g.bias_ih.fill(F::zero());
+        g.bias_hh.fill(F::zero());
+    }
+    g
 }
 
 /// `b` `[K, N]`, packed for [`gemm`].

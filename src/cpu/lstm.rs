@@ -924,8 +924,11 @@ fn layer_weight_grads<F: Real>(
     g.weight_ih.assign(&scratch.dw.slice(s![.., ..inputs]));
     g.weight_hh
         .assign(&scratch.dw.slice(s![.., inputs..inputs + hidden]));
-    g.bias_ih = scratch.dw.column(inputs + hidden).to_owned();
-    g.bias_hh = g.bias_ih.clone();
+    // A model without biases has none to learn: their gradients stay zero.
+    if config.bias {
+        g.bias_ih = scratch.dw.column(inputs + hidden).to_owned();
+        g.bias_hh = g.bias_ih.clone();
+    }
     g
 }
 

@@ -82,7 +82,8 @@ impl ClassifierWeights {
     pub fn init(config: ClassifierConfig, seed: u64, forget_bias: Option<f32>) -> Self {
         let mut lstm = LstmWeights::init_uniform(config.lstm, seed);
         if let Some(b) = forget_bias {
-            lstm.set_forget_bias(b);
+            // A model without biases has no forget bias to set, and keeps none.
+            let _ = lstm.set_forget_bias(b);
         }
         let h = config.lstm.hidden_size;
         let k = 1.0 / (h as f64).sqrt();
@@ -160,9 +161,12 @@ impl ClassifierWeights {
     /// that are not row-major are skipped ([`ClassifierWeights::validate`] rejects those).
     pub fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = Vec::new();
-        for layer in self.lstm.layers_mut() {
-            out.extend(layer.views_mut().into_iter().filter_map(|v| v.into_slice()));
-        }
+        out.extend(
+            self.lstm
+                .tensors_mut()
+                .into_iter()
+                .filter_map(|v| v.into_slice()),
+        );
         out.extend(self.fc_weight.as_slice_mut());
         out.extend(self.fc_bias.as_slice_mut());
         out

@@ -41,6 +41,8 @@ pub(crate) struct BackwardPlan {
 /// What one layer's backward reads and writes.
 struct LayerIo<'a> {
     l: usize,
+    /// Whether the model has biases to learn.
+    bias: bool,
     slots: &'a LayerSlots,
     params: &'a wgpu::Buffer,
     grads: &'a wgpu::Buffer,
@@ -70,6 +72,7 @@ impl BackwardPlan {
         let dx = gpu.storage("dx", rows * dims.input, U::COPY_SRC)?;
         let io = |l: usize| LayerIo {
             l,
+            bias: slots.config.bias,
             slots: &slots.layers[l],
             params,
             grads,
@@ -181,16 +184,19 @@ impl BackwardPlan {
         )
         .accumulating(seq > 1);
         list.push(run("dW_hh (h0)", spec, fwd.state0(), dg, grads)?);
-        // db_ih = db_hh = Σ_rows dgates.
-        let bias = ColumnSum {
-            input: dg,
-            in_off: 0,
-            rows: batch * seq,
-            cols: 4 * h,
-            out: grads,
-            out_offsets: [s.b_ih.offset, s.b_hh.offset],
-        };
-        list.push(Dispatch::new(gpu, counters, "bias gradients", &bias)?);
+        // db_ih = db_hh = Σ_rows dgates; a model without biases has none to learn, and their
+        // slots in the (zero-initialised) gradient arena stay zero.
+        if io.bias {
+            let bias = ColumnSum {
+                input: dg,
+                in_off: 0,
+                rows: batch * seq,
+                cols: 4 * h,
+                out: grads,
+                out_offsets: [s.b_ih.offset, s.b_hh.offset],
+            };
+            list.push(Dispatch::new(gpu, counters, "bias gradients", &bias)?);
+        }
         // The layer below's dy.
         if io.l > 0 {
             let dy_below = &self.dy[io.l - 1];
