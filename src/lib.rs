@@ -79,7 +79,7 @@ pub mod train;
 pub mod weights;
 
 pub use error::{Error, GpuErrorKind, Result};
-pub use lstm::{GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
+pub use lstm::{Dropout, GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, Upstream};
 pub use real::Real;
 pub use stream::{LstmStream, StreamOutput, StreamRequest};
 pub use weights::{LayerWeights, LstmConfig, LstmWeights};

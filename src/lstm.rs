@@ -91,6 +91,15 @@ pub trait Lstm<F: Real = f32> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)>;
 
+    /// Sets dropout between stacked layers for the training passes that follow
+    /// ([`Lstm::forward_train`], [`Lstm::forward_train_lengths`]); `None` (the default) for
+    /// none. Inference calls never drop anything. Each training pass uses the masks of
+    /// `dropout.pass` and advances it by one, so [`Lstm::dropout`] tells where a run stands.
+    fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()>;
+
+    /// The dropout in effect, its `pass` the one the next training pass uses.
+    fn dropout(&self) -> Option<Dropout>;
+
     /// Backpropagation through time from the activations of `tape` (the latest
     /// [`Lstm::forward_train`]). Absent upstream gradients are zero; fields not in `want` are
     /// `None`.
@@ -114,6 +123,84 @@ pub trait Lstm<F: Real = f32> {
         let grads = self.backward(&tape, upstream, want)?;
         Ok((out, grads))
     }
+}
+
+/// Inverted dropout on the output of every layer but the last, in training passes only:
+/// PyTorch's `nn.LSTM(dropout=p)`. Each element is zeroed with probability `p` and the others
+/// are scaled by `1 / (1 - p)`; the gradient passes the same mask.
+///
+/// The masks come from a counter-based generator ([`crate::cpu::dropout`], twin of
+/// `shaders/dropout.wgsl`): element `i` of layer `l`'s output `[B, T, D·H_out]` (row-major) in
+/// training pass `pass` is kept when a hash of `(seed, pass, l, i)` is at least
+/// [`Dropout::threshold`]. So both devices draw the same masks, a pass is reproducible from its
+/// number alone, and a run resumed at pass `n` draws what the uninterrupted run would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropout {
+    /// The probability of zeroing an element, in `[0, 1)`, as `f32` bits (see [`Dropout::p`]).
+    p_bits: u32,
+    /// The seed of every mask.
+    pub seed: u64,
+    /// The training pass the next mask belongs to; each training pass advances it by one.
+    pub pass: u64,
+}
+
+impl Dropout {
+    /// Dropout with probability `p` in `[0, 1)` from `seed`, starting at pass 0; anything else
+    /// is [`Error::Config`](crate::Error::Config).
+    pub fn new(p: f32, seed: u64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(crate::error::Error::config(
+                "dropout",
+                format!("probability {p} is outside [0, 1)"),
+            ));
+        }
+        Ok(Dropout {
+            p_bits: p.to_bits(),
+            seed,
+            pass: 0,
+        })
+    }
+
+    /// The same dropout at training pass `pass`.
+    pub fn at_pass(self, pass: u64) -> Self {
+        Dropout { pass, ..self }
+    }
+
+    /// The probability of zeroing an element.
+    pub fn p(&self) -> f32 {
+        f32::from_bits(self.p_bits)
+    }
+
+    /// Elements whose 32 random bits are below this are dropped: `round(p · 2³²)`.
+    pub fn threshold(&self) -> u32 {
+        let t = (f64::from(self.p()) * 4_294_967_296.0).round();
+        t.min(f64::from(u32::MAX)) as u32
+    }
+
+    /// The factor on kept elements, `1 / (1 - p)`, as `f32`.
+    pub fn scale(&self) -> f32 {
+        self.scale_f64() as f32
+    }
+
+    /// `1 / (1 - p)` in `f64` (for `f64` models; `f32` ones use it rounded, [`Dropout::scale`]).
+    pub fn scale_f64(&self) -> f64 {
+        1.0 / (1.0 - f64::from(self.p()))
+    }
+
+    /// The 64-bit key of layer `layer`'s mask in this pass, as two words: SplitMix64 chained over
+    /// the seed, the pass and the layer.
+    pub fn key(&self, layer: usize) -> [u32; 2] {
+        let k = splitmix64(splitmix64(splitmix64(self.seed) ^ self.pass) ^ layer as u64);
+        [k as u32, (k >> 32) as u32]
+    }
+}
+
+/// One SplitMix64 step (Steele, Lea, Flood 2014).
+fn splitmix64(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Hidden and cell state of every layer: `h`, `c` are `[L, B, H]` (in general `h`

@@ -23,7 +23,9 @@
 //! y[b, t, d·H_out ..] = h_s
 //! ```
 //!
-//! Layer `l > 0` reads `[forward | reverse]` of layer `l - 1` at each time.
+//! Layer `l > 0` reads `[forward | reverse]` of layer `l - 1` at each time, through dropout in
+//! training passes that ask for it ([`crate::cpu::dropout`]; backward passes the gradient
+//! through the same mask).
 //!
 //! Backward runs the processing steps in reverse. A finished row passes `dh`, `dc` through
 //! unchanged (its state was copied) and has zero gate gradients; an active row gets
@@ -40,12 +42,13 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, s};
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, gemm, gemm_parallel};
+use super::dropout::dropout_in_place;
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
 use crate::error::{Error, Result};
 use crate::lstm::{
-    GradRequest, LstmGrads, LstmOutput, LstmState, Upstream, check_input, check_lengths,
+    Dropout, GradRequest, LstmGrads, LstmOutput, LstmState, Upstream, check_input, check_lengths,
     check_upstream,
 };
 use crate::real::Real;
@@ -78,6 +81,8 @@ pub struct GeneralTape<F = f32> {
     batch: usize,
     seq: usize,
     lengths: Vec<usize>,
+    /// The dropout between layers in the recorded pass, if any.
+    dropout: Option<Dropout>,
     /// Per layer and direction, index `l·D + d`.
     directions: Vec<DirectionTape<F>>,
 }
@@ -128,7 +133,8 @@ fn summed_bias<F: Real>(w: &LayerWeights<F>) -> Vec<F> {
 /// Forward pass keeping the activations [`backward`] needs, on the instruction set `isa`.
 ///
 /// * `x` `[B, T, I]`; `lengths` `[B]`, each in `1..=T` (all `T` when `None`); `state` `h0`
-///   `[L·D, B, H_out]`, `c0` `[L·D, B, H]` (zeros when `None`).
+///   `[L·D, B, H_out]`, `c0` `[L·D, B, H]` (zeros when `None`); `dropout` on the output of
+///   every layer but the last, with the masks of its `pass` ([`crate::cpu::dropout`]).
 /// * Returns `y` `[B, T, D·H_out]` (0 past each length), `h_n` `[L·D, B, H_out]`, `c_n`
 ///   `[L·D, B, H]`, and the tape.
 pub fn forward_train<F: Real>(
@@ -137,6 +143,7 @@ pub fn forward_train<F: Real>(
     x: ArrayView3<'_, F>,
     lengths: Option<&[usize]>,
     state: Option<&LstmState<F>>,
+    dropout: Option<&Dropout>,
 ) -> Result<(LstmOutput<F>, GeneralTape<F>)> {
     weights.validate()?;
     let config = *weights.config();
@@ -178,12 +185,19 @@ pub fn forward_train<F: Real>(
                 .assign(&tape.c.index_axis(Axis(0), seq));
             directions.push(tape);
         }
+        if let (Some(d), true) = (dropout, l + 1 < config.num_layers) {
+            let values = output
+                .as_slice_mut()
+                .expect("a new array is standard layout");
+            dropout_in_place(values, d, l);
+        }
         input = output;
     }
     let tape = GeneralTape {
         batch,
         seq,
         lengths,
+        dropout: dropout.copied(),
         directions,
     };
     Ok((LstmOutput { y: input, h_n, c_n }, tape))
@@ -197,7 +211,7 @@ pub fn forward<F: Real>(
     lengths: Option<&[usize]>,
     state: Option<&LstmState<F>>,
 ) -> Result<LstmOutput<F>> {
-    forward_train(isa, weights, x, lengths, state).map(|(out, _)| out)
+    forward_train(isa, weights, x, lengths, state, None).map(|(out, _)| out)
 }
 
 /// One direction `d` of one layer: `input` `[B, T, I_l]`, the initial state `h0` `[B, H_out]`,
@@ -346,6 +360,11 @@ pub fn backward<F: Real>(
             dh0.index_axis_mut(Axis(0), ld).assign(&dh);
             dc0.index_axis_mut(Axis(0), ld).assign(&dc);
             grads[ld] = Some(without_absent_biases(&config, g));
+        }
+        // The gradient on layer l's input reaches layer l - 1's output through its dropout.
+        if let (Some(d), true) = (&tape.dropout, l > 0) {
+            let values = dx.as_slice_mut().expect("a new array is standard layout");
+            dropout_in_place(values, d, l - 1);
         }
         dy = dx;
     }

@@ -50,8 +50,8 @@ use super::parallel::chunk_rows;
 use super::steps_by_units::{layer_steps_by_units, splits_by_units};
 use crate::error::{Error, Result};
 use crate::lstm::{
-    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
-    check_same_config, check_upstream,
+    Dropout, GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream,
+    check_input, check_same_config, check_upstream,
 };
 use crate::real::Real;
 use crate::stream::WeightsVersion;
@@ -1005,6 +1005,8 @@ pub struct CpuLstm<F = f32> {
     /// projected layers, or variable lengths), which `general_taped` says.
     general: GeneralTape<F>,
     general_taped: bool,
+    /// Dropout between layers in training passes (general path), its `pass` the next one's.
+    dropout: Option<Dropout>,
     tapes: TapeIssuer,
     version: WeightsVersion,
 }
@@ -1022,6 +1024,7 @@ impl<F: Real> CpuLstm<F> {
             scratch: BackwardScratch::default(),
             general: GeneralTape::default(),
             general_taped: false,
+            dropout: None,
             tapes: TapeIssuer::new(),
             version: WeightsVersion::default(),
         })
@@ -1051,6 +1054,11 @@ impl<F: Real> CpuLstm<F> {
         &mut self.weights
     }
 
+    /// Whether training passes drop anything: dropout is set and there is a layer below another.
+    fn drops_between_layers(&self) -> bool {
+        self.dropout.is_some() && self.weights.config().num_layers > 1
+    }
+
     /// `forward_train` on the general path ([`general_lstm`]), keeping its tape.
     fn forward_train_general(
         &mut self,
@@ -1058,9 +1066,18 @@ impl<F: Real> CpuLstm<F> {
         lengths: Option<&[usize]>,
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
-        let (out, tape) = general_lstm::forward_train(self.isa, &self.weights, x, lengths, state)?;
+        let dropout = self.dropout;
+        let (out, tape) = general_lstm::forward_train(
+            self.isa,
+            &self.weights,
+            x,
+            lengths,
+            state,
+            dropout.as_ref(),
+        )?;
         self.general = tape;
         self.general_taped = true;
+        self.dropout = dropout.map(|d| d.at_pass(d.pass + 1));
         let tape = self.tapes.issue(self.general.batch(), self.general.seq());
         Ok((out, tape))
     }
@@ -1117,7 +1134,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
         self.weights.validate()?;
-        if !self.weights.config().is_plain() {
+        if !self.weights.config().is_plain() || self.drops_between_layers() {
             return self.forward_train_general(x, None, state);
         }
         let out = forward_train_into(self.isa, &self.weights, x, state, &mut self.training)?;
@@ -1142,6 +1159,15 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
         self.forward_train_general(x, Some(lengths), state)
+    }
+
+    fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()> {
+        self.dropout = dropout;
+        Ok(())
+    }
+
+    fn dropout(&self) -> Option<Dropout> {
+        self.dropout
     }
 
     fn backward(

@@ -13,6 +13,7 @@ mod blocked_gemm;
 pub mod column_sum;
 mod contiguous;
 pub mod cross_entropy;
+pub mod dropout;
 pub mod general_lstm;
 pub mod grad_norm;
 pub mod isa;

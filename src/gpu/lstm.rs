@@ -22,8 +22,8 @@ use crate::gpu::readback::{ReadPlan, read_buffer_async};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::{
-    GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream, check_input,
-    check_same_config, check_upstream,
+    Dropout, GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream,
+    check_input, check_same_config, check_upstream,
 };
 use crate::shape::expect_nonzero;
 use crate::stream::WeightsVersion;
@@ -57,6 +57,7 @@ pub struct GpuLstm {
     training: Option<Workspace>,
     tapes: TapeIssuer,
     version: WeightsVersion,
+    dropout: Option<Dropout>,
 }
 
 /// The plans of one batch shape and a staging buffer for everything they can return.
@@ -92,6 +93,7 @@ impl GpuLstm {
             training: None,
             tapes: TapeIssuer::new(),
             version: WeightsVersion::default(),
+            dropout: None,
         };
         lstm.set_weights(weights)?;
         Ok(lstm)
@@ -135,6 +137,18 @@ impl GpuLstm {
     /// The version of the parameters, which streams made from this model watch.
     pub(crate) fn weights_version(&self) -> &WeightsVersion {
         &self.version
+    }
+
+    /// [`Error::Config`](crate::Error::Config) when a training pass would drop anything: the
+    /// GPU does not run dropout yet.
+    fn refuse_dropout(&self) -> Result<()> {
+        if self.dropout.is_some() && self.config().num_layers > 1 {
+            return Err(crate::Error::config(
+                "GpuLstm",
+                "dropout between layers is not supported on the GPU yet; CpuLstm runs it",
+            ));
+        }
+        Ok(())
     }
 
     /// The training or the inference workspace.
@@ -415,6 +429,7 @@ impl GpuLstm {
         state: Option<&LstmState<f32>>,
     ) -> Result<(LstmOutput<f32>, Tape)> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
+        self.refuse_dropout()?;
         self.prepare(true, batch, seq)?;
         // Issued before the run overwrites the activations: should it fail, no tape is current.
         let tape = self.tapes.issue(batch, seq);
@@ -468,6 +483,7 @@ impl GpuLstm {
     ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         check_upstream(self.config(), batch, seq, upstream)?;
+        self.refuse_dropout()?;
         self.prepare(true, batch, seq)?;
         self.tapes.invalidate();
         let ws = self.training.as_ref().expect("prepared just above");
@@ -539,6 +555,15 @@ impl Lstm<f32> for GpuLstm {
     ) -> Result<(LstmOutput<f32>, Tape)> {
         full_lengths_only(&x, lengths)?;
         self.forward_train(x, state)
+    }
+
+    fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()> {
+        self.dropout = dropout;
+        Ok(())
+    }
+
+    fn dropout(&self) -> Option<Dropout> {
+        self.dropout
     }
 
     /// Reads back only what `want` asks for.
