@@ -1,31 +1,43 @@
-// One forward timestep of one layer, for the whole batch. CPU twin: src/cpu/lstm_forward_step.rs.
+// One forward timestep of one layer, for the whole batch and every direction. CPU twin:
+// src/cpu/lstm_forward_step.rs (the math of a step), src/cpu/general_lstm.rs (directions,
+// lengths and projection around it).
 //
-//   a   = xproj_t + b_hh + h_{t-1} · W_hhᵀ          xproj_t = x_t · W_ihᵀ + b_ih (matmul.wgsl)
+//   a   = xproj_t + b_hh + h_prev · W_hhᵀ          xproj_t = x_t · W_ihᵀ + b_ih (matmul.wgsl)
 //   i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
-//   c_t = f ⊙ c_{t-1} + i ⊙ g
-//   h_t = o ⊙ tanh(c_t)
+//   c   = f ⊙ c_prev + i ⊙ g
+//   r   = o ⊙ tanh(c)
+//   h   = r                       (projected layers: h = r · W_hrᵀ, lstm_projection_step.wgsl)
+//
+// Row b of direction d at processing step s reads time t = time_of(d, s, n_b) (lstm_step.wgsl);
+// h_prev is h0 at s = 0, else its own output of step s - 1; a finished row (s ≥ n_b) keeps its
+// state and zeroes its output at time s.
 //
 // Layouts. Gates are interleaved: a vec4 holds (i, f, g, o) of one hidden unit, so one invocation
 // owns all four gates of a unit and the cell update needs no exchange between invocations.
-//   xproj   [B, T, H] vec4        y        [B, T, H]     (h_t of every step; h_{t-1} is read here)
-//   w_hh    [H_k, H_u] vec4 = W_hhᵀ with the four gate rows of unit u side by side
-//   b_hh    [H] vec4
-//   w_ih    [I_k, H_u] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
-//   weights texture [I + H rows, H texels]: W_ihᵀ then W_hhᵀ, the same layouts row by row, read
-//           instead of w_ih and w_hh by main_direct where TEXELS = 1 (src/gpu/weight_texels.rs)
-//   input   [B, T, I]     the layer's input (x, or y of the layer below): main_direct only
-//   state0  [2, L, B, H]  (h0 then c0)      state_n [2, L, B, H]  (h_n then c_n; the c half holds
-//                                                                   the running c_t meanwhile)
-//   c_seq   [B, T, H], gates [B, T, H] vec4: written only when `save` (training keeps them)
+//   xproj   [D, B, T, H] vec4   (staged entry only)
+//   y       [B, T, D·O]         the layer's output, [forward | reverse] at each time
+//   w_hh    [O, H] vec4 = W_hhᵀ with the four gate rows of unit u side by side; b_hh [H] vec4
+//   w_ih    [I, H] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
+//   weights texture [D·(I + O) rows, H texels]: per direction W_ihᵀ then W_hhᵀ, the same layouts
+//           row by row, read instead of w_ih and w_hh by main_direct where TEXELS = 1
+//           (src/gpu/weight_texels.rs)
+//   input   [B, T, I]            the layer's input (x, or the layer below's output): main_direct
+//   state0  [h0 (L·D·B·O) | c0 (L·D·B·H) | lengths (B, u32 bits)]
+//   state_n [h_n | c_n]          the c part holds the running c meanwhile
+//   saved   [c D·B·T·H | h_prev D·B·T·O | r D·B·T·H] when `save` (training keeps them for
+//           backward; h_prev pairs each step with its input for dW_hh); else only r, [D, B, T, H],
+//           where the layer is projected (the projection step reads it)
+//   gates   [D, B, T, H] vec4    (i, f, g, o), when `save`
 // The uniform's struct `Step` comes from lstm_step.wgsl.
 //
 // Two entry points share the gate math (`finish`) and differ in how they sum the products:
 //   main              a workgroup owns TU units x TB batch rows; invocation (lx, ly) computes unit
 //                     lx for rows ly, ly + WG_Y, ... (RB of them). The reduction over k is staged
 //                     KC at a time in workgroup memory, where each element serves the whole tile.
-//                     xproj_t comes from one GEMM over the whole sequence, made before the steps.
+//                     xproj_t comes from one GEMM per direction over the whole sequence, made
+//                     before the steps.
 //   main_direct       invocation (lx, ly) computes units lx, lx + WG_X, ... (RU of them) for rows
-//                     ly, ly + WG_Y, ... (RB), reading the weights, x_t and h_{t-1} straight from
+//                     ly, ly + WG_Y, ... (RB), reading the weights, x_t and h_prev straight from
 //                     storage, with no workgroup memory and no barrier; each weight it loads
 //                     serves its RB rows, each input its RU units. It also sums
 //                     xproj_t = x_t · W_ihᵀ + b_ih itself (what matmul.wgsl does for `main`): for
@@ -44,7 +56,7 @@ var<private> s: Step;
 @group(0) @binding(3) var<storage, read> state0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
-@group(0) @binding(6) var<storage, read_write> c_seq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> saved: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> input: array<f32>;
 @group(0) @binding(9) var weights: texture_2d<f32>;
@@ -52,12 +64,28 @@ var<private> s: Step;
 var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, KC * TU>;  // [KC][TU]
 
-// h_{t-1}[b, k]: h0 at the first step, else the previous step's output.
-fn h_prev(b: u32, k: u32) -> f32 {
-    if (s.t == 0u) {
-        return state0[s.h_off + b * s.hidden + k];
+// Where row b stands at this step in direction d: its length, whether it is still running and
+// the time it reads.
+struct Row {
+    n: u32,
+    running: bool,
+    t: u32,
+}
+
+fn row_at(d: u32, b: u32) -> Row {
+    let n = seq_len(s.len_off, b);
+    let running = s.step < n;
+    return Row(n, running, select(s.step, time_of(d, s.step, n), running));
+}
+
+// h_prev[b, k] of direction d: h0 at the first step, else the row's output of the step before
+// (time t - 1 forward, t + 1 reverse).
+fn h_prev(d: u32, b: u32, r: Row, k: u32) -> f32 {
+    if (s.step == 0u) {
+        return state0[s.h_off + (d * s.batch + b) * s.out + k];
     }
-    return y[(b * s.seq + s.t - 1u) * s.hidden + k];
+    let t_prev = time_of(d, s.step - 1u, r.n);
+    return y[(b * s.seq + t_prev) * s.dirs * s.out + d * s.out + k];
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -67,19 +95,25 @@ fn main(
     @builtin(local_invocation_index) li: u32,
 ) {
     s = step;
+    let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let H = s.hidden;
+    let O = s.out;
+    let w_off = s.w_off + d * s.dir_params;
 
     var acc: array<vec4<f32>, RB>;
-    for (var k0 = 0u; k0 < H; k0 += KC) {
+    for (var k0 = 0u; k0 < O; k0 += KC) {
         for (var e = 0u; e < TB * KC / WG; e++) {
             let idx = li + WG * e;
             let bb = idx / KC;
             let kh = idx % KC;
             var hv = 0.0;
-            if (b0 + bb < s.batch && k0 + kh < H) {
-                hv = h_prev(b0 + bb, k0 + kh);
+            if (b0 + bb < s.batch && k0 + kh < O) {
+                let r = row_at(d, b0 + bb);
+                if (r.running) {
+                    hv = h_prev(d, b0 + bb, r, k0 + kh);
+                }
             }
             h_tile[idx] = hv;
         }
@@ -88,8 +122,8 @@ fn main(
             let kw = idx / TU;
             let uu = idx % TU;
             var wv = vec4<f32>(0.0);
-            if (k0 + kw < H && u0 + uu < H) {
-                wv = params[s.w_off + (k0 + kw) * H + u0 + uu];
+            if (k0 + kw < O && u0 + uu < H) {
+                wv = params[w_off + (k0 + kw) * H + u0 + uu];
             }
             w_tile[idx] = wv;
         }
@@ -107,27 +141,33 @@ fn main(
     for (var r = 0u; r < RB; r++) {
         let b = b0 + lid.y + WG_Y * r;
         if (u < H && b < s.batch) {
-            finish(u, b, acc[r] + xproj[(b * s.seq + s.t) * H + u] + params[s.b_off + u]);
+            let row = row_at(d, b);
+            var a = acc[r];
+            if (row.running) {
+                a += xproj[dir_row(d, b, row.t, H) + u] + params[s.b_off + d * s.dir_params + u];
+            }
+            finish(d, u, b, row, a);
         }
     }
 }
 
 const RU: u32 = TU / WG_X;
 
-// W_ihᵀ[k, u] and W_hhᵀ[k, u] (the four gates of unit u), from the parameters, or from the
-// layer's weight texture in the texel variants (a constant: the other branch compiles away).
-fn w_ih(k: u32, u: u32) -> vec4<f32> {
+// W_ihᵀ[k, u] and W_hhᵀ[k, u] (the four gates of unit u) of direction d, from the parameters,
+// or from the layer's weight texture in the texel variants (a constant: the other branch
+// compiles away).
+fn w_ih(d: u32, k: u32, u: u32) -> vec4<f32> {
     if (TEXELS != 0u) {
-        return textureLoad(weights, vec2<u32>(u, k), 0);
+        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + k), 0);
     }
-    return params[s.wi_off + k * s.hidden + u];
+    return params[s.wi_off + d * s.dir_params + k * s.hidden + u];
 }
 
-fn w_hh(k: u32, u: u32) -> vec4<f32> {
+fn w_hh(d: u32, k: u32, u: u32) -> vec4<f32> {
     if (TEXELS != 0u) {
-        return textureLoad(weights, vec2<u32>(u, s.input + k), 0);
+        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + s.input + k), 0);
     }
-    return params[s.w_off + k * s.hidden + u];
+    return params[s.w_off + d * s.dir_params + k * s.hidden + u];
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -136,6 +176,7 @@ fn main_direct(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     s = step;
+    let d = wg.z;
     let u0 = wg.x * TU + lid.x;
     let b0 = wg.y * TB + lid.y;
     let H = s.hidden;
@@ -144,73 +185,106 @@ fn main_direct(
     for (var j = 0u; j < RU; j++) {
         units[j] = min(u0 + WG_X * j, H - 1u);
     }
-    var rows: array<u32, RB>;
+    var rows: array<Row, RB>;
+    var bs: array<u32, RB>;
     for (var r = 0u; r < RB; r++) {
-        rows[r] = min(b0 + WG_Y * r, s.batch - 1u);
+        bs[r] = min(b0 + WG_Y * r, s.batch - 1u);
+        rows[r] = row_at(d, bs[r]);
     }
     var acc: array<array<vec4<f32>, RU>, RB>;
-    // x_t · W_ihᵀ
+    // x_t · W_ihᵀ (finished rows read time s, in range, and store nothing of it)
     for (var k = 0u; k < s.input; k++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
-            w[j] = w_ih(k, units[j]);
+            w[j] = w_ih(d, k, units[j]);
         }
         for (var r = 0u; r < RB; r++) {
-            let xv = vec4<f32>(input[(rows[r] * s.seq + s.t) * s.input + k]);
+            let xv = vec4<f32>(input[(bs[r] * s.seq + rows[r].t) * s.input + k]);
             for (var j = 0u; j < RU; j++) {
                 acc[r][j] = fma(xv, w[j], acc[r][j]);
             }
         }
     }
-    // + h_{t-1} · W_hhᵀ
-    for (var k = 0u; k < H; k++) {
+    // + h_prev · W_hhᵀ
+    for (var k = 0u; k < s.out; k++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
-            w[j] = w_hh(k, units[j]);
+            w[j] = w_hh(d, k, units[j]);
         }
         for (var r = 0u; r < RB; r++) {
-            let hv = vec4<f32>(h_prev(rows[r], k));
+            var hv = 0.0;
+            if (rows[r].running) {
+                hv = h_prev(d, bs[r], rows[r], k);
+            }
+            let hv4 = vec4<f32>(hv);
             for (var j = 0u; j < RU; j++) {
-                acc[r][j] = fma(hv, w[j], acc[r][j]);
+                acc[r][j] = fma(hv4, w[j], acc[r][j]);
             }
         }
     }
+    let bias = s.dir_params * d;
     for (var r = 0u; r < RB; r++) {
         let b = b0 + WG_Y * r;
         for (var j = 0u; j < RU; j++) {
             let u = u0 + WG_X * j;
             if (u < H && b < s.batch) {
-                finish(u, b, acc[r][j] + params[s.bi_off + u] + params[s.b_off + u]);
+                let a = acc[r][j] + params[s.bi_off + bias + u] + params[s.b_off + bias + u];
+                finish(d, u, b, rows[r], a);
             }
         }
     }
 }
 
-// The rest of the step for unit u < H of batch row b < B: `a` holds the four gates'
-// pre-activations of u, xproj_t + b_hh + h_{t-1} · W_hhᵀ.
-fn finish(u: u32, b: u32, a: vec4<f32>) {
+// The rest of the step for unit u < H of batch row b < B in direction d: `a` holds the four
+// gates' pre-activations of u, xproj_t + b_hh + h_prev · W_hhᵀ (meaningless for a finished row).
+fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) {
     let H = s.hidden;
-    let row = b * s.seq + s.t;
+    let O = s.out;
+    let projected = O < H;
+    let y_at = d * O + u;
+    let y_row = s.dirs * O;
+    let bh = s.batch * H;
+    let rows_h = s.dirs * bh * s.seq;
+    if (!row.running) {
+        // Time s is past the row's end: its output there is zero (written by the projection
+        // step in projected layers), and what backward reads there is zero too.
+        if (!projected) {
+            y[(b * s.seq + s.step) * y_row + y_at] = 0.0;
+        }
+        if (s.save != 0u && u < O) {
+            saved[rows_h + dir_row(d, b, s.step, O) + u] = 0.0;
+        }
+        return;
+    }
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);
     let o = sigmoid(a.w);
-    let state = b * H + u;
+    let state = (d * s.batch + b) * H + u;
     var c_prev: f32;
-    if (s.t == 0u) {
+    if (s.step == 0u) {
         c_prev = state0[s.c_off + state];
     } else {
         c_prev = state_n[s.c_off + state];
     }
     let c = f * c_prev + i * g;
-    let h = o * tanh_stable(c);
-    y[row * H + u] = h;
-    state_n[s.c_off + state] = c;
-    if (s.t + 1u == s.seq) {
-        state_n[s.h_off + state] = h;
+    let r = o * tanh_stable(c);
+    let at = dir_row(d, b, row.t, H) + u;
+    if (projected) {
+        let r_at = select(0u, rows_h + s.dirs * s.batch * s.seq * O, s.save != 0u);
+        saved[r_at + at] = r;
+    } else {
+        y[(b * s.seq + row.t) * y_row + y_at] = r;
+        if (s.step + 1u == row.n) {
+            state_n[s.h_off + state] = r;
+        }
     }
+    state_n[s.c_off + state] = c;
     if (s.save != 0u) {
-        c_seq[row * H + u] = c;
-        gates[row * H + u] = vec4<f32>(i, f, g, o);
+        saved[at] = c;
+        gates[at] = vec4<f32>(i, f, g, o);
+        if (u < O) {
+            saved[rows_h + dir_row(d, b, row.t, O) + u] = h_prev(d, b, row, u);
+        }
     }
 }

@@ -211,7 +211,7 @@ impl LstmConfig {
         };
         Err(Error::config(
             what,
-            format!("{feature} are not supported here yet; CpuLstm runs them"),
+            format!("{feature} are not supported here yet; CpuLstm and GpuLstm run them"),
         ))
     }
 

@@ -37,3 +37,50 @@ fn gpu_matches_pytorch_at_the_seed_size() {
 fn gpu_matches_pytorch_float64_within_float32_rounding() {
     check_case("c1_tiny_f64", 2e-6, 4e-6);
 }
+
+// Bidirectional, projected, variable-length and bias-less models: the same tolerances, for the
+// same reasons (float32 in another summation order; the float64 files hold the same inputs).
+#[test]
+fn gpu_matches_pytorch_on_a_bidirectional_layer() {
+    check_case("d5_bidir_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_a_projected_layer() {
+    check_case("d6_proj_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_stacked_bidirectional_projected_layers() {
+    check_case("d10_bidir_two_layer_proj_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_packed_sequences_of_variable_lengths() {
+    check_case("d9_varlen_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_stacked_bidirectional_layers_of_variable_lengths() {
+    check_case("d11_varlen_bidir_two_layer_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_stacked_layers_without_biases() {
+    check_case("e1_no_bias_two_layer_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_three_bidirectional_projected_layers_of_variable_lengths() {
+    check_case("e2_three_layer_bidir_proj_varlen_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_on_a_bidirectional_layer_without_biases_of_variable_lengths() {
+    check_case("e3_no_bias_bidir_varlen_f32", 5e-6, 1e-5);
+}
+
+#[test]
+fn gpu_matches_pytorch_float64_on_three_bidirectional_projected_layers() {
+    check_case("e2_three_layer_bidir_proj_varlen_f64", 2e-6, 4e-6);
+}

@@ -238,6 +238,27 @@ mod column_sum {
     }
 }
 
+mod dropout {
+    use super::*;
+    use lstm_wgpu::Dropout;
+
+    #[test]
+    fn dropout_matches_its_cpu_twin_bit_for_bit() {
+        // 70001 elements: more than one row of 64-wide workgroups, not a multiple of them.
+        let input = vector(70_001, 8, -1.0, 1.0);
+        for (p, layer) in [(0.0, 0), (0.25, 1), (0.9, 3)] {
+            let d = Dropout::new(p, 17).unwrap().at_pass(1_000_003);
+            let mut want = vec![0.0; input.len()];
+            cpu::dropout::dropout(&input, &mut want, d.key(layer), d.threshold(), d.scale());
+            let got = ops::dropout(&gpu(), &input, &d, layer).unwrap();
+            // The same integer hash and one correctly rounded product: the same bits.
+            close(&format!("dropout p = {p}"), &got, &want, 0.0);
+            let kept = got.iter().filter(|&&v| v != 0.0).count();
+            assert!(p == 0.0 || kept < input.len(), "p = {p}: nothing dropped");
+        }
+    }
+}
+
 mod cross_entropy {
     use super::*;
 

@@ -99,9 +99,10 @@ fn forward_backward_is_one_submit_with_one_dispatch_per_step_each_way() {
     lstm.forward_backward(x.view(), None, &up, GradRequest::ALL)
         .unwrap();
     let d = lstm.stats() - before;
-    // Per layer after the reverse sweep: dh0, dW_ih, dW_hh (steps t ≥ 1 and step 0), the bias
-    // column sum, and the input gradient (dy of the layer below, or dx at the bottom).
-    let after_sweep = 6;
+    // Per layer after the reverse sweep: dh0, dW_ih, dW_hh (over the h_prev the forward
+    // kept), the bias column sum, and the input gradient (dy of the layer below, or dx at the
+    // bottom).
+    let after_sweep = 5;
     assert_eq!(
         d.dispatches,
         forward_dispatches(B) + (L * (T + after_sweep)) as u64,
@@ -177,10 +178,10 @@ mod training_step {
             (1, 0, 0),
             "{d:?}"
         );
-        // LSTM forward (projection and steps); head: logits, loss, dW_fc, db_fc, dh_n; LSTM backward with no
-        // dx: L·T steps and per layer dh0, dW_ih, dW_hh (two), db, plus dy for the layer below;
-        // clipping: two; optimizer: one.
-        let backward = L * T + L * 5 + (L - 1);
+        // LSTM forward (projection and steps); head: logits, loss, dW_fc, db_fc, dh_n; LSTM
+        // backward with no dx: L·T steps and per layer dh0, dW_ih, dW_hh, db, plus dy for the
+        // layer below; clipping: two; optimizer: one.
+        let backward = L * T + L * 4 + (L - 1);
         assert_eq!(
             d.dispatches,
             forward_dispatches(B) + (5 + backward + 2 + 1) as u64,

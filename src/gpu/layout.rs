@@ -9,6 +9,11 @@
 //! gpu[u·4 + g]         = torch[g·H + u]           biases:   [H, 4]
 //! ```
 //!
+//! A projected layer's `weight_hr` `[O, H]` keeps PyTorch's layout. Each layer's directions are
+//! laid out one after the other with the same slots, so direction 1's tensors sit a fixed
+//! distance after direction 0's ([`LstmSlots::dir_stride`]) and a kernel running both finds
+//! them from one offset.
+//!
 //! Gradients use the same layout in a second arena of the same shape, so an optimizer is one
 //! elementwise pass over the whole arena.
 
@@ -53,20 +58,23 @@ impl ArenaLayout {
     }
 }
 
-/// One LSTM layer's slots.
+/// One direction of one LSTM layer: its slots.
 #[derive(Debug, Clone)]
 pub(crate) struct LayerSlots {
     /// `[I_l, H, 4]`
     pub w_ih: ArenaSlot,
-    /// `[H, H, 4]`
+    /// `[O, H, 4]`
     pub w_hh: ArenaSlot,
     /// `[H, 4]`
     pub b_ih: ArenaSlot,
     /// `[H, 4]`
     pub b_hh: ArenaSlot,
+    /// `[O, H]` (PyTorch's layout), in projected layers.
+    pub w_hr: Option<ArenaSlot>,
 }
 
-/// Slots of every layer of an LSTM.
+/// Slots of every layer and direction of an LSTM, index `l·D + d` (as
+/// [`LstmWeights::layers`]).
 #[derive(Debug, Clone)]
 pub(crate) struct LstmSlots {
     pub config: LstmConfig,
@@ -75,16 +83,40 @@ pub(crate) struct LstmSlots {
 
 impl LstmSlots {
     pub(crate) fn new(config: LstmConfig, arena: &mut ArenaLayout) -> Self {
-        let h = config.hidden_size;
-        let layers = (0..config.num_layers)
-            .map(|l| LayerSlots {
-                w_ih: arena.alloc(config.layer_input_size(l) * 4 * h),
-                w_hh: arena.alloc(h * 4 * h),
+        let (h, o) = (config.hidden_size, config.output_size());
+        let dirs = config.num_directions();
+        let layers = (0..config.num_layers * dirs)
+            .map(|ld| LayerSlots {
+                w_ih: arena.alloc(config.layer_input_size(ld / dirs) * 4 * h),
+                w_hh: arena.alloc(o * 4 * h),
                 b_ih: arena.alloc(4 * h),
                 b_hh: arena.alloc(4 * h),
+                w_hr: (config.proj_size > 0).then(|| arena.alloc(o * h)),
             })
             .collect();
         LstmSlots { config, layers }
+    }
+
+    /// Direction `d` of layer `l`.
+    pub(crate) fn layer(&self, l: usize, d: usize) -> &LayerSlots {
+        &self.layers[l * self.config.num_directions() + d]
+    }
+
+    /// Elements from layer `l`'s direction-0 slots to its direction-1 slots (0 with one
+    /// direction): the same for every tensor, as each direction's slots are allocated alike
+    /// from an aligned start.
+    pub(crate) fn dir_stride(&self, l: usize) -> usize {
+        if self.config.num_directions() == 1 {
+            return 0;
+        }
+        let (a, b) = (self.layer(l, 0), self.layer(l, 1));
+        let stride = b.w_ih.offset - a.w_ih.offset;
+        debug_assert!(
+            [(a.w_hh, b.w_hh), (a.b_ih, b.b_ih), (a.b_hh, b.b_hh)]
+                .iter()
+                .all(|(x, y)| y.offset - x.offset == stride)
+        );
+        stride
     }
 
     /// Writes `weights` into an arena image.
@@ -97,26 +129,31 @@ impl LstmSlots {
             for (slot, bias) in [(s.b_ih, &w.bias_ih), (s.b_hh, &w.bias_hh)] {
                 interleave_bias(bias.view(), h, slot.of_mut(arena));
             }
+            if let (Some(slot), Some(w_hr)) = (s.w_hr, &w.weight_hr) {
+                let out = slot.of_mut(arena);
+                for (o, v) in out.iter_mut().zip(w_hr.iter()) {
+                    *o = *v;
+                }
+            }
         }
     }
 
     /// Reads per-layer tensors (weights or gradients) back from an arena image.
     pub(crate) fn unpack(&self, arena: &[f32]) -> Vec<LayerWeights<f32>> {
-        let h = self.config.hidden_size;
+        let c = &self.config;
+        let (h, o, dirs) = (c.hidden_size, c.output_size(), c.num_directions());
         self.layers
             .iter()
             .enumerate()
-            .map(|(l, s)| LayerWeights {
-                weight_ih: deinterleave_matrix(
-                    s.w_ih.of(arena),
-                    h,
-                    self.config.layer_input_size(l),
-                ),
-                weight_hh: deinterleave_matrix(s.w_hh.of(arena), h, h),
+            .map(|(ld, s)| LayerWeights {
+                weight_ih: deinterleave_matrix(s.w_ih.of(arena), h, c.layer_input_size(ld / dirs)),
+                weight_hh: deinterleave_matrix(s.w_hh.of(arena), h, o),
                 bias_ih: deinterleave_bias(s.b_ih.of(arena), h),
                 bias_hh: deinterleave_bias(s.b_hh.of(arena), h),
-                // The GPU runs plain layers only (`LstmConfig::require_plain`).
-                weight_hr: None,
+                weight_hr: s.w_hr.map(|slot| {
+                    Array2::from_shape_vec((o, h), slot.of(arena).to_vec())
+                        .expect("a projection slot holds [O, H]")
+                }),
             })
             .collect()
     }

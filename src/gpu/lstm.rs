@@ -16,14 +16,14 @@ use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::{ArenaLayout, LstmSlots};
 use crate::gpu::plan::backward::BackwardPlan;
-use crate::gpu::plan::forward::{Dims, ForwardPlan, Weights};
+use crate::gpu::plan::forward::{Dims, ForwardPlan, Mode, Weights};
 use crate::gpu::profile::NotProfiled;
 use crate::gpu::readback::{ReadPlan, read_buffer_async};
 use crate::gpu::stats::{Counters, GpuStats};
 use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::{
     Dropout, GradRequest, Lstm, LstmGrads, LstmOutput, LstmState, Tape, TapeIssuer, Upstream,
-    check_input, check_same_config, check_upstream,
+    check_input, check_lengths, check_same_config, check_upstream,
 };
 use crate::shape::expect_nonzero;
 use crate::stream::WeightsVersion;
@@ -71,7 +71,6 @@ impl GpuLstm {
     /// Uploads `weights` (PyTorch layout) to `gpu`.
     pub fn new(gpu: &Gpu, weights: &LstmWeights<f32>) -> Result<Self> {
         weights.validate()?;
-        weights.config().require_plain("GpuLstm")?;
         let config = *weights.config();
         let mut arena = ArenaLayout::default();
         let slots = LstmSlots::new(config, &mut arena);
@@ -139,18 +138,6 @@ impl GpuLstm {
         &self.version
     }
 
-    /// [`Error::Config`](crate::Error::Config) when a training pass would drop anything: the
-    /// GPU does not run dropout yet.
-    fn refuse_dropout(&self) -> Result<()> {
-        if self.dropout.is_some() && self.config().num_layers > 1 {
-            return Err(crate::Error::config(
-                "GpuLstm",
-                "dropout between layers is not supported on the GPU yet; CpuLstm runs it",
-            ));
-        }
-        Ok(())
-    }
-
     /// The training or the inference workspace.
     fn slot(&mut self, train: bool) -> &mut Option<Workspace> {
         match train {
@@ -159,12 +146,60 @@ impl GpuLstm {
         }
     }
 
+    /// What the plans of a training (`train`) or an inference workspace run.
+    fn mode(&self, train: bool) -> Mode {
+        Mode {
+            save: train,
+            dropout: train && self.dropout.is_some(),
+        }
+    }
+
+    /// Makes sure a workspace for `(batch, seq)` exists (with backward when `train`), its
+    /// sequences `lengths` long (all `T` when `None`; checked by the caller).
+    fn prepare(
+        &mut self,
+        train: bool,
+        (batch, seq): (usize, usize),
+        lengths: Option<&[usize]>,
+    ) -> Result<()> {
+        self.prepare_shape(train, batch, seq)?;
+        let ws = match train {
+            true => &mut self.training,
+            false => &mut self.inference,
+        };
+        let ws = ws.as_mut().expect("prepared just above");
+        ws.forward.set_lengths(&self.gpu, &self.counters, lengths);
+        Ok(())
+    }
+
+    /// Writes the dropout masks' key of the current pass into a training workspace's plans
+    /// and advances the pass (a training pass is about to be submitted).
+    fn next_dropout_pass(&mut self) -> Result<()> {
+        let Some(dropout) = self.dropout else {
+            return Ok(());
+        };
+        let ws = self
+            .training
+            .as_ref()
+            .expect("a training pass has a workspace");
+        if ws.forward.drops() {
+            ws.forward
+                .write_dropout(&self.gpu, &self.counters, &dropout)?;
+            if let Some(bw) = &ws.backward {
+                bw.write_dropout(&self.gpu, &self.counters, &dropout)?;
+            }
+        }
+        self.dropout = Some(dropout.at_pass(dropout.pass + 1));
+        Ok(())
+    }
+
     /// Makes sure a workspace for `(batch, seq)` exists (with backward when `train`).
-    fn prepare(&mut self, train: bool, batch: usize, seq: usize) -> Result<()> {
+    fn prepare_shape(&mut self, train: bool, batch: usize, seq: usize) -> Result<()> {
+        let mode = self.mode(train);
         if self
             .slot(train)
             .as_ref()
-            .is_some_and(|w| w.forward.fits(batch, seq))
+            .is_some_and(|w| w.forward.fits(batch, seq, mode))
         {
             return Ok(());
         }
@@ -194,13 +229,13 @@ impl GpuLstm {
             counters,
             &self.weights_for_steps(),
             (batch, seq),
-            train,
+            self.mode(train),
         )?;
         let d = *forward.dims();
-        let mut staging_len = d.batch * d.seq * d.hidden + 2 * d.state_len();
+        let mut staging_len = d.batch * d.seq * d.layer_out() + d.state_len();
         let backward = match (&self.grads, train) {
             (Some(grads), true) => {
-                staging_len += d.batch * d.seq * d.input + 2 * d.state_len() + self.arena_len;
+                staging_len += d.batch * d.seq * d.input + d.state_len() + self.arena_len;
                 let bw =
                     BackwardPlan::new(gpu, counters, &self.slots, &self.params, grads, &forward)?;
                 Some(bw)
@@ -278,18 +313,25 @@ impl GpuLstm {
     }
 }
 
-/// `y` `[B, T, H]` and `h_n`, `c_n` `[L, B, H]` from the first two parts of a read plan.
+/// `y` `[B, T, D·O]` and `h_n` `[L·D, B, O]`, `c_n` `[L·D, B, H]` from the first two parts of
+/// a read plan.
 fn unpack_outputs(d: &Dims, parts: &mut impl Iterator<Item = Vec<f32>>) -> LstmOutput<f32> {
-    let y = array3((d.batch, d.seq, d.hidden), parts.next().unwrap_or_default());
+    let y = array3(
+        (d.batch, d.seq, d.layer_out()),
+        parts.next().unwrap_or_default(),
+    );
     let (h_n, c_n) = split_state(d, parts.next().unwrap_or_default());
     LstmOutput { y, h_n, c_n }
 }
 
-/// A `[2, L, B, H]` state read back, as its two `[L, B, H]` halves.
+/// A `[h | c]` state read back, as `h` `[L·D, B, O]` and `c` `[L·D, B, H]`.
 fn split_state(d: &Dims, mut both: Vec<f32>) -> (Array3<f32>, Array3<f32>) {
-    let second = both.split_off(d.state_len().min(both.len()));
-    let shape = (d.layers, d.batch, d.hidden);
-    (array3(shape, both), array3(shape, second))
+    let c = both.split_off(d.h_state_len().min(both.len()));
+    let ld = d.layers * d.dirs;
+    (
+        array3((ld, d.batch, d.out), both),
+        array3((ld, d.batch, d.hidden), c),
+    )
 }
 
 /// An array of a shape from values whose count the read plan fixed to match it.
@@ -301,15 +343,17 @@ fn array3(shape: (usize, usize, usize), values: Vec<f32>) -> Array3<f32> {
 /// `None` skips that output.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ForwardTargets<'a> {
-    /// The top layer's `h` at every step, `y` `[B, T, H]`.
+    /// The top layer's `h` at every step, `y` `[B, T, H]` (`[B, T, D·H_out]`).
     pub y: Option<GpuTensor<'a>>,
-    /// `h_n` then `c_n` of every layer, `[2, L, B, H]`.
+    /// `h_n` then `c_n` of every layer, `[2, L, B, H]` (`h_n` `[L·D, B, H_out]` then `c_n`
+    /// `[L·D, B, H]`).
     pub state: Option<GpuTensor<'a>>,
 }
 
 impl GpuLstm {
     /// Records a forward pass into the caller's `encoder`: `x` `[B, T, I]` and, when given,
-    /// `state` (`h0` then `c0`, `[2, L, B, H]`; zeros when `None`) are read from the caller's
+    /// `state` (`h0` then `c0`, `[2, L, B, H]`, in general `h0` `[L·D, B, H_out]` then `c0`
+    /// `[L·D, B, H]`; zeros when `None`) are read from the caller's
     /// buffers (`COPY_SRC`), the outputs written into `out`. Nothing is uploaded, submitted or
     /// read back: the work runs when the caller submits `encoder`, in order with the caller's
     /// own passes around it. `encoder` must come from this model's device.
@@ -360,19 +404,21 @@ impl GpuLstm {
         let c = *self.config();
         expect_nonzero("x", &[batch, seq], &["batch", "seq"])?;
         let (src, dst) = (wgpu::BufferUsages::COPY_SRC, wgpu::BufferUsages::COPY_DST);
-        let state_len = 2 * c.num_layers * batch * c.hidden_size;
+        let ld = c.num_layers * c.num_directions();
+        let state_len = ld * batch * (c.output_size() + c.hidden_size);
         let gpu = &self.gpu.clone();
         caller_buffer::check(gpu, "x", x, batch * seq * c.input_size, src)?;
         if let Some(s) = state {
             caller_buffer::check(gpu, "h0/c0", s, state_len, src)?;
         }
         if let Some(y) = out.y {
-            caller_buffer::check(gpu, "y", y, batch * seq * c.hidden_size, dst)?;
+            let len = batch * seq * c.layer_output_size();
+            caller_buffer::check(gpu, "y", y, len, dst)?;
         }
         if let Some(s) = out.state {
             caller_buffer::check(gpu, "h_n/c_n", s, state_len, dst)?;
         }
-        self.prepare(false, batch, seq)?;
+        self.prepare(false, (batch, seq), None)?;
         let ws = self.inference.as_ref().expect("prepared just above");
         let (plan, counters) = (&ws.forward, &self.counters);
         plan.copy_x_in(encoder, x.buffer, x.offset);
@@ -415,8 +461,30 @@ impl GpuLstm {
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
     ) -> Result<LstmOutput<f32>> {
+        self.forward_maybe_lengths(x, None, state).await
+    }
+
+    /// [`Lstm::forward_lengths`], asynchronously.
+    pub async fn forward_lengths_async(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: &[usize],
+        state: Option<&LstmState<f32>>,
+    ) -> Result<LstmOutput<f32>> {
+        self.forward_maybe_lengths(x, Some(lengths), state).await
+    }
+
+    async fn forward_maybe_lengths(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: Option<&[usize]>,
+        state: Option<&LstmState<f32>>,
+    ) -> Result<LstmOutput<f32>> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
-        self.prepare(false, batch, seq)?;
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, seq)?;
+        }
+        self.prepare(false, (batch, seq), lengths)?;
         let ws = self.inference.as_ref().expect("prepared just above");
         let (out, _) = self.run(ws, x, state, None, GradRequest::NONE).await?;
         Ok(out)
@@ -428,9 +496,32 @@ impl GpuLstm {
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
     ) -> Result<(LstmOutput<f32>, Tape)> {
+        self.forward_train_maybe_lengths(x, None, state).await
+    }
+
+    /// [`Lstm::forward_train_lengths`], asynchronously.
+    pub async fn forward_train_lengths_async(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: &[usize],
+        state: Option<&LstmState<f32>>,
+    ) -> Result<(LstmOutput<f32>, Tape)> {
+        self.forward_train_maybe_lengths(x, Some(lengths), state)
+            .await
+    }
+
+    async fn forward_train_maybe_lengths(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: Option<&[usize]>,
+        state: Option<&LstmState<f32>>,
+    ) -> Result<(LstmOutput<f32>, Tape)> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
-        self.refuse_dropout()?;
-        self.prepare(true, batch, seq)?;
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, seq)?;
+        }
+        self.prepare(true, (batch, seq), lengths)?;
+        self.next_dropout_pass()?;
         // Issued before the run overwrites the activations: should it fail, no tape is current.
         let tape = self.tapes.issue(batch, seq);
         let ws = self.training.as_ref().expect("prepared just above");
@@ -483,8 +574,8 @@ impl GpuLstm {
     ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
         let (batch, seq) = check_input(self.config(), &x, state)?;
         check_upstream(self.config(), batch, seq, upstream)?;
-        self.refuse_dropout()?;
-        self.prepare(true, batch, seq)?;
+        self.prepare(true, (batch, seq), None)?;
+        self.next_dropout_pass()?;
         self.tapes.invalidate();
         let ws = self.training.as_ref().expect("prepared just above");
         let (out, grads) = self.run(ws, x, state, Some(upstream), want).await?;
@@ -534,27 +625,24 @@ impl Lstm<f32> for GpuLstm {
         pollster::block_on(self.forward_train_async(x, state))
     }
 
-    /// Runs [`Lstm::forward`] when every sequence is `T` steps long; shorter sequences are not
-    /// supported on the GPU yet ([`Error::Config`](crate::Error::Config)).
+    /// Finished rows are masked inside the step kernels: no dispatch more than a batch of
+    /// full length.
     fn forward_lengths(
         &mut self,
         x: ArrayView3<'_, f32>,
         lengths: &[usize],
         state: Option<&LstmState<f32>>,
     ) -> Result<LstmOutput<f32>> {
-        full_lengths_only(&x, lengths)?;
-        self.forward(x, state)
+        pollster::block_on(self.forward_lengths_async(x, lengths, state))
     }
 
-    /// As [`GpuLstm::forward_lengths`], for [`Lstm::forward_train`].
     fn forward_train_lengths(
         &mut self,
         x: ArrayView3<'_, f32>,
         lengths: &[usize],
         state: Option<&LstmState<f32>>,
     ) -> Result<(LstmOutput<f32>, Tape)> {
-        full_lengths_only(&x, lengths)?;
-        self.forward_train(x, state)
+        pollster::block_on(self.forward_train_lengths_async(x, lengths, state))
     }
 
     fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()> {
@@ -586,18 +674,4 @@ impl Lstm<f32> for GpuLstm {
     ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
         pollster::block_on(self.forward_backward_async(x, state, upstream, want))
     }
-}
-
-/// Checks `lengths` against `x` `[B, T, I]`, and that every sequence is `T` steps long: the GPU
-/// path does not run shorter ones yet.
-fn full_lengths_only(x: &ArrayView3<'_, f32>, lengths: &[usize]) -> Result<()> {
-    let (batch, seq, _) = x.dim();
-    crate::lstm::check_lengths(lengths, batch, seq)?;
-    if lengths.iter().any(|&n| n != seq) {
-        return Err(crate::Error::config(
-            "GpuLstm",
-            "sequences shorter than the batch are not supported on the GPU yet; CpuLstm runs them",
-        ));
-    }
-    Ok(())
 }

@@ -29,6 +29,7 @@ use crate::gpu::kernels::adam::Adam;
 use crate::gpu::kernels::arena_update::ArenaUpdate;
 use crate::gpu::kernels::column_sum::ColumnSum;
 use crate::gpu::kernels::cross_entropy::CrossEntropy;
+use crate::gpu::kernels::dropout::Dropout;
 use crate::gpu::kernels::grad_norm::{self, GradNorm};
 use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::kernels::peak::{PeakCall, Probe};
@@ -97,6 +98,29 @@ pub fn column_sum(
     )?;
     out.copy_from_slice(&r);
     Ok(())
+}
+
+/// One `dropout.wgsl` dispatch; twin of [`crate::cpu::dropout::dropout`]: `input` through the
+/// mask of `layer` under `dropout` (its pass included).
+pub fn dropout(
+    gpu: &Gpu,
+    input: &[f32],
+    dropout: &crate::lstm::Dropout,
+    layer: usize,
+) -> Result<Vec<f32>> {
+    let one = OneShot::new(gpu);
+    let (input_buf, out) = (one.input("input", input)?, one.output("out", input.len())?);
+    let call = Dropout {
+        input: &input_buf,
+        in_off: 0,
+        out: &out,
+        out_off: 0,
+        len: input.len(),
+        dropout: *dropout,
+        layer,
+    };
+    let [r] = one.run([&call as &dyn CallDyn], [Region::whole(&out, input.len())])?;
+    Ok(r)
 }
 
 /// One `cross_entropy.wgsl` dispatch over `logits` `[B, C]` and `labels` `[B]` (`>= C` marks a

@@ -17,7 +17,7 @@ use crate::gpu::caller_buffer::{self, GpuTensor};
 use crate::gpu::context::Gpu;
 use crate::gpu::layout::LstmSlots;
 use crate::gpu::lstm::GpuLstm;
-use crate::gpu::plan::forward::{ForwardPlan, Weights};
+use crate::gpu::plan::forward::{ForwardPlan, Mode, Weights};
 use crate::gpu::profile::NotProfiled;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
@@ -74,10 +74,13 @@ struct Chunk {
 
 impl GpuLstm {
     /// A streaming session of `batch` sequences from zero state, on this model's parameters as
-    /// they are now (see [`crate::stream`]). `batch = 0` is [`crate::Error::ZeroSize`].
+    /// they are now (see [`crate::stream`]). `batch = 0` is [`crate::Error::ZeroSize`];
+    /// bidirectional or projected models are [`crate::Error::Config`] (a reverse direction
+    /// needs the whole sequence).
     pub fn stream(&self, batch: usize) -> Result<GpuStream> {
         expect_nonzero("stream batch", &[batch], &["batch"])?;
         let c = self.config();
+        c.require_plain("GpuStream")?;
         let state_len = 2 * c.num_layers * batch * c.hidden_size;
         let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let gpu = self.gpu().clone();
@@ -113,7 +116,7 @@ impl GpuStream {
         match self
             .chunks
             .iter()
-            .position(|c| c.plan.fits(self.batch, seq))
+            .position(|c| c.plan.fits(self.batch, seq, Mode::INFERENCE))
         {
             Some(i) => {
                 let c = self.chunks.remove(i);
@@ -130,7 +133,13 @@ impl GpuStream {
                         params: &self.params,
                         texels: self.texels.as_deref(),
                     };
-                    let plan = ForwardPlan::new(gpu, counters, &weights, (self.batch, seq), false)?;
+                    let plan = ForwardPlan::new(
+                        gpu,
+                        counters,
+                        &weights,
+                        (self.batch, seq),
+                        Mode::INFERENCE,
+                    )?;
                     let d = *plan.dims();
                     // Room for everything a push can ask for at once: y [B, T, H], the top
                     // layer's h [B, H] (at most one layer's state) and h_n/c_n [2, L, B, H].

@@ -1,9 +1,10 @@
 //! The weights of every layer as textures, for the step kernels' texel variants.
 //!
-//! Layer `l`'s texture is `rgba32float`, `H` texels wide and `I_l + H` rows high: row `k < I_l`
-//! holds `W_ihᵀ[k, ·]`, row `I_l + k` holds `W_hhᵀ[k, ·]`, texel `u` of a row the four gates
-//! (i, f, g, o) of unit `u`: the arena's gate-interleaved layout (`src/gpu/layout.rs`), one
-//! matrix row per texture row. A software adapter fetches texels several times as fast as it
+//! Layer `l`'s texture is `rgba32float`, `H` texels wide and `D·(I_l + O)` rows high: for
+//! direction `d`, row `d·(I_l + O) + k` (`k < I_l`) holds `W_ihᵀ[k, ·]`, row
+//! `d·(I_l + O) + I_l + k` holds `W_hhᵀ[k, ·]` (`k < O`, the features of `h`), texel `u` of a row
+//! the four gates (i, f, g, o) of unit `u`: the arena's gate-interleaved layout
+//! (`src/gpu/layout.rs`), one matrix row per texture row. A software adapter fetches texels several times as fast as it
 //! loads the same `vec4`s from a storage buffer (`Gpu::measure_peak` measures both), and a
 //! step kernel is bound by its weight loads there.
 //!
@@ -46,10 +47,14 @@ impl WeightTexels {
     /// Writes the weights of `arena` (the parameters as `slots` lays them out) into the
     /// textures; counted as uploads.
     pub(crate) fn write(&self, gpu: &Gpu, slots: &LstmSlots, arena: &[f32], counters: &Counters) {
-        let h = slots.config.hidden_size;
-        for (l, (s, texture)) in slots.layers.iter().zip(&self.textures).enumerate() {
-            let input = slots.config.layer_input_size(l);
-            for (slot, first_row, rows) in [(s.w_ih, 0, input), (s.w_hh, input, h)] {
+        let c = &slots.config;
+        let (h, o, dirs) = (c.hidden_size, c.output_size(), c.num_directions());
+        for (ld, s) in slots.layers.iter().enumerate() {
+            let (l, d) = (ld / dirs, ld % dirs);
+            let texture = &self.textures[l];
+            let input = c.layer_input_size(l);
+            let base = d * (input + o);
+            for (slot, first_row, rows) in [(s.w_ih, base, input), (s.w_hh, base + input, o)] {
                 let values = slot.of(arena);
                 let size = wgpu::Extent3d {
                     width: h as u32, // at most max_texture_dimension_2d, checked in `new`
@@ -82,7 +87,8 @@ impl WeightTexels {
     }
 }
 
-/// Rows of layer `l`'s texture: `I_l + H`.
+/// Rows of layer `l`'s texture: `D·(I_l + O)`.
 fn rows(slots: &LstmSlots, l: usize) -> usize {
-    slots.config.layer_input_size(l) + slots.config.hidden_size
+    let c = &slots.config;
+    c.num_directions() * (c.layer_input_size(l) + c.output_size())
 }

@@ -328,10 +328,10 @@ pub fn random_weights(config: LstmConfig, seed: u64, scale: f32) -> LstmWeights<
 
 /// Random `h0`, `c0` for `config` and batch `b`.
 pub fn random_state(config: &LstmConfig, b: usize, seed: u64) -> LstmState<f32> {
-    let shape = (config.num_layers, b, config.hidden_size);
+    let ld = config.num_layers * config.num_directions();
     LstmState {
-        h: random_array(shape, seed, -1.0, 1.0),
-        c: random_array(shape, seed + 1, -2.0, 2.0),
+        h: random_array((ld, b, config.output_size()), seed, -1.0, 1.0),
+        c: random_array((ld, b, config.hidden_size), seed + 1, -2.0, 2.0),
     }
 }
 

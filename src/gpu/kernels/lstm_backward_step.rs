@@ -1,11 +1,13 @@
 //! `shaders/lstm_backward_step.wgsl`: one backward timestep of one layer for the whole batch;
 //! CPU twin [`crate::cpu::lstm_backward_step`]. Uniform and tiling: [`super::lstm_step`].
 //!
-//! Bindings: `params`, `gates`, `c_seq`, `state0`, `dy` (read), `d_state`, `d_gates`.
+//! Bindings: `params`, `gates`, `saved` (`c` first), `state0` (`c0` and the lengths), `dy`
+//! (read), `d_state`, `d_gates`, `dh_seq` (read; projected layers).
 //!
 //! Two variants, as for the forward step: [`DESC`] (entry `main`) stages `W_hh` and
-//! `dgates_{t+1}` through workgroup memory, [`DIRECT`] (entry `main_direct`) reads them straight
-//! from storage; [`variant`] picks by batch and [`Tuning`].
+//! `dgates_next` through workgroup memory, [`DIRECT`] (entry `main_direct`) reads them (or, in
+//! a projected layer, `W_hr` and `dh_t`) straight from storage; [`variant`] picks by batch,
+//! [`Tuning`] and projection. Both run all directions of a layer, one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
@@ -28,6 +30,7 @@ pub(crate) const DESC: KernelDesc = step_kernel(
         Access::Read,
         Access::ReadWrite,
         Access::ReadWrite,
+        Access::Read,
     ],
 );
 
@@ -58,38 +61,50 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
 /// The backward step for a batch of `batch` rows on a device with `limits` and `tuning`, and
 /// its tile `(kernel, units, rows)` per workgroup: direct for the batches whose forward step
 /// runs direct (where workgroup memory and barriers cost more than they save, or the staged
-/// tile would be mostly padding), when its row tiles fit one grid dimension; else staged.
-pub(crate) fn variant(batch: usize, limits: &wgpu::Limits, tuning: Tuning) -> (Kernel, u32, u32) {
+/// tile would be mostly padding), and for every `projected` layer (the staged entry sums only
+/// the recurrent term), when its row tiles fit one grid dimension; else staged.
+pub(crate) fn variant(
+    batch: usize,
+    projected: bool,
+    limits: &wgpu::Limits,
+    tuning: Tuning,
+) -> (Kernel, u32, u32) {
     let max = limits.max_compute_workgroups_per_dimension as usize;
-    if batch <= tuning.direct_step_max_batch && batch.div_ceil(DIRECT_ROWS as usize) <= max {
+    let direct = batch <= tuning.direct_step_max_batch || projected;
+    if direct && batch.div_ceil(DIRECT_ROWS as usize) <= max {
         (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS)
     } else {
         (Kernel::LstmBackwardStep, lstm_step::TU, lstm_step::TB)
     }
 }
 
-/// Workgroups for a backward step of [`variant`]`(batch, limits, tuning)` over `hidden` units,
-/// or [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
+/// Workgroups for a backward step of [`variant`]`(batch, projected, limits, tuning)` over
+/// `hidden` units in `dirs` directions, or [`Error::DeviceLimit`] when either exceeds what one
+/// grid dimension of the device holds.
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(
-    batch: usize,
-    hidden: usize,
+    (batch, hidden, dirs): (usize, usize, usize),
+    projected: bool,
     limits: &wgpu::Limits,
     tuning: Tuning,
 ) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch, limits, tuning);
-    lstm_step::grid(batch, hidden, (units, rows), limits)
+    let (_, units, rows) = variant(batch, projected, limits, tuning);
+    lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
 }
 
-/// What one backward step does for `batch` rows and `hidden` units: `dgates_t · W_hh` (the
-/// gradient into `h_{t-1}`), ~20 operations per unit for the gate derivatives; `W_hh`, the
-/// saved gates, `c_t`, `c_{t-1}`, `dy_t` and the carried `dh`, `dc` read once, `dgates_t` and
-/// the new `dh`, `dc` written.
-pub(crate) fn work(batch: usize, hidden: usize) -> Work {
+/// What one backward step does for `batch` rows, `hidden` units and `out` features of `h` in
+/// `dirs` directions: `dgates_next · W_hh` (or `dh_t · W_hr`), ~20 operations per unit for the
+/// gate derivatives; the weights, the saved gates, `c_t`, `c_prev`, `dy_t` and the carried
+/// `dh`, `dc` read once, `dgates_t` and the new `dc` written.
+pub(crate) fn work(batch: usize, hidden: usize, out: usize, dirs: usize) -> Work {
     let (b, h) = (batch, hidden);
-    Work::new(
-        2 * b * 4 * h * h + 20 * b * h,
-        4 * h * h + 4 * b * h + 5 * b * h + 6 * b * h,
-    )
+    let one = Work::new(
+        2 * b * 4 * h * out + 20 * b * h,
+        4 * h * out + 4 * b * h + 5 * b * h + 6 * b * h,
+    );
+    Work {
+        flop: one.flop * dirs as u64,
+        bytes: one.bytes * dirs as u64,
+    }
 }

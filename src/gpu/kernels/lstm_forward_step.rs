@@ -18,9 +18,11 @@
 //! `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of
 //! `params` ([`with_texels`]; `crate::gpu::weight_texels`).
 //!
-//! Bindings: `xproj`, `params` (read), `state0` (read), `y`, `state_n`, `c_seq`, `gates`,
-//! `input` (read; the layer's input `[B, T, I]`, read by the direct variants only), then the
-//! weight texture (read by the texel variants only; the others bind any texture).
+//! Bindings: `xproj`, `params` (read), `state0` (read; `h0`, `c0` and the lengths), `y`,
+//! `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's input
+//! `[B, T, I]`, read by the direct variants only), then the weight texture (read by the texel
+//! variants only; the others bind any texture). Every variant runs all directions of a layer,
+//! one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
@@ -174,34 +176,45 @@ pub(crate) fn projects_input(kernel: Kernel) -> bool {
     kernel != Kernel::LstmForwardStep
 }
 
-/// What one forward step of `kernel` does for `batch` rows of `input` features and `hidden`
-/// units: `h_{t-1} · W_hhᵀ` (and `x_t · W_ihᵀ` when the kernel projects its input), ~20
-/// operations per unit for the gates and the cell; the weights, `h_{t-1}`, `c_{t-1}` and
-/// `xproj_t` (or `x_t`) read once, `h_t` and `c_t` written.
-pub(crate) fn work(kernel: Kernel, batch: usize, input: usize, hidden: usize) -> Work {
+/// What one forward step of `kernel` does for `batch` rows of `input` features, `hidden` units
+/// and `out` features of `h`, in `dirs` directions: `h_prev · W_hhᵀ` (and `x_t · W_ihᵀ` when
+/// the kernel projects its input), ~20 operations per unit for the gates and the cell; the
+/// weights, `h_prev`, `c_prev` and `xproj_t` (or `x_t`) read once, `h_t` and `c_t` written.
+pub(crate) fn work(kernel: Kernel, batch: usize, (input, hidden, out): Sizes, dirs: usize) -> Work {
     let (b, h) = (batch, hidden);
-    let k = if projects_input(kernel) { input + h } else { h };
+    let k = if projects_input(kernel) {
+        input + out
+    } else {
+        out
+    };
     let inputs = if projects_input(kernel) {
         b * input
     } else {
         4 * b * h
     };
-    Work::new(
+    let one = Work::new(
         2 * b * 4 * h * k + 20 * b * h,
-        4 * h * k + 8 * h + inputs + 4 * b * h,
-    )
+        4 * h * k + 8 * h + inputs + b * out + 3 * b * h,
+    );
+    Work {
+        flop: one.flop * dirs as u64,
+        bytes: one.bytes * dirs as u64,
+    }
 }
 
-/// Workgroups for a step of [`variant`]`(batch, limits, tuning)` over `hidden` units, or
-/// [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
+/// A layer's sizes: input features `I`, hidden units `H`, features of `h` `O`.
+pub(crate) type Sizes = (usize, usize, usize);
+
+/// Workgroups for a step of [`variant`]`(batch, limits, tuning)` over `hidden` units in
+/// `dirs` directions, or [`Error::DeviceLimit`] when either exceeds what one grid dimension of
+/// the device holds.
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(
-    batch: usize,
-    hidden: usize,
+    (batch, hidden, dirs): (usize, usize, usize),
     limits: &wgpu::Limits,
     tuning: Tuning,
 ) -> Result<[u32; 3]> {
     let (_, units, rows) = variant(batch, limits, tuning);
-    lstm_step::grid(batch, hidden, (units, rows), limits)
+    lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
 }

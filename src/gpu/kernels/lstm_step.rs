@@ -1,6 +1,7 @@
-//! What the two step kernels share (`shaders/lstm_step.wgsl`): the per-step uniform and the
-//! tiling of their staged variants (the forward step's direct variants have their own, in
-//! [`super::lstm_forward_step`]). CPU twins: [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`].
+//! What the step kernels share (`shaders/lstm_step.wgsl`): the per-step uniform and the tiling
+//! of the staged variants (the direct variants have their own, in their modules). CPU twins:
+//! [`crate::cpu::lstm_forward_step`], [`crate::cpu::lstm_backward_step`],
+//! [`crate::cpu::lstm_projection_step`], [`crate::cpu::lstm_backward_hidden_step`].
 //!
 //! One uniform entry per (layer, step) lives in one buffer and is selected with a dynamic offset,
 //! so nothing is written between steps.
@@ -34,7 +35,8 @@ pub(crate) const PRELUDE: [ShaderFile; 3] = [
     shader_file!("lstm_step.wgsl"),
 ];
 
-/// The descriptor of a step kernel: its own file after the shared prelude, its storage bindings.
+/// The descriptor of a step kernel: its own file after the shared prelude, its storage bindings
+/// (the tiles are those of the staged steps; the direct variants set their own).
 pub(crate) const fn step_kernel(
     name: &'static str,
     files: &'static [ShaderFile; 4],
@@ -53,46 +55,62 @@ pub(crate) const fn step_kernel(
     }
 }
 
-/// `struct Step` of `lstm_step.wgsl`: one per layer and step.
+/// `struct Step` of `lstm_step.wgsl`: one per layer and step (and one per layer for the
+/// backward pass's `dh0` dispatch). Offsets in elements; see the shader for the layouts.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub(crate) struct StepParams {
     pub batch: u32,
     pub seq: u32,
+    /// Hidden units `H` (the width of `c` and of the gates).
     pub hidden: u32,
-    pub t: u32,
-    /// Element offset of this layer's `h` in a `[2, L, B, H]` state buffer.
-    pub h_off: u32,
-    /// Element offset of this layer's `c` in a `[2, L, B, H]` state buffer.
-    pub c_off: u32,
-    /// Nonzero: keep `c_t` and the gates for backward.
+    /// Features of `h`, `O`: the projection's size, or `H`.
+    pub out: u32,
+    /// The processing step `s`.
+    pub step: u32,
+    /// Directions `D`, one per workgroup layer in z.
+    pub dirs: u32,
+    /// Nonzero: keep `c`, the gates and `h_prev` for backward.
     pub save: u32,
-    /// vec4 offset of `W_hh` (gate-interleaved) in the parameter arena.
-    pub w_off: u32,
-    /// vec4 offset of `b_hh` in the parameter arena.
-    pub b_off: u32,
     /// The layer's input size `I` (read by the forward step's direct variants only, as are
-    /// the next two).
+    /// `wi_off` and `bi_off`).
     pub input: u32,
-    /// vec4 offset of `W_ih` (gate-interleaved) in the parameter arena.
+    /// Offset of this layer's `h` `[D, B, O]` in a `[h | c]` state buffer.
+    pub h_off: u32,
+    /// Offset of this layer's `c` `[D, B, H]` in a `[h | c]` state buffer.
+    pub c_off: u32,
+    /// Offset of the lengths `[B]` (u32 bits) in the `h0/c0` buffer.
+    pub len_off: u32,
+    /// Nonzero: the backward pass's extra dispatch that writes `dh0`.
+    pub dh0: u32,
+    /// vec4 offset of direction 0's `W_hh` (gate-interleaved) in the parameter arena.
+    pub w_off: u32,
+    /// vec4 offset of direction 0's `b_hh`.
+    pub b_off: u32,
+    /// vec4 offset of direction 0's `W_ih` (gate-interleaved).
     pub wi_off: u32,
-    /// vec4 offset of `b_ih` in the parameter arena.
+    /// vec4 offset of direction 0's `b_ih`.
     pub bi_off: u32,
+    /// f32 offset of direction 0's `W_hr` `[O, H]` (projected layers).
+    pub wr_off: u32,
+    /// vec4s from direction 0's parameters to direction 1's.
+    pub dir_params: u32,
+    pub pad: [u32; 2],
 }
 
-/// Workgroups for a step over `batch` rows of `hidden` units in tiles of `units x rows`, or
+/// Workgroups for a step over `batch` rows of `width` outputs (hidden units, or the
+/// projection's features) in tiles of `units x rows`, one layer of them per direction, or
 /// [`Error::DeviceLimit`] when either exceeds what one grid dimension of the device holds.
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(
-    batch: usize,
-    hidden: usize,
+    (batch, width, dirs): (usize, usize, usize),
     (units, rows): (u32, u32),
     limits: &wgpu::Limits,
 ) -> Result<[u32; 3]> {
     Ok([
-        within_limit(u32_of("hidden units", hidden)?.div_ceil(units), limits)?,
+        within_limit(u32_of("hidden units", width)?.div_ceil(units), limits)?,
         within_limit(u32_of("batch", batch)?.div_ceil(rows), limits)?,
-        1,
+        u32_of("directions", dirs)?,
     ])
 }

@@ -19,9 +19,12 @@ pub(crate) mod adam;
 pub(crate) mod arena_update;
 pub(crate) mod column_sum;
 pub(crate) mod cross_entropy;
+pub(crate) mod dropout;
 pub(crate) mod grad_norm;
+pub(crate) mod lstm_backward_hidden_step;
 pub(crate) mod lstm_backward_step;
 pub(crate) mod lstm_forward_step;
+pub(crate) mod lstm_projection_step;
 pub(crate) mod lstm_step;
 pub(crate) mod matmul;
 pub(crate) mod peak;
@@ -128,6 +131,12 @@ pub enum Kernel {
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage.
     LstmBackwardStepDirect,
+    /// The projection `h = r · W_hrᵀ` of one forward timestep of a projected layer.
+    LstmProjectionStep,
+    /// The gradient on `h` of one backward timestep of a projected layer.
+    LstmBackwardHiddenStep,
+    /// Inverted dropout between layers (forward and backward).
+    Dropout,
     /// Column sums (the bias gradients).
     ColumnSum,
     /// Softmax cross-entropy, its gradient and the batch metrics.
@@ -154,7 +163,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 21] = [
+    pub const ALL: [Kernel; 24] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -165,6 +174,9 @@ impl Kernel {
         Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
+        Kernel::LstmProjectionStep,
+        Kernel::LstmBackwardHiddenStep,
+        Kernel::Dropout,
         Kernel::ColumnSum,
         Kernel::CrossEntropy,
         Kernel::GradNormPartial,
@@ -198,10 +210,11 @@ impl Kernel {
         }
     }
 
-    /// The variant of the backward step that serves a batch of `batch` rows on `gpu` (by its
-    /// limits and [`crate::gpu::Gpu::tuning`]).
+    /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
+    /// layer on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]); projected layers always
+    /// run [`Kernel::LstmBackwardStepDirect`].
     pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
-        lstm_backward_step::variant(batch, gpu.limits(), gpu.tuning()).0
+        lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning()).0
     }
 
     /// The kernel's descriptor.
@@ -217,6 +230,9 @@ impl Kernel {
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
+            Kernel::LstmProjectionStep => &lstm_projection_step::DESC,
+            Kernel::LstmBackwardHiddenStep => &lstm_backward_hidden_step::DESC,
+            Kernel::Dropout => &dropout::DESC,
             Kernel::ColumnSum => &column_sum::DESC,
             Kernel::CrossEntropy => &cross_entropy::DESC,
             Kernel::GradNormPartial => &grad_norm::PARTIAL,

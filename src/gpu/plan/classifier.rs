@@ -20,7 +20,7 @@ use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::layout::{ArenaSlot, LstmSlots};
 use crate::gpu::plan::arenas::Arenas;
 use crate::gpu::plan::backward::BackwardPlan;
-use crate::gpu::plan::forward::{ForwardPlan, Weights};
+use crate::gpu::plan::forward::{ForwardPlan, Mode, Weights};
 use crate::gpu::plan::update::UpdatePlan;
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
@@ -83,7 +83,11 @@ impl ClassifierPlan {
             params: &arenas.params,
             texels: None,
         };
-        let forward = ForwardPlan::new(gpu, counters, &weights, (batch, seq), train)?;
+        let mode = Mode {
+            save: train,
+            dropout: false,
+        };
+        let forward = ForwardPlan::new(gpu, counters, &weights, (batch, seq), mode)?;
         let backward = match train {
             true => Some(BackwardPlan::new(
                 gpu,
@@ -139,7 +143,11 @@ impl ClassifierPlan {
 
     /// Whether this plan serves `(batch, seq)`.
     pub(crate) fn fits(&self, batch: usize, seq: usize) -> bool {
-        self.forward.fits(batch, seq)
+        let mode = Mode {
+            save: self.backward.is_some(),
+            dropout: false,
+        };
+        self.forward.fits(batch, seq, mode)
     }
 
     /// Uploads a batch: `x` `[B, T, I]` and `labels` `[B]` (`>= C` marks a padding row).
