@@ -9,6 +9,7 @@ pub mod gpu_trainer;
 pub mod metrics;
 pub mod optimizer_state;
 pub mod schedule;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use crate::optim::{AdamConfig, Optimizer, TrainConfig};
