@@ -1,11 +1,15 @@
-//! The metrics log: one CSV row per display step (minibatch) and per epoch end (test), appended
-//! and flushed as training goes, so a crash loses nothing already logged.
+//! The metrics logs: one CSV row per display step (minibatch) and per epoch end (test), and the
+//! same points (with the learning rate) as TensorBoard events, appended and flushed as training
+//! goes, so a crash loses nothing already logged.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+use lstm_wgpu::train::tensorboard::EventWriter;
+
 use crate::curves::Point;
+use crate::run_dir::event_files;
 
 const HEADER: &str = "step,epoch,split,loss,accuracy,seconds";
 
@@ -65,6 +69,46 @@ impl MetricsLog {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// The run's TensorBoard event file (`tensorboard --logdir runs`).
+pub struct Events(EventWriter);
+
+impl Events {
+    /// A new event file in `dir`. A new run first removes the event files of the run it replaces
+    /// (as the CSV log starts empty); a run resuming at step `resume` keeps them, and TensorBoard
+    /// drops their points after that step.
+    pub fn open(dir: &Path, resume: Option<u64>) -> lstm_wgpu::Result<Self> {
+        let writer = match resume {
+            Some(step) => EventWriter::create_resumed(dir, step)?,
+            None => {
+                for path in event_files(dir)? {
+                    std::fs::remove_file(&path)
+                        .map_err(|source| lstm_wgpu::Error::Io { path, source })?;
+                }
+                EventWriter::create(dir)?
+            }
+        };
+        Ok(Events(writer))
+    }
+
+    /// The file written to.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// A display step's minibatch loss and accuracy, and the learning rate.
+    pub fn train(&mut self, step: u64, loss: f64, accuracy: f64, lr: f32) -> lstm_wgpu::Result<()> {
+        self.0.scalar("train/loss", step, loss as f32)?;
+        self.0.scalar("train/accuracy", step, accuracy as f32)?;
+        self.0.scalar("train/lr", step, lr)
+    }
+
+    /// An epoch's loss and accuracy on the test set.
+    pub fn test(&mut self, step: u64, loss: f64, accuracy: f64) -> lstm_wgpu::Result<()> {
+        self.0.scalar("test/loss", step, loss as f32)?;
+        self.0.scalar("test/accuracy", step, accuracy as f32)
     }
 }
 

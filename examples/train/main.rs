@@ -25,7 +25,7 @@ use lstm_wgpu::train::{
 };
 
 use curves::Point;
-use log::MetricsLog;
+use log::{Events, MetricsLog};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Device {
@@ -93,9 +93,9 @@ struct Args {
     /// Examples per evaluation batch.
     #[arg(long, default_value_t = 1000)]
     eval_batch: usize,
-    /// Directory for metrics.csv, curves.png and checkpoint.safetensors (default: runs/<data>,
-    /// or runs/<data>-2, -3, ... when that holds an earlier run; with --resume, the
-    /// checkpoint's directory).
+    /// Directory for metrics.csv, curves.png, the TensorBoard event files and
+    /// checkpoint.safetensors (default: runs/<data>, or runs/<data>-2, -3, ... when that holds
+    /// an earlier run; with --resume, the checkpoint's directory).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace the run already in --out (without it a new run never overwrites an earlier one).
@@ -422,6 +422,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let png = out.join("curves.png");
     let checkpoint = out.join("checkpoint.safetensors");
     let mut log = MetricsLog::open(&csv, args.resume.as_ref().map(|_| start))?;
+    let mut events = Events::open(&out, args.resume.as_ref().map(|_| start))?;
     let (mut train_pts, mut test_pts) = if start > 0 {
         log::read_points(&csv, start)
     } else {
@@ -471,6 +472,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                             m.accuracy(),
                             t0.elapsed().as_secs_f64(),
                         )?;
+                        events.train(
+                            step,
+                            m.loss(),
+                            m.accuracy(),
+                            trainer.config().optimizer.lr(),
+                        )?;
                         train_pts.push(Point {
                             step,
                             loss: m.loss(),
@@ -498,6 +505,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                             m.accuracy(),
                             t0.elapsed().as_secs_f64(),
                         )?;
+                        events.test(step, m.loss(), m.accuracy())?;
                         test_pts.push(Point {
                             step,
                             loss: m.loss(),
@@ -548,7 +556,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "wrote {}, {}{} and {}",
+        "wrote {}, {}{}, {} and {} (tensorboard --logdir {})",
         csv.display(),
         png.display(),
         if text {
@@ -556,7 +564,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             " (no font found: curves without labels)"
         },
-        checkpoint.display()
+        events.path().display(),
+        checkpoint.display(),
+        out.display()
     );
     Ok(())
 }

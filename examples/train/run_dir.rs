@@ -3,12 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-/// The files a run writes into its directory.
+use lstm_wgpu::train::tensorboard::FILE_PREFIX;
+
+/// The files a run writes into its directory (besides its TensorBoard event files).
 pub const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "curves.png"];
 
 /// Whether `dir` already holds (part of) a run.
 pub fn holds_a_run(dir: &Path) -> bool {
     RUN_FILES.iter().any(|f| dir.join(f).exists())
+        || event_files(dir).is_ok_and(|files| !files.is_empty())
 }
 
 /// The directory of a new run: `out` when given (refused if it holds a run, unless
@@ -41,4 +44,27 @@ pub fn for_resumed_run(out: Option<&Path>, checkpoint: &Path) -> PathBuf {
         (None, Some(dir)) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         (None, _) => PathBuf::from("."),
     }
+}
+
+/// The TensorBoard event files in `dir` (none when it does not exist).
+pub fn event_files(dir: &Path) -> lstm_wgpu::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(lstm_wgpu::Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    Ok(entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(FILE_PREFIX))
+        })
+        .collect())
 }
