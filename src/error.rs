@@ -84,6 +84,21 @@ pub enum Error {
         tensor: String,
     },
 
+    /// A weights file holds LSTM tensors under several prefixes and none without one (a whole
+    /// model's state dict with two LSTMs, say): the caller must name the one to load
+    /// ([`crate::LstmWeights::load_prefixed`]).
+    #[error(
+        "{}LSTM tensors sit under several prefixes {prefixes:?} and none without one; load one \
+         of them by its prefix",
+        .path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default()
+    )]
+    AmbiguousPrefix {
+        /// The file, or `None` for bytes parsed in memory.
+        path: Option<PathBuf>,
+        /// Every prefix that holds an LSTM (each ends in `.`), sorted.
+        prefixes: Vec<String>,
+    },
+
     /// A safetensors file could not be parsed or written.
     #[error("safetensors: {0}")]
     Safetensors(#[from] safetensors::SafeTensorError),

@@ -572,15 +572,53 @@ impl<F: Real> LstmWeights<F> {
         LstmWeights::new(config, layers)
     }
 
-    /// Parses safetensors bytes with PyTorch key names (no prefix).
+    /// Parses safetensors bytes with PyTorch key names, finding the LSTM as
+    /// [`LstmWeights::load`] does.
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::from_safetensors(&tensor_file::parse(bytes)?, "")
+        let st = tensor_file::parse(bytes)?;
+        let prefix = sole_lstm_prefix(&st)?;
+        Self::from_safetensors(&st, &prefix)
     }
 
-    /// Loads a safetensors file with PyTorch key names.
+    /// Parses safetensors bytes holding the LSTM's tensors under `prefix`, as
+    /// [`LstmWeights::load_prefixed`] does.
+    pub fn from_safetensors_bytes_prefixed(bytes: &[u8], prefix: &str) -> Result<Self> {
+        Self::from_safetensors(&tensor_file::parse(bytes)?, &key_prefix(prefix))
+    }
+
+    /// Loads a safetensors file with PyTorch key names: a file of `nn.LSTM.state_dict()`, or of a
+    /// whole model's `state_dict()` that holds one LSTM.
+    ///
+    /// The tensors without a prefix (`weight_ih_l0`, ...) are the LSTM when the file has them
+    /// (extra keys, such as a classifier's `fc.weight` or a checkpoint's optimizer state, are
+    /// ignored). Otherwise the LSTM is the one prefix under which the file holds a
+    /// `weight_ih_l0` ([`lstm_prefixes`]: `encoder.lstm.` for `encoder.lstm.weight_ih_l0`);
+    /// with several such prefixes the choice is the caller's ([`Error::AmbiguousPrefix`] lists
+    /// them; [`LstmWeights::load_prefixed`] loads one), and with none the result is
+    /// [`Error::MissingTensor`] for `weight_ih_l0`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = tensor_file::read_file(path)?;
+        Self::from_safetensors_bytes(&bytes).map_err(|e| match e {
+            Error::AmbiguousPrefix {
+                path: None,
+                prefixes,
+            } => Error::AmbiguousPrefix {
+                path: Some(path.to_path_buf()),
+                prefixes,
+            },
+            other => other,
+        })
+    }
+
+    /// Loads the LSTM whose tensors sit under `prefix` in a safetensors file, such as a whole
+    /// model's state dict: `prefix` is the module path, with or without its trailing dot
+    /// (`"encoder.lstm"` and `"encoder.lstm."` both read `encoder.lstm.weight_ih_l0`, ...); `""`
+    /// reads the keys without a prefix. A missing tensor is [`Error::MissingTensor`] naming the
+    /// full key.
+    pub fn load_prefixed(path: impl AsRef<Path>, prefix: &str) -> Result<Self> {
         let bytes = tensor_file::read_file(path.as_ref())?;
-        Self::from_safetensors_bytes(&bytes)
+        Self::from_safetensors_bytes_prefixed(&bytes, prefix)
     }
 
     /// Adds the tensors to a file being written, under `prefix`.
@@ -602,5 +640,58 @@ impl<F: Real> LstmWeights<F> {
         let mut w = TensorWriter::new();
         self.add_to(&mut w, "");
         w.write_atomic(path.as_ref())
+    }
+}
+
+/// The prefixes under which the safetensors file at `path` holds an LSTM, sorted: every key
+/// ending in `weight_ih_l0` whose prefix is empty or ends in a dot (a module path) contributes
+/// that prefix, `""` for the keys without one. Each can be passed to
+/// [`LstmWeights::load_prefixed`].
+pub fn lstm_prefixes(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    lstm_prefixes_in_bytes(&tensor_file::read_file(path.as_ref())?)
+}
+
+/// [`lstm_prefixes`] of safetensors bytes in memory.
+pub fn lstm_prefixes_in_bytes(bytes: &[u8]) -> Result<Vec<String>> {
+    Ok(prefixes_of_lstms(&tensor_file::parse(bytes)?))
+}
+
+/// See [`lstm_prefixes`].
+fn prefixes_of_lstms(st: &safetensors::SafeTensors<'_>) -> Vec<String> {
+    let first = tensor_name("weight_ih", 0, 0);
+    let mut prefixes: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter_map(|key| key.strip_suffix(first.as_str()))
+        .filter(|prefix| prefix.is_empty() || prefix.ends_with('.'))
+        .map(str::to_string)
+        .collect();
+    prefixes.sort();
+    prefixes
+}
+
+/// The prefix [`LstmWeights::load`] reads: `""` when the file has unprefixed LSTM keys or none
+/// at all (reading then names the missing `weight_ih_l0`), else the only prefix holding one.
+fn sole_lstm_prefix(st: &safetensors::SafeTensors<'_>) -> Result<String> {
+    let mut prefixes = prefixes_of_lstms(st);
+    if prefixes.len() > 1 && !prefixes.iter().any(String::is_empty) {
+        return Err(Error::AmbiguousPrefix {
+            path: None,
+            prefixes,
+        });
+    }
+    Ok(match prefixes.as_slice() {
+        [only] if !only.is_empty() => prefixes.swap_remove(0),
+        _ => String::new(),
+    })
+}
+
+/// The key prefix of a module path given with or without its trailing dot: `"encoder.lstm"` and
+/// `"encoder.lstm."` give `"encoder.lstm."`, `""` stays `""`.
+fn key_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('.') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}.")
     }
 }
