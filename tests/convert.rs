@@ -1,0 +1,535 @@
+//! Weights converted between PyTorch's layout and ONNX's: round trips keep every bit, and a
+//! model converted from that layout computes what that framework computes. The
+//! framework's side is a plain-loop forward pass written here from its own definition, in its
+//! own layout and gate order, so that the converters are checked against the frameworks'
+//! semantics and not against themselves.
+mod common;
+
+use common::{assert_close, random_array, unravel};
+use lstm_wgpu::convert::onnx::{self, Direction, LstmNode};
+use lstm_wgpu::cpu::lstm::CpuLstm;
+use lstm_wgpu::ndarray::{Array1, Array2, Array3, Array4, ArrayViewD, s};
+use lstm_wgpu::{Error, Lstm, LstmConfig, LstmOutput, LstmState, LstmWeights};
+
+const I: usize = 3;
+const H: usize = 4;
+const BATCH: usize = 2;
+const STEPS: usize = 5;
+
+/// Both sides compute in f64 from the same values and differ only in the order of their sums and
+/// in how sigmoid is evaluated: a few ulps of outputs below 1. A gate read from the wrong block
+/// or a transposed weight changes them by more than 1e-2.
+const RTOL: f64 = 1e-12;
+
+/// The models each conversion is checked on, named for the failure messages.
+fn cases() -> Vec<(&'static str, LstmConfig)> {
+    let one = LstmConfig::new(I, H, 1).unwrap();
+    let two = LstmConfig::new(I, H, 2).unwrap();
+    vec![
+        ("one layer", one),
+        (
+            "one bidirectional layer",
+            one.with_bidirectional(true).unwrap(),
+        ),
+        ("two layers", two),
+        (
+            "two bidirectional layers",
+            two.with_bidirectional(true).unwrap(),
+        ),
+    ]
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The input `[B, T, I]` and a nonzero initial state for `config`.
+fn input_and_state(config: &LstmConfig, seed: u64) -> (Array3<f64>, LstmState<f64>) {
+    let ld = config.num_layers * config.num_directions();
+    let x = random_array((BATCH, STEPS, I), seed, -1.0, 1.0);
+    let state = LstmState {
+        h: random_array((ld, BATCH, H), seed + 1, -1.0, 1.0),
+        c: random_array((ld, BATCH, H), seed + 2, -1.0, 1.0),
+    };
+    (x, state)
+}
+
+/// What `weights` computes, by the crate's reference CPU path.
+fn pytorch_forward(
+    weights: &LstmWeights<f64>,
+    x: &Array3<f64>,
+    state: &LstmState<f64>,
+) -> LstmOutput<f64> {
+    let mut lstm = CpuLstm::new(weights.clone()).unwrap();
+    lstm.forward(x.view(), Some(state)).unwrap()
+}
+
+fn assert_outputs_close(case: &str, actual: &LstmOutput<f64>, expected: &LstmOutput<f64>) {
+    for (what, a, e) in [
+        ("y", &actual.y, &expected.y),
+        ("h_n", &actual.h_n, &expected.h_n),
+        ("c_n", &actual.c_n, &expected.c_n),
+    ] {
+        let what = format!("{case}: {what}");
+        assert_close(&what, a.view().into_dyn(), e.view().into_dyn(), 0.0, RTOL);
+    }
+}
+
+/// Fails naming the first element whose bits differ (so that -0.0 and 0.0 differ too).
+fn assert_same_bits(what: &str, actual: ArrayViewD<'_, f64>, expected: ArrayViewD<'_, f64>) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    let differing = actual
+        .iter()
+        .zip(expected.iter())
+        .position(|(a, e)| a.to_bits() != e.to_bits());
+    if let Some(flat) = differing {
+        let index = unravel(flat, expected.shape());
+        let a = actual.iter().nth(flat).unwrap();
+        let e = expected.iter().nth(flat).unwrap();
+        panic!("{what}: element {index:?} is {a:e}, expected {e:e} bit for bit");
+    }
+}
+
+fn assert_same_weights(case: &str, actual: &LstmWeights<f64>, expected: &LstmWeights<f64>) {
+    assert_eq!(actual.config(), expected.config(), "{case}: config");
+    for ((name, a), (_, e)) in actual
+        .named_tensors()
+        .into_iter()
+        .zip(expected.named_tensors())
+    {
+        assert_same_bits(&format!("{case}: {name}"), a, e);
+    }
+}
+
+fn assert_shape_error<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    tensor: &str,
+    expected: &[usize],
+    actual: &[usize],
+) {
+    match result {
+        Err(Error::Shape {
+            tensor: t,
+            expected: e,
+            actual: a,
+        }) => assert_eq!(
+            (t.as_str(), e.as_slice(), a.as_slice()),
+            (tensor, expected, actual)
+        ),
+        other => panic!("expected a shape error for {tensor}, got {other:?}"),
+    }
+}
+
+/// `result` is an [`Error::Config`] about `what` whose reason mentions `mentions`.
+fn assert_config_error<T: std::fmt::Debug>(result: Result<T, Error>, what: &str, mentions: &str) {
+    match result {
+        Err(Error::Config { what: w, reason }) => {
+            assert_eq!(w, what, "{reason}");
+            assert!(reason.contains(mentions), "{reason:?} lacks {mentions:?}");
+        }
+        other => panic!("expected a config error about {what}, got {other:?}"),
+    }
+}
+
+mod onnx_semantics {
+    //! An ONNX `LSTM` node as the operator's definition states it.
+    use super::*;
+
+    /// The outputs of a stack of ONNX LSTM nodes: the top node's `Y` `[T, D, B, H]` and every
+    /// node's `Y_h`, `Y_c` `[D, B, H]`.
+    pub struct Outputs {
+        pub y: Array4<f64>,
+        pub y_h: Vec<Array3<f64>>,
+        pub y_c: Vec<Array3<f64>>,
+    }
+
+    /// Runs `nodes` bottom first on `x` `[T, B, I]` (attribute `layout = 0`), node `l` starting
+    /// from `initial_h[l]`, `initial_c[l]` `[D, B, H]`, and reading node `l - 1`'s `Y` as
+    /// `[T, B, D·H]`. Per direction and step, gates in ONNX's order i, o, f, c:
+    ///
+    /// ```text
+    /// i = σ(X W_iᵀ + H R_iᵀ + Wb_i + Rb_i)    o, f likewise    c̃ = tanh(… c blocks …)
+    /// C = f ⊙ C + i ⊙ c̃,   H = o ⊙ tanh(C)
+    /// ```
+    pub fn forward(
+        nodes: &[LstmNode<f64>],
+        x: &Array3<f64>,
+        initial_h: &[Array3<f64>],
+        initial_c: &[Array3<f64>],
+    ) -> Outputs {
+        let mut input = x.clone();
+        let mut out = Outputs {
+            y: Array4::zeros((0, 0, 0, 0)),
+            y_h: Vec::new(),
+            y_c: Vec::new(),
+        };
+        for (l, node) in nodes.iter().enumerate() {
+            let (steps, batch, inputs) = input.dim();
+            let (dirs, h) = (node.w.shape()[0], node.hidden_size());
+            let mut y = Array4::zeros((steps, dirs, batch, h));
+            let mut y_h = Array3::zeros((dirs, batch, h));
+            let mut y_c = Array3::zeros((dirs, batch, h));
+            for d in 0..dirs {
+                let reverse = node.direction == Direction::Reverse || d == 1;
+                for b in 0..batch {
+                    let mut ht: Vec<f64> = initial_h[l].slice(s![d, b, ..]).to_vec();
+                    let mut ct: Vec<f64> = initial_c[l].slice(s![d, b, ..]).to_vec();
+                    for step in 0..steps {
+                        let t = if reverse { steps - 1 - step } else { step };
+                        // Pre-activation of unit j of gate block g (0 i, 1 o, 2 f, 3 c).
+                        let gate = |g: usize, j: usize| {
+                            let row = g * h + j;
+                            let mut z = 0.0;
+                            for k in 0..inputs {
+                                z += input[[t, b, k]] * node.w[[d, row, k]];
+                            }
+                            for (m, hm) in ht.iter().enumerate() {
+                                z += hm * node.r[[d, row, m]];
+                            }
+                            if let Some(bias) = &node.b {
+                                z += bias[[d, row]] + bias[[d, 4 * h + row]];
+                            }
+                            z
+                        };
+                        let mut h_next = vec![0.0; h];
+                        for j in 0..h {
+                            let i = sigmoid(gate(0, j));
+                            let o = sigmoid(gate(1, j));
+                            let f = sigmoid(gate(2, j));
+                            let c_tilde = gate(3, j).tanh();
+                            ct[j] = f * ct[j] + i * c_tilde;
+                            h_next[j] = o * ct[j].tanh();
+                        }
+                        ht = h_next;
+                        for j in 0..h {
+                            y[[t, d, b, j]] = ht[j];
+                        }
+                    }
+                    for j in 0..h {
+                        y_h[[d, b, j]] = ht[j];
+                        y_c[[d, b, j]] = ct[j];
+                    }
+                }
+            }
+            input = Array3::from_shape_fn((steps, batch, dirs * h), |(t, b, f)| {
+                y[[t, f / h, b, f % h]]
+            });
+            out.y = y;
+            out.y_h.push(y_h);
+            out.y_c.push(y_c);
+        }
+        out
+    }
+
+    /// Runs `nodes` on PyTorch's input `x` `[B, T, I]` and state `[L·D, B, H]`, and returns the
+    /// ONNX outputs in PyTorch's layout: `y[b, t, d·H + j] = Y[t, d, b, j]`,
+    /// `h_n[l·D + d] = Y_h of node l [d]`.
+    pub fn forward_as_pytorch(
+        nodes: &[LstmNode<f64>],
+        x: &Array3<f64>,
+        state: &LstmState<f64>,
+    ) -> LstmOutput<f64> {
+        let dirs = nodes[0].direction.num_directions();
+        let per_node = |a: &Array3<f64>| -> Vec<Array3<f64>> {
+            (0..nodes.len())
+                .map(|l| a.slice(s![l * dirs..(l + 1) * dirs, .., ..]).to_owned())
+                .collect()
+        };
+        let x_tbi = x.view().permuted_axes([1, 0, 2]).to_owned();
+        let out = forward(nodes, &x_tbi, &per_node(&state.h), &per_node(&state.c));
+        let (steps, _, batch, h) = out.y.dim();
+        let stacked = |per: &[Array3<f64>]| {
+            Array3::from_shape_fn((per.len() * dirs, batch, h), |(ld, b, j)| {
+                per[ld / dirs][[ld % dirs, b, j]]
+            })
+        };
+        LstmOutput {
+            y: Array3::from_shape_fn((batch, steps, dirs * h), |(b, t, f)| {
+                out.y[[t, f / h, b, f % h]]
+            }),
+            h_n: stacked(&out.y_h),
+            c_n: stacked(&out.y_c),
+        }
+    }
+}
+
+/// Random ONNX nodes for `config`, drawn in ONNX's own layout.
+fn random_onnx_nodes(config: &LstmConfig, seed: u64) -> Vec<LstmNode<f64>> {
+    let (dirs, h) = (config.num_directions(), config.hidden_size);
+    let direction = if config.bidirectional {
+        Direction::Bidirectional
+    } else {
+        Direction::Forward
+    };
+    (0..config.num_layers)
+        .map(|l| {
+            let seed = seed + 10 * l as u64;
+            LstmNode {
+                direction,
+                w: random_array((dirs, 4 * h, config.layer_input_size(l)), seed, -0.6, 0.6),
+                r: random_array((dirs, 4 * h, h), seed + 1, -0.6, 0.6),
+                b: Some(random_array((dirs, 8 * h), seed + 2, -0.6, 0.6)),
+                p: None,
+            }
+        })
+        .collect()
+}
+
+fn pytorch_weights(config: LstmConfig, seed: u64) -> LstmWeights<f64> {
+    LstmWeights::init_uniform(config, seed)
+}
+
+fn one_layer() -> LstmConfig {
+    LstmConfig::new(I, H, 1).unwrap()
+}
+
+fn two_layers() -> LstmConfig {
+    LstmConfig::new(I, H, 2).unwrap()
+}
+
+fn projected() -> LstmWeights<f64> {
+    pytorch_weights(one_layer().with_proj_size(2).unwrap(), 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// ONNX
+
+#[test]
+fn pytorch_to_onnx_and_back_is_bit_exact() {
+    for (case, config) in cases() {
+        let weights = pytorch_weights(config, 3);
+        let nodes = onnx::from_pytorch(&weights).unwrap();
+        assert_same_weights(case, &onnx::to_pytorch(&nodes).unwrap(), &weights);
+    }
+}
+
+#[test]
+fn onnx_to_pytorch_and_back_is_bit_exact() {
+    for (case, config) in cases() {
+        let nodes = random_onnx_nodes(&config, 4);
+        let back = onnx::from_pytorch(&onnx::to_pytorch(&nodes).unwrap()).unwrap();
+        assert_eq!(back.len(), nodes.len(), "{case}: nodes");
+        for (l, (a, e)) in back.iter().zip(&nodes).enumerate() {
+            assert_eq!(a.direction, e.direction, "{case}: node {l} direction");
+            let (a_b, e_b) = (a.b.as_ref().unwrap(), e.b.as_ref().unwrap());
+            for (name, a, e) in [
+                ("W", a.w.view().into_dyn(), e.w.view().into_dyn()),
+                ("R", a.r.view().into_dyn(), e.r.view().into_dyn()),
+                ("B", a_b.view().into_dyn(), e_b.view().into_dyn()),
+            ] {
+                assert_same_bits(&format!("{case}: node {l} {name}"), a, e);
+            }
+        }
+    }
+}
+
+#[test]
+fn onnx_models_converted_to_pytorch_compute_what_onnx_computes() {
+    for (case, config) in cases() {
+        let nodes = random_onnx_nodes(&config, 5);
+        let (x, state) = input_and_state(&config, 6);
+        let converted = onnx::to_pytorch(&nodes).unwrap();
+        assert_outputs_close(
+            case,
+            &pytorch_forward(&converted, &x, &state),
+            &onnx_semantics::forward_as_pytorch(&nodes, &x, &state),
+        );
+    }
+}
+
+#[test]
+fn pytorch_models_converted_to_onnx_compute_under_onnx_semantics_what_they_computed() {
+    for (case, config) in cases() {
+        let weights = pytorch_weights(config, 7);
+        let (x, state) = input_and_state(&config, 8);
+        let nodes = onnx::from_pytorch(&weights).unwrap();
+        assert_outputs_close(
+            case,
+            &onnx_semantics::forward_as_pytorch(&nodes, &x, &state),
+            &pytorch_forward(&weights, &x, &state),
+        );
+    }
+}
+
+#[test]
+fn onnx_gate_blocks_i_o_f_c_become_pytorch_blocks_i_f_g_o() {
+    // Every row of ONNX block j (i, o, f, c) holds j + 1; in B, Rb's blocks hold j + 5.
+    let h = 2;
+    let node = LstmNode {
+        direction: Direction::Forward,
+        w: Array3::from_shape_fn((1, 4 * h, 1), |(_, row, _)| (row / h + 1) as f64),
+        r: Array3::from_shape_fn((1, 4 * h, h), |(_, row, _)| (row / h + 1) as f64),
+        b: Some(Array2::from_shape_fn((1, 8 * h), |(_, k)| {
+            (k / h + 1) as f64
+        })),
+        p: None,
+    };
+    let weights = onnx::to_pytorch(&[node]).unwrap();
+    let layer = weights.layer(0, 0);
+    let blocks = |v: Vec<f64>| -> Vec<f64> { v.chunks(h).map(|c| c[0]).collect() };
+    assert_eq!(
+        blocks(layer.weight_ih.column(0).to_vec()),
+        [1.0, 3.0, 4.0, 2.0]
+    );
+    assert_eq!(
+        blocks(layer.weight_hh.column(1).to_vec()),
+        [1.0, 3.0, 4.0, 2.0]
+    );
+    assert_eq!(blocks(layer.bias_ih.to_vec()), [1.0, 3.0, 4.0, 2.0]);
+    assert_eq!(blocks(layer.bias_hh.to_vec()), [5.0, 7.0, 8.0, 6.0]);
+}
+
+#[test]
+fn an_onnx_node_without_b_converts_to_zero_biases() {
+    let mut nodes = random_onnx_nodes(&one_layer(), 9);
+    nodes[0].b = None;
+    let weights = onnx::to_pytorch(&nodes).unwrap();
+    assert_eq!(weights.layer(0, 0).bias_ih, Array1::<f64>::zeros(4 * H));
+    assert_eq!(weights.layer(0, 0).bias_hh, Array1::<f64>::zeros(4 * H));
+}
+
+#[test]
+fn zero_onnx_peepholes_convert_as_absent_ones() {
+    let mut nodes = random_onnx_nodes(&one_layer(), 10);
+    let without = onnx::to_pytorch(&nodes).unwrap();
+    nodes[0].p = Some(Array2::zeros((1, 3 * H)));
+    assert_eq!(onnx::to_pytorch(&nodes).unwrap(), without);
+}
+
+#[test]
+fn nonzero_onnx_peepholes_are_a_config_error() {
+    let mut nodes = random_onnx_nodes(&one_layer(), 10);
+    let mut p = Array2::zeros((1, 3 * H));
+    p[[0, 5]] = 0.5;
+    nodes[0].p = Some(p);
+    assert_config_error(onnx::to_pytorch(&nodes), "ONNX LSTM peepholes", "node 0 P");
+}
+
+#[test]
+fn an_onnx_w_of_the_wrong_input_size_is_a_shape_error_naming_it() {
+    // Node 1 reads node 0's H outputs, not the model's I inputs.
+    let mut nodes = random_onnx_nodes(&two_layers(), 11);
+    nodes[1].w = Array3::zeros((1, 4 * H, I));
+    assert_shape_error(
+        onnx::to_pytorch(&nodes),
+        "node 1 W",
+        &[1, 4 * H, H],
+        &[1, 4 * H, I],
+    );
+}
+
+#[test]
+fn an_onnx_w_with_one_direction_in_a_bidirectional_node_is_a_shape_error_naming_it() {
+    let config = one_layer().with_bidirectional(true).unwrap();
+    let mut nodes = random_onnx_nodes(&config, 12);
+    nodes[0].w = Array3::zeros((1, 4 * H, I));
+    assert_shape_error(
+        onnx::to_pytorch(&nodes),
+        "node 0 W",
+        &[2, 4 * H, I],
+        &[1, 4 * H, I],
+    );
+}
+
+#[test]
+fn an_onnx_r_that_is_not_4h_by_h_is_a_shape_error_naming_it() {
+    let mut nodes = random_onnx_nodes(&one_layer(), 13);
+    nodes[0].r = Array3::zeros((1, 3 * H, H));
+    assert_shape_error(
+        onnx::to_pytorch(&nodes),
+        "node 0 R",
+        &[1, 4 * H, H],
+        &[1, 3 * H, H],
+    );
+}
+
+#[test]
+fn onnx_nodes_of_different_hidden_sizes_name_the_odd_r() {
+    let mut nodes = random_onnx_nodes(&two_layers(), 14);
+    nodes[1].r = Array3::zeros((1, 4 * (H + 1), H + 1));
+    assert_shape_error(
+        onnx::to_pytorch(&nodes),
+        "node 1 R",
+        &[1, 4 * H, H],
+        &[1, 4 * (H + 1), H + 1],
+    );
+}
+
+#[test]
+fn an_onnx_b_of_the_wrong_length_is_a_shape_error_naming_it() {
+    // Only Wb, without Rb.
+    let mut nodes = random_onnx_nodes(&one_layer(), 15);
+    nodes[0].b = Some(Array2::zeros((1, 4 * H)));
+    assert_shape_error(
+        onnx::to_pytorch(&nodes),
+        "node 0 B",
+        &[1, 8 * H],
+        &[1, 4 * H],
+    );
+}
+
+#[test]
+fn onnx_direction_strings_are_spelled_as_onnx_spells_them() {
+    for direction in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
+        assert_eq!(
+            direction.to_string().parse::<Direction>().unwrap(),
+            direction
+        );
+    }
+    assert_eq!(Direction::Bidirectional.as_str(), "bidirectional");
+}
+
+#[test]
+fn an_unknown_onnx_direction_string_is_a_config_error() {
+    assert_config_error(
+        "backward".parse::<Direction>(),
+        "ONNX LSTM direction",
+        "\"backward\"",
+    );
+}
+
+#[test]
+fn a_lone_reverse_onnx_node_is_a_config_error() {
+    let mut nodes = random_onnx_nodes(&one_layer(), 16);
+    nodes[0].direction = Direction::Reverse;
+    assert_config_error(onnx::to_pytorch(&nodes), "ONNX LSTM direction", "reverse");
+}
+
+#[test]
+fn onnx_nodes_of_mixed_directions_are_a_config_error() {
+    let mut nodes = random_onnx_nodes(&two_layers(), 17);
+    nodes[1].direction = Direction::Reverse;
+    assert_config_error(onnx::to_pytorch(&nodes), "ONNX LSTM direction", "node 1");
+}
+
+#[test]
+fn no_onnx_nodes_is_a_config_error() {
+    assert_config_error(onnx::to_pytorch::<f64>(&[]), "ONNX LSTM nodes", "no nodes");
+}
+
+#[test]
+fn a_projected_model_has_no_onnx_form() {
+    assert_config_error(onnx::from_pytorch(&projected()), "ONNX LSTM", "proj_size");
+}
+
+#[test]
+fn f32_weights_convert_as_f64_ones_do() {
+    let config = two_layers().with_bidirectional(true).unwrap();
+    let weights = LstmWeights::<f32>::init_uniform(config, 34);
+    let back = onnx::to_pytorch(&onnx::from_pytorch(&weights).unwrap()).unwrap();
+    assert_same_weights("f32", &back.cast(), &weights.cast());
+    let nodes32 = onnx::from_pytorch(&weights).unwrap();
+    let nodes64 = onnx::from_pytorch(&weights.cast::<f64>()).unwrap();
+    for (l, (a, e)) in nodes32.iter().zip(&nodes64).enumerate() {
+        let a = a.w.mapv(f64::from);
+        assert_same_bits(
+            &format!("f32 node {l} W"),
+            a.view().into_dyn(),
+            e.w.view().into_dyn(),
+        );
+    }
+}
