@@ -29,7 +29,8 @@
 //! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD and Adam,
 //!   gradient clipping, checkpoints and the training loop, on either device.
 //! * [`data`]: the IDX (MNIST, Fashion-MNIST) reader and the temporal-order task.
-//! * [`convert`]: weights of ONNX `LSTM` nodes, to and from PyTorch's layout.
+//! * [`convert`]: weights of ONNX `LSTM` nodes and Keras `LSTM` layers, to and from PyTorch's
+//!   layout.
 //! * Shared by all of them, at the bottom: [`Lstm`] and its inputs and outputs ([`lstm`]),
 //!   [`weights`], the hyper-parameters ([`optim`]), the GEMM contract ([`gemm`]), the
 //!   nonlinearities ([`activations`]), [`Error`].

@@ -1,11 +1,12 @@
-//! Weights converted between PyTorch's layout and ONNX's: round trips keep every bit, and a
-//! model converted from that layout computes what that framework computes. The
+//! Weights converted between PyTorch's layout and ONNX's and Keras': round trips keep every bit,
+//! and a model converted from either layout computes what that framework computes. The
 //! framework's side is a plain-loop forward pass written here from its own definition, in its
 //! own layout and gate order, so that the converters are checked against the frameworks'
 //! semantics and not against themselves.
 mod common;
 
 use common::{assert_close, random_array, unravel};
+use lstm_wgpu::convert::keras::{self, LstmCell};
 use lstm_wgpu::convert::onnx::{self, Direction, LstmNode};
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::ndarray::{Array1, Array2, Array3, Array4, ArrayViewD, s};
@@ -253,6 +254,113 @@ mod onnx_semantics {
     }
 }
 
+mod keras_semantics {
+    //! A Keras `LSTM` layer, and `Bidirectional` of one, as Keras computes them.
+    use super::*;
+
+    /// Runs one `LSTMCell`'s weights over `x` `[B, T, I_l]` from `(h0, c0)` `[B, H]`, the
+    /// sequence read backwards when `go_backwards` (outputs then in the order read). Per step,
+    /// gates in Keras' order i, f, c, o:
+    ///
+    /// ```text
+    /// z = x kernel + h recurrent_kernel + bias                       [4H]
+    /// i = σ(z_i)   f = σ(z_f)   c̃ = tanh(z_c)   o = σ(z_o)
+    /// c = f ⊙ c + i ⊙ c̃,   h = o ⊙ tanh(c)
+    /// ```
+    fn run(
+        cell: &LstmCell<f64>,
+        x: &Array3<f64>,
+        go_backwards: bool,
+        h0: Array2<f64>,
+        c0: Array2<f64>,
+    ) -> (Array3<f64>, Array2<f64>, Array2<f64>) {
+        let (batch, steps, inputs) = x.dim();
+        let h = cell.recurrent_kernel.shape()[0];
+        let (mut ht, mut ct) = (h0, c0);
+        let mut seq = Array3::zeros((batch, steps, h));
+        for step in 0..steps {
+            let t = if go_backwards { steps - 1 - step } else { step };
+            let mut z = Array2::<f64>::zeros((batch, 4 * h));
+            for b in 0..batch {
+                for col in 0..4 * h {
+                    let mut sum = cell.bias.as_ref().map_or(0.0, |bias| bias[col]);
+                    for k in 0..inputs {
+                        sum += x[[b, t, k]] * cell.kernel[[k, col]];
+                    }
+                    for m in 0..h {
+                        sum += ht[[b, m]] * cell.recurrent_kernel[[m, col]];
+                    }
+                    z[[b, col]] = sum;
+                }
+            }
+            for b in 0..batch {
+                for j in 0..h {
+                    let i = sigmoid(z[[b, j]]);
+                    let f = sigmoid(z[[b, h + j]]);
+                    let c_tilde = z[[b, 2 * h + j]].tanh();
+                    let o = sigmoid(z[[b, 3 * h + j]]);
+                    ct[[b, j]] = f * ct[[b, j]] + i * c_tilde;
+                    ht[[b, j]] = o * ct[[b, j]].tanh();
+                    seq[[b, step, j]] = ht[[b, j]];
+                }
+            }
+        }
+        (seq, ht, ct)
+    }
+
+    /// Runs `layers` bottom first on `x` `[B, T, I]` (every layer `return_sequences=True`),
+    /// layer `l`'s direction `d` starting from PyTorch's `state[l·D + d]`, and returns the top
+    /// layer's sequence and every layer's final states in PyTorch's layout. A `Bidirectional`
+    /// layer runs its backward layer with `go_backwards=True`, reverses that layer's outputs back
+    /// into time order and concatenates `[forward | backward]` (`merge_mode="concat"`).
+    pub fn forward_as_pytorch(
+        layers: &[keras::Layer<f64>],
+        x: &Array3<f64>,
+        state: &LstmState<f64>,
+    ) -> LstmOutput<f64> {
+        let mut input = x.clone();
+        let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+        let mut ld = 0;
+        for layer in layers {
+            let cells = match layer {
+                keras::Layer::Lstm(cell) => vec![(cell, false)],
+                keras::Layer::Bidirectional { forward, backward } => {
+                    vec![(forward, false), (backward, true)]
+                }
+            };
+            let mut outputs = Vec::new();
+            for (cell, go_backwards) in cells {
+                let h0 = state.h.slice(s![ld, .., ..]).to_owned();
+                let c0 = state.c.slice(s![ld, .., ..]).to_owned();
+                let (seq, ht, ct) = run(cell, &input, go_backwards, h0, c0);
+                let seq = if go_backwards {
+                    seq.slice(s![.., ..;-1, ..]).to_owned()
+                } else {
+                    seq
+                };
+                outputs.push(seq);
+                h_n.push(ht);
+                c_n.push(ct);
+                ld += 1;
+            }
+            let h = outputs[0].shape()[2];
+            let (batch, steps, _) = input.dim();
+            input = Array3::from_shape_fn((batch, steps, outputs.len() * h), |(b, t, f)| {
+                outputs[f / h][[b, t, f % h]]
+            });
+        }
+        let stacked = |per: &[Array2<f64>]| {
+            let (batch, h) = per[0].dim();
+            Array3::from_shape_fn((per.len(), batch, h), |(ld, b, j)| per[ld][[b, j]])
+        };
+        LstmOutput {
+            y: input,
+            h_n: stacked(&h_n),
+            c_n: stacked(&c_n),
+        }
+    }
+}
+
 /// Random ONNX nodes for `config`, drawn in ONNX's own layout.
 fn random_onnx_nodes(config: &LstmConfig, seed: u64) -> Vec<LstmNode<f64>> {
     let (dirs, h) = (config.num_directions(), config.hidden_size);
@@ -270,6 +378,29 @@ fn random_onnx_nodes(config: &LstmConfig, seed: u64) -> Vec<LstmNode<f64>> {
                 r: random_array((dirs, 4 * h, h), seed + 1, -0.6, 0.6),
                 b: Some(random_array((dirs, 8 * h), seed + 2, -0.6, 0.6)),
                 p: None,
+            }
+        })
+        .collect()
+}
+
+/// Random Keras layers for `config`, drawn in Keras' own layout.
+fn random_keras_layers(config: &LstmConfig, seed: u64) -> Vec<keras::Layer<f64>> {
+    let h = config.hidden_size;
+    let cell = |l: usize, seed: u64| LstmCell {
+        kernel: random_array((config.layer_input_size(l), 4 * h), seed, -0.6, 0.6),
+        recurrent_kernel: random_array((h, 4 * h), seed + 1, -0.6, 0.6),
+        bias: Some(random_array(4 * h, seed + 2, -0.6, 0.6)),
+    };
+    (0..config.num_layers)
+        .map(|l| {
+            let seed = seed + 10 * l as u64;
+            if config.bidirectional {
+                keras::Layer::Bidirectional {
+                    forward: cell(l, seed),
+                    backward: cell(l, seed + 5),
+                }
+            } else {
+                keras::Layer::Lstm(cell(l, seed))
             }
         })
         .collect()
@@ -514,6 +645,196 @@ fn no_onnx_nodes_is_a_config_error() {
 #[test]
 fn a_projected_model_has_no_onnx_form() {
     assert_config_error(onnx::from_pytorch(&projected()), "ONNX LSTM", "proj_size");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keras
+
+#[test]
+fn keras_to_pytorch_and_back_is_bit_exact() {
+    for (case, config) in cases() {
+        let layers = random_keras_layers(&config, 20);
+        let back = keras::from_pytorch(&keras::to_pytorch(&layers).unwrap()).unwrap();
+        assert_eq!(back.len(), layers.len(), "{case}: layers");
+        for (l, (a, e)) in back.iter().zip(&layers).enumerate() {
+            let cells = |layer: &keras::Layer<f64>| -> Vec<LstmCell<f64>> {
+                match layer {
+                    keras::Layer::Lstm(cell) => vec![cell.clone()],
+                    keras::Layer::Bidirectional { forward, backward } => {
+                        vec![forward.clone(), backward.clone()]
+                    }
+                }
+            };
+            let (a, e) = (cells(a), cells(e));
+            assert_eq!(a.len(), e.len(), "{case}: layer {l} directions");
+            for (d, (a, e)) in a.iter().zip(&e).enumerate() {
+                let (a_b, e_b) = (a.bias.as_ref().unwrap(), e.bias.as_ref().unwrap());
+                for (name, a, e) in [
+                    (
+                        "kernel",
+                        a.kernel.view().into_dyn(),
+                        e.kernel.view().into_dyn(),
+                    ),
+                    (
+                        "recurrent_kernel",
+                        a.recurrent_kernel.view().into_dyn(),
+                        e.recurrent_kernel.view().into_dyn(),
+                    ),
+                    ("bias", a_b.view().into_dyn(), e_b.view().into_dyn()),
+                ] {
+                    assert_same_bits(&format!("{case}: layer {l} direction {d} {name}"), a, e);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pytorch_to_keras_and_back_keeps_every_weight_and_moves_the_bias_sum_into_bias_ih() {
+    for (case, config) in cases() {
+        let weights = pytorch_weights(config, 21);
+        let back = keras::to_pytorch(&keras::from_pytorch(&weights).unwrap()).unwrap();
+        let mut expected = weights.clone();
+        for layer in expected.layers_mut() {
+            layer.bias_ih = &layer.bias_ih + &layer.bias_hh;
+            layer.bias_hh.fill(0.0);
+        }
+        assert_same_weights(case, &back, &expected);
+    }
+}
+
+#[test]
+fn keras_models_converted_to_pytorch_compute_what_keras_computes() {
+    for (case, config) in cases() {
+        let layers = random_keras_layers(&config, 22);
+        let (x, state) = input_and_state(&config, 23);
+        let converted = keras::to_pytorch(&layers).unwrap();
+        assert_outputs_close(
+            case,
+            &pytorch_forward(&converted, &x, &state),
+            &keras_semantics::forward_as_pytorch(&layers, &x, &state),
+        );
+    }
+}
+
+#[test]
+fn pytorch_models_converted_to_keras_compute_under_keras_semantics_what_they_computed() {
+    for (case, config) in cases() {
+        let weights = pytorch_weights(config, 24);
+        let (x, state) = input_and_state(&config, 25);
+        let layers = keras::from_pytorch(&weights).unwrap();
+        assert_outputs_close(
+            case,
+            &keras_semantics::forward_as_pytorch(&layers, &x, &state),
+            &pytorch_forward(&weights, &x, &state),
+        );
+    }
+}
+
+#[test]
+fn keras_kernels_are_pytorchs_weights_transposed_and_the_bias_goes_to_bias_ih() {
+    let layers = random_keras_layers(&one_layer(), 26);
+    let keras::Layer::Lstm(cell) = &layers[0] else {
+        unreachable!("one_layer is not bidirectional")
+    };
+    let weights = keras::to_pytorch(&layers).unwrap();
+    let layer = weights.layer(0, 0);
+    assert_eq!(layer.weight_ih, cell.kernel.t());
+    assert_eq!(layer.weight_hh, cell.recurrent_kernel.t());
+    assert_eq!(Some(&layer.bias_ih), cell.bias.as_ref());
+    assert_eq!(layer.bias_hh, Array1::<f64>::zeros(4 * H));
+}
+
+#[test]
+fn a_keras_layer_without_bias_converts_to_zero_biases() {
+    let mut layers = random_keras_layers(&one_layer(), 27);
+    if let keras::Layer::Lstm(cell) = &mut layers[0] {
+        cell.bias = None;
+    }
+    let weights = keras::to_pytorch(&layers).unwrap();
+    assert_eq!(weights.layer(0, 0).bias_ih, Array1::<f64>::zeros(4 * H));
+    assert_eq!(weights.layer(0, 0).bias_hh, Array1::<f64>::zeros(4 * H));
+}
+
+#[test]
+fn a_keras_kernel_of_the_wrong_input_size_is_a_shape_error_naming_it() {
+    // Layer 1 reads layer 0's H outputs, not the model's I inputs.
+    let mut layers = random_keras_layers(&two_layers(), 28);
+    if let keras::Layer::Lstm(cell) = &mut layers[1] {
+        cell.kernel = Array2::zeros((I, 4 * H));
+    }
+    assert_shape_error(
+        keras::to_pytorch(&layers),
+        "layer 1 kernel",
+        &[H, 4 * H],
+        &[I, 4 * H],
+    );
+}
+
+#[test]
+fn a_keras_recurrent_kernel_that_is_not_h_by_4h_is_a_shape_error_naming_it() {
+    // PyTorch's [4H, H] orientation, not Keras' [H, 4H].
+    let mut layers = random_keras_layers(&one_layer(), 29);
+    if let keras::Layer::Lstm(cell) = &mut layers[0] {
+        cell.recurrent_kernel = Array2::zeros((4 * H, H));
+    }
+    assert_shape_error(
+        keras::to_pytorch(&layers),
+        "layer 0 recurrent_kernel",
+        &[4 * H, 16 * H],
+        &[4 * H, H],
+    );
+}
+
+#[test]
+fn a_keras_bias_of_the_wrong_length_is_a_shape_error_naming_it() {
+    let mut layers = random_keras_layers(&one_layer(), 30);
+    if let keras::Layer::Lstm(cell) = &mut layers[0] {
+        cell.bias = Some(Array1::zeros(8 * H));
+    }
+    assert_shape_error(
+        keras::to_pytorch(&layers),
+        "layer 0 bias",
+        &[4 * H],
+        &[8 * H],
+    );
+}
+
+#[test]
+fn a_backward_keras_layer_of_another_size_is_named_as_the_backward_one() {
+    let config = one_layer().with_bidirectional(true).unwrap();
+    let mut layers = random_keras_layers(&config, 31);
+    if let keras::Layer::Bidirectional { backward, .. } = &mut layers[0] {
+        backward.recurrent_kernel = Array2::zeros((H + 1, 4 * (H + 1)));
+    }
+    assert_shape_error(
+        keras::to_pytorch(&layers),
+        "layer 0 backward recurrent_kernel",
+        &[H, 4 * H],
+        &[H + 1, 4 * (H + 1)],
+    );
+}
+
+#[test]
+fn plain_and_bidirectional_keras_layers_in_one_stack_are_a_config_error() {
+    let mut layers = random_keras_layers(&two_layers(), 32);
+    let bidirectional = one_layer().with_bidirectional(true).unwrap();
+    layers[1] = random_keras_layers(&bidirectional, 33).remove(0);
+    assert_config_error(keras::to_pytorch(&layers), "Keras LSTM layers", "layer 1");
+}
+
+#[test]
+fn no_keras_layers_is_a_config_error() {
+    assert_config_error(
+        keras::to_pytorch::<f64>(&[]),
+        "Keras LSTM layers",
+        "no layers",
+    );
+}
+
+#[test]
+fn a_projected_model_has_no_keras_form() {
+    assert_config_error(keras::from_pytorch(&projected()), "Keras LSTM", "proj_size");
 }
 
 #[test]
