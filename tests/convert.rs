@@ -511,12 +511,25 @@ fn onnx_gate_blocks_i_o_f_c_become_pytorch_blocks_i_f_g_o() {
 }
 
 #[test]
-fn an_onnx_node_without_b_converts_to_zero_biases() {
+fn onnx_nodes_without_b_convert_to_a_model_without_biases() {
     let mut nodes = random_onnx_nodes(&one_layer(), 9);
     nodes[0].b = None;
     let weights = onnx::to_pytorch(&nodes).unwrap();
+    assert!(!weights.config().bias);
     assert_eq!(weights.layer(0, 0).bias_ih, Array1::<f64>::zeros(4 * H));
     assert_eq!(weights.layer(0, 0).bias_hh, Array1::<f64>::zeros(4 * H));
+    // And back: a model without biases leaves B out.
+    assert!(onnx::from_pytorch(&weights).unwrap()[0].b.is_none());
+}
+
+#[test]
+fn one_onnx_node_with_b_gives_every_layer_biases() {
+    let mut nodes = random_onnx_nodes(&two_layers(), 9);
+    nodes[0].b = None;
+    let weights = onnx::to_pytorch(&nodes).unwrap();
+    assert!(weights.config().bias);
+    assert_eq!(weights.layer(0, 0).bias_ih, Array1::<f64>::zeros(4 * H));
+    assert_ne!(weights.layer(1, 0).bias_ih, Array1::<f64>::zeros(4 * H));
 }
 
 #[test]
@@ -746,14 +759,20 @@ fn keras_kernels_are_pytorchs_weights_transposed_and_the_bias_goes_to_bias_ih() 
 }
 
 #[test]
-fn a_keras_layer_without_bias_converts_to_zero_biases() {
+fn keras_layers_without_bias_convert_to_a_model_without_biases() {
     let mut layers = random_keras_layers(&one_layer(), 27);
     if let keras::Layer::Lstm(cell) = &mut layers[0] {
         cell.bias = None;
     }
     let weights = keras::to_pytorch(&layers).unwrap();
+    assert!(!weights.config().bias);
     assert_eq!(weights.layer(0, 0).bias_ih, Array1::<f64>::zeros(4 * H));
     assert_eq!(weights.layer(0, 0).bias_hh, Array1::<f64>::zeros(4 * H));
+    // And back: a model without biases has no Keras bias.
+    match &keras::from_pytorch(&weights).unwrap()[0] {
+        keras::Layer::Lstm(cell) => assert!(cell.bias.is_none()),
+        other => panic!("expected a plain LSTM layer, got {other:?}"),
+    }
 }
 
 #[test]

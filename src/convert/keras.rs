@@ -107,8 +107,15 @@ pub fn to_pytorch<F: Real>(layers: &[Layer<F>]) -> Result<LstmWeights<F>> {
         Layer::Lstm(cell) | Layer::Bidirectional { forward: cell, .. } => cell,
     };
     let h = first_cell.recurrent_kernel.len_of(Axis(0));
+    // Layers that all have no bias (`use_bias=False`) are a model without biases; one layer
+    // with a bias makes every layer's biases parameters (zero where absent).
+    let bias = layers
+        .iter()
+        .flat_map(|layer| layer.cells())
+        .any(|(_, cell)| cell.bias.is_some());
     let config = LstmConfig::new(first_cell.kernel.len_of(Axis(0)), h, layers.len())?
-        .with_bidirectional(bidirectional)?;
+        .with_bidirectional(bidirectional)?
+        .with_bias(bias);
     let mut out = Vec::with_capacity(layers.len() * config.num_directions());
     for (l, layer) in layers.iter().enumerate() {
         for (direction, cell) in layer.cells() {
@@ -137,7 +144,7 @@ pub fn to_pytorch<F: Real>(layers: &[Layer<F>]) -> Result<LstmWeights<F>> {
 
 /// The Keras layers, one per layer (bottom first), that compute what `weights` computes:
 /// `LSTM`s, or `Bidirectional` ones for a bidirectional model, each with a bias (the sum of
-/// PyTorch's two). A projected model (`proj_size > 0`) is an [`Error::Config`]: Keras' LSTM has
+/// PyTorch's two) unless the model has none. A projected model (`proj_size > 0`) is an [`Error::Config`]: Keras' LSTM has
 /// no projection.
 pub fn from_pytorch<F: Real>(weights: &LstmWeights<F>) -> Result<Vec<Layer<F>>> {
     weights.validate()?;
@@ -154,7 +161,7 @@ pub fn from_pytorch<F: Real>(weights: &LstmWeights<F>) -> Result<Vec<Layer<F>>> 
         LstmCell {
             kernel: transposed(layer.weight_ih.view()),
             recurrent_kernel: transposed(layer.weight_hh.view()),
-            bias: Some(&layer.bias_ih + &layer.bias_hh),
+            bias: config.bias.then(|| &layer.bias_ih + &layer.bias_hh),
         }
     };
     Ok((0..config.num_layers)

@@ -160,8 +160,12 @@ pub fn to_pytorch<F: Real>(nodes: &[LstmNode<F>]) -> Result<LstmWeights<F>> {
     }
     let dirs = direction.num_directions();
     let h = first.hidden_size();
+    // Nodes that all leave B out are a model without biases (what PyTorch exports from
+    // bias=False); one node with B makes every node's biases parameters (zero where absent).
+    let bias = nodes.iter().any(|n| n.b.is_some());
     let config = LstmConfig::new(first.w.len_of(Axis(2)), h, nodes.len())?
-        .with_bidirectional(direction == Direction::Bidirectional)?;
+        .with_bidirectional(direction == Direction::Bidirectional)?
+        .with_bias(bias);
     let mut layers = Vec::with_capacity(nodes.len() * dirs);
     for (l, node) in nodes.iter().enumerate() {
         let name = |tensor: &str| format!("node {l} {tensor}");
@@ -204,8 +208,8 @@ pub fn to_pytorch<F: Real>(nodes: &[LstmNode<F>]) -> Result<LstmWeights<F>> {
 }
 
 /// The ONNX `LSTM` nodes, one per layer (bottom first), that compute what `weights` computes:
-/// direction `forward`, or `bidirectional` for a bidirectional model, and `B` always given (`P`
-/// never). A projected model (`proj_size > 0`) is an [`Error::Config`]: ONNX's LSTM has no
+/// direction `forward`, or `bidirectional` for a bidirectional model, and `B` given unless the
+/// model has no biases (`P` never). A projected model (`proj_size > 0`) is an [`Error::Config`]: ONNX's LSTM has no
 /// projection.
 pub fn from_pytorch<F: Real>(weights: &LstmWeights<F>) -> Result<Vec<LstmNode<F>>> {
     weights.validate()?;
@@ -230,7 +234,7 @@ pub fn from_pytorch<F: Real>(weights: &LstmWeights<F>) -> Result<Vec<LstmNode<F>
                 direction,
                 w: Array3::zeros((dirs, 4 * h, inputs)),
                 r: Array3::zeros((dirs, 4 * h, h)),
-                b: Some(Array2::zeros((dirs, 8 * h))),
+                b: config.bias.then(|| Array2::zeros((dirs, 8 * h))),
                 p: None,
             };
             for d in 0..dirs {
