@@ -66,13 +66,17 @@ fn every_sequence_is_b_distractors_two_relevant_symbols_in_range_then_e() {
 }
 
 #[test]
-fn sequences_are_left_padded_with_zeros_and_one_hot_after() {
+fn sequences_start_at_step_0_and_are_padded_with_zeros_after_their_recorded_length() {
     let data = default_set(300, 4);
+    let lengths = data
+        .lengths
+        .as_ref()
+        .expect("the data set records its lengths");
     for (n, seq) in sequences(&data).enumerate() {
         let len = decode(seq).len();
-        let pad = data.seq_len() - len;
+        assert_eq!(lengths[n], len, "{n}: recorded length");
         for (t, step) in seq.outer_iter().enumerate() {
-            if t < pad {
+            if t >= len {
                 assert!(
                     step.iter().all(|&v| v == 0.0),
                     "{n}: step {t} is not padding"
@@ -83,6 +87,8 @@ fn sequences_are_left_padded_with_zeros_and_one_hot_after() {
                 assert_eq!((ones, zeros), (1, 7), "{n}: step {t} is not one-hot");
             }
         }
+        let last = seq.index_axis(Axis(0), len - 1);
+        assert_eq!(last[7], 1.0, "{n}: step {} is not the E", len - 1);
     }
 }
 
@@ -267,4 +273,23 @@ fn dataset_with_label_count_mismatch_is_a_data_error() {
         SequenceDataset::new("tiny", inputs, vec![0], 4),
         Err(Error::Data(_))
     ));
+}
+
+#[test]
+fn lengths_outside_one_to_t_are_an_error_naming_the_sequence() {
+    let data = default_set(3, 9);
+    let err = data.clone().with_lengths(vec![110, 0, 5]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SequenceLength {
+                sequence: 1,
+                length: 0,
+                seq: 110
+            }
+        ),
+        "{err:?}"
+    );
+    let err = data.with_lengths(vec![110, 5]).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err:?}");
 }

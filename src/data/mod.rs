@@ -1,8 +1,10 @@
 //! Data sets for sequence classification.
 //!
-//! Every data set is a [`SequenceDataset`]: `N` sequences of `T` timesteps with `F` features per
-//! step, stored as one `[N, T, F]` row-major `f32` array, and one class label per sequence. A
-//! classifier reads a whole sequence and predicts the label from its last hidden state.
+//! Every data set is a [`SequenceDataset`]: `N` sequences of at most `T` timesteps with `F`
+//! features per step, stored as one `[N, T, F]` row-major `f32` array, and one class label per
+//! sequence; sequences shorter than `T` start at step 0 and have their length recorded. A
+//! classifier reads a whole sequence and predicts the label from its last hidden state (at each
+//! sequence's own last step).
 //!
 //! Two sources are provided:
 //!
@@ -25,7 +27,9 @@ pub mod temporal_order;
 pub use idx::{FASHION_MNIST_DIR, IdxArray, MnistSplit, load_mnist_dir, read_idx};
 
 /// A labelled set of sequences for classification: `inputs` is `[N, T, F]` row-major `f32`
-/// (`N` sequences, `T` timesteps, `F` features per step), `labels[n] < num_classes`.
+/// (`N` sequences, `T` timesteps, `F` features per step), `labels[n] < num_classes`, and, for
+/// sequences of different lengths, `lengths[n]` in `1..=T` (sequence `n` uses steps
+/// `0..lengths[n]`; the steps after it are padding).
 ///
 /// Build one with [`SequenceDataset::new`], which checks these invariants; the fields are public
 /// for reading, and code that changes them directly must keep the invariants itself.
@@ -39,6 +43,8 @@ pub struct SequenceDataset {
     pub labels: Vec<u8>,
     /// The number of classes; labels lie in `0..num_classes`.
     pub num_classes: usize,
+    /// Each sequence's length `[N]`, each in `1..=T`; `None` when all are `T` steps long.
+    pub lengths: Option<Vec<usize>>,
 }
 
 impl SequenceDataset {
@@ -85,7 +91,27 @@ impl SequenceDataset {
             inputs,
             labels,
             num_classes,
+            lengths: None,
         })
+    }
+
+    /// The same data set with sequence `n` `lengths[n]` steps long (`[N]`, each in `1..=T`);
+    /// [`Error::Shape`] for a slice of the wrong size, [`Error::SequenceLength`] naming the
+    /// first length out of range.
+    pub fn with_lengths(self, lengths: Vec<usize>) -> Result<Self> {
+        crate::lstm::check_lengths(&lengths, self.len(), self.seq_len())?;
+        Ok(SequenceDataset {
+            lengths: Some(lengths),
+            ..self
+        })
+    }
+
+    /// The lengths of the examples `indices` (`None` when every sequence is `T` steps long).
+    /// Indices must be in range (as [`SequenceDataset::gather`] checks).
+    pub fn lengths_of(&self, indices: &[usize]) -> Option<Vec<usize>> {
+        self.lengths
+            .as_ref()
+            .map(|l| indices.iter().map(|&i| l[i]).collect())
     }
 
     /// The number of sequences `N`.

@@ -16,10 +16,10 @@
 //! some 50 more, ignoring about a hundred distractors, before it sees the `E` and answers.
 //!
 //! Sequences of different lengths share one `[N, T, F]` array with `T` the longest possible length
-//! (`max_len`, 110 by default): each sequence is *left*-padded with all-zero vectors, so the last
-//! timestep of every row is its `E`. An LSTM reading a row from the start therefore reads the whole
-//! sequence before the hidden state of its last step, the one used for classification. The padding
-//! steps carry no input: they only let the biases move the state before the `B` arrives.
+//! (`max_len`, 110 by default): each sequence starts at step 0 and is followed by all-zero
+//! padding, and the data set records every sequence's length
+//! ([`SequenceDataset::lengths`]). An LSTM given the lengths stops each row at its `E`, as
+//! PyTorch's packed sequences do, and the classifier reads the hidden state there.
 //!
 //! For example, with the default configuration [`decode`] renders one sequence of class `YX`
 //! (label 2) as something like
@@ -127,8 +127,8 @@ impl TemporalOrderConfig {
 /// Generates `n` sequences, deterministically from `seed`.
 ///
 /// The result is named `"temporal-order"`; its `inputs` are `[n, config.max_len, 8]`, each row a
-/// left-zero-padded one-hot sequence ending with `E` at the last timestep, and its labels lie in
-/// `0..4` (see the [module documentation](self)). Returns [`Error::Config`] when the configuration
+/// one-hot sequence from step 0 to its `E`, then zero padding, with its length in `lengths`, and
+/// its labels lie in `0..4` (see the [module documentation](self)). Returns [`Error::Config`] when the configuration
 /// is invalid (see [`TemporalOrderConfig::validate`]), `n` is zero or the array would not fit in
 /// memory.
 pub fn generate(config: &TemporalOrderConfig, n: usize, seed: u64) -> Result<SequenceDataset> {
@@ -219,6 +219,7 @@ fn generate_with(
 
     let mut inputs = Array3::<f32>::zeros((n, t_max, NUM_SYMBOLS));
     let mut labels = Vec::with_capacity(n);
+    let mut lengths = Vec::with_capacity(n);
     for mut seq in inputs.outer_iter_mut() {
         let len = draw(rng, config.min_len, config.max_len);
         let t1 = draw(rng, config.t1.0, config.t1.1);
@@ -226,7 +227,6 @@ fn generate_with(
         let class = rng.below(NUM_CLASSES);
         let first = if class < 2 { X } else { Y };
         let second = if class.is_multiple_of(2) { X } else { Y };
-        let offset = t_max - len;
         for pos in 0..len {
             let symbol = match pos {
                 0 => BEGIN,
@@ -235,10 +235,11 @@ fn generate_with(
                 p if p == t2 => second,
                 _ => rng.below(DISTRACTORS),
             };
-            seq[[offset + pos, symbol]] = 1.0;
+            seq[[pos, symbol]] = 1.0;
         }
         // `class < NUM_CLASSES = 4`, so the conversion cannot truncate.
         labels.push(class as u8);
+        lengths.push(len);
     }
-    SequenceDataset::new(name, inputs, labels, NUM_CLASSES)
+    SequenceDataset::new(name, inputs, labels, NUM_CLASSES)?.with_lengths(lengths)
 }

@@ -2,12 +2,15 @@
 //! dense layer to class logits.
 //!
 //! ```text
-//! h_T    = LSTM(x)[:, T-1, :]                     [B, H]  (the top layer's h_n)
-//! logits = h_T · fc.weightᵀ + fc.bias             [B, C]
+//! h_T    = [h_n[top, forward] | h_n[top, reverse]]   [B, F]  (the top layer's h_n)
+//! logits = h_T · fc.weightᵀ + fc.bias                [B, C]
 //! loss   = mean_b cross_entropy(logits_b, label_b)
 //! ```
-//! In a safetensors file the LSTM keeps PyTorch's `nn.LSTM` names (`weight_ih_l0`, ...) and the
-//! dense layer is `fc.weight` `[C, H]`, `fc.bias` `[C]`, as `nn.Linear` stores them.
+//! `F = D·H_out` features: the top layer's final hidden state, each direction's concatenated
+//! when bidirectional (`H` for the plain LSTM). With sequences of different lengths, `h_n` is each
+//! sequence's state at its own last step. In a safetensors file the LSTM keeps PyTorch's
+//! `nn.LSTM` names (`weight_ih_l0`, ...) and the dense layer is `fc.weight` `[C, F]`, `fc.bias`
+//! `[C]`, as `nn.Linear` stores them.
 
 use std::path::Path;
 
@@ -45,17 +48,30 @@ impl ClassifierConfig {
         Ok(config)
     }
 
+    /// A classifier on an LSTM of `lstm`'s sizes, for `classes` classes.
+    pub fn with_lstm(lstm: LstmConfig, classes: usize) -> Result<Self> {
+        expect_nonzero("ClassifierConfig", &[classes], &["classes"])?;
+        let config = ClassifierConfig { lstm, classes };
+        config.parameter_bytes()?;
+        Ok(config)
+    }
+
+    /// Features the dense layer reads, `F = D·H_out` (see the module documentation).
+    pub fn features(&self) -> usize {
+        self.lstm.layer_output_size()
+    }
+
     /// Parameters of the LSTM and the dense layer together.
     pub fn num_parameters(&self) -> usize {
-        self.lstm.num_parameters() + self.classes * (self.lstm.hidden_size + 1)
+        self.lstm.num_parameters() + self.classes * (self.features() + 1)
     }
 
     /// Bytes of one copy of the parameters in `f32` (the parameters, their gradients and each
     /// optimizer moment take this much each), or [`Error::HostMemory`] when that overflows.
     pub fn parameter_bytes(&self) -> Result<u64> {
         let what = "classifier parameters";
-        // hidden_size + 1 cannot overflow: LstmConfig::new bounded the LSTM's parameters.
-        let count = (self.lstm.hidden_size + 1)
+        // features + 1 cannot overflow: LstmConfig bounded the LSTM's parameters.
+        let count = (self.features() + 1)
             .checked_mul(self.classes)
             .and_then(|fc| fc.checked_add(self.lstm.num_parameters()))
             .ok_or_else(|| crate::host_memory::overflow(what))?;
@@ -69,7 +85,7 @@ impl ClassifierConfig {
 pub struct ClassifierWeights {
     /// The LSTM, PyTorch layout.
     pub lstm: LstmWeights<f32>,
-    /// `fc.weight`, `[C, H]`.
+    /// `fc.weight`, `[C, F]` (`F = D·H_out`, [`ClassifierConfig::features`]).
     pub fc_weight: Array2<f32>,
     /// `fc.bias`, `[C]`.
     pub fc_bias: Array1<f32>,
@@ -77,19 +93,19 @@ pub struct ClassifierWeights {
 
 impl ClassifierWeights {
     /// PyTorch's default initialisation, from `seed`: LSTM uniform in `±1/√H`, `nn.Linear` uniform
-    /// in `±1/√H` for weight and bias. With `forget_bias`, the forget gate's bias starts there
-    /// (TensorFlow's `BasicLSTMCell` uses 1.0).
+    /// in `±1/√F` for weight and bias (`F` its input features). With `forget_bias`, the forget
+    /// gate's bias starts there (TensorFlow's `BasicLSTMCell` uses 1.0).
     pub fn init(config: ClassifierConfig, seed: u64, forget_bias: Option<f32>) -> Self {
         let mut lstm = LstmWeights::init_uniform(config.lstm, seed);
         if let Some(b) = forget_bias {
             // A model without biases has no forget bias to set, and keeps none.
             let _ = lstm.set_forget_bias(b);
         }
-        let h = config.lstm.hidden_size;
-        let k = 1.0 / (h as f64).sqrt();
+        let f = config.features();
+        let k = 1.0 / (f as f64).sqrt();
         let mut rng = Rng::new(seed ^ 0x5eed_fc00_5eed_fc00);
         let fc_weight =
-            Array2::from_shape_simple_fn((config.classes, h), || rng.uniform(-k, k) as f32);
+            Array2::from_shape_simple_fn((config.classes, f), || rng.uniform(-k, k) as f32);
         let fc_bias = Array1::from_shape_simple_fn(config.classes, || rng.uniform(-k, k) as f32);
         ClassifierWeights {
             lstm,
@@ -110,7 +126,7 @@ impl ClassifierWeights {
     pub fn zeros(config: ClassifierConfig) -> Self {
         ClassifierWeights {
             lstm: LstmWeights::zeros(config.lstm),
-            fc_weight: Array2::zeros((config.classes, config.lstm.hidden_size)),
+            fc_weight: Array2::zeros((config.classes, config.features())),
             fc_bias: Array1::zeros(config.classes),
         }
     }
@@ -127,10 +143,9 @@ impl ClassifierWeights {
     /// flat slices).
     pub fn validate(&self) -> Result<()> {
         self.lstm.validate()?;
-        self.lstm.config().require_plain("classifier")?;
-        let (c, h) = (self.fc_bias.len(), self.lstm.config().hidden_size);
+        let (c, f) = (self.fc_bias.len(), self.config().features());
         expect_nonzero("fc.bias", &[c], &["classes"])?;
-        expect_shape("fc.weight", self.fc_weight.shape(), &[c, h])?;
+        expect_shape("fc.weight", self.fc_weight.shape(), &[c, f])?;
         for (name, t) in self.tensors() {
             if t.is_none() {
                 return Err(Error::config(
@@ -192,7 +207,7 @@ impl ClassifierWeights {
             .into_dimensionality::<Ix2>()
             .map_err(|_| Error::Shape {
                 tensor: format!("{prefix}fc.weight"),
-                expected: vec![0, lstm.config().hidden_size],
+                expected: vec![0, lstm.config().layer_output_size()],
                 actual: vec![],
             })?;
         let fc_bias = tensor_file::read_tensor::<f32>(st, &format!("{prefix}fc.bias"), None)?;

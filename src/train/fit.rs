@@ -70,7 +70,8 @@ pub fn fit(
         train.gather(order.batch(step), &mut x, &mut labels)?;
         let done = step + 1;
         let report = done == 1 || done % display == 0 || done == plan.steps;
-        let metrics = trainer.step(x.view(), &labels, report)?;
+        let lengths = train.lengths_of(order.batch(step));
+        let metrics = trainer.step_lengths(x.view(), lengths.as_deref(), &labels, report)?;
         if let Some(m) = &metrics {
             finite_loss("minibatch loss", done, m)?;
         }

@@ -14,8 +14,10 @@ use crate::gpu::layout::{ArenaLayout, ArenaSlot, LstmSlots};
 use crate::gpu::mapping::Callback;
 use crate::gpu::plan::arenas::{Arena, Arenas};
 use crate::gpu::plan::classifier::{ClassifierPlan, HeadSlots};
+use crate::gpu::plan::forward::Mode;
 use crate::gpu::plan::update::UpdatePlan;
 use crate::gpu::stats::{Counters, GpuStats};
+use crate::lstm::Dropout;
 use crate::optim::TrainConfig;
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
 use crate::train::metrics::Metrics;
@@ -39,7 +41,7 @@ impl Layout {
     fn new(config: ClassifierConfig) -> Self {
         let mut arena = ArenaLayout::default();
         let lstm = LstmSlots::new(config.lstm, &mut arena);
-        let fc_weight = arena.alloc(config.classes * config.lstm.hidden_size);
+        let fc_weight = arena.alloc(config.classes * config.features());
         let fc_bias = arena.alloc(config.classes);
         let head = HeadSlots {
             fc_weight,
@@ -67,14 +69,14 @@ impl Layout {
     }
 
     fn unpack(&self, config: ClassifierConfig, image: &[f32]) -> Result<ClassifierWeights> {
-        let (c, h) = (config.classes, config.lstm.hidden_size);
+        let (c, f) = (config.classes, config.features());
         let fc = |s: ArenaSlot| s.of(image).to_vec();
         Ok(ClassifierWeights {
             lstm: LstmWeights::new(config.lstm, self.lstm.unpack(image))?,
-            fc_weight: Array2::from_shape_vec((c, h), fc(self.head.fc_weight)).map_err(|_| {
+            fc_weight: Array2::from_shape_vec((c, f), fc(self.head.fc_weight)).map_err(|_| {
                 Error::Shape {
                     tensor: "fc.weight".into(),
-                    expected: vec![c, h],
+                    expected: vec![c, f],
                     actual: vec![self.head.fc_weight.len],
                 }
             })?,
@@ -97,6 +99,8 @@ pub struct GpuTrainer {
     update: UpdatePlan,
     /// Resolves when the GPU has finished each step still in flight, oldest first.
     in_flight: VecDeque<Callback<()>>,
+    /// Dropout between the LSTM's layers in training steps (step `s` draws pass `s`).
+    dropout: Option<Dropout>,
 }
 
 impl GpuTrainer {
@@ -137,7 +141,23 @@ impl GpuTrainer {
             eval: None,
             update,
             in_flight: VecDeque::new(),
+            dropout: None,
         })
+    }
+
+    /// The same trainer with dropout between the LSTM's layers in its training steps, as
+    /// [`crate::train::CpuTrainer::with_dropout`] (the same masks).
+    pub fn with_dropout(mut self, dropout: Option<Dropout>) -> Self {
+        self.dropout = dropout;
+        self
+    }
+
+    /// What the training plan runs.
+    fn train_mode(&self) -> Mode {
+        Mode {
+            save: true,
+            dropout: self.dropout.is_some() && self.model.lstm.num_layers > 1,
+        }
     }
 
     /// Checks, allocating nothing, that training a `model` with `config` fits: its parameter,
@@ -199,9 +219,25 @@ impl GpuTrainer {
         labels: &[u8],
         report: bool,
     ) -> Result<Option<Metrics>> {
+        self.step_lengths_async(x, None, labels, report).await
+    }
+
+    /// [`Trainer::step_lengths`], asynchronously.
+    pub async fn step_lengths_async(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: Option<&[usize]>,
+        labels: &[u8],
+        report: bool,
+    ) -> Result<Option<Metrics>> {
         check_batch(&self.model, &x, labels)?;
         let shape = (labels.len(), x.shape()[1]);
+        if let Some(l) = lengths {
+            crate::lstm::check_lengths(l, shape.0, shape.1)?;
+        }
         self.throttle().await?;
+        let mode = self.train_mode();
+        let dropout = self.dropout.map(|d| d.at_pass(self.step));
         let (gpu, counters) = (&self.gpu, &self.counters);
         let plan = plan_for(
             &mut self.train,
@@ -209,10 +245,14 @@ impl GpuTrainer {
             counters,
             (&self.arenas, &self.layout),
             shape,
-            true,
+            mode,
         )?;
+        plan.set_lengths(gpu, counters, lengths);
         let labels = labels_u32(labels);
         gpu.catch("running a training step", || -> Result<_> {
+            if let (Some(d), true) = (&dropout, mode.dropout) {
+                plan.write_dropout(gpu, counters, d)?;
+            }
             plan.upload_batch(gpu, counters, x, &labels);
             self.update.set_step(gpu, counters, self.step + 1)?;
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
@@ -246,7 +286,7 @@ impl GpuTrainer {
             counters,
             (&self.arenas, &self.layout),
             shape,
-            false,
+            Mode::INFERENCE,
         )?;
         let mut x = Array3::zeros((batch, data.seq_len(), data.features()));
         let mut labels = Vec::new();
@@ -258,6 +298,7 @@ impl GpuTrainer {
             let mut padded = chunk.to_vec();
             padded.resize(batch, chunk[0]);
             data.gather(&padded, &mut x, &mut labels)?;
+            plan.set_lengths(gpu, counters, data.lengths_of(&padded).as_deref());
             let mut l32 = labels_u32(&labels);
             l32[chunk.len()..].fill(u32::MAX);
             gpu.catch("evaluating", || {
@@ -295,19 +336,19 @@ impl GpuTrainer {
     }
 }
 
-/// Makes `slot` hold a plan for `(batch, seq)` (training or evaluation), building one only when
-/// the shape changed.
+/// Makes `slot` hold a plan for `(batch, seq)` in `mode` (training or evaluation), building one
+/// only when the shape changed.
 fn plan_for<'a>(
     slot: &'a mut Option<ClassifierPlan>,
     gpu: &Gpu,
     counters: &Counters,
     (arenas, layout): (&Arenas, &Layout),
     (batch, seq): (usize, usize),
-    train: bool,
-) -> Result<&'a ClassifierPlan> {
-    if !slot.as_ref().is_some_and(|p| p.fits(batch, seq)) {
+    mode: Mode,
+) -> Result<&'a mut ClassifierPlan> {
+    if !slot.as_ref().is_some_and(|p| p.fits(batch, seq, mode)) {
         *slot = None; // free the old shape's buffers first
-        let context = match train {
+        let context = match mode.save {
             true => "preparing the training step",
             false => "preparing evaluation",
         };
@@ -320,12 +361,12 @@ fn plan_for<'a>(
                 &layout.lstm,
                 &layout.head,
                 shape,
-                train,
+                mode,
             )
         })??;
         *slot = Some(plan);
     }
-    Ok(slot.as_ref().expect("set just above"))
+    Ok(slot.as_mut().expect("set just above"))
 }
 
 fn metrics([loss_sum, correct, count]: [f32; 3]) -> Metrics {
@@ -337,13 +378,14 @@ fn metrics([loss_sum, correct, count]: [f32; 3]) -> Metrics {
 }
 
 impl Trainer for GpuTrainer {
-    fn step(
+    fn step_lengths(
         &mut self,
         x: ArrayView3<'_, f32>,
+        lengths: Option<&[usize]>,
         labels: &[u8],
         report: bool,
     ) -> Result<Option<Metrics>> {
-        pollster::block_on(self.step_async(x, labels, report))
+        pollster::block_on(self.step_lengths_async(x, lengths, labels, report))
     }
 
     fn evaluate(&mut self, data: &SequenceDataset, batch: usize) -> Result<Metrics> {
@@ -364,5 +406,9 @@ impl Trainer for GpuTrainer {
 
     fn device(&self) -> String {
         format!("GPU: {}", self.gpu.describe())
+    }
+
+    fn dropout(&self) -> Option<Dropout> {
+        self.dropout
     }
 }

@@ -4,6 +4,7 @@ use ndarray::ArrayView3;
 
 use crate::data::SequenceDataset;
 use crate::error::{Error, Result};
+use crate::lstm::Dropout;
 use crate::optim::TrainConfig;
 use crate::train::classifier::{ClassifierConfig, ClassifierWeights};
 use crate::train::metrics::Metrics;
@@ -17,6 +18,18 @@ pub trait Trainer {
     fn step(
         &mut self,
         x: ArrayView3<'_, f32>,
+        labels: &[u8],
+        report: bool,
+    ) -> Result<Option<Metrics>> {
+        self.step_lengths(x, None, labels, report)
+    }
+
+    /// [`Trainer::step`] on sequences `lengths` `[B]` long (each in `1..=T`; all `T` when
+    /// `None`): the classifier reads each one's state at its own last step.
+    fn step_lengths(
+        &mut self,
+        x: ArrayView3<'_, f32>,
+        lengths: Option<&[usize]>,
         labels: &[u8],
         report: bool,
     ) -> Result<Option<Metrics>>;
@@ -35,6 +48,10 @@ pub trait Trainer {
 
     /// Where it runs, in words.
     fn device(&self) -> String;
+
+    /// The dropout between the LSTM's layers in training steps, if any (step `s` draws the
+    /// masks of pass `s`).
+    fn dropout(&self) -> Option<Dropout>;
 }
 
 /// Checks a batch against the model: `x` `[B, T, I]` with `B = labels.len() > 0`, every label

@@ -9,6 +9,10 @@ bias=False has no bias keys.
 Optimizer case (e4_adamw_clip): as the d8 files (init.*, final.*, x, labels, losses, grad_norm), with
 torch.optim.AdamW(lr=1e-2, weight_decay=0.1) after clipping the global norm at 0.5.
 
+Classifier case (e5_bidir_proj_varlen_classifier): a two-layer bidirectional LSTM with proj_size, sequences of
+variable lengths (packed), the head reading torch.cat([h_n[-2], h_n[-1]], 1) (both directions of the top layer),
+three steps of Adam (lr 1e-2) after clipping at 0.5. Keys as the d8 files, plus `lengths` I64 [3, B].
+
 usage: pip install torch numpy safetensors; python gen_golden_e.py OUT_DIR
 """
 import json
@@ -128,9 +132,59 @@ def adamw_case(out_dir, name="e4_adamw_clip", clip=0.5, seed=204, B=8, T=10, I=6
     print(f"{fn}: {os.path.getsize(fn)} bytes losses={losses} norms={norms}")
 
 
+def classifier_case(out_dir, name="e5_bidir_proj_varlen_classifier", clip=0.5, seed=205, B=6, T=7, I=5, H=9,
+                    P=4, L=2, C=3, steps=3):
+    g = torch.Generator().manual_seed(seed)
+    lstm = nn.LSTM(I, H, num_layers=L, bidirectional=True, proj_size=P, batch_first=True)
+    fc = nn.Linear(2 * P, C)
+    k = 1.0 / np.sqrt(H)
+    kf = 1.0 / np.sqrt(2 * P)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) * k)
+        for p in fc.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) * kf)
+    xs = torch.rand(steps, B, T, I, generator=g)
+    ys = torch.randint(0, C, (steps, B), generator=g, dtype=torch.int64)
+    lens = torch.randint(1, T + 1, (steps, B), generator=g, dtype=torch.int64)
+    lens[:, 0] = T  # one full-length and one single-step sequence in every batch
+    lens[:, 1] = 1
+    for s_ in range(steps):
+        mask = (torch.arange(T)[None, :] < lens[s_][:, None]).float()[:, :, None]
+        xs[s_] = xs[s_] * mask
+    params = list(lstm.parameters()) + list(fc.parameters())
+    opt = torch.optim.Adam(params, lr=1e-2, foreach=False)
+    desc = "torch.optim.Adam lr=1e-2 betas=(0.9,0.999) eps=1e-8 weight_decay=0 amsgrad=False"
+    named = lambda: {**{n: p for n, p in lstm.named_parameters()}, "fc.weight": fc.weight, "fc.bias": fc.bias}
+    out = {"init." + n: t2(p).clone() for n, p in named().items()}
+    losses, norms = [], []
+    for s_ in range(steps):
+        opt.zero_grad()
+        packed = pack_padded_sequence(xs[s_], lens[s_], batch_first=True, enforce_sorted=False)
+        _, (hn, _) = lstm(packed)
+        feats = torch.cat([hn[-2], hn[-1]], dim=1)
+        loss = F.cross_entropy(fc(feats), ys[s_])
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm=clip).item())
+        opt.step()
+        losses.append(loss.item())
+    out.update({"final." + n: t2(p) for n, p in named().items()})
+    out.update(x=t2(xs), labels=ys.clone(), lengths=lens.clone(), losses=torch.tensor(losses),
+               grad_norm=torch.tensor(norms))
+    md = meta(case=name, dtype="f32", B=B, T=T, I=I, H=H, proj_size=P, num_layers=L, bidirectional=True,
+              classes=C, steps=steps, optimizer=desc,
+              clip="torch.nn.utils.clip_grad_norm_(all parameters, max_norm=%g)" % clip, seed=seed,
+              torch_version=torch.__version__,
+              loss_def="mean_b cross_entropy(fc(cat(h_n[-2], h_n[-1])), labels), packed sequences")
+    fn = os.path.join(out_dir, f"{name}_f32.safetensors")
+    save_file(out, fn, metadata=md)
+    print(f"{fn}: {os.path.getsize(fn)} bytes losses={losses} norms={norms}")
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for c in LSTM_CASES:
         lstm_case(out, *c)
     adamw_case(out)
+    classifier_case(out)

@@ -7,6 +7,10 @@
 //! dlogits     = cross_entropy'(logits, labels)            [B, C]
 //! dfc.weight  = dlogitsᵀ · h_n[top]     dfc.bias = Σ_b dlogits     dh_n[top] = dlogits · fc.weight
 //! ```
+//!
+//! With `D` directions, `h_n[top]` is the top layer's directions side by side (`[B, D·O]`); it
+//! sits in the state buffer as `[D, B, O]`, so each product is one GEMM per direction on its
+//! block of `fc.weight`'s columns (the logits' second adding to the first).
 
 use ndarray::ArrayView3;
 
@@ -29,7 +33,7 @@ use crate::gpu::stats::Counters;
 /// Where the dense head sits in the arenas.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeadSlots {
-    /// `fc.weight` `[C, H]`.
+    /// `fc.weight` `[C, D·O]`.
     pub fc_weight: ArenaSlot,
     /// `fc.bias` `[C]`.
     pub fc_bias: ArenaSlot,
@@ -57,15 +61,18 @@ pub(crate) struct ClassifierPlan {
 struct HeadBuffers<'a> {
     logits: &'a wgpu::Buffer,
     dlogits: &'a wgpu::Buffer,
-    /// The top layer's `h_n`, `[B, H]`.
+    /// The top layer's `h_n`, `[D, B, O]`.
     h_top: Region<'a>,
     batch: usize,
-    hidden: usize,
+    /// Features of `h`, `O`.
+    out: usize,
+    dirs: usize,
 }
 
 impl ClassifierPlan {
-    /// The plan for `(batch, seq)`; with `train`, also backward into `arenas.grads`, and the loss
-    /// overwrites the metrics (else each batch adds to them).
+    /// The plan for `(batch, seq)`; with `mode.save` (training), also backward into
+    /// `arenas.grads`, and the loss overwrites the metrics (else each batch adds to them); with
+    /// `mode.dropout`, dropout between the LSTM's layers.
     #[allow(clippy::too_many_arguments)] // each argument is a different part of the model
     pub(crate) fn new(
         gpu: &Gpu,
@@ -74,18 +81,15 @@ impl ClassifierPlan {
         lstm: &LstmSlots,
         slots: &HeadSlots,
         (batch, seq): (usize, usize),
-        train: bool,
+        mode: Mode,
     ) -> Result<Self> {
+        let train = mode.save;
         use wgpu::BufferUsages as U;
         // The optimizer updates the parameters on the GPU: the steps read them in place.
         let weights = Weights {
             slots: lstm,
             params: &arenas.params,
             texels: None,
-        };
-        let mode = Mode {
-            save: train,
-            dropout: false,
         };
         let forward = ForwardPlan::new(gpu, counters, &weights, (batch, seq), mode)?;
         let backward = match train {
@@ -111,7 +115,8 @@ impl ClassifierPlan {
             dlogits: &dlogits,
             h_top: forward.h_n(top),
             batch,
-            hidden: lstm.config.hidden_size,
+            out: lstm.config.output_size(),
+            dirs: lstm.config.num_directions(),
         };
         let loss = CrossEntropy {
             logits: &logits,
@@ -122,10 +127,8 @@ impl ClassifierPlan {
             classes: c,
             accumulate: !train,
         };
-        let head = vec![
-            logits_dispatch(gpu, counters, arenas, slots, &bufs)?,
-            Dispatch::new(gpu, counters, "cross-entropy", &loss)?,
-        ];
+        let mut head = logits_dispatch(gpu, counters, arenas, slots, &bufs)?;
+        head.push(Dispatch::new(gpu, counters, "cross-entropy", &loss)?);
         let head_backward = match &backward {
             Some(bw) => head_backward(gpu, counters, arenas, slots, &bufs, bw.dh_n(top))?,
             None => Vec::new(),
@@ -141,13 +144,34 @@ impl ClassifierPlan {
         })
     }
 
-    /// Whether this plan serves `(batch, seq)`.
-    pub(crate) fn fits(&self, batch: usize, seq: usize) -> bool {
-        let mode = Mode {
-            save: self.backward.is_some(),
-            dropout: false,
-        };
+    /// Whether this plan serves `(batch, seq)` in `mode`.
+    pub(crate) fn fits(&self, batch: usize, seq: usize, mode: Mode) -> bool {
         self.forward.fits(batch, seq, mode)
+    }
+
+    /// Makes the sequences of the next batch `lengths` long (`None`: all `T`; checked by the
+    /// caller), uploading them only when they changed.
+    pub(crate) fn set_lengths(
+        &mut self,
+        gpu: &Gpu,
+        counters: &Counters,
+        lengths: Option<&[usize]>,
+    ) {
+        self.forward.set_lengths(gpu, counters, lengths);
+    }
+
+    /// Writes the dropout masks' key of `dropout` (its pass) before a training step.
+    pub(crate) fn write_dropout(
+        &self,
+        gpu: &Gpu,
+        counters: &Counters,
+        dropout: &crate::lstm::Dropout,
+    ) -> Result<()> {
+        self.forward.write_dropout(gpu, counters, dropout)?;
+        if let Some(bw) = &self.backward {
+            bw.write_dropout(gpu, counters, dropout)?;
+        }
+        Ok(())
     }
 
     /// Uploads a batch: `x` `[B, T, I]` and `labels` `[B]` (`>= C` marks a padding row).
@@ -236,33 +260,43 @@ impl ClassifierPlan {
     }
 }
 
-/// `logits = h_top · fc.weightᵀ + fc.bias`.
+/// `logits = h_top · fc.weightᵀ + fc.bias`: per direction `d`, `h_n[top, d] · fc.weight[:,
+/// d·O..(d+1)·O]ᵀ`, the first with the bias, the others adding.
 fn logits_dispatch(
     gpu: &Gpu,
     counters: &Counters,
     arenas: &Arenas,
     slots: &HeadSlots,
     bufs: &HeadBuffers<'_>,
-) -> Result<Dispatch> {
-    let (b, c, h) = (bufs.batch, slots.classes, bufs.hidden);
-    let spec = GemmSpec::new(
-        (b, c, h),
-        MatrixLayout::new(bufs.h_top.offset, h),
-        MatrixLayout::new(slots.fc_weight.offset, h).t(),
-        MatrixLayout::new(0, c),
-    )
-    .with_bias(slots.fc_bias.offset);
-    let call = Matmul {
-        spec,
-        a: bufs.h_top.buffer,
-        b: &arenas.params,
-        bias: Some(&arenas.params),
-        c: bufs.logits,
-    };
-    Dispatch::new(gpu, counters, "logits", &call)
+) -> Result<Vec<Dispatch>> {
+    let (b, c, o) = (bufs.batch, slots.classes, bufs.out);
+    let f = bufs.dirs * o;
+    (0..bufs.dirs)
+        .map(|d| {
+            let spec = GemmSpec::new(
+                (b, c, o),
+                MatrixLayout::new(bufs.h_top.offset + d * b * o, o),
+                MatrixLayout::new(slots.fc_weight.offset + d * o, f).t(),
+                MatrixLayout::new(0, c),
+            );
+            let spec = match d {
+                0 => spec.with_bias(slots.fc_bias.offset),
+                _ => spec.accumulating(true),
+            };
+            let call = Matmul {
+                spec,
+                a: bufs.h_top.buffer,
+                b: &arenas.params,
+                bias: (d == 0).then_some(&arenas.params),
+                c: bufs.logits,
+            };
+            Dispatch::new(gpu, counters, "logits", &call)
+        })
+        .collect()
 }
 
-/// `dfc.weight = dlogitsᵀ · h_top`, `dfc.bias = Σ_b dlogits`, `dh_top = dlogits · fc.weight`.
+/// `dfc.weight = dlogitsᵀ · h_top`, `dfc.bias = Σ_b dlogits`, `dh_top = dlogits · fc.weight`,
+/// the products one per direction on its block of `fc.weight`'s columns.
 fn head_backward(
     gpu: &Gpu,
     counters: &Counters,
@@ -271,20 +305,25 @@ fn head_backward(
     bufs: &HeadBuffers<'_>,
     dh_top: Region<'_>,
 ) -> Result<Vec<Dispatch>> {
-    let (b, c, h) = (bufs.batch, slots.classes, bufs.hidden);
+    let (b, c, o) = (bufs.batch, slots.classes, bufs.out);
+    let f = bufs.dirs * o;
     let m = MatrixLayout::new;
-    let d_weight = Matmul {
-        spec: GemmSpec::new(
-            (c, h, b),
-            m(0, c).t(),
-            m(bufs.h_top.offset, h),
-            m(slots.fc_weight.offset, h),
-        ),
-        a: bufs.dlogits,
-        b: bufs.h_top.buffer,
-        bias: None,
-        c: &arenas.grads,
-    };
+    let mut list = Vec::new();
+    for d in 0..bufs.dirs {
+        let d_weight = Matmul {
+            spec: GemmSpec::new(
+                (c, o, b),
+                m(0, c).t(),
+                m(bufs.h_top.offset + d * b * o, o),
+                m(slots.fc_weight.offset + d * o, f),
+            ),
+            a: bufs.dlogits,
+            b: bufs.h_top.buffer,
+            bias: None,
+            c: &arenas.grads,
+        };
+        list.push(Dispatch::new(gpu, counters, "dfc.weight", &d_weight)?);
+    }
     let d_bias = ColumnSum {
         input: bufs.dlogits,
         in_off: 0,
@@ -293,21 +332,21 @@ fn head_backward(
         out: &arenas.grads,
         out_offsets: [slots.fc_bias.offset; 2],
     };
-    let d_h = Matmul {
-        spec: GemmSpec::new(
-            (b, h, c),
-            m(0, c),
-            m(slots.fc_weight.offset, h),
-            m(dh_top.offset, h),
-        ),
-        a: bufs.dlogits,
-        b: &arenas.params,
-        bias: None,
-        c: dh_top.buffer,
-    };
-    Ok(vec![
-        Dispatch::new(gpu, counters, "dfc.weight", &d_weight)?,
-        Dispatch::new(gpu, counters, "dfc.bias", &d_bias)?,
-        Dispatch::new(gpu, counters, "dh_n", &d_h)?,
-    ])
+    list.push(Dispatch::new(gpu, counters, "dfc.bias", &d_bias)?);
+    for d in 0..bufs.dirs {
+        let d_h = Matmul {
+            spec: GemmSpec::new(
+                (b, o, c),
+                m(0, c),
+                m(slots.fc_weight.offset + d * o, f),
+                m(dh_top.offset + d * b * o, o),
+            ),
+            a: bufs.dlogits,
+            b: &arenas.params,
+            bias: None,
+            c: dh_top.buffer,
+        };
+        list.push(Dispatch::new(gpu, counters, "dh_n", &d_h)?);
+    }
+    Ok(list)
 }
