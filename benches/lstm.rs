@@ -21,6 +21,13 @@
 //! `first call/gpu/seed` times what an application's first forward pass costs: a device made
 //! from nothing (`Gpu::from_env`, every kernel compiled), the model uploaded and one forward
 //! pass at the seed size (its buffers and bind groups made on the way).
+//!
+//! The `variants` groups time the other `nn.LSTM`s at the seed size, on the GPU and the CPU's
+//! widest instruction set: the same layer bidirectional, and a batch of sequences of lengths
+//! drawn from `1..=T` (`forward_lengths`, `forward_train_lengths`) beside the same batch padded
+//! to `T` (`forward`, `forward_train`: what a caller without lengths runs); backward is a second
+//! call in every variant. A table after the main one gives each variant's median as a multiple
+//! of its baseline's (bidirectional against unidirectional, variable lengths against padded).
 
 mod common;
 
@@ -103,6 +110,10 @@ struct Case {
     pass: &'static str,
     device: String,
     size: &'static Size,
+    /// The `nn.LSTM` variant (empty for the plain LSTM of the main groups).
+    variant: &'static str,
+    /// Its FLOP relative to the plain LSTM's (2 for both directions).
+    flop_factor: f64,
     times: Vec<Duration>,
 }
 
@@ -117,7 +128,7 @@ impl Case {
     /// with backward.
     fn flop(&self) -> f64 {
         let s = self.size;
-        let forward = 2.0 * (s.b * s.t * 4 * s.h * (s.i + s.h)) as f64;
+        let forward = 2.0 * (s.b * s.t * 4 * s.h * (s.i + s.h)) as f64 * self.flop_factor;
         if self.pass != "forward+backward" {
             forward
         } else {
@@ -191,6 +202,8 @@ fn bench(c: &mut Criterion, gpu: Option<&lstm_wgpu::gpu::Gpu>) -> Vec<Case> {
                     pass,
                     device: device.clone(),
                     size: s,
+                    variant: "",
+                    flop_factor: 1.0,
                     times: Vec::new(),
                 });
                 bench_pass(&mut group, id, lstm.as_mut(), (&x, &up), backward, &case);
@@ -210,6 +223,8 @@ fn bench_first_call(c: &mut Criterion) -> Case {
         pass: "first call",
         device: "gpu".into(),
         size: s,
+        variant: "",
+        flop_factor: 1.0,
         times: Vec::new(),
     });
     let mut group = c.benchmark_group("first call");
@@ -229,6 +244,126 @@ fn bench_first_call(c: &mut Criterion) -> Case {
     });
     group.finish();
     case.into_inner()
+}
+
+/// The variants of the seed-size layer: `(name, bidirectional, lengths drawn from 1..=T)`;
+/// the others run the calls without lengths.
+const VARIANTS: [(&str, bool, bool); 4] = [
+    ("unidirectional", false, false),
+    ("bidirectional", true, false),
+    ("padded", false, false),
+    ("variable lengths", false, true),
+];
+
+/// Each variant's forward and forward+backward at the seed size, through the calls with
+/// lengths (all `T` for every variant but `variable lengths`).
+fn bench_variants(c: &mut Criterion, gpu: Option<&lstm_wgpu::gpu::Gpu>) -> Vec<Case> {
+    let s = &SIZES[0];
+    let mut cases = Vec::new();
+    let mut rng = Rng::new(3);
+    let drawn: Vec<usize> = (0..s.b).map(|_| 1 + rng.below(s.t)).collect();
+    for (pass, backward) in [("forward", false), ("forward+backward", true)] {
+        let mut group = c.benchmark_group(format!("variants {pass}"));
+        group.sample_size(10);
+        for (variant, bidirectional, varied) in VARIANTS {
+            let config = LstmConfig::new(s.i, s.h, 1)
+                .unwrap()
+                .with_bidirectional(bidirectional)
+                .unwrap();
+            let w = LstmWeights::init_uniform(config, 1);
+            let (_, x, _) = inputs(s);
+            let lengths = varied.then(|| drawn.clone());
+            let up = Upstream::<f32>::default();
+            let isa = Isa::supported().into_iter().next_back();
+            let mut devices: Vec<(String, Box<dyn Lstm>)> = isa
+                .map(|isa| {
+                    let cpu = CpuLstm::new(w.clone()).unwrap().with_isa(isa).unwrap();
+                    (format!("cpu-{isa}"), Box::new(cpu) as Box<dyn Lstm>)
+                })
+                .into_iter()
+                .collect();
+            if let Some(gpu) = gpu {
+                devices.push(("gpu".into(), Box::new(GpuLstm::new(gpu, &w).unwrap())));
+            }
+            for (device, lstm) in &mut devices {
+                let case = RefCell::new(Case {
+                    pass,
+                    device: device.clone(),
+                    size: s,
+                    variant,
+                    flop_factor: if bidirectional { 2.0 } else { 1.0 },
+                    times: Vec::new(),
+                });
+                let id = BenchmarkId::new(device.as_str(), variant);
+                group.bench_function(id, |bch| {
+                    bch.iter_custom(|iters| {
+                        let t0 = Instant::now();
+                        for _ in 0..iters {
+                            let x = x.view();
+                            if backward {
+                                let (_, tape) = match &lengths {
+                                    Some(l) => lstm.forward_train_lengths(x, l, None),
+                                    None => lstm.forward_train(x, None),
+                                }
+                                .unwrap();
+                                let grads = lstm.backward(&tape, &up, GradRequest::WEIGHTS);
+                                black_box(grads.unwrap());
+                            } else {
+                                let out = match &lengths {
+                                    Some(l) => lstm.forward_lengths(x, l, None),
+                                    None => lstm.forward(x, None),
+                                };
+                                black_box(out.unwrap());
+                            }
+                        }
+                        let t = t0.elapsed();
+                        case.borrow_mut().times.push(t / iters.max(1) as u32);
+                        t
+                    })
+                });
+                cases.push(case.into_inner());
+            }
+        }
+        group.finish();
+    }
+    cases
+}
+
+/// Each variant's median as a multiple of its baseline's, per pass and device.
+fn variant_ratios(cases: &[Case]) {
+    let median = |pass: &str, device: &str, variant: &str| {
+        cases
+            .iter()
+            .find(|c| c.pass == pass && c.device == device && c.variant == variant)
+            .filter(|c| !c.times.is_empty())
+            .map(|c| c.median().as_secs_f64())
+    };
+    println!();
+    println!(
+        "{:<17} {:<11} {:>22} {:>26}",
+        "pass", "device", "bidirectional / uni", "variable lengths / padded"
+    );
+    let mut devices: Vec<&str> = Vec::new();
+    for c in cases.iter().filter(|c| !c.variant.is_empty()) {
+        if !devices.contains(&c.device.as_str()) {
+            devices.push(&c.device);
+        }
+    }
+    for pass in ["forward", "forward+backward"] {
+        for device in &devices {
+            let ratio = |a, b| match (median(pass, device, a), median(pass, device, b)) {
+                (Some(a), Some(b)) => format!("{:.2}", a / b),
+                _ => "".into(),
+            };
+            let (bi, var) = (
+                ratio("bidirectional", "unidirectional"),
+                ratio("variable lengths", "padded"),
+            );
+            if !bi.is_empty() || !var.is_empty() {
+                println!("{pass:<17} {device:<11} {bi:>22} {var:>26}");
+            }
+        }
+    }
 }
 
 /// The cases read against the probe (cases a filter skipped have no samples and no row).
@@ -254,10 +389,14 @@ fn summary(cases: &[Case], peak: Option<&Peak>) {
             ),
             _ => ("".into(), "".into()),
         };
+        let size = match c.variant {
+            "" => c.size.name.to_string(),
+            v => format!("seed {v}"),
+        };
         println!(
             "{:<17} {:<26} {:<11} {:>11} {:>9.1} {:>9} {:>10}",
             c.pass,
-            c.size.name,
+            size,
             c.device,
             format!("{:.3?}", m),
             gflops,
@@ -286,6 +425,9 @@ fn main() {
     if gpu.is_some() {
         cases.push(bench_first_call(&mut c));
     }
+    let variants = bench_variants(&mut c, gpu.as_ref());
     c.final_summary();
+    cases.extend(variants);
     summary(&cases, peak.as_ref());
+    variant_ratios(&cases);
 }
