@@ -79,6 +79,7 @@ mod unix {
                 optimizer,
                 clip_norm: Some(5.0),
             },
+            dropout: None,
             state,
             seed: 7,
             batch_size: 128,

@@ -65,6 +65,7 @@ fn damaged_checkpoints_never_panic_the_loader() {
     let ck = Checkpoint {
         weights: t.weights().unwrap(),
         config: train,
+        dropout: None,
         state: t.optimizer_state().unwrap(),
         seed: 3,
         batch_size: 4,

@@ -109,6 +109,7 @@ fn checkpoint_of(t: &dyn Trainer, plan: &Plan) -> Checkpoint {
     Checkpoint {
         weights: t.weights().unwrap(),
         config: *t.config(),
+        dropout: t.dropout(),
         state: t.optimizer_state().unwrap(),
         seed: plan.seed,
         batch_size: plan.batch_size,
@@ -300,4 +301,70 @@ fn a_non_finite_loss_stops_fit_before_an_epoch_end_can_save_a_checkpoint() {
         }
         assert_eq!(events, 0, "{device}: the callback saw the diverged step");
     }
+}
+
+/// A two-layer bidirectional model with dropout between its layers, on the temporal-order task's
+/// sequences of their real lengths.
+fn dropout_model(seed: u64) -> ClassifierWeights {
+    let lstm = lstm_wgpu::LstmConfig::new(8, 12, 2)
+        .unwrap()
+        .with_bidirectional(true)
+        .unwrap();
+    ClassifierWeights::init(
+        ClassifierConfig::with_lstm(lstm, 4).unwrap(),
+        seed,
+        Some(1.0),
+    )
+}
+
+/// Trains 50 steps straight, and 30 + (checkpoint with its dropout, reload) + 20: the masks of
+/// each step come from its number, so both end bit-identical.
+fn resume_with_dropout_matches(device: &str, make: MakeTrainer<'_>) {
+    let (train, test) = small_task(7);
+    let dropout = Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap());
+    let w0 = dropout_model(8);
+    let mut straight = make(&w0, None);
+    run(straight.as_mut(), &train, &test, &plan(50), 0);
+    let mut first = make(&w0, None);
+    run(first.as_mut(), &train, &test, &plan(30), 0);
+    assert_eq!(first.dropout(), dropout, "{device}");
+    let dir = temp_dir(&format!("resume-dropout-{device}"));
+    let path = dir.join("ck.safetensors");
+    checkpoint_of(first.as_ref(), &plan(30))
+        .save(&path)
+        .unwrap();
+    drop(first);
+    let ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(
+        ck.dropout, dropout,
+        "{device}: the checkpoint keeps the dropout"
+    );
+    let mut resumed = make(&ck.weights, Some(ck.state.clone()));
+    run(resumed.as_mut(), &train, &test, &plan(50), ck.state.step);
+    std::fs::remove_dir_all(dir).unwrap();
+    assert_eq!(
+        resumed.weights().unwrap(),
+        straight.weights().unwrap(),
+        "{device}"
+    );
+}
+
+#[test]
+fn resuming_a_bidirectional_model_with_dropout_matches_an_uninterrupted_cpu_run() {
+    let d = Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap());
+    resume_with_dropout_matches("cpu", &|w, s| {
+        Box::new(
+            CpuTrainer::new(w.clone(), adam(), s)
+                .unwrap()
+                .with_dropout(d),
+        )
+    });
+}
+
+#[test]
+fn resuming_a_bidirectional_model_with_dropout_matches_an_uninterrupted_gpu_run() {
+    let (g, d) = (gpu(), Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap()));
+    resume_with_dropout_matches("gpu", &|w, s| {
+        Box::new(GpuTrainer::new(&g, w, adam(), s).unwrap().with_dropout(d))
+    });
 }

@@ -23,6 +23,7 @@ use lstm_wgpu::train::{
     Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, Optimizer,
     OptimizerState, Plan, TrainConfig, Trainer, fit,
 };
+use lstm_wgpu::{Dropout, LstmConfig};
 
 use curves::Point;
 use log::{Events, MetricsLog};
@@ -77,6 +78,17 @@ struct Args {
     /// Stacked LSTM layers.
     #[arg(long, default_value_t = 1)]
     layers: usize,
+    /// Run every layer in both directions (PyTorch `bidirectional=True`); the dense layer reads
+    /// the top layer's final state of both.
+    #[arg(long)]
+    bidirectional: bool,
+    /// Project each layer's hidden state to this many features (PyTorch `proj_size`; 0 for
+    /// none, else below --hidden).
+    #[arg(long, default_value_t = 0)]
+    proj_size: usize,
+    /// Dropout between stacked layers in training (PyTorch `nn.LSTM(dropout=P)`), in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Initial forget-gate bias, as TensorFlow's BasicLSTMCell(forget_bias=1.0) [default:
     /// PyTorch's initialisation; temporal-order: 1.0].
     #[arg(long)]
@@ -125,13 +137,16 @@ fn main() {
 }
 
 /// The settings a checkpoint carries; given with --resume they would be silently ignored.
-const SET_BY_CHECKPOINT: [&str; 9] = [
+const SET_BY_CHECKPOINT: [&str; 12] = [
     "batch_size",
     "lr",
     "optimizer",
     "momentum",
     "hidden",
     "layers",
+    "bidirectional",
+    "proj_size",
+    "dropout",
     "forget_bias",
     "clip_norm",
     "seed",
@@ -269,12 +284,12 @@ fn pick_device(choice: Device) -> lstm_wgpu::Result<Option<Gpu>> {
 fn make_trainer(
     gpu: Option<&Gpu>,
     weights: &ClassifierWeights,
-    config: TrainConfig,
+    (config, dropout): (TrainConfig, Option<Dropout>),
     state: Option<OptimizerState>,
 ) -> lstm_wgpu::Result<Box<dyn Trainer>> {
     Ok(match gpu {
-        Some(g) => Box::new(GpuTrainer::new(g, weights, config, state)?),
-        None => Box::new(CpuTrainer::new(weights.clone(), config, state)?),
+        Some(g) => Box::new(GpuTrainer::new(g, weights, config, state)?.with_dropout(dropout)),
+        None => Box::new(CpuTrainer::new(weights.clone(), config, state)?.with_dropout(dropout)),
     })
 }
 
@@ -308,7 +323,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     if let Some(path) = &args.eval {
         let ck = Checkpoint::load(path)?;
-        let mut trainer = make_trainer(gpu.as_ref(), &ck.weights, ck.config, None)?;
+        let mut trainer = make_trainer(gpu.as_ref(), &ck.weights, (ck.config, None), None)?;
         let t0 = Instant::now();
         let m = trainer.evaluate(&test, args.eval_batch)?;
         println!(
@@ -327,12 +342,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some((path, _)) => run_dir::for_resumed_run(args.out.as_deref(), path),
         None => run_dir::for_new_run(args.out.as_deref(), &name, args.overwrite)?,
     };
-    let (weights, config, state, seed, batch_size) = match resume {
+    let (weights, config, dropout, state, seed, batch_size) = match resume {
         Some((path, ck)) => {
             println!("resuming {} at step {}", path.display(), ck.state.step);
             (
                 ck.weights,
                 ck.config,
+                ck.dropout,
                 Some(ck.state),
                 ck.seed,
                 ck.batch_size,
@@ -341,8 +357,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let hidden = args.hidden.unwrap_or(defaults.hidden);
             let lr = args.lr;
-            let model =
-                ClassifierConfig::new(train.features(), hidden, args.layers, train.num_classes)?;
+            let mut lstm = LstmConfig::new(train.features(), hidden, args.layers)?
+                .with_bidirectional(args.bidirectional)?;
+            if args.proj_size > 0 {
+                lstm = lstm.with_proj_size(args.proj_size)?;
+            }
+            let model = ClassifierConfig::with_lstm(lstm, train.num_classes)?;
+            // The masks' seed is the run's; step s draws pass s.
+            let dropout = match args.dropout {
+                0.0 => None,
+                p => Some(Dropout::new(p, args.seed)?),
+            };
             let optimizer = match args.optimizer {
                 OptimizerName::Adam => Optimizer::Adam(AdamConfig {
                     lr,
@@ -367,6 +392,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             (
                 ClassifierWeights::try_init(model, args.seed, forget_bias)?,
                 config,
+                dropout,
                 None,
                 args.seed,
                 args.batch_size,
@@ -397,14 +423,26 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("run directory: {}", out.display());
     let model = weights.config();
-    let mut trainer = make_trainer(gpu.as_ref(), &weights, config, state)?;
+    let mut trainer = make_trainer(gpu.as_ref(), &weights, (config, dropout), state)?;
+    let variant = [
+        model
+            .lstm
+            .bidirectional
+            .then(|| "bidirectional".to_string()),
+        (model.lstm.proj_size > 0).then(|| format!("proj {}", model.lstm.proj_size)),
+        dropout.map(|d| format!("dropout {}", d.p())),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|v| format!(", {v}"))
+    .collect::<String>();
     println!(
-        "model: LSTM({} -> {}, {} layer{}) + dense {} -> {}; {} lr {}{}, batch {}, {} steps ({:.1} epochs of {} steps)",
+        "model: LSTM({} -> {}, {} layer{}{variant}) + dense {} -> {}; {} lr {}{}, batch {}, {} steps ({:.1} epochs of {} steps)",
         model.lstm.input_size,
         model.lstm.hidden_size,
         model.lstm.num_layers,
         if model.lstm.num_layers == 1 { "" } else { "s" },
-        model.lstm.hidden_size,
+        model.features(),
         model.classes,
         config.optimizer.name(),
         config.optimizer.lr(),
@@ -516,6 +554,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     let ck = Checkpoint {
                         weights: trainer.weights()?,
                         config: *trainer.config(),
+                        dropout: trainer.dropout(),
                         state: trainer.optimizer_state()?,
                         seed,
                         batch_size,

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::lstm::Dropout;
 use crate::optim::{AdamConfig, Optimizer, TrainConfig};
 use crate::tensor_file::{self, TensorWriter};
 use crate::train::classifier::ClassifierWeights;
@@ -23,6 +24,9 @@ pub struct Checkpoint {
     pub weights: ClassifierWeights,
     /// Optimizer and clipping.
     pub config: TrainConfig,
+    /// Dropout between the LSTM's layers in training (its pass is not stored: step `s` draws
+    /// pass `s`).
+    pub dropout: Option<Dropout>,
     /// Optimizer state; `state.step` is the number of steps trained.
     pub state: OptimizerState,
     /// Seed of the batch order (see [`crate::train::schedule`]).
@@ -75,6 +79,10 @@ impl Checkpoint {
         if let Some(c) = self.config.clip_norm {
             w.meta("clip_norm", c.to_string());
         }
+        if let Some(d) = self.dropout {
+            w.meta("dropout", d.p().to_string());
+            w.meta("dropout_seed", d.seed.to_string());
+        }
         w.write_atomic(path.as_ref())
     }
 
@@ -123,6 +131,11 @@ impl Checkpoint {
             Some(_) => Some(num("clip_norm")? as f32),
             None => None,
         };
+        // Checkpoints from before dropout existed have none.
+        let dropout = match meta.get("dropout") {
+            Some(_) => Some(Dropout::new(num("dropout")? as f32, int("dropout_seed")?)?),
+            None => None,
+        };
         let moments = optimizer
             .moment_names()
             .iter()
@@ -141,6 +154,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             weights,
             config,
+            dropout,
             state,
             seed: int("seed")?,
             batch_size: int("batch_size")? as usize,
