@@ -46,6 +46,8 @@ fn main(
     var lens: array<u32, TB>;
     var has_next: array<bool, TB>;
     var t_next: array<u32, TB>;
+    // A tile whose rows have no later step (finished, or at their last step) skips the sum.
+    var any_next = false;
     for (var r = 0u; r < TB; r++) {
         let n = seq_len(s.len_off, min(b0 + r, s.batch - 1u));
         lens[r] = n;
@@ -56,11 +58,12 @@ fn main(
             has_next[r] = s.step + 1u < n;
             t_next[r] = select(0u, time_of(d, s.step + 1u, n), has_next[r]);
         }
+        any_next = any_next || has_next[r];
     }
     // dgates_next · W_hh: row j of the stored W_hhᵀ holds the four weights from h[j] into the
     // gates of every unit.
     var acc: array<array<f32, RU>, TB>;
-    for (var u = 0u; u < H; u++) {
+    for (var u = 0u; u < select(0u, H, any_next); u++) {
         var w: array<vec4<f32>, RU>;
         for (var j = 0u; j < RU; j++) {
             w[j] = params[w_off + outs[j] * H + u];

@@ -152,12 +152,19 @@ fn main_direct(
     }
     var bs: array<u32, TB>;
     var nexts: array<Next, TB>;
+    // Whether a row of the tile needs the product: a running row's step (projected), a later
+    // step to take the gradient from (unprojected). The tile's invocations share their rows, so
+    // a tile that needs none skips the loops as a whole.
+    var needed = false;
     for (var r = 0u; r < TB; r++) {
         bs[r] = min(b0 + r, s.batch - 1u);
         nexts[r] = next_of(d, bs[r]);
+        needed = needed || select(nexts[r].has, s.step < nexts[r].n, O < H);
     }
     var acc: array<array<f32, RU>, TB>;
-    if (O < H) {
+    if (!needed) {
+        // Nothing to sum.
+    } else if (O < H) {
         // Projected: dr = dh_t · W_hr, W_hr [O, H] as f32 in the arena (4 per vec4).
         let w_hr = s.wr_off + 4u * d * s.dir_params;
         for (var k = 0u; k < O; k++) {

@@ -187,38 +187,45 @@ fn main_direct(
     }
     var rows: array<Row, RB>;
     var bs: array<u32, RB>;
+    var any_running = false;
     for (var r = 0u; r < RB; r++) {
         bs[r] = min(b0 + WG_Y * r, s.batch - 1u);
         rows[r] = row_at(d, bs[r]);
+        any_running = any_running || rows[r].running;
     }
     var acc: array<array<vec4<f32>, RU>, RB>;
-    // x_t · W_ihᵀ (finished rows read time s, in range, and store nothing of it)
-    for (var k = 0u; k < s.input; k++) {
-        var w: array<vec4<f32>, RU>;
-        for (var j = 0u; j < RU; j++) {
-            w[j] = w_ih(d, k, units[j]);
-        }
-        for (var r = 0u; r < RB; r++) {
-            let xv = vec4<f32>(input[(bs[r] * s.seq + rows[r].t) * s.input + k]);
+    // Sequences that have all finished cost no products: the invocation only zeroes their
+    // outputs. (The direct tiles' invocations of a workgroup share their rows, so a workgroup
+    // of finished rows skips the loops as a whole.)
+    if (any_running) {
+        // x_t · W_ihᵀ (finished rows read time s, in range, and store nothing of it)
+        for (var k = 0u; k < s.input; k++) {
+            var w: array<vec4<f32>, RU>;
             for (var j = 0u; j < RU; j++) {
-                acc[r][j] = fma(xv, w[j], acc[r][j]);
+                w[j] = w_ih(d, k, units[j]);
+            }
+            for (var r = 0u; r < RB; r++) {
+                let xv = vec4<f32>(input[(bs[r] * s.seq + rows[r].t) * s.input + k]);
+                for (var j = 0u; j < RU; j++) {
+                    acc[r][j] = fma(xv, w[j], acc[r][j]);
+                }
             }
         }
-    }
-    // + h_prev · W_hhᵀ
-    for (var k = 0u; k < s.out; k++) {
-        var w: array<vec4<f32>, RU>;
-        for (var j = 0u; j < RU; j++) {
-            w[j] = w_hh(d, k, units[j]);
-        }
-        for (var r = 0u; r < RB; r++) {
-            var hv = 0.0;
-            if (rows[r].running) {
-                hv = h_prev(d, bs[r], rows[r], k);
-            }
-            let hv4 = vec4<f32>(hv);
+        // + h_prev · W_hhᵀ
+        for (var k = 0u; k < s.out; k++) {
+            var w: array<vec4<f32>, RU>;
             for (var j = 0u; j < RU; j++) {
-                acc[r][j] = fma(hv4, w[j], acc[r][j]);
+                w[j] = w_hh(d, k, units[j]);
+            }
+            for (var r = 0u; r < RB; r++) {
+                var hv = 0.0;
+                if (rows[r].running) {
+                    hv = h_prev(d, bs[r], rows[r], k);
+                }
+                let hv4 = vec4<f32>(hv);
+                for (var j = 0u; j < RU; j++) {
+                    acc[r][j] = fma(hv4, w[j], acc[r][j]);
+                }
             }
         }
     }

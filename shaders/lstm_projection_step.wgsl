@@ -45,13 +45,16 @@ fn main(
     }
     var lens: array<u32, TB>;
     var times: array<u32, TB>;
+    // A tile of finished rows skips the sum (it only zeroes their outputs).
+    var any_running = false;
     for (var r = 0u; r < TB; r++) {
         let b = min(b0 + r, s.batch - 1u);
         lens[r] = seq_len(s.len_off, b);
         times[r] = select(s.step, time_of(d, s.step, lens[r]), s.step < lens[r]);
+        any_running = any_running || s.step < lens[r];
     }
     var acc: array<array<f32, RU>, TB>;
-    for (var k = 0u; k < H; k++) {
+    for (var k = 0u; k < select(0u, H, any_running); k++) {
         var w: array<f32, RU>;
         for (var j = 0u; j < RU; j++) {
             w[j] = params[w_hr + outs[j] * H + k];
