@@ -1,17 +1,18 @@
-// One Adam step over the whole parameter arena, exactly as torch.optim.Adam (no weight decay,
-// no amsgrad) updates each element. CPU twin: src/cpu/adam.rs.
+// One Adam step over the whole parameter arena, exactly as torch.optim.Adam (or, with a weight
+// decay λ > 0, torch.optim.AdamW; no amsgrad) updates each element. CPU twin: src/cpu/adam.rs.
 //
 //   g   = grad · clip_scale
+//   p  ·= 1 - lr·λ                            (decoupled decay; the host passes the factor, 1 for Adam)
 //   m  += (1 - β1) (g - m)                    (torch: exp_avg.lerp_(grad, 1 - β1))
 //   v   = β2 v + (1 - β2) g²
 //   p  -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)
 //
-// The host passes the bias corrections for step t. The arena bindings, arena_index and
+// The host passes the bias corrections for step t and the decay factor. The arena bindings, arena_index and
 // clipped_grad come from arena_update.wgsl.
 
 struct Params {
     len: u32, lr: f32, beta1: f32, beta2: f32,
-    eps: f32, bias_correction1: f32, bias_correction2_sqrt: f32, pad: u32,
+    eps: f32, bias_correction1: f32, bias_correction2_sqrt: f32, decay: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,5 +31,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     m[i] = m1;
     v[i] = v1;
     let denom = sqrt(v1) / p.bias_correction2_sqrt + p.eps;
-    params[i] -= (p.lr / p.bias_correction1) * (m1 / denom);
+    let decayed = params[i] * p.decay;
+    params[i] = decayed - (p.lr / p.bias_correction1) * (m1 / denom);
 }

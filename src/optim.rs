@@ -4,7 +4,12 @@
 
 use crate::error::{Error, Result};
 
-/// Adam's hyper-parameters; `Default` is PyTorch's (lr 1e-3, β 0.9/0.999, ε 1e-8).
+/// Adam's hyper-parameters; `Default` is PyTorch's (lr 1e-3, β 0.9/0.999, ε 1e-8, no weight
+/// decay).
+///
+/// With `weight_decay = λ > 0` this is AdamW (`torch.optim.AdamW`, decoupled weight decay): every
+/// parameter, the classifier head's included, is first shrunk, `p ← p · (1 − lr·λ)`
+/// ([`AdamConfig::decay_factor`]), then takes Adam's step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate.
@@ -15,6 +20,8 @@ pub struct AdamConfig {
     pub beta2: f32,
     /// Added to the denominator.
     pub eps: f32,
+    /// Decoupled weight decay `λ` (AdamW), finite and `≥ 0`; 0 is plain Adam.
+    pub weight_decay: f32,
 }
 
 impl Default for AdamConfig {
@@ -24,6 +31,7 @@ impl Default for AdamConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
         }
     }
 }
@@ -36,6 +44,12 @@ impl AdamConfig {
         let bc1 = 1.0 - (self.beta1 as f64).powi(t);
         let bc2 = 1.0 - (self.beta2 as f64).powi(t);
         (bc1 as f32, bc2.sqrt() as f32)
+    }
+
+    /// AdamW's shrinking factor `1 − lr·λ`, computed in f64 and rounded once, as PyTorch forms
+    /// it on the host; exactly 1 without weight decay, so plain Adam's results do not change.
+    pub fn decay_factor(&self) -> f32 {
+        (1.0 - self.lr as f64 * self.weight_decay as f64) as f32
     }
 }
 
@@ -111,6 +125,12 @@ impl Optimizer {
                 "Adam eps",
                 format!("{} is not positive", a.eps),
             )),
+            Optimizer::Adam(a) if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) => {
+                Err(Error::config(
+                    "weight decay",
+                    format!("{} is not a finite number >= 0", a.weight_decay),
+                ))
+            }
             _ => Ok(()),
         }
     }

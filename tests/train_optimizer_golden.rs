@@ -1,6 +1,7 @@
 //! Three training steps with gradient clipping, against PyTorch's parameters after them
-//! (`d8_*` golden files): SGD with momentum and Adam, each on the CPU and the GPU trainer. The
-//! GPU-against-CPU tests share the update formulas; these hold both to `torch.optim`.
+//! (`d8_*` and `e4_*` golden files): SGD with momentum, Adam and AdamW, each on the CPU and the
+//! GPU trainer. The GPU-against-CPU tests share the update formulas; these hold both to
+//! `torch.optim`.
 mod common;
 
 use common::{Golden, assert_close, gpu};
@@ -84,6 +85,18 @@ fn adam() -> TrainConfig {
     }
 }
 
+/// `torch.optim.AdamW(lr=1e-2, weight_decay=0.1)`, the `e4_adamw_clip_f32` case.
+fn adamw() -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::Adam(AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        }),
+        clip_norm: Some(0.5),
+    }
+}
+
 // SGD moves each parameter by lr times a clipped float32 gradient, so the parameters keep
 // float32 agreement with PyTorch: 6e-8 of each tensor's largest magnitude seen on both devices;
 // 1e-6 (2e-6 for the GPU's other summation order) leaves room while a wrong momentum or clip
@@ -121,4 +134,24 @@ fn gpu_adam_with_clipping_matches_pytorch_after_three_steps() {
     let mut t = GpuTrainer::new(&gpu(), &weights(&g, "init."), adam(), None).unwrap();
     let w = three_steps(&g, &mut t, "gpu adam");
     check_final("gpu adam", &g, &w, 1e-6, 0.0);
+}
+
+// AdamW is Adam after shrinking each parameter by lr·λ = 1e-3 of itself, one f32 multiply by a
+// factor both sides round once: the Adam bound of 1e-4·lr = 1e-6 still holds. The decay moves
+// parameters (|p| ≤ 0.25) by up to 7.7e-4 in three steps against plain Adam, so a trainer that
+// ignored or misapplied it fails by hundreds of times the bound (3e-8 seen).
+#[test]
+fn cpu_adamw_with_clipping_matches_pytorch_after_three_steps() {
+    let g = Golden::load("e4_adamw_clip_f32");
+    let mut t = CpuTrainer::new(weights(&g, "init."), adamw(), None).unwrap();
+    let w = three_steps(&g, &mut t, "cpu adamw");
+    check_final("cpu adamw", &g, &w, 1e-6, 0.0);
+}
+
+#[test]
+fn gpu_adamw_with_clipping_matches_pytorch_after_three_steps() {
+    let g = Golden::load("e4_adamw_clip_f32");
+    let mut t = GpuTrainer::new(&gpu(), &weights(&g, "init."), adamw(), None).unwrap();
+    let w = three_steps(&g, &mut t, "gpu adamw");
+    check_final("gpu adamw", &g, &w, 1e-6, 0.0);
 }

@@ -1,8 +1,9 @@
-//! Adam, twin of `shaders/adam.wgsl`: one step on one tensor, exactly as `torch.optim.Adam`
-//! (no weight decay, no amsgrad).
+//! Adam and AdamW, twin of `shaders/adam.wgsl`: one step on one tensor, exactly as
+//! `torch.optim.Adam`, or `torch.optim.AdamW` when `weight_decay = λ > 0` (no amsgrad).
 //!
 //! ```text
 //! g  = grad · grad_scale                    (the clipping factor, 1 without clipping)
+//! p ·= 1 − lr·λ                             (AdamW's decoupled decay; the factor is 1 for Adam)
 //! m += (1 - β1) (g - m)
 //! v  = β2 v + (1 - β2) g²
 //! p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)
@@ -22,6 +23,7 @@ pub fn adam(
 ) {
     let (bc1, bc2_sqrt) = config.bias_corrections(step);
     let step_size = config.lr / bc1;
+    let decay = config.decay_factor();
     for (((p, &g), m), v) in params
         .iter_mut()
         .zip(grads)
@@ -29,6 +31,7 @@ pub fn adam(
         .zip(v.iter_mut())
     {
         let g = g * grad_scale;
+        *p *= decay;
         *m += (1.0 - config.beta1) * (g - *m);
         *v = config.beta2 * *v + (1.0 - config.beta2) * g * g;
         let denom = v.sqrt() / bc2_sqrt + config.eps;

@@ -4,7 +4,8 @@
 //! The model's tensors keep their PyTorch names (`weight_ih_l0`, ..., `fc.weight`, `fc.bias`), so
 //! `load_state_dict(..., strict=False)` reads a checkpoint directly; the optimizer's tensors are
 //! `optimizer.<state>.<name>` with PyTorch's state names (`exp_avg`, `exp_avg_sq`,
-//! `momentum_buffer`). Everything else is string metadata.
+//! `momentum_buffer`). Everything else is string metadata; a checkpoint written before weight
+//! decay existed has no `weight_decay` and loads as plain Adam.
 
 use std::path::Path;
 
@@ -74,6 +75,7 @@ impl Checkpoint {
                 w.meta("beta1", a.beta1.to_string());
                 w.meta("beta2", a.beta2.to_string());
                 w.meta("eps", a.eps.to_string());
+                w.meta("weight_decay", a.weight_decay.to_string());
             }
         }
         if let Some(c) = self.config.clip_norm {
@@ -113,6 +115,11 @@ impl Checkpoint {
                 .parse::<u64>()
                 .map_err(|_| bad(path, format!("metadata `{key}` is not a whole number")))
         };
+        let float = |key: &str| -> Result<f32> {
+            get(key)?
+                .parse::<f32>()
+                .map_err(|_| bad(path, format!("metadata `{key}` is not a number")))
+        };
         let lr = num("lr")? as f32;
         let optimizer = match get("optimizer")?.as_str() {
             "sgd" => Optimizer::Sgd {
@@ -124,6 +131,10 @@ impl Checkpoint {
                 beta1: num("beta1")? as f32,
                 beta2: num("beta2")? as f32,
                 eps: num("eps")? as f32,
+                weight_decay: match meta.get("weight_decay") {
+                    Some(_) => float("weight_decay")?,
+                    None => 0.0,
+                },
             }),
             other => return Err(bad(path, format!("unknown optimizer `{other}`"))),
         };

@@ -1,6 +1,6 @@
-//! `shaders/adam.wgsl`: one Adam step over a whole arena; CPU twin [`crate::cpu::adam`]. The
-//! uniform carries the step's bias corrections, so it is rewritten before every step
-//! ([`params`]).
+//! `shaders/adam.wgsl`: one Adam (AdamW with a weight decay) step over a whole arena; CPU twin
+//! [`crate::cpu::adam`]. The uniform carries the step's learning rate, bias corrections and
+//! decay factor, so it is rewritten before every step ([`params`]).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -34,7 +34,8 @@ pub(crate) struct Params {
     pub eps: f32,
     pub bias_correction1: f32,
     pub bias_correction2_sqrt: f32,
-    pub pad: u32,
+    /// `1 − lr·λ` ([`AdamConfig::decay_factor`]).
+    pub decay: f32,
 }
 
 /// The uniform for optimizer step `step` (1-based) over `len` floats.
@@ -48,7 +49,7 @@ pub(crate) fn params(len: usize, config: &AdamConfig, step: u64) -> Result<Param
         eps: config.eps,
         bias_correction1,
         bias_correction2_sqrt,
-        pad: 0,
+        decay: config.decay_factor(),
     })
 }
 
@@ -73,11 +74,11 @@ impl Call for Adam<'_> {
         params(self.arena.len, &self.config, self.step)
     }
 
-    /// About 15 operations per parameter (moments, square root, update); parameter, gradient
+    /// About 16 operations per parameter (moments, square root, update); parameter, gradient
     /// and both moments read, parameter and moments written.
     fn work(&self) -> super::Work {
         let n = self.arena.len;
-        super::Work::new(15 * n, 7 * n)
+        super::Work::new(16 * n, 7 * n)
     }
 
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
