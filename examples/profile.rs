@@ -13,7 +13,7 @@ use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::{Array3, ArrayView3};
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, GpuTrainer, LrSchedule, Optimizer, TrainConfig, Trainer,
 };
 use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmWeights, Upstream};
 
@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = TrainConfig {
         optimizer: Optimizer::adam(1e-3),
         clip_norm: Some(1.0),
+        schedule: LrSchedule::constant(),
     };
     let mut trainer =
         GpuTrainer::new(&gpu, &ClassifierWeights::init(model, 1, None), config, None)?;

@@ -22,8 +22,8 @@ use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::{Array1, Array2, Array3, Axis, s};
 use lstm_wgpu::stream::{LstmStream, StreamRequest};
 use lstm_wgpu::train::{
-    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, Optimizer, Plan,
-    TrainConfig, fit,
+    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, LrSchedule, Optimizer,
+    Plan, TrainConfig, fit,
 };
 
 const CLASSES: [&str; 10] = [
@@ -103,6 +103,7 @@ fn classifier(args: &Args) -> lstm_wgpu::Result<ClassifierWeights> {
     let train_config = TrainConfig {
         optimizer: Optimizer::adam(1e-3),
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     let mut trainer =
         CpuTrainer::new(ClassifierWeights::init(config, 0, None), train_config, None)?;

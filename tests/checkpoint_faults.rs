@@ -25,7 +25,8 @@ mod unix {
 
     use lstm_wgpu::Error;
     use lstm_wgpu::train::{
-        Checkpoint, ClassifierConfig, ClassifierWeights, Optimizer, OptimizerState, TrainConfig,
+        Checkpoint, ClassifierConfig, ClassifierWeights, LrSchedule, Optimizer, OptimizerState,
+        TrainConfig,
     };
 
     /// Set in the child: the checkpoint path it saves to until it is killed.
@@ -78,6 +79,7 @@ mod unix {
             config: TrainConfig {
                 optimizer,
                 clip_norm: Some(5.0),
+                schedule: LrSchedule::constant(),
             },
             dropout: None,
             state,

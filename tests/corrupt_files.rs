@@ -11,7 +11,8 @@ use common::random_weights;
 use lstm_wgpu::data::idx::parse_idx;
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::train::{
-    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Optimizer, TrainConfig, Trainer,
+    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, LrSchedule, Optimizer,
+    TrainConfig, Trainer,
 };
 use lstm_wgpu::{LstmConfig, LstmWeights};
 
@@ -60,6 +61,7 @@ fn damaged_checkpoints_never_panic_the_loader() {
     let train = TrainConfig {
         optimizer: Optimizer::adam(1e-3),
         clip_norm: Some(1.0),
+        schedule: LrSchedule::constant(),
     };
     let t = CpuTrainer::new(ClassifierWeights::init(config, 2, None), train, None).unwrap();
     let ck = Checkpoint {

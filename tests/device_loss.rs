@@ -9,7 +9,7 @@ use common::{random_array, random_weights};
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, GpuTrainer, LrSchedule, Optimizer, TrainConfig, Trainer,
 };
 use lstm_wgpu::{Error, GradRequest, Lstm, LstmConfig, Upstream};
 
@@ -71,6 +71,7 @@ fn calls_after_destroy(gpu: Gpu, expect_lost: Check) {
         let train = TrainConfig {
             optimizer: Optimizer::adam(1e-3),
             clip_norm: Some(1.0),
+            schedule: LrSchedule::constant(),
         };
         let mut trainer =
             GpuTrainer::new(&gpu, &ClassifierWeights::init(model, 1, None), train, None).unwrap();

@@ -91,13 +91,15 @@ fn async_stream_pushes_finish_when_woken_and_equal_blocking_pushes() {
 #[test]
 fn async_training_steps_finish_when_woken_and_equal_blocking_steps() {
     use lstm_wgpu::train::{
-        ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+        ClassifierConfig, ClassifierWeights, GpuTrainer, LrSchedule, Optimizer, TrainConfig,
+        Trainer,
     };
     let model = ClassifierConfig::new(6, 16, 1, 3).unwrap();
     let weights = ClassifierWeights::init(model, 4, None);
     let config = TrainConfig {
         optimizer: Optimizer::adam(1e-2),
         clip_norm: Some(1.0),
+        schedule: LrSchedule::constant(),
     };
     let mut a = GpuTrainer::new(&gpu(), &weights, config, None).unwrap();
     let mut b = GpuTrainer::new(&gpu(), &weights, config, None).unwrap();

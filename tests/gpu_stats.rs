@@ -146,7 +146,8 @@ fn backward_reads_back_only_what_is_asked_for() {
 mod training_step {
     use super::*;
     use lstm_wgpu::train::{
-        ClassifierConfig, ClassifierWeights, GpuTrainer, Optimizer, TrainConfig, Trainer,
+        ClassifierConfig, ClassifierWeights, GpuTrainer, LrSchedule, Optimizer, TrainConfig,
+        Trainer,
     };
 
     fn trainer(clip: Option<f32>) -> GpuTrainer {
@@ -154,6 +155,7 @@ mod training_step {
         let train = TrainConfig {
             optimizer: Optimizer::adam(1e-3),
             clip_norm: clip,
+            schedule: LrSchedule::constant(),
         };
         GpuTrainer::new(
             &gpu(),

@@ -4,7 +4,8 @@ mod common;
 
 use common::gpu;
 use lstm_wgpu::train::{
-    AdamConfig, ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Optimizer, TrainConfig,
+    AdamConfig, ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Optimizer,
+    TrainConfig,
 };
 use lstm_wgpu::{Error, LstmConfig, LstmWeights, host_memory};
 
@@ -16,6 +17,7 @@ fn adam() -> TrainConfig {
     TrainConfig {
         optimizer: Optimizer::Adam(AdamConfig::default()),
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     }
 }
 

@@ -7,7 +7,8 @@ use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Optimizer,
+    TrainConfig, Trainer,
 };
 use lstm_wgpu::{Error, GradRequest, Lstm, LstmConfig, LstmWeights, Upstream};
 
@@ -146,6 +147,7 @@ fn training_steps_leave_the_absent_biases_at_zero_on_both_devices() {
     let train = TrainConfig {
         optimizer: Optimizer::adam(1e-2),
         clip_norm: Some(1.0),
+        schedule: LrSchedule::constant(),
     };
     let trainers: Vec<(&str, Box<dyn Trainer>)> = vec![
         (

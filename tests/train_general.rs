@@ -6,7 +6,8 @@ use common::{Golden, assert_close, gpu, random_array};
 use lstm_wgpu::ndarray::{ArrayViewD, Axis, Ix3, Ix4};
 use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Optimizer,
+    TrainConfig, Trainer,
 };
 use lstm_wgpu::{Dropout, LstmConfig, LstmWeights};
 
@@ -35,6 +36,7 @@ fn adam() -> TrainConfig {
             ..AdamConfig::default()
         }),
         clip_norm: Some(0.5),
+        schedule: LrSchedule::constant(),
     }
 }
 

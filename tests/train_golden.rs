@@ -6,7 +6,7 @@ use common::{Golden, assert_close, gpu};
 use lstm_wgpu::cpu::cross_entropy::cross_entropy;
 use lstm_wgpu::ndarray::{Array3, ArrayViewD, Axis};
 use lstm_wgpu::train::{
-    ClassifierWeights, CpuTrainer, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Optimizer, TrainConfig, Trainer,
 };
 use lstm_wgpu::{Upstream, cpu};
 
@@ -25,6 +25,7 @@ fn train_config() -> TrainConfig {
             momentum: 0.0,
         },
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     }
 }
 

@@ -5,9 +5,10 @@ mod common;
 use common::{assert_close, gpu, random_array};
 use lstm_wgpu::data::SequenceDataset;
 use lstm_wgpu::ndarray::Array3;
+use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Metrics, Optimizer,
+    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Metrics, Optimizer,
     OptimizerState, TrainConfig, Trainer,
 };
 
@@ -69,10 +70,12 @@ fn cpu_update(
         .clip_norm
         .map_or(1.0, |max| clip_scale(grad_norm(grads.iter().copied()), max));
     let (mut w, mut state) = (w.clone(), state.clone());
+    // The step's scheduled learning rate, then Adam's 1-based step count.
+    let optimizer = train.optimizer_at(state.step);
     let step = state.step + 1;
     let mut moments: Vec<_> = state.moments.iter_mut().map(|m| m.tensors_mut()).collect();
     for (i, (p, g)) in w.tensors_mut().into_iter().zip(&grads).enumerate() {
-        match (&train.optimizer, moments.as_mut_slice()) {
+        match (&optimizer, moments.as_mut_slice()) {
             (Optimizer::Adam(a), [m, v]) => {
                 lstm_wgpu::cpu::adam::adam(p, g, m[i], v[i], a, step, scale)
             }
@@ -136,6 +139,7 @@ fn adam_steps_with_active_clipping_match_cpu() {
     let train = TrainConfig {
         optimizer: Optimizer::adam(1e-2),
         clip_norm: Some(0.05),
+        schedule: LrSchedule::constant(),
     };
     compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 3);
 }
@@ -148,8 +152,39 @@ fn sgd_with_momentum_steps_match_cpu() {
             momentum: 0.9,
         },
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 3);
+}
+
+#[test]
+fn adamw_steps_through_a_warmup_and_a_cosine_schedule_match_cpu() {
+    // Steps at 1/2, 1, 1, 1/2 of lr (cosine to 0 at step 5), each decaying the weights by lr·λ.
+    let train = TrainConfig {
+        optimizer: Optimizer::Adam(AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        }),
+        clip_norm: Some(0.05),
+        schedule: LrSchedule::cosine(5).with_warmup(2),
+    };
+    compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 4);
+}
+
+#[test]
+fn sgd_steps_through_a_warmup_and_a_step_schedule_match_cpu() {
+    // Steps at 1/2, 1, 1, 1/2 of lr: the momentum buffer carries gradients, the rate is the
+    // step's.
+    let train = TrainConfig {
+        optimizer: Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        },
+        clip_norm: None,
+        schedule: LrSchedule::step(1, 0.5).with_warmup(2),
+    };
+    compare(ClassifierConfig::new(5, 9, 1, 4).unwrap(), train, 4);
 }
 
 #[test]
@@ -157,6 +192,7 @@ fn a_two_layer_classifier_step_matches_cpu() {
     let train = TrainConfig {
         optimizer: Optimizer::adam(1e-2),
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     compare(ClassifierConfig::new(3, 20, 2, 3).unwrap(), train, 2);
 }
@@ -170,6 +206,7 @@ fn evaluation_matches_cpu_with_a_padded_last_batch() {
     let train = TrainConfig {
         optimizer: Optimizer::adam(1e-3),
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     let mut cpu = CpuTrainer::new(w.clone(), train, None).unwrap();
     let mut gpu = GpuTrainer::new(&gpu(), &w, train, None).unwrap();

@@ -7,7 +7,7 @@ use lstm_wgpu::cpu::cross_entropy::cross_entropy;
 use lstm_wgpu::ndarray::{Array3, ArrayViewD, Axis};
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, CpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, CpuTrainer, LrSchedule, Optimizer, TrainConfig, Trainer,
 };
 use lstm_wgpu::{LstmWeights, cpu};
 
@@ -27,6 +27,7 @@ fn setup(
             momentum: 0.0,
         },
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     let trainer = CpuTrainer::new(w.clone(), train, None).unwrap();
     (w, x, labels, trainer)

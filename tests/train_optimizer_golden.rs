@@ -8,7 +8,8 @@ use common::{Golden, assert_close, gpu};
 use lstm_wgpu::ndarray::{ArrayViewD, Axis, Ix3};
 use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::{
-    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, Optimizer, TrainConfig, Trainer,
+    ClassifierConfig, ClassifierWeights, CpuTrainer, GpuTrainer, LrSchedule, Optimizer,
+    TrainConfig, Trainer,
 };
 
 /// The classifier's parameters stored under `prefix` (`init.` or `final.`).
@@ -72,6 +73,7 @@ fn sgd() -> TrainConfig {
             momentum: 0.9,
         },
         clip_norm: Some(0.5),
+        schedule: LrSchedule::constant(),
     }
 }
 
@@ -82,6 +84,7 @@ fn adam() -> TrainConfig {
             ..AdamConfig::default()
         }),
         clip_norm: Some(0.5),
+        schedule: LrSchedule::constant(),
     }
 }
 
@@ -94,6 +97,7 @@ fn adamw() -> TrainConfig {
             ..AdamConfig::default()
         }),
         clip_norm: Some(0.5),
+        schedule: LrSchedule::constant(),
     }
 }
 

@@ -5,10 +5,11 @@ use common::gpu;
 use lstm_wgpu::Error;
 use lstm_wgpu::data::SequenceDataset;
 use lstm_wgpu::data::temporal_order::{TemporalOrderConfig, train_test};
+use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::schedule::BatchOrder;
 use lstm_wgpu::train::{
-    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, Metrics,
-    Optimizer, OptimizerState, Plan, TrainConfig, Trainer, fit,
+    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, LrSchedule,
+    Metrics, Optimizer, OptimizerState, Plan, TrainConfig, Trainer, fit,
 };
 
 /// The temporal-order task shrunk to sequences of 12-14 steps (markers at 2-4 and 7-9), so a
@@ -31,6 +32,7 @@ fn adam() -> TrainConfig {
     TrainConfig {
         optimizer: Optimizer::adam(1e-2),
         clip_norm: Some(5.0),
+        schedule: LrSchedule::constant(),
     }
 }
 
@@ -134,27 +136,30 @@ fn a_checkpoint_round_trips_exactly() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Trains 70 steps straight, and 40 + (checkpoint, reload) + 30; both must end bit-identical.
-/// Makes a trainer from weights and (when resuming) optimizer state.
-type MakeTrainer<'a> = &'a dyn Fn(&ClassifierWeights, Option<OptimizerState>) -> Box<dyn Trainer>;
+/// Makes a trainer from weights, a training configuration and (when resuming) optimizer state.
+type MakeTrainer<'a> =
+    &'a dyn Fn(&ClassifierWeights, TrainConfig, Option<OptimizerState>) -> Box<dyn Trainer>;
 
-fn resume_matches(device: &str, make: MakeTrainer<'_>) {
+/// Trains 70 steps straight with `config`, and 40 + (checkpoint, reload) + 30, the last 30 with
+/// the configuration the checkpoint holds; both must end bit-identical.
+fn resume_matches(device: &str, config: TrainConfig, make: MakeTrainer<'_>) {
     let (train, test) = small_task(5);
     let w0 = small_model(6);
     // 1024 / 32 = 32 steps per epoch: 40 stops mid-epoch, 70 spans three epochs.
-    let mut straight = make(&w0, None);
+    let mut straight = make(&w0, config, None);
     run(straight.as_mut(), &train, &test, &plan(70), 0);
 
-    let mut first = make(&w0, None);
+    let mut first = make(&w0, config, None);
     run(first.as_mut(), &train, &test, &plan(40), 0);
-    let dir = temp_dir(&format!("resume-{device}"));
+    let dir = temp_dir(&format!("resume-{device}-{}", config.schedule.name()));
     let path = dir.join("ck.safetensors");
     checkpoint_of(first.as_ref(), &plan(40))
         .save(&path)
         .unwrap();
     drop(first);
     let ck = Checkpoint::load(&path).unwrap();
-    let mut resumed = make(&ck.weights, Some(ck.state.clone()));
+    assert_eq!(ck.config, config);
+    let mut resumed = make(&ck.weights, ck.config, Some(ck.state.clone()));
     run(resumed.as_mut(), &train, &test, &plan(70), ck.state.step);
     std::fs::remove_dir_all(dir).unwrap();
 
@@ -165,19 +170,129 @@ fn resume_matches(device: &str, make: MakeTrainer<'_>) {
     assert_eq!(resumed.weights().unwrap(), straight.weights().unwrap());
 }
 
+fn cpu_trainer(
+    w: &ClassifierWeights,
+    c: TrainConfig,
+    s: Option<OptimizerState>,
+) -> Box<dyn Trainer> {
+    Box::new(CpuTrainer::new(w.clone(), c, s).unwrap())
+}
+
+/// AdamW with a 10-step warm-up and a cosine to 0 at step 70: the checkpoint at step 40 is
+/// halfway through the decay.
+fn adamw_warmup_cosine() -> TrainConfig {
+    TrainConfig {
+        optimizer: Optimizer::Adam(AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.05,
+            ..AdamConfig::default()
+        }),
+        clip_norm: Some(5.0),
+        schedule: LrSchedule::cosine(70).with_warmup(10),
+    }
+}
+
 #[test]
 fn resuming_from_a_checkpoint_gives_the_same_weights_as_an_uninterrupted_cpu_run() {
-    resume_matches("cpu", &|w, s| {
-        Box::new(CpuTrainer::new(w.clone(), adam(), s).unwrap())
-    });
+    resume_matches("cpu", adam(), &cpu_trainer);
 }
 
 #[test]
 fn resuming_from_a_checkpoint_gives_the_same_weights_as_an_uninterrupted_gpu_run() {
     let g = gpu();
-    resume_matches("gpu", &|w, s| {
-        Box::new(GpuTrainer::new(&g, w, adam(), s).unwrap())
+    resume_matches("gpu", adam(), &|w, c, s| {
+        Box::new(GpuTrainer::new(&g, w, c, s).unwrap())
     });
+}
+
+#[test]
+fn resuming_mid_schedule_gives_the_same_weights_as_an_uninterrupted_cpu_run() {
+    resume_matches("cpu", adamw_warmup_cosine(), &cpu_trainer);
+}
+
+#[test]
+fn resuming_mid_schedule_gives_the_same_weights_as_an_uninterrupted_gpu_run() {
+    let g = gpu();
+    resume_matches("gpu", adamw_warmup_cosine(), &|w, c, s| {
+        Box::new(GpuTrainer::new(&g, w, c, s).unwrap())
+    });
+}
+
+#[test]
+fn a_checkpoint_keeps_the_weight_decay_and_the_schedule() {
+    let schedules = [
+        LrSchedule::constant().with_warmup(7),
+        LrSchedule::cosine(5_000).with_warmup(100),
+        LrSchedule::step(1_000, 0.3),
+    ];
+    let dir = temp_dir("checkpoint-schedules");
+    for (i, schedule) in schedules.into_iter().enumerate() {
+        let optimizer = match i {
+            // SGD keeps no weight decay; the schedule alone must survive.
+            2 => Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+            },
+            _ => Optimizer::Adam(AdamConfig {
+                lr: 3e-3,
+                weight_decay: 0.01 * (i + 1) as f32,
+                ..AdamConfig::default()
+            }),
+        };
+        let config = TrainConfig {
+            optimizer,
+            clip_norm: None,
+            schedule,
+        };
+        let t = CpuTrainer::new(small_model(4), config, None).unwrap();
+        let ck = checkpoint_of(&t, &plan(5));
+        let path = dir.join(format!("ck{i}.safetensors"));
+        ck.save(&path).unwrap();
+        assert_eq!(
+            Checkpoint::load(&path).unwrap().config,
+            config,
+            "{schedule}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_constant_rate() {
+    let dir = temp_dir("checkpoint-old-format");
+    let path = dir.join("ck.safetensors");
+    let config = adamw_warmup_cosine();
+    let t = CpuTrainer::new(small_model(4), config, None).unwrap();
+    let ck = checkpoint_of(&t, &plan(5));
+    ck.save(&path).unwrap();
+    // The same file without the keys the format gained with weight decay and schedules.
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    for key in [
+        "weight_decay",
+        "lr_schedule",
+        "warmup_steps",
+        "lr_total_steps",
+    ] {
+        assert!(meta.remove(key).is_some(), "{key} was saved");
+    }
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    std::fs::write(
+        &path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+
+    let old = Checkpoint::load(&path).unwrap();
+    let plain = TrainConfig {
+        optimizer: Optimizer::adam(1e-2),
+        clip_norm: Some(5.0),
+        schedule: LrSchedule::constant(),
+    };
+    assert_eq!(old.config, plain);
+    assert_eq!(old.weights, ck.weights);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -240,6 +355,7 @@ fn a_non_positive_learning_rate_is_a_config_error() {
     let bad = TrainConfig {
         optimizer: Optimizer::adam(0.0),
         clip_norm: None,
+        schedule: LrSchedule::constant(),
     };
     assert!(matches!(
         CpuTrainer::new(small_model(1), bad, None),
@@ -323,9 +439,9 @@ fn resume_with_dropout_matches(device: &str, make: MakeTrainer<'_>) {
     let (train, test) = small_task(7);
     let dropout = Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap());
     let w0 = dropout_model(8);
-    let mut straight = make(&w0, None);
+    let mut straight = make(&w0, adam(), None);
     run(straight.as_mut(), &train, &test, &plan(50), 0);
-    let mut first = make(&w0, None);
+    let mut first = make(&w0, adam(), None);
     run(first.as_mut(), &train, &test, &plan(30), 0);
     assert_eq!(first.dropout(), dropout, "{device}");
     let dir = temp_dir(&format!("resume-dropout-{device}"));
@@ -339,7 +455,7 @@ fn resume_with_dropout_matches(device: &str, make: MakeTrainer<'_>) {
         ck.dropout, dropout,
         "{device}: the checkpoint keeps the dropout"
     );
-    let mut resumed = make(&ck.weights, Some(ck.state.clone()));
+    let mut resumed = make(&ck.weights, ck.config, Some(ck.state.clone()));
     run(resumed.as_mut(), &train, &test, &plan(50), ck.state.step);
     std::fs::remove_dir_all(dir).unwrap();
     assert_eq!(
@@ -352,19 +468,15 @@ fn resume_with_dropout_matches(device: &str, make: MakeTrainer<'_>) {
 #[test]
 fn resuming_a_bidirectional_model_with_dropout_matches_an_uninterrupted_cpu_run() {
     let d = Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap());
-    resume_with_dropout_matches("cpu", &|w, s| {
-        Box::new(
-            CpuTrainer::new(w.clone(), adam(), s)
-                .unwrap()
-                .with_dropout(d),
-        )
+    resume_with_dropout_matches("cpu", &|w, c, s| {
+        Box::new(CpuTrainer::new(w.clone(), c, s).unwrap().with_dropout(d))
     });
 }
 
 #[test]
 fn resuming_a_bidirectional_model_with_dropout_matches_an_uninterrupted_gpu_run() {
     let (g, d) = (gpu(), Some(lstm_wgpu::Dropout::new(0.3, 11).unwrap()));
-    resume_with_dropout_matches("gpu", &|w, s| {
-        Box::new(GpuTrainer::new(&g, w, adam(), s).unwrap().with_dropout(d))
+    resume_with_dropout_matches("gpu", &|w, c, s| {
+        Box::new(GpuTrainer::new(&g, w, c, s).unwrap().with_dropout(d))
     });
 }

@@ -20,8 +20,8 @@ use lstm_wgpu::data::{FASHION_MNIST_DIR, MnistSplit, SequenceDataset, load_mnist
 use lstm_wgpu::gpu::Gpu;
 use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::{
-    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, Optimizer,
-    OptimizerState, Plan, TrainConfig, Trainer, fit,
+    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, LrSchedule,
+    Optimizer, OptimizerState, Plan, TrainConfig, Trainer, fit,
 };
 use lstm_wgpu::{Dropout, LstmConfig};
 
@@ -381,6 +381,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let config = TrainConfig {
                 optimizer,
                 clip_norm: args.clip_norm.or(defaults.clip_norm),
+                schedule: LrSchedule::constant(),
             };
             let forget_bias = args.forget_bias.or(defaults.forget_bias);
             // Sizes from the command line are checked against the device and the host before

@@ -4,14 +4,17 @@
 //! The model's tensors keep their PyTorch names (`weight_ih_l0`, ..., `fc.weight`, `fc.bias`), so
 //! `load_state_dict(..., strict=False)` reads a checkpoint directly; the optimizer's tensors are
 //! `optimizer.<state>.<name>` with PyTorch's state names (`exp_avg`, `exp_avg_sq`,
-//! `momentum_buffer`). Everything else is string metadata; a checkpoint written before weight
-//! decay existed has no `weight_decay` and loads as plain Adam.
+//! `momentum_buffer`). Everything else is string metadata: the optimizer's hyper-parameters
+//! (`weight_decay` for Adam), the learning-rate schedule (`lr_schedule` = `constant`, `cosine`
+//! or `step`, `warmup_steps`, and `lr_total_steps` or `lr_step_size` and `lr_gamma`), clipping,
+//! the step, seed, batch size and data set. A checkpoint written before weight decay and
+//! schedules existed has none of their keys and loads as plain Adam at a constant learning rate.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::lstm::Dropout;
-use crate::optim::{AdamConfig, Optimizer, TrainConfig};
+use crate::optim::{AdamConfig, LrDecay, LrSchedule, Optimizer, TrainConfig};
 use crate::tensor_file::{self, TensorWriter};
 use crate::train::classifier::ClassifierWeights;
 use crate::train::optimizer_state::OptimizerState;
@@ -76,6 +79,17 @@ impl Checkpoint {
                 w.meta("beta2", a.beta2.to_string());
                 w.meta("eps", a.eps.to_string());
                 w.meta("weight_decay", a.weight_decay.to_string());
+            }
+        }
+        let schedule = &self.config.schedule;
+        w.meta("lr_schedule", schedule.name());
+        w.meta("warmup_steps", schedule.warmup_steps.to_string());
+        match schedule.decay {
+            LrDecay::Constant => {}
+            LrDecay::Cosine { total_steps } => w.meta("lr_total_steps", total_steps.to_string()),
+            LrDecay::Step { step_size, gamma } => {
+                w.meta("lr_step_size", step_size.to_string());
+                w.meta("lr_gamma", gamma.to_string());
             }
         }
         if let Some(c) = self.config.clip_norm {
@@ -147,6 +161,24 @@ impl Checkpoint {
             Some(_) => Some(Dropout::new(num("dropout")? as f32, int("dropout_seed")?)?),
             None => None,
         };
+        let decay = match meta.get("lr_schedule").map(String::as_str) {
+            None | Some("constant") => LrDecay::Constant,
+            Some("cosine") => LrDecay::Cosine {
+                total_steps: int("lr_total_steps")?,
+            },
+            Some("step") => LrDecay::Step {
+                step_size: int("lr_step_size")?,
+                gamma: float("lr_gamma")?,
+            },
+            Some(other) => return Err(bad(path, format!("unknown lr_schedule `{other}`"))),
+        };
+        let schedule = LrSchedule {
+            warmup_steps: match meta.get("warmup_steps") {
+                Some(_) => int("warmup_steps")?,
+                None => 0,
+            },
+            decay,
+        };
         let moments = optimizer
             .moment_names()
             .iter()
@@ -159,6 +191,7 @@ impl Checkpoint {
         let config = TrainConfig {
             optimizer,
             clip_norm,
+            schedule,
         };
         config.validate()?;
         state.validate(&optimizer, weights.config())?;

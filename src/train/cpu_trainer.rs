@@ -148,7 +148,8 @@ impl CpuTrainer {
 }
 
 impl CpuTrainer {
-    /// Clips `grads` by their global norm (when configured) and takes one optimizer step.
+    /// Clips `grads` by their global norm (when configured) and takes one optimizer step at the
+    /// step's scheduled learning rate.
     fn clip_and_update(&mut self, grads: &ClassifierWeights) {
         let scale = match self.config.clip_norm {
             Some(max) => clip_scale(
@@ -157,6 +158,7 @@ impl CpuTrainer {
             ),
             None => 1.0,
         };
+        let optimizer = self.config.optimizer_at(self.state.step);
         self.state.step += 1;
         let step = self.state.step;
         let grad_tensors: Vec<&[f32]> = grads.tensors().into_iter().filter_map(|t| t.1).collect();
@@ -173,7 +175,7 @@ impl CpuTrainer {
             .zip(&grad_tensors)
             .enumerate()
         {
-            match (&self.config.optimizer, moments.as_mut_slice()) {
+            match (&optimizer, moments.as_mut_slice()) {
                 (Optimizer::Adam(a), [m, v]) => adam(p, g, m[i], v[i], a, step, scale),
                 (Optimizer::Sgd { lr, momentum }, [buf]) => {
                     sgd(p, g, buf[i], *lr, *momentum, scale)

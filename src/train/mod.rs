@@ -12,7 +12,7 @@ pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;
 
-pub use crate::optim::{AdamConfig, Optimizer, TrainConfig};
+pub use crate::optim::{AdamConfig, LrDecay, LrSchedule, Optimizer, TrainConfig};
 pub use checkpoint::Checkpoint;
 pub use classifier::{ClassifierConfig, ClassifierWeights};
 pub use cpu_trainer::CpuTrainer;

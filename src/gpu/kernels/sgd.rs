@@ -31,6 +31,17 @@ pub(crate) struct Params {
     pub pad: u32,
 }
 
+/// The uniform for a step at learning rate `lr` over `len` floats; a learning-rate schedule
+/// rewrites it before every step.
+pub(crate) fn params(len: usize, lr: f32, momentum: f32) -> Result<Params> {
+    Ok(Params {
+        len: u32_of("arena", len)?,
+        lr,
+        momentum,
+        pad: 0,
+    })
+}
+
 /// Updates the arena's parameters from its gradients (scaled by `clip[1]`) with the momentum
 /// buffer `buf` of the same length.
 pub(crate) struct Sgd<'a> {
@@ -47,14 +58,8 @@ impl Call for Sgd<'_> {
         Kernel::Sgd
     }
 
-    /// The same for every step.
     fn params(&self) -> Result<Params> {
-        Ok(Params {
-            len: u32_of("arena", self.arena.len)?,
-            lr: self.lr,
-            momentum: self.momentum,
-            pad: 0,
-        })
+        params(self.arena.len, self.lr, self.momentum)
     }
 
     /// About 4 operations per parameter; parameter, gradient and momentum read, parameter and

@@ -1,5 +1,6 @@
 //! The end of a training step on the GPU: the global gradient norm and clipping factor (when
-//! clipping is on) and the optimizer's update, each one dispatch over the whole arena.
+//! clipping is on) and the optimizer's update, each one dispatch over the whole arena. The
+//! update's uniform is rewritten before every step with that step's scheduled learning rate.
 
 use crate::error::Result;
 use crate::gpu::context::Gpu;
@@ -7,7 +8,7 @@ use crate::gpu::dispatch::{Dispatch, record_all};
 use crate::gpu::kernels::adam::{self, Adam};
 use crate::gpu::kernels::arena_update::ArenaUpdate;
 use crate::gpu::kernels::grad_norm::GradNorm;
-use crate::gpu::kernels::sgd::Sgd;
+use crate::gpu::kernels::sgd::{self, Sgd};
 use crate::gpu::plan::arenas::Arenas;
 use crate::gpu::stats::Counters;
 use crate::optim::{Optimizer, TrainConfig};
@@ -16,7 +17,7 @@ use crate::optim::{Optimizer, TrainConfig};
 pub(crate) struct UpdatePlan {
     clip: Vec<Dispatch>,
     update: Dispatch,
-    optimizer: Optimizer,
+    config: TrainConfig,
     len: usize,
 }
 
@@ -77,20 +78,23 @@ impl UpdatePlan {
         Ok(UpdatePlan {
             clip,
             update,
-            optimizer: config.optimizer,
+            config: *config,
             len: a.len,
         })
     }
 
-    /// Writes the uniform for optimizer step `step` (1-based); lands before the next submit.
+    /// Writes the uniform for optimizer step `step` (1-based): its scheduled learning rate and,
+    /// for Adam, its bias corrections. Lands before the next submit.
     pub(crate) fn set_step(&self, gpu: &Gpu, counters: &Counters, step: u64) -> Result<()> {
-        match self.optimizer {
+        match self.config.optimizer_at(step.saturating_sub(1)) {
             Optimizer::Adam(c) => {
                 let p = adam::params(self.len, &c, step)?;
                 self.update.write_params(gpu, counters, &p);
             }
-            // SGD's uniform does not depend on the step.
-            Optimizer::Sgd { .. } => {}
+            Optimizer::Sgd { lr, momentum } => {
+                let p = sgd::params(self.len, lr, momentum)?;
+                self.update.write_params(gpu, counters, &p);
+            }
         }
         Ok(())
     }
