@@ -20,8 +20,8 @@ use lstm_wgpu::data::{FASHION_MNIST_DIR, MnistSplit, SequenceDataset, load_mnist
 use lstm_wgpu::gpu::Gpu;
 use lstm_wgpu::optim::AdamConfig;
 use lstm_wgpu::train::{
-    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, LrSchedule,
-    Optimizer, OptimizerState, Plan, TrainConfig, Trainer, fit,
+    Checkpoint, ClassifierConfig, ClassifierWeights, CpuTrainer, Event, GpuTrainer, LrDecay,
+    LrSchedule, Optimizer, OptimizerState, Plan, TrainConfig, Trainer, fit,
 };
 use lstm_wgpu::{Dropout, LstmConfig};
 
@@ -40,6 +40,16 @@ enum Device {
 enum OptimizerName {
     Adam,
     Sgd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleName {
+    /// --lr at every step.
+    Constant,
+    /// Half a cosine from --lr down to 0 at the run's last step (--steps or --epochs).
+    Cosine,
+    /// --lr multiplied by --lr-gamma every --lr-step-size steps.
+    Step,
 }
 
 /// Train an LSTM sequence classifier (the classic row-by-row image task) on the GPU or the CPU.
@@ -63,9 +73,27 @@ struct Args {
     /// Examples per step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Learning rate.
+    /// Learning rate (a schedule's peak).
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
+    /// Learning-rate schedule after the warm-up (PyTorch's LambdaLR with the same factors; see
+    /// lstm_wgpu::optim::LrSchedule).
+    #[arg(long, value_enum, default_value_t = ScheduleName::Constant)]
+    lr_schedule: ScheduleName,
+    /// Linear warm-up over the first N steps: --lr/N on the first step, rising to --lr on the
+    /// N-th; the schedule starts after it.
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: u64,
+    /// Steps between two multiplications by --lr-gamma (--lr-schedule step only).
+    #[arg(long)]
+    lr_step_size: Option<u64>,
+    /// The factor of --lr-schedule step, in (0, 1] [default: 0.1].
+    #[arg(long)]
+    lr_gamma: Option<f32>,
+    /// Decoupled weight decay λ: with --optimizer adam this is AdamW (p ← p·(1 − lr·λ) each
+    /// step); --optimizer sgd refuses it.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
     /// Update rule (the tutorial's other variant is plain gradient descent: `sgd`).
     #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
     optimizer: OptimizerName,
@@ -113,8 +141,9 @@ struct Args {
     /// Replace the run already in --out (without it a new run never overwrites an earlier one).
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
-    /// Continue training from a checkpoint: the model, optimizer, clipping, batch size, seed and
-    /// data set are the checkpoint's (giving any of those flags as well is an error).
+    /// Continue training from a checkpoint: the model, optimizer, learning-rate schedule, weight
+    /// decay, clipping, batch size, seed and data set are the checkpoint's (giving any of those
+    /// flags as well is an error), and so is the end of a cosine schedule.
     #[arg(long, conflicts_with = "eval")]
     resume: Option<PathBuf>,
     /// Only evaluate a checkpoint on the test set.
@@ -128,6 +157,7 @@ fn main() {
         .map_err(|e| e.to_string().into())
         .and_then(|args| {
             refuse_flags_a_checkpoint_decides(&args, &matches)?;
+            refuse_flags_that_do_not_fit_together(&args)?;
             run(args)
         });
     if let Err(e) = result {
@@ -137,9 +167,14 @@ fn main() {
 }
 
 /// The settings a checkpoint carries; given with --resume they would be silently ignored.
-const SET_BY_CHECKPOINT: [&str; 12] = [
+const SET_BY_CHECKPOINT: [&str; 17] = [
     "batch_size",
     "lr",
+    "lr_schedule",
+    "warmup_steps",
+    "lr_step_size",
+    "lr_gamma",
+    "weight_decay",
     "optimizer",
     "momentum",
     "hidden",
@@ -165,12 +200,32 @@ fn refuse_flags_a_checkpoint_decides(
             let flag = id.replace('_', "-");
             return Err(format!(
                 "--{flag} cannot be combined with --resume: a resumed run keeps the checkpoint's \
-                 model, optimizer, clipping, batch size and seed"
+                 model, optimizer, learning-rate schedule, weight decay, clipping, batch size \
+                 and seed"
             )
             .into());
         }
     }
     Ok(())
+}
+
+/// An error for optimizer and schedule flags that contradict each other.
+fn refuse_flags_that_do_not_fit_together(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.optimizer == OptimizerName::Sgd && args.weight_decay != 0.0 {
+        return Err(
+            "--weight-decay applies to --optimizer adam (AdamW); sgd has no weight decay \
+                    here"
+                .into(),
+        );
+    }
+    match (args.lr_schedule, args.lr_step_size) {
+        (ScheduleName::Step, None) => Err("--lr-schedule step needs --lr-step-size N".into()),
+        (ScheduleName::Step, Some(_)) => Ok(()),
+        _ if args.lr_step_size.is_some() || args.lr_gamma.is_some() => {
+            Err("--lr-step-size and --lr-gamma belong to --lr-schedule step".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Settings that depend on the task when not given on the command line.
@@ -281,6 +336,48 @@ fn pick_device(choice: Device) -> lstm_wgpu::Result<Option<Gpu>> {
     }
 }
 
+/// The step the run ends at: --epochs or --steps when given, else the end of a resumed cosine
+/// schedule, else the task's default. A resumed cosine schedule ends where it was planned to: a
+/// different end is refused, since it would change the learning rate of every remaining step.
+fn run_length(
+    args: &Args,
+    per_epoch: u64,
+    default: u64,
+    resumed: Option<&LrSchedule>,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let asked = match (args.epochs, args.steps) {
+        (Some(e), _) => Some(e * per_epoch),
+        (None, s) => s,
+    };
+    match (resumed.map(|s| s.decay), asked) {
+        (Some(LrDecay::Cosine { total_steps }), Some(n)) if n != total_steps => Err(format!(
+            "the checkpoint's cosine schedule ends at step {total_steps}, not {n}: a resumed \
+             run keeps it (leave out --steps and --epochs)"
+        )
+        .into()),
+        (Some(LrDecay::Cosine { total_steps }), _) => Ok(total_steps),
+        (_, Some(n)) => Ok(n),
+        (_, None) => Ok(default),
+    }
+}
+
+/// The learning-rate schedule of a new run of `steps` steps, from the flags (checked by
+/// [`refuse_flags_that_do_not_fit_together`]; the trainer checks the values).
+fn schedule_from_flags(args: &Args, steps: u64) -> LrSchedule {
+    let decay = match args.lr_schedule {
+        ScheduleName::Constant => LrDecay::Constant,
+        ScheduleName::Cosine => LrDecay::Cosine { total_steps: steps },
+        ScheduleName::Step => LrDecay::Step {
+            step_size: args.lr_step_size.unwrap_or(0),
+            gamma: args.lr_gamma.unwrap_or(0.1),
+        },
+    };
+    LrSchedule {
+        warmup_steps: args.warmup_steps,
+        decay,
+    }
+}
+
 fn make_trainer(
     gpu: Option<&Gpu>,
     weights: &ClassifierWeights,
@@ -342,17 +439,20 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some((path, _)) => run_dir::for_resumed_run(args.out.as_deref(), path),
         None => run_dir::for_new_run(args.out.as_deref(), &name, args.overwrite)?,
     };
-    let (weights, config, dropout, state, seed, batch_size) = match resume {
+    let batch_size = resume
+        .as_ref()
+        .map_or(args.batch_size, |(_, ck)| ck.batch_size);
+    let per_epoch = (train.len() / batch_size.max(1)).max(1) as u64;
+    let steps = run_length(
+        &args,
+        per_epoch,
+        defaults.steps,
+        resume.as_ref().map(|(_, ck)| &ck.config.schedule),
+    )?;
+    let (weights, config, dropout, state, seed) = match resume {
         Some((path, ck)) => {
             println!("resuming {} at step {}", path.display(), ck.state.step);
-            (
-                ck.weights,
-                ck.config,
-                ck.dropout,
-                Some(ck.state),
-                ck.seed,
-                ck.batch_size,
-            )
+            (ck.weights, ck.config, ck.dropout, Some(ck.state), ck.seed)
         }
         None => {
             let hidden = args.hidden.unwrap_or(defaults.hidden);
@@ -371,6 +471,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let optimizer = match args.optimizer {
                 OptimizerName::Adam => Optimizer::Adam(AdamConfig {
                     lr,
+                    weight_decay: args.weight_decay,
                     ..AdamConfig::default()
                 }),
                 OptimizerName::Sgd => Optimizer::Sgd {
@@ -381,8 +482,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let config = TrainConfig {
                 optimizer,
                 clip_norm: args.clip_norm.or(defaults.clip_norm),
-                schedule: LrSchedule::constant(),
+                schedule: schedule_from_flags(&args, steps),
             };
+            config.validate()?;
             let forget_bias = args.forget_bias.or(defaults.forget_bias);
             // Sizes from the command line are checked against the device and the host before
             // anything is allocated for them.
@@ -396,15 +498,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 dropout,
                 None,
                 args.seed,
-                args.batch_size,
             )
         }
-    };
-    let per_epoch = (train.len() / batch_size.max(1)).max(1) as u64;
-    let steps = match (args.epochs, args.steps) {
-        (Some(e), _) => e * per_epoch,
-        (None, Some(s)) => s,
-        (None, None) => defaults.steps,
     };
     let plan = Plan {
         steps,
@@ -415,9 +510,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let start = state.as_ref().map_or(0, |s| s.step);
     if steps <= start {
+        let hint = match config.schedule.decay {
+            LrDecay::Cosine { .. } => "its cosine schedule is over",
+            _ => "raise --steps or --epochs",
+        };
         return Err(format!(
             "nothing to train: the run is to end at step {steps} and starts at step {start} \
-             (raise --steps or --epochs)"
+             ({hint})"
         )
         .into());
     }
@@ -438,7 +537,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .map(|v| format!(", {v}"))
     .collect::<String>();
     println!(
-        "model: LSTM({} -> {}, {} layer{}{variant}) + dense {} -> {}; {} lr {}{}, batch {}, {} steps ({:.1} epochs of {} steps)",
+        "model: LSTM({} -> {}, {} layer{}{variant}) + dense {} -> {}; {} lr {} ({}){}{}, batch {}, {} steps ({:.1} epochs of {} steps)",
         model.lstm.input_size,
         model.lstm.hidden_size,
         model.lstm.num_layers,
@@ -447,6 +546,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         model.classes,
         config.optimizer.name(),
         config.optimizer.lr(),
+        config.schedule,
+        match config.optimizer {
+            Optimizer::Adam(a) => format!(", weight decay {}", a.weight_decay),
+            Optimizer::Sgd { .. } => String::new(),
+        },
         config
             .clip_norm
             .map(|c| format!(", clip {c}"))
@@ -515,7 +619,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                             step,
                             m.loss(),
                             m.accuracy(),
-                            trainer.config().optimizer.lr(),
+                            // The rate the step just taken trained at.
+                            trainer.config().lr_at(step - 1),
                         )?;
                         train_pts.push(Point {
                             step,
