@@ -265,7 +265,8 @@ fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_
     let t = CpuTrainer::new(small_model(4), config, None).unwrap();
     let ck = checkpoint_of(&t, &plan(5));
     ck.save(&path).unwrap();
-    // The same file without the keys the format gained with weight decay and schedules.
+    // The same file as format 1 wrote it: without the keys the format gained with weight
+    // decay and schedules (version 2).
     let bytes = std::fs::read(&path).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap();
@@ -277,6 +278,8 @@ fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_
     ] {
         assert!(meta.remove(key).is_some(), "{key} was saved");
     }
+    assert_eq!(meta["format"], "lstm-wgpu checkpoint 2");
+    meta.insert("format".into(), "lstm-wgpu checkpoint 1".into());
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     std::fs::write(
         &path,

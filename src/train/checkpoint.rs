@@ -19,7 +19,11 @@ use crate::tensor_file::{self, TensorWriter};
 use crate::train::classifier::ClassifierWeights;
 use crate::train::optimizer_state::OptimizerState;
 
-const FORMAT: &str = "lstm-wgpu checkpoint 1";
+/// The format written. Version 2 added the learning-rate schedule, weight decay and dropout: a
+/// reader of version 1 would silently train on without them, so it must refuse these files.
+const FORMAT: &str = "lstm-wgpu checkpoint 2";
+/// Formats read: version 1 files load with no schedule, no weight decay and no dropout.
+const READABLE: [&str; 2] = ["lstm-wgpu checkpoint 1", FORMAT];
 
 /// Everything needed to evaluate a model or continue training it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +111,10 @@ impl Checkpoint {
         let path = path.as_ref();
         let bytes = tensor_file::read_file(path)?;
         let meta = tensor_file::metadata(&bytes)?;
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        if !meta
+            .get("format")
+            .is_some_and(|f| READABLE.contains(&f.as_str()))
+        {
             return Err(bad(
                 path,
                 format!("no \"format\": \"{FORMAT}\" in its metadata"),
