@@ -8,16 +8,10 @@ use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, KernelDesc, Work, shader_file};
 use crate::error::Result;
 
-/// Outputs per workgroup, batch rows per workgroup, invocations (one row of them, each owning
-/// `TU / WG_X` outputs of every row).
-const TU: u32 = 64;
-const TB: u32 = 4;
-const WG: [u32; 3] = [16, 1, 1];
-const _: () = assert!(TU.is_multiple_of(WG[0]));
-
+/// Tiled as [`lstm_step::ROW_TILE`].
 pub(crate) const DESC: KernelDesc = KernelDesc {
-    workgroup_size: WG,
-    constants: &[("TU", TU), ("TB", TB)],
+    workgroup_size: lstm_step::ROW_TILE_WORKGROUP,
+    constants: lstm_step::ROW_TILE_CONSTANTS,
     ..step_kernel(
         "lstm_backward_hidden_step",
         &[
@@ -42,7 +36,7 @@ pub(crate) fn grid(
     (batch, out, dirs): (usize, usize, usize),
     limits: &wgpu::Limits,
 ) -> Result<[u32; 3]> {
-    lstm_step::grid((batch, out, dirs), (TU, TB), limits)
+    lstm_step::row_tile_grid((batch, out, dirs), limits)
 }
 
 /// `dgates_next · W_hh` for `batch` rows of `hidden` units into `out` features in `dirs`

@@ -28,6 +28,26 @@ const _: () = assert!(TB.is_multiple_of(WORKGROUP[1]));
 const _: () =
     assert!((TB * KC).is_multiple_of(INVOCATIONS) && (TU * KC).is_multiple_of(INVOCATIONS));
 
+/// The tile of the kernels that finish a step's rows with one more product (the projection and
+/// the gradient on `h` of a projected layer): `ROW_TILE.0` outputs by `ROW_TILE.1` rows per
+/// workgroup of one row of [`ROW_TILE_WORKGROUP`] invocations, each owning `64 / 16` outputs of
+/// every row, so the workgroup's invocations share their rows.
+pub(crate) const ROW_TILE: (u32, u32) = (64, 4);
+/// Invocations per workgroup of [`ROW_TILE`].
+pub(crate) const ROW_TILE_WORKGROUP: [u32; 3] = [16, 1, 1];
+/// The tile constants of [`ROW_TILE`] kernels.
+pub(crate) const ROW_TILE_CONSTANTS: &[(&str, u32)] = &[("TU", ROW_TILE.0), ("TB", ROW_TILE.1)];
+const _: () = assert!(ROW_TILE.0.is_multiple_of(ROW_TILE_WORKGROUP[0]));
+
+/// Workgroups of a [`ROW_TILE`] kernel for `batch` rows of `width` outputs in `dirs`
+/// directions.
+pub(crate) fn row_tile_grid(
+    (batch, width, dirs): (usize, usize, usize),
+    limits: &wgpu::Limits,
+) -> Result<[u32; 3]> {
+    grid((batch, width, dirs), ROW_TILE, limits)
+}
+
 /// The files in front of each step kernel: the NaN tests, the nonlinearities and this shared part.
 pub(crate) const PRELUDE: [ShaderFile; 3] = [
     shader_file!("non_finite.wgsl"),

@@ -14,7 +14,7 @@ use crate::gemm::{GemmSpec, MatrixLayout};
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::{Dispatch, record_all};
 use crate::gpu::kernels::column_sum::ColumnSum;
-use crate::gpu::kernels::dropout::{self, Dropout as DropoutCall};
+use crate::gpu::kernels::dropout::Dropout as DropoutCall;
 use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::kernels::{Kernel, lstm_backward_hidden_step, lstm_backward_step};
 use crate::gpu::layout::LstmSlots;
@@ -312,18 +312,11 @@ impl BackwardPlan {
         dropout: &Dropout,
     ) -> Result<()> {
         let len = self.dims.batch * self.dims.seq * self.dims.layer_out();
-        for (i, d) in self.dropouts.iter().enumerate() {
-            if let Some(d) = d {
-                // Top first: entry i belongs to layer L-1-i, and drops layer L-2-i's output.
-                let below = self.dims.layers - 2 - i;
-                d.write_params(
-                    gpu,
-                    counters,
-                    &dropout::params((len, 0, 0), dropout, below)?,
-                );
-            }
-        }
-        Ok(())
+        // Top first: entry i belongs to layer L-1-i, and drops layer L-2-i's output.
+        let below = |i: usize| self.dims.layers - 2 - i;
+        let list = self.dropouts.iter().enumerate();
+        let dispatches = list.filter_map(|(i, d)| d.as_ref().map(|d| (below(i), d)));
+        super::write_dropout_keys(gpu, counters, dispatches, len, dropout)
     }
 
     /// Records backward through time for every layer (after `fwd` ran in the same or an earlier

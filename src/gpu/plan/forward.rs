@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::gemm::{GemmSpec, MatrixLayout};
 use crate::gpu::context::Gpu;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::kernels::dropout::{self, Dropout as DropoutCall};
+use crate::gpu::kernels::dropout::Dropout as DropoutCall;
 use crate::gpu::kernels::lstm_step::StepParams;
 use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::kernels::u32_of;
@@ -399,10 +399,14 @@ impl ForwardPlan {
         dropout: &Dropout,
     ) -> Result<()> {
         let len = self.dims.batch * self.dims.seq * self.dims.layer_out();
-        for (l, d) in self.dropouts.iter().enumerate() {
-            d.write_params(gpu, counters, &dropout::params((len, 0, 0), dropout, l)?);
-        }
-        Ok(())
+        // Entry l drops layer l's output.
+        super::write_dropout_keys(
+            gpu,
+            counters,
+            self.dropouts.iter().enumerate(),
+            len,
+            dropout,
+        )
     }
 
     /// Uploads `x` and `h0`/`c0` (checked by the caller), or clears the state when `None`.

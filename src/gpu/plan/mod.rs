@@ -13,3 +13,19 @@ pub(crate) mod backward;
 pub(crate) mod classifier;
 pub(crate) mod forward;
 pub(crate) mod update;
+
+/// Writes the masks' key of `dropout` (its pass) into dropout dispatches, each given with the
+/// layer whose output it drops, over `len` elements: before a training pass is submitted.
+pub(crate) fn write_dropout_keys<'a>(
+    gpu: &crate::gpu::context::Gpu,
+    counters: &crate::gpu::stats::Counters,
+    dispatches: impl Iterator<Item = (usize, &'a crate::gpu::dispatch::Dispatch)>,
+    len: usize,
+    dropout: &crate::lstm::Dropout,
+) -> crate::error::Result<()> {
+    use crate::gpu::kernels::dropout::params;
+    for (layer, d) in dispatches {
+        d.write_params(gpu, counters, &params((len, 0, 0), dropout, layer)?);
+    }
+    Ok(())
+}
