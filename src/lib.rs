@@ -18,6 +18,12 @@
 //! between the two in safetensors files. Backpropagation through time runs the steps in reverse
 //! ([`cpu::lstm_backward_step`]) and takes the weight gradients as whole-sequence GEMMs.
 //!
+//! The rest of `nn.LSTM` too ([`LstmConfig`], [`cpu::general_lstm`]): `bidirectional` layers
+//! (a reverse direction reading each sequence from its end; `y` `[B, T, 2·H_out]`, states
+//! `[2L, B, ·]`), `proj_size` (`h_t = (o ⊙ tanh c_t) · W_hrᵀ`, `H_out` features), `bias=False`,
+//! `dropout` between layers in training ([`Dropout`]), and batches of sequences of different
+//! lengths ([`Lstm::forward_lengths`]: PyTorch's packed sequences).
+//!
 //! # Layout of the crate
 //!
 //! * [`cpu`]: the reference, one module per kernel; also a fast multi-threaded CPU path.
@@ -26,8 +32,9 @@
 //!   caller's encoder on the caller's buffers).
 //! * [`stream`]: streaming sessions ([`gpu::GpuStream`], [`cpu::stream::CpuStream`]) that keep
 //!   the state on their device between pushes of a sequence's chunks.
-//! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD and Adam,
-//!   gradient clipping, checkpoints and the training loop, on either device.
+//! * [`train`]: the reference classifier (LSTM + dense head + cross-entropy), SGD, Adam and
+//!   AdamW, learning-rate schedules, gradient clipping, checkpoints, TensorBoard event files and
+//!   the training loop, on either device.
 //! * [`data`]: the IDX (MNIST, Fashion-MNIST) reader and the temporal-order task.
 //! * [`convert`]: weights of ONNX `LSTM` nodes and Keras `LSTM` layers, to and from PyTorch's
 //!   layout.
