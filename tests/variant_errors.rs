@@ -143,3 +143,62 @@ fn the_plain_cpu_functions_refuse_a_bidirectional_model() {
     let err = lstm_wgpu::cpu::lstm::forward(&weights, x.view(), None).unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
 }
+
+/// A whole model's `state_dict()` as PyTorch saves it, its LSTM under `encoder.lstm.` beside
+/// other modules' tensors: `load` finds the LSTM by its prefix, and the model computes what
+/// PyTorch computed from it on both devices (f32 in other summation orders: 5e-6 of each
+/// tensor's largest magnitude, the GPU golden tests' forward bound).
+#[test]
+fn a_pytorch_model_state_dict_loads_its_lstm_by_prefix_and_computes_pytorchs_outputs() {
+    let g = Golden::load("e6_module_state_dict_f32");
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/e6_module_state_dict_f32.safetensors");
+    assert_eq!(
+        lstm_wgpu::weights::lstm_prefixes(&path).unwrap(),
+        ["encoder.lstm."]
+    );
+    let weights = LstmWeights::<f32>::load(&path).unwrap();
+    let config = *weights.config();
+    assert!(config.bidirectional && config.proj_size == 4 && config.num_layers == 2);
+    let x = g.get3::<f32>("x");
+    for (device, mut lstm) in [
+        (
+            "cpu",
+            Box::new(CpuLstm::new(weights.clone()).unwrap()) as Box<dyn Lstm>,
+        ),
+        (
+            "gpu",
+            Box::new(GpuLstm::new(&common::gpu(), &weights).unwrap()),
+        ),
+    ] {
+        let out = lstm.forward(x.view(), None).unwrap();
+        for (name, got) in [("y", &out.y), ("h_n", &out.h_n), ("c_n", &out.c_n)] {
+            let want = g.get::<f32>(name);
+            common::assert_close(
+                &format!("{device} {name}"),
+                got.view().into_dyn(),
+                want.view(),
+                0.0,
+                5e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bidirectional_file_missing_a_reverse_tensor_names_it() {
+    let weights = bidirectional_weights();
+    let bytes = weights.to_safetensors_bytes().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "weight_hh_l1_reverse")
+        .collect();
+    let cut = safetensors::serialize(kept, None).unwrap();
+    let err = LstmWeights::<f32>::from_safetensors_bytes(&cut).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingTensor { tensor } if tensor == "weight_hh_l1_reverse"),
+        "{err:?}"
+    );
+}

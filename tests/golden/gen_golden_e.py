@@ -9,6 +9,9 @@ bias=False has no bias keys.
 Optimizer case (e4_adamw_clip): as the d8 files (init.*, final.*, x, labels, losses, grad_norm), with
 torch.optim.AdamW(lr=1e-2, weight_decay=0.1) after clipping the global norm at 0.5.
 
+Module case (e6_module_state_dict): a whole model's state_dict with its LSTM under `encoder.lstm.` beside other
+modules' tensors, plus `x` and that LSTM's `y`, `h_n`, `c_n` from a zero state.
+
 Classifier case (e5_bidir_proj_varlen_classifier): a two-layer bidirectional LSTM with proj_size, sequences of
 variable lengths (packed), the head reading torch.cat([h_n[-2], h_n[-1]], 1) (both directions of the top layer),
 three steps of Adam (lr 1e-2) after clipping at 0.5. Keys as the d8 files, plus `lengths` I64 [3, B].
@@ -181,6 +184,40 @@ def classifier_case(out_dir, name="e5_bidir_proj_varlen_classifier", clip=0.5, s
     print(f"{fn}: {os.path.getsize(fn)} bytes losses={losses} norms={norms}")
 
 
+def module_state_dict_case(out_dir, name="e6_module_state_dict", seed=206, B=2, T=5, I=3, H=6, P=4, L=2):
+    """A whole model's state_dict, as people save it: the LSTM under `encoder.lstm.` beside other modules'
+    tensors (`encoder.norm.*`, `head.*`), plus `x` and the LSTM's outputs `y`, `h_n`, `c_n` (zero initial state)."""
+    g = torch.Generator().manual_seed(seed)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(I)
+            self.lstm = nn.LSTM(I, H, num_layers=L, bidirectional=True, proj_size=P, batch_first=True)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Encoder()
+            self.head = nn.Linear(2 * P, 3)
+
+    m = Model()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / np.sqrt(H))
+    x = torch.randn(B, T, I, generator=g)
+    with torch.no_grad():
+        y, (hn, cn) = m.encoder.lstm(x)
+    out = {k: t2(v) for k, v in m.state_dict().items()}
+    out.update(x=t2(x), y=t2(y), h_n=t2(hn), c_n=t2(cn))
+    md = meta(case=name, dtype="f32", B=B, T=T, I=I, H=H, proj_size=P, num_layers=L, bidirectional=True,
+              seed=seed, torch_version=torch.__version__,
+              note="safetensors.torch.save_file(model.state_dict()) plus x, y, h_n, c_n of model.encoder.lstm(x)")
+    fn = os.path.join(out_dir, f"{name}_f32.safetensors")
+    save_file(out, fn, metadata=md)
+    print(f"{fn}: {os.path.getsize(fn)} bytes keys={sorted(m.state_dict().keys())[:4]}...")
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -188,3 +225,4 @@ if __name__ == "__main__":
         lstm_case(out, *c)
     adamw_case(out)
     classifier_case(out)
+    module_state_dict_case(out)
