@@ -15,8 +15,9 @@ use lstm_wgpu::train::{Checkpoint, ClassifierWeights};
 use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmGrads, LstmOutput, LstmWeights, Upstream};
 use proptest::prelude::*;
 
-/// One random problem: sizes, whether h0/c0 and each upstream gradient are given, and a seed
-/// for every tensor.
+/// One random problem: sizes, the `nn.LSTM` variant (directions, projection, biases, each
+/// sequence's length), whether h0/c0 and each upstream gradient are given, and a seed for every
+/// tensor.
 #[derive(Debug, Clone)]
 struct Case {
     b: usize,
@@ -24,6 +25,12 @@ struct Case {
     i: usize,
     h: usize,
     layers: usize,
+    bidirectional: bool,
+    /// Features of the projection (`proj_size`), when below `h`; 0 for none.
+    proj: usize,
+    bias: bool,
+    /// Each sequence's length, or `None` for the calls without lengths.
+    lengths: Option<Vec<usize>>,
     state: bool,
     dy: bool,
     dh_n: bool,
@@ -34,41 +41,87 @@ struct Case {
 fn cases() -> impl Strategy<Value = Case> {
     (
         (1usize..7, 1usize..7, 1usize..10, 1usize..21, 1usize..4),
+        (any::<bool>(), 0usize..4, any::<bool>(), any::<bool>()),
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         any::<u64>(),
     )
         .prop_map(
-            |((b, t, i, h, layers), (state, dy, dh_n, dc_n), seed)| Case {
-                b,
-                t,
-                i,
-                h,
-                layers,
-                state,
-                dy,
-                dh_n,
-                dc_n,
+            |(
+                (b, t, i, h, layers),
+                (bidirectional, proj, bias, varlen),
+                (state, dy, dh_n, dc_n),
                 seed,
+            )| {
+                let mut rng = lstm_wgpu::rng::Rng::new(seed ^ 9);
+                // Lengths from 1 to T, the first sequence always T long (PyTorch's batch is as
+                // long as its longest sequence).
+                let lengths = varlen.then(|| {
+                    (0..b)
+                        .map(|r| if r == 0 { t } else { 1 + rng.below(t) })
+                        .collect()
+                });
+                Case {
+                    b,
+                    t,
+                    i,
+                    h,
+                    layers,
+                    bidirectional,
+                    proj: if proj < h { proj } else { 0 },
+                    bias,
+                    lengths,
+                    state,
+                    dy,
+                    dh_n,
+                    dc_n,
+                    seed,
+                }
             },
         )
+}
+
+fn config(c: &Case) -> LstmConfig {
+    let config = LstmConfig::new(c.i, c.h, c.layers)
+        .unwrap()
+        .with_bidirectional(c.bidirectional)
+        .unwrap()
+        .with_bias(c.bias);
+    match c.proj {
+        0 => config,
+        p => config.with_proj_size(p).unwrap(),
+    }
 }
 
 fn run(lstm: &mut dyn Lstm, c: &Case) -> (LstmOutput<f32>, LstmGrads<f32>) {
     let config = *lstm.config();
     let x: Array3<f32> = random_array((c.b, c.t, c.i), c.seed ^ 1, -1.0, 1.0);
     let state = c.state.then(|| random_state(&config, c.b, c.seed ^ 2));
-    let (ys, ns) = ((c.b, c.t, c.h), (c.layers, c.b, c.h));
+    let ld = config.num_layers * config.num_directions();
+    let ys = (c.b, c.t, config.layer_output_size());
+    let (hs, cs) = ((ld, c.b, config.output_size()), (ld, c.b, c.h));
     let upstream = Upstream {
         dy: c.dy.then(|| random_array(ys, c.seed ^ 3, -1.0, 1.0)),
-        dh_n: c.dh_n.then(|| random_array(ns, c.seed ^ 4, -1.0, 1.0)),
-        dc_n: c.dc_n.then(|| random_array(ns, c.seed ^ 5, -1.0, 1.0)),
+        dh_n: c.dh_n.then(|| random_array(hs, c.seed ^ 4, -1.0, 1.0)),
+        dc_n: c.dc_n.then(|| random_array(cs, c.seed ^ 5, -1.0, 1.0)),
     };
-    lstm.forward_backward(x.view(), state.as_ref(), &upstream, GradRequest::ALL)
-        .unwrap()
+    match &c.lengths {
+        None => lstm
+            .forward_backward(x.view(), state.as_ref(), &upstream, GradRequest::ALL)
+            .unwrap(),
+        Some(lengths) => {
+            let (out, tape) = lstm
+                .forward_train_lengths(x.view(), lengths, state.as_ref())
+                .unwrap();
+            (
+                out,
+                lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap(),
+            )
+        }
+    }
 }
 
 fn weights(c: &Case) -> LstmWeights<f32> {
-    random_weights(LstmConfig::new(c.i, c.h, c.layers).unwrap(), c.seed, 2.0)
+    random_weights(config(c), c.seed, 2.0)
 }
 
 // The tolerances of the GPU forward and backward tests: different summation orders and exp,
@@ -112,31 +165,33 @@ fn gpu_matches_cpu(c: &Case) {
         want.c0.as_ref().unwrap(),
         RTOL_BWD,
     );
-    for (l, (g, w)) in got
+    let dirs = w.config().num_directions();
+    for (ld, (g, w)) in got
         .layers
         .unwrap()
         .iter()
         .zip(want.layers.as_ref().unwrap())
         .enumerate()
     {
+        let (l, d) = (ld / dirs, ld % dirs);
         // A layer's weight and bias gradients are sums over B·T of its gate gradients
         // times x, h or 1, so their rounding error scales with the largest of them, not
         // with each one: with few units the sum in `dW_hh` can cancel to 1e-2 of `db`,
         // and then CPU and GPU f32 both sit ~1e-5 of `dW_hh` away from an f64 reference
         // (seen at B6 T4 I2 H1, 3 layers). A wrong gradient is off by its own size.
-        let named = w.named(l, 0);
+        let named = w.named(l, d);
         let scale = named
             .iter()
             .flat_map(|(_, b)| b.iter())
             .fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
-        for ((name, a), (_, b)) in g.named(l, 0).into_iter().zip(named) {
+        for ((name, a), (_, b)) in g.named(l, d).into_iter().zip(named) {
             assert_close(&format!("{what} d{name}"), a, b, RTOL_BWD * scale, 0.0);
         }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn the_gpu_matches_the_cpu_for_any_shape_state_and_upstream(c in cases()) {
@@ -187,6 +242,10 @@ fn the_gpu_matches_the_cpu_when_a_weight_gradient_cancels() {
         i: 2,
         h: 1,
         layers: 3,
+        bidirectional: false,
+        proj: 0,
+        bias: true,
+        lengths: None,
         state: false,
         dy: true,
         dh_n: true,
