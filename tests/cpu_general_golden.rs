@@ -2,9 +2,25 @@
 //! stacked combinations) against PyTorch's golden tensors: outputs and every gradient.
 mod common;
 
-use common::{Golden, assert_close, run_golden};
+use common::{Golden, run_golden, unravel};
 use lstm_wgpu::cpu::lstm::CpuLstm;
+use lstm_wgpu::ndarray::ArrayViewD;
 use lstm_wgpu::{GradRequest, Lstm, LstmWeights};
+
+/// Fails on the first element whose bits differ, naming it and its index.
+fn assert_same_bits(what: &str, a: ArrayViewD<'_, f64>, b: ArrayViewD<'_, f64>) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shape");
+    let differs = a.iter().zip(b.iter()).enumerate();
+    if let Some((flat, (x, y))) = differs
+        .into_iter()
+        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
+    {
+        panic!(
+            "{what}: element {:?} differs: {x:e} vs {y:e}",
+            unravel(flat, a.shape())
+        );
+    }
+}
 
 /// Checks outputs and gradients of case `name` computed on the CPU in `F`.
 fn check_case<F: lstm_wgpu::Real>(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
@@ -109,8 +125,9 @@ fn a_bidirectional_layer_without_biases_of_variable_lengths_matches_pytorch_f32(
 }
 
 // The general path also runs plain layers; on them it must agree with the plain path it
-// generalises. Both sum the same terms with the same kernels, but the plain path may group
-// its products differently, so the comparison allows float64 rounding (1e-12), not bits.
+// generalises. Both add the same terms in the same order with the same kernels (whether a
+// step's input terms come from a product of their own, as the plain path's small batches
+// take them, or from the step's product over `[x_t | h_{t-1}]`), so they agree to the bit.
 #[test]
 fn full_lengths_on_plain_layers_match_the_plain_path() {
     let g = Golden::load("c3_two_layer_f32");
@@ -149,12 +166,12 @@ fn full_lengths_on_plain_layers_match_the_plain_path() {
         ),
     ];
     for (what, a, b) in pairs {
-        assert_close(what, a.view().into_dyn(), b.view().into_dyn(), 0.0, 1e-12);
+        assert_same_bits(what, a.view().into_dyn(), b.view().into_dyn());
     }
     let (a, b) = (general_grads.layers.unwrap(), plain_grads.layers.unwrap());
     for (l, (a, b)) in a.iter().zip(&b).enumerate() {
         for ((name, a), (_, b)) in a.named(l, 0).into_iter().zip(b.named(l, 0)) {
-            assert_close(&format!("d{name}"), a, b, 0.0, 1e-12);
+            assert_same_bits(&format!("d{name}"), a, b);
         }
     }
 }

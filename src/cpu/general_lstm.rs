@@ -1,7 +1,7 @@
 //! Every `nn.LSTM` on the CPU: both directions, projected `h`, sequences of different lengths,
 //! forward and backward. [`crate::cpu::lstm`] runs the plain LSTM (one direction, no
-//! projection, one length) faster; this module runs all of them, the plain one included, and is
-//! the reference for the general case.
+//! projection, one length) with more schedules to choose from; this module runs all of them,
+//! the plain one included, and on a plain layer gives the same bits.
 //!
 //! Each direction `d` of each layer runs its own recurrence over the layer's input. With
 //! `lengths[b]` steps in sequence `b`, processing step `s` of direction `d` reads time
@@ -11,12 +11,12 @@
 //! t_b(s) = lengths[b] - 1 - s   reverse direction (d = 1)
 //! ```
 //!
-//! for `s < lengths[b]`, and the row is *finished* (masked) for `s ≥ lengths[b]`: its `h`, `c`
-//! stay as they are and its output is 0. So `h_n`, `c_n` are each row's state after its last
-//! step in either direction, as PyTorch's packed sequences give. An active row's step is
+//! for `s < lengths[b]`, and the row is *finished* for `s ≥ lengths[b]`: its `h`, `c` stay as
+//! they are and its output is 0. So `h_n`, `c_n` are each row's state after its last step in
+//! either direction, as PyTorch's packed sequences give. A running row's step is
 //!
 //! ```text
-//! a    = [x_t | h_{s-1}] · [W_ih | W_hh]ᵀ + (b_ih + b_hh)        [B, I_l + H_out] · [., 4H]
+//! a    = (b_ih + b_hh) + [x_t | h_{s-1}] · [W_ih | W_hh]ᵀ        [B, I_l + H_out] · [., 4H]
 //! c_s  = f ⊙ c_{s-1} + i ⊙ g
 //! r_s  = o ⊙ tanh(c_s)                                           [B, H]
 //! h_s  = r_s · W_hrᵀ   (projected)   or   r_s                    [B, H_out]
@@ -27,25 +27,49 @@
 //! training passes that ask for it ([`crate::cpu::dropout`]; backward passes the gradient
 //! through the same mask).
 //!
-//! Backward runs the processing steps in reverse. A finished row passes `dh`, `dc` through
-//! unchanged (its state was copied) and has zero gate gradients; an active row gets
-//! `dh += dy[b, t, d·H_out ..]`, then `dr = dh · W_hr` (projected), the step's gate gradients
-//! as in [`crate::cpu::lstm_backward_step`], and `dh_{s-1} = dgates · W_hh`. The weight
-//! gradients are whole-sequence products over all `T·B` rows of a direction:
-//! `[dW_ih | dW_hh | db] = dgatesᵀ · [x | h_{s-1} | 1]`, `dW_hr = dhᵀ · r` (finished rows add
-//! nothing: their `dgates` and masked `dh` are 0), and the input gradient `dgates · W_ih` goes
-//! back to the times it was read from, both directions adding into the same `dx`.
+//! Backward runs the processing steps in reverse. A row's gradient on `h` at its last step is
+//! `dh = dy[b, t, d·H_out ..] + dh_n`, at any earlier step `dy[b, t, d·H_out ..] + dgates_{s+1}
+//! · W_hh`; then `dr = dh · W_hr` (projected) and the step's gate gradients as in
+//! [`crate::cpu::lstm_backward_step`] (`dc` starts from `dc_n` at the row's last step). The
+//! weight gradients are whole-sequence products over every step's running rows:
+//! `[dW_ih | dW_hh | db] = dgatesᵀ · [x | h_{s-1} | 1]`, `dW_hr = dhᵀ · r`, and the input
+//! gradient `dgates · W_ih` goes back to the times it was read from, both directions adding into
+//! the same `dx` (forward first).
 //!
-//! Sequences are stored time-major in processing order (`[T, B, ·]`, slot `s`), so each step's
-//! rows are one contiguous block for the products.
+//! # Layout
+//!
+//! Rows run sorted by length, longest first (a stable sort), as in PyTorch's packed sequences.
+//! The rows still running at step `s` are then the first `n_s` (those with `lengths[b] > s`),
+//! and every per-step buffer holds step `s`'s rows as one block of `n_s` rows, the blocks of
+//! the steps one after another: `R = Σ lengths` rows in all. A step's products cover its
+//! running rows only: a finished row costs nothing, and its last `h`, `c` stay in the block of
+//! its last step. A batch of full-length sequences is the time-major `[T, B, ·]` of
+//! [`crate::cpu::lstm`], in batch order.
+//!
+//! # Threads
+//!
+//! Rows never interact, so each direction's rows are split into chunks of about equal work
+//! (ranges of running rows) and every chunk of every direction of a layer runs its steps on a
+//! thread of its own: the two directions of a layer run at the same time. Backward sweeps the
+//! same way, then runs each direction's whole-sequence products split by rows. Each element is
+//! the same chain of multiply-adds however the rows are split, so the results do not depend on
+//! the number of threads.
+//!
+//! Buffers live in a [`GeneralTape`] (the forward pass's activations) and a [`GeneralScratch`]
+//! (inference's activations and backward's working memory); [`crate::cpu::lstm::CpuLstm`] keeps
+//! both between calls.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, s};
+use std::ops::Range;
+
+use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
+use rayon::prelude::*;
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, gemm, gemm_parallel};
 use super::dropout::dropout_in_place;
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
+use super::parallel::chunk_rows;
 use crate::error::{Error, Result};
 use crate::lstm::{
     Dropout, GradRequest, LstmGrads, LstmOutput, LstmState, Upstream, check_input, check_lengths,
@@ -60,27 +84,200 @@ pub fn time_of_step(d: usize, s: usize, length: usize) -> Option<usize> {
     (s < length).then(|| if d == 0 { s } else { length - 1 - s })
 }
 
-/// One direction of one layer over a batch, in processing order (slot `s`).
+/// Which rows run at each step, and where each step's rows lie in the per-step buffers (see
+/// the module docs' layout).
 #[derive(Debug, Clone, Default)]
-struct DirectionTape<F> {
-    /// The input each row read at each step, `[T, B, I_l]` (0 for finished rows).
-    x: Array3<F>,
-    /// `h` before and after each step, `[T + 1, B, H_out]`; slot 0 is `h0`.
-    h: Array3<F>,
-    /// `c` before and after each step, `[T + 1, B, H]`; slot 0 is `c0`.
-    c: Array3<F>,
-    /// Gates after their nonlinearities, blocks i, f, g, o, `[T, B, 4H]`.
-    gates: Array3<F>,
-    /// `r = o ⊙ tanh(c)`, `[T, B, H]`, when the layer is projected (empty otherwise).
-    r: Array3<F>,
+struct Schedule {
+    /// `order[j]`: the batch row that runs as row `j`.
+    order: Vec<usize>,
+    /// `lengths[j]`: the length of the sequence of row `j`, non-increasing.
+    lengths: Vec<usize>,
+    /// `offsets[s]`: the first buffer row of step `s`; `offsets[T] = R`.
+    offsets: Vec<usize>,
 }
 
-/// Activations saved by [`forward_train`] for [`backward`].
+impl Schedule {
+    /// Sorts the rows of `lengths` (each in `1..=seq`) and lays out the steps.
+    fn new(lengths: &[usize], seq: usize) -> Self {
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(lengths[b]));
+        let sorted: Vec<usize> = order.iter().map(|&b| lengths[b]).collect();
+        let mut offsets = Vec::with_capacity(seq + 1);
+        let mut rows = 0;
+        for s in 0..seq {
+            offsets.push(rows);
+            rows += sorted.iter().take_while(|&&n| n > s).count();
+        }
+        offsets.push(rows);
+        Schedule {
+            order,
+            lengths: sorted,
+            offsets,
+        }
+    }
+
+    fn batch(&self) -> usize {
+        self.order.len()
+    }
+
+    fn seq(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Buffer rows of all steps, `R`.
+    fn rows(&self) -> usize {
+        self.offsets[self.seq()]
+    }
+
+    /// Rows running at step `s`, `n_s`.
+    fn running(&self, s: usize) -> usize {
+        self.offsets[s + 1] - self.offsets[s]
+    }
+
+    /// The buffer rows of step `s` that hold the running rows among `rows`.
+    fn step_rows(&self, s: usize, rows: &Range<usize>) -> Range<usize> {
+        let n = self.running(s);
+        self.offsets[s] + rows.start.min(n)..self.offsets[s] + rows.end.min(n)
+    }
+
+    /// The time that row `j` reads at step `s` of direction `d` (`s < lengths[j]`).
+    fn time(&self, d: usize, s: usize, j: usize) -> usize {
+        if d == 0 { s } else { self.lengths[j] - 1 - s }
+    }
+
+    /// `(buffer row, batch row, time)` of every running row of every step of direction `d`.
+    fn places(&self, d: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.seq()).flat_map(move |s| {
+            (0..self.running(s))
+                .map(move |j| (self.offsets[s] + j, self.order[j], self.time(d, s, j)))
+        })
+    }
+
+    /// The buffer row of row `j`'s last step.
+    fn last_row(&self, j: usize) -> usize {
+        self.offsets[self.lengths[j] - 1] + j
+    }
+
+    /// At most `parts` ranges of rows, one after another from row 0, each with about the same
+    /// number of steps.
+    fn split(&self, parts: usize) -> Vec<Range<usize>> {
+        let total = self.rows();
+        let mut ranges = Vec::with_capacity(parts);
+        let (mut start, mut steps) = (0, 0);
+        for (j, &n) in self.lengths.iter().enumerate() {
+            steps += n;
+            if steps * parts >= total * (ranges.len() + 1) || j + 1 == self.batch() {
+                ranges.push(start..j + 1);
+                start = j + 1;
+            }
+        }
+        ranges
+    }
+}
+
+/// Rows of `width` values, row-major in one buffer whose allocation is reused from call to call.
+#[derive(Debug, Clone, Default)]
+struct Rows<F> {
+    width: usize,
+    data: Vec<F>,
+}
+
+impl<F: Real> Rows<F> {
+    /// Makes room for `rows` rows of `width`; what they hold is left over from earlier use
+    /// (every caller writes all of it).
+    fn resize(&mut self, rows: usize, width: usize) {
+        self.width = width;
+        self.data.resize(rows * width, F::zero());
+    }
+
+    fn get(&self, rows: Range<usize>) -> &[F] {
+        &self.data[rows.start * self.width..rows.end * self.width]
+    }
+
+    fn get_mut(&mut self, rows: Range<usize>) -> &mut [F] {
+        &mut self.data[rows.start * self.width..rows.end * self.width]
+    }
+
+    fn view(&self, rows: Range<usize>) -> ArrayView2<'_, F> {
+        matrix(self.get(rows), self.width)
+    }
+
+    /// Every row.
+    fn all(&self) -> ArrayView2<'_, F> {
+        matrix(&self.data, self.width)
+    }
+}
+
+/// `values` as a matrix of rows of `width`.
+fn matrix<F>(values: &[F], width: usize) -> ArrayView2<'_, F> {
+    let rows = values.len().checked_div(width).unwrap_or(0);
+    ArrayView2::from_shape((rows, width), values).expect("whole rows")
+}
+
+/// As [`matrix`], mutable.
+fn matrix_mut<F>(values: &mut [F], width: usize) -> ArrayViewMut2<'_, F> {
+    let rows = values.len().checked_div(width).unwrap_or(0);
+    ArrayViewMut2::from_shape((rows, width), values).expect("whole rows")
+}
+
+/// One direction's weights as the forward steps read them.
+#[derive(Debug, Clone, Default)]
+struct StepWeights<F> {
+    /// `[W_ihᵀ; W_hhᵀ]` `[I_l + H_out, 4H]`, packed.
+    w: PackedB<F>,
+    /// `W_hrᵀ` `[H, H_out]`, packed, when projected.
+    w_hr: Option<PackedB<F>>,
+    /// `b_ih + b_hh` `[4H]`.
+    bias: Vec<F>,
+}
+
+impl<F: Real> StepWeights<F> {
+    fn pack(&mut self, w: &LayerWeights<F>) {
+        let (four_h, inputs) = w.weight_ih.dim();
+        let h_out = w.weight_hh.ncols();
+        self.w.pack(
+            inputs + h_out,
+            four_h,
+            &[(0, 0, w.weight_ih.t()), (inputs, 0, w.weight_hh.t())],
+        );
+        self.w_hr = w.weight_hr.as_ref().map(|w_hr| {
+            let mut p = self.w_hr.take().unwrap_or_default();
+            p.pack(four_h / 4, h_out, &[(0, 0, w_hr.t())]);
+            p
+        });
+        self.bias.clear();
+        self.bias
+            .extend(w.bias_ih.iter().zip(&w.bias_hh).map(|(&a, &b)| a + b));
+    }
+}
+
+/// One direction of one layer over a batch: its weights and every step's activations, in the
+/// per-step layout of [`Schedule`].
+#[derive(Debug, Clone, Default)]
+struct DirectionTape<F> {
+    weights: StepWeights<F>,
+    /// The input each row read at each step, `[R, I_l]`.
+    x: Rows<F>,
+    /// `h0` `[B, H_out]` and `c0` `[B, H]`, in running order.
+    h0: Rows<F>,
+    c0: Rows<F>,
+    /// `h` and `c` after each step, `[R, H_out]` and `[R, H]`.
+    h: Rows<F>,
+    c: Rows<F>,
+    /// Gates after their nonlinearities, blocks i, f, g, o, `[R, 4H]`.
+    gates: Rows<F>,
+    /// `r = o ⊙ tanh(c)`, `[R, H]`, when the layer is projected (no rows otherwise).
+    r: Rows<F>,
+}
+
+/// Activations saved by [`forward_train`] for [`backward`]. Its buffers are reused by the next
+/// [`forward_train_into`] of the same size or smaller.
 #[derive(Debug, Clone, Default)]
 pub struct GeneralTape<F = f32> {
     batch: usize,
     seq: usize,
     lengths: Vec<usize>,
+    schedule: Schedule,
     /// The dropout between layers in the recorded pass, if any.
     dropout: Option<Dropout>,
     /// Per layer and direction, index `l·D + d`.
@@ -104,6 +301,47 @@ impl<F> GeneralTape<F> {
     }
 }
 
+/// Working memory of [`forward_with`] (its activations) and [`backward_with`], reused across
+/// calls.
+#[derive(Debug, Clone, Default)]
+pub struct GeneralScratch<F = f32> {
+    inference: GeneralTape<F>,
+    /// Per direction of a layer.
+    directions: Vec<DirectionScratch<F>>,
+}
+
+/// Backward's working memory for one direction of a layer.
+#[derive(Debug, Clone, Default)]
+struct DirectionScratch<F> {
+    /// `W_hh` `[4H, H_out]`, `W_ih` `[4H, I_l]` and `W_hr` `[H_out, H]` (when projected),
+    /// packed.
+    w_hh: PackedB<F>,
+    w_ih: PackedB<F>,
+    w_hr: Option<PackedB<F>>,
+    /// The gradient arriving at each step's outputs, `[R, H_out]`.
+    dy: Rows<F>,
+    /// `dL/dh_n` `[B, H_out]`, in running order.
+    dh_n: Rows<F>,
+    /// `dL/dc_n` `[B, H]` in, `dL/dc0` out, in running order.
+    dc: Rows<F>,
+    /// Every step's pre-activation gradients, `[R, 4H]`.
+    dgates: Rows<F>,
+    /// Every step's `dh`, `[R, H_out]`, when projected (for `dW_hr`).
+    dh: Rows<F>,
+    /// `dL/dh0` `[B, H_out]`, in running order.
+    dh0: Rows<F>,
+    /// `dgates · W_ih`, `[R, I_l]`.
+    dx: Rows<F>,
+    /// `[x | h_{s-1} | 1]` `[R, I_l + H_out + 1]` (then `r` `[R, H]`), packed, and a column
+    /// of ones.
+    operand: PackedB<F>,
+    ones: Vec<F>,
+    /// `[dW_ih | dW_hh | db]` `[4H, I_l + H_out + 1]`.
+    dw: Array2<F>,
+    /// The parameter gradients, when asked for.
+    grads: Option<LayerWeights<F>>,
+}
+
 /// Checks the input and `lengths` (all `T` when `None`); returns the lengths.
 fn prepare<F: Real>(
     config: &LstmConfig,
@@ -121,15 +359,6 @@ fn prepare<F: Real>(
     }
 }
 
-/// `b_ih + b_hh` `[4H]`.
-fn summed_bias<F: Real>(w: &LayerWeights<F>) -> Vec<F> {
-    w.bias_ih
-        .iter()
-        .zip(&w.bias_hh)
-        .map(|(&a, &b)| a + b)
-        .collect()
-}
-
 /// Forward pass keeping the activations [`backward`] needs, on the instruction set `isa`.
 ///
 /// * `x` `[B, T, I]`; `lengths` `[B]`, each in `1..=T` (all `T` when `None`); `state` `h0`
@@ -145,6 +374,51 @@ pub fn forward_train<F: Real>(
     state: Option<&LstmState<F>>,
     dropout: Option<&Dropout>,
 ) -> Result<(LstmOutput<F>, GeneralTape<F>)> {
+    let mut tape = GeneralTape::default();
+    let out = forward_train_into(isa, weights, x, lengths, state, dropout, &mut tape)?;
+    Ok((out, tape))
+}
+
+/// [`forward_train`] into a tape whose buffers are reused. A call that fails (on its inputs)
+/// leaves the tape as it was.
+pub fn forward_train_into<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    lengths: Option<&[usize]>,
+    state: Option<&LstmState<F>>,
+    dropout: Option<&Dropout>,
+    tape: &mut GeneralTape<F>,
+) -> Result<LstmOutput<F>> {
+    let keep = Keep::Tape;
+    run_forward(isa, weights, x, lengths, state, dropout, tape, keep, false)
+}
+
+/// What a forward pass keeps of each step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Keep {
+    /// Everything backward needs: every step's `h`, `c`, gates and `r`.
+    Tape,
+    /// What the outputs need: every step's `h` (for `y`, `h_n`); `c` in two slots used in turn
+    /// (a row's `c_n` stays in the slot of its last step: the next step writes the other slot,
+    /// and neither is written again for a finished row), the gates and `r` in one.
+    Outputs,
+}
+
+/// The forward pass of [`forward_train_into`] and [`forward_with`], keeping in `tape` what
+/// `keep` says; `packed_is_current`: `tape` holds these weights packed, by an earlier call.
+#[allow(clippy::too_many_arguments)]
+fn run_forward<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    lengths: Option<&[usize]>,
+    state: Option<&LstmState<F>>,
+    dropout: Option<&Dropout>,
+    tape: &mut GeneralTape<F>,
+    keep: Keep,
+    packed_is_current: bool,
+) -> Result<LstmOutput<F>> {
     weights.validate()?;
     let config = *weights.config();
     let lengths = prepare(&config, &x, lengths, state)?;
@@ -158,52 +432,44 @@ pub fn forward_train<F: Real>(
         }
     };
     let dirs = config.num_directions();
-    let h_out = config.output_size();
+    tape.batch = batch;
+    tape.seq = seq;
+    tape.schedule = Schedule::new(&lengths, seq);
+    tape.lengths = lengths;
+    tape.dropout = dropout.copied();
+    let repack = !packed_is_current || tape.directions.len() != config.num_layers * dirs;
+    tape.directions
+        .resize_with(config.num_layers * dirs, DirectionTape::default);
     let mut h_n = Array3::zeros(state.h.raw_dim());
     let mut c_n = Array3::zeros(state.c.raw_dim());
-    let mut directions = Vec::with_capacity(config.num_layers * dirs);
-    let mut input = x.to_owned();
+    let mut input = x.as_standard_layout();
     for l in 0..config.num_layers {
-        let mut output = Array3::zeros((batch, seq, dirs * h_out));
-        for d in 0..dirs {
-            let ld = l * dirs + d;
-            let tape = direction_forward(
-                isa,
-                weights.layer(l, d),
-                d,
-                input.view(),
-                &lengths,
-                (
-                    state.h.index_axis(Axis(0), ld),
-                    state.c.index_axis(Axis(0), ld),
-                ),
-                output.slice_mut(s![.., .., d * h_out..(d + 1) * h_out]),
-            );
-            h_n.index_axis_mut(Axis(0), ld)
-                .assign(&tape.h.index_axis(Axis(0), seq));
-            c_n.index_axis_mut(Axis(0), ld)
-                .assign(&tape.c.index_axis(Axis(0), seq));
-            directions.push(tape);
-        }
+        let mut output = Array3::zeros((batch, seq, config.layer_output_size()));
+        layer_forward(
+            isa,
+            weights,
+            l,
+            &tape.schedule,
+            input.view(),
+            state,
+            &mut tape.directions[l * dirs..(l + 1) * dirs],
+            (keep, repack),
+            &mut output,
+            (&mut h_n, &mut c_n),
+        );
         if let (Some(d), true) = (dropout, l + 1 < config.num_layers) {
             let values = output
                 .as_slice_mut()
                 .expect("a new array is standard layout");
             dropout_in_place(values, d, l);
         }
-        input = output;
+        input = output.into();
     }
-    let tape = GeneralTape {
-        batch,
-        seq,
-        lengths,
-        dropout: dropout.copied(),
-        directions,
-    };
-    Ok((LstmOutput { y: input, h_n, c_n }, tape))
+    let y = input.into_owned();
+    Ok(LstmOutput { y, h_n, c_n })
 }
 
-/// Inference: [`forward_train`] without keeping the tape.
+/// Inference: [`forward_train`] without dropout, keeping nothing.
 pub fn forward<F: Real>(
     isa: Isa,
     weights: &LstmWeights<F>,
@@ -211,100 +477,391 @@ pub fn forward<F: Real>(
     lengths: Option<&[usize]>,
     state: Option<&LstmState<F>>,
 ) -> Result<LstmOutput<F>> {
-    forward_train(isa, weights, x, lengths, state, None).map(|(out, _)| out)
+    forward_with(
+        isa,
+        weights,
+        x,
+        lengths,
+        state,
+        &mut GeneralScratch::default(),
+    )
 }
 
-/// One direction `d` of one layer: `input` `[B, T, I_l]`, the initial state `h0` `[B, H_out]`,
-/// `c0` `[B, H]`; writes the direction's outputs into `y` `[B, T, H_out]` (0 past each
-/// length) and returns its tape.
-fn direction_forward<F: Real>(
+/// [`forward`] with its activations in `scratch`, whose buffers are reused.
+pub fn forward_with<F: Real>(
     isa: Isa,
-    w: &LayerWeights<F>,
-    d: usize,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    lengths: Option<&[usize]>,
+    state: Option<&LstmState<F>>,
+    scratch: &mut GeneralScratch<F>,
+) -> Result<LstmOutput<F>> {
+    forward_packed(isa, weights, x, lengths, state, scratch, false)
+}
+
+/// [`forward_with`], skipping the packing of the weights when `packed_is_current` (`scratch`
+/// holds these weights, packed by an earlier call).
+pub(crate) fn forward_packed<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    x: ArrayView3<'_, F>,
+    lengths: Option<&[usize]>,
+    state: Option<&LstmState<F>>,
+    scratch: &mut GeneralScratch<F>,
+    packed_is_current: bool,
+) -> Result<LstmOutput<F>> {
+    let (tape, keep) = (&mut scratch.inference, Keep::Outputs);
+    run_forward(
+        isa,
+        weights,
+        x,
+        lengths,
+        state,
+        None,
+        tape,
+        keep,
+        packed_is_current,
+    )
+}
+
+/// Rows of a batch per thread's chunk for a layer of `dirs` directions, `rows` buffer rows each
+/// and `work` multiply-adds per buffer row: [`Schedule::split`] parts per direction, so that
+/// the directions' chunks together are about one per thread (fewer when the work is small).
+fn parts_per_direction(dirs: usize, rows: usize, work: usize) -> usize {
+    let all = dirs * rows;
+    all.div_ceil(chunk_rows(all, work)).div_ceil(dirs)
+}
+
+/// Runs both directions of layer `l` over `input` `[B, T, I_l]` (standard layout), writing
+/// `output` `[B, T, D·H_out]` (0 past each length, as allocated) and the layer's final states
+/// into `h_n` `[L·D, B, H_out]`, `c_n` `[L·D, B, H]`, and keeping in the layer's `tapes` (one
+/// per direction) what `keep` says; `repack`: the tapes' packed weights are not these.
+#[allow(clippy::too_many_arguments)]
+fn layer_forward<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    l: usize,
+    schedule: &Schedule,
     input: ArrayView3<'_, F>,
-    lengths: &[usize],
-    (h0, c0): (ArrayView2<'_, F>, ArrayView2<'_, F>),
-    mut y: ArrayViewMut3<'_, F>,
-) -> DirectionTape<F> {
-    let (batch, seq, inputs) = input.dim();
-    let (four_h, h_out) = w.weight_hh.dim();
-    let hidden = four_h / 4;
-    let mut weights = PackedB::default();
-    weights.pack(
-        inputs + h_out,
-        four_h,
-        &[(0, 0, w.weight_ih.t()), (inputs, 0, w.weight_hh.t())],
-    );
-    let projection = w.weight_hr.as_ref().map(|w_hr| {
-        let mut p = PackedB::default();
-        p.pack(hidden, h_out, &[(0, 0, w_hr.t())]);
-        p
-    });
-    let bias = summed_bias(w);
-    let mut tape = DirectionTape {
-        x: Array3::zeros((seq, batch, inputs)),
-        h: Array3::zeros((seq + 1, batch, h_out)),
-        c: Array3::zeros((seq + 1, batch, hidden)),
-        gates: Array3::zeros((seq, batch, four_h)),
-        r: Array3::zeros((if projection.is_some() { seq } else { 0 }, batch, hidden)),
+    state: &LstmState<F>,
+    tapes: &mut [DirectionTape<F>],
+    (keep, repack): (Keep, bool),
+    output: &mut Array3<F>,
+    (h_n, c_n): (&mut Array3<F>, &mut Array3<F>),
+) {
+    let config = weights.config();
+    let dirs = tapes.len();
+    let (hidden, h_out) = (config.hidden_size, config.output_size());
+    let inputs = config.layer_input_size(l);
+    let (batch, rows) = (schedule.batch(), schedule.rows());
+    let projected = config.proj_size > 0;
+    // Rows of c, of the gates and of r.
+    let kept = match keep {
+        Keep::Tape => [rows; 3],
+        Keep::Outputs => [2 * batch, batch, batch],
     };
-    tape.h.index_axis_mut(Axis(0), 0).assign(&h0);
-    tape.c.index_axis_mut(Axis(0), 0).assign(&c0);
-    let mut scratch = GemmScratch::default();
-    for s in 0..seq {
-        let times: Vec<_> = lengths.iter().map(|&n| time_of_step(d, s, n)).collect();
-        for (b, t) in times.iter().enumerate() {
-            if let Some(t) = *t {
-                tape.x
-                    .slice_mut(s![s, b, ..])
-                    .assign(&input.slice(s![b, t, ..]));
-            }
+    for (d, tape) in tapes.iter_mut().enumerate() {
+        let ld = l * dirs + d;
+        if repack {
+            tape.weights.pack(weights.layer(l, d));
         }
-        let (h_prev, mut h_next) = tape.h.multi_slice_mut((s![s, .., ..], s![s + 1, .., ..]));
-        let (c_prev, mut c_next) = tape.c.multi_slice_mut((s![s, .., ..], s![s + 1, .., ..]));
-        let mut a = tape.gates.index_axis_mut(Axis(0), s);
+        gather_steps(schedule, d, input, 0..inputs, &mut tape.x);
+        gather_rows(schedule, state.h.index_axis(Axis(0), ld), &mut tape.h0);
+        gather_rows(schedule, state.c.index_axis(Axis(0), ld), &mut tape.c0);
+        tape.h.resize(rows, h_out);
+        tape.c.resize(kept[0], hidden);
+        tape.gates.resize(kept[1], 4 * hidden);
+        tape.r.resize(if projected { kept[2] } else { 0 }, hidden);
+    }
+    let work = 4 * hidden * (inputs + h_out) + if projected { hidden * h_out } else { 0 };
+    let chunks = schedule.split(parts_per_direction(dirs, rows, work));
+    let mut tasks = Vec::with_capacity(dirs * chunks.len());
+    for tape in tapes.iter_mut() {
+        let h = step_pieces(&mut tape.h.data, h_out, schedule, &chunks);
+        let (c, gates, r) = match keep {
+            Keep::Tape => (
+                step_pieces(&mut tape.c.data, hidden, schedule, &chunks),
+                step_pieces(&mut tape.gates.data, 4 * hidden, schedule, &chunks),
+                step_pieces(&mut tape.r.data, hidden, schedule, &chunks),
+            ),
+            Keep::Outputs => (
+                slot_pieces(&mut tape.c.data, hidden, batch, &chunks),
+                slot_pieces(&mut tape.gates.data, 4 * hidden, batch, &chunks),
+                slot_pieces(&mut tape.r.data, hidden, batch, &chunks),
+            ),
+        };
+        let pieces = h.into_iter().zip(c).zip(gates).zip(r);
+        for (rows, (((h, c), gates), r)) in chunks.iter().zip(pieces) {
+            tasks.push(ForwardChunk {
+                weights: &tape.weights,
+                x: &tape.x,
+                h0: tape.h0.view(rows.clone()),
+                c0: tape.c0.view(rows.clone()),
+                rows: rows.clone(),
+                h,
+                c,
+                gates,
+                r,
+            });
+        }
+    }
+    run_tasks(tasks, |chunk| chunk_forward(isa, schedule, chunk));
+    for (d, tape) in tapes.iter().enumerate() {
+        let ld = l * dirs + d;
+        scatter_steps(schedule, d, &tape.h, output, d * h_out, Scatter::Assign);
+        for (j, &b) in schedule.order.iter().enumerate() {
+            let last = schedule.last_row(j);
+            let last_c = match keep {
+                Keep::Tape => last,
+                Keep::Outputs => (schedule.lengths[j] - 1) % 2 * batch + j,
+            };
+            h_n.slice_mut(s![ld, b, ..])
+                .assign(&ArrayView1::from(tape.h.get(last..last + 1)));
+            c_n.slice_mut(s![ld, b, ..])
+                .assign(&ArrayView1::from(tape.c.get(last_c..last_c + 1)));
+        }
+    }
+}
+
+/// Runs `tasks` on the thread pool, or one after another on this thread when there is one task
+/// or one thread (no hand-off).
+fn run_tasks<T: Send>(tasks: Vec<T>, run: impl Fn(T) + Sync + Send) {
+    if tasks.len() == 1 || rayon::current_num_threads() == 1 {
+        tasks.into_iter().for_each(run);
+    } else {
+        tasks.into_par_iter().for_each(run);
+    }
+}
+
+/// `rows[j] = state[order[j]]`: a state `[B, K]` in running order.
+fn gather_rows<F: Real>(schedule: &Schedule, state: ArrayView2<'_, F>, rows: &mut Rows<F>) {
+    rows.resize(schedule.batch(), state.ncols());
+    for (j, &b) in schedule.order.iter().enumerate() {
+        let mut row = matrix_mut(rows.get_mut(j..j + 1), state.ncols());
+        row.row_mut(0).assign(&state.row(b));
+    }
+}
+
+/// `state[order[j]] = rows[j]`: a state `[B, K]` back in batch order.
+fn scatter_rows<F: Real>(schedule: &Schedule, rows: &Rows<F>, mut state: ArrayViewMut2<'_, F>) {
+    for (j, &b) in schedule.order.iter().enumerate() {
+        state
+            .row_mut(b)
+            .assign(&ArrayView1::from(rows.get(j..j + 1)));
+    }
+}
+
+/// `rows` `[R, K]` = what each running row reads at each step of direction `d` from the
+/// columns `cols` (`K` of them) of `values` `[B, T, ·]` (standard layout).
+fn gather_steps<F: Real>(
+    schedule: &Schedule,
+    d: usize,
+    values: ArrayView3<'_, F>,
+    cols: Range<usize>,
+    rows: &mut Rows<F>,
+) {
+    let (_, seq, all) = values.dim();
+    let values = values.to_slice().expect("standard layout");
+    rows.resize(schedule.rows(), cols.len());
+    for (row, b, t) in schedule.places(d) {
+        let from = (b * seq + t) * all;
+        rows.get_mut(row..row + 1)
+            .copy_from_slice(&values[from + cols.start..from + cols.end]);
+    }
+}
+
+/// How [`scatter_steps`] writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scatter {
+    Assign,
+    Add,
+}
+
+/// Writes (or adds) each buffer row of `rows` `[R, K]` to `values[b, t, col0 .. col0 + K]`
+/// (`values` `[B, T, ·]` in standard layout), where `b`, `t` are the sequence and time that
+/// step of direction `d` read.
+fn scatter_steps<F: Real>(
+    schedule: &Schedule,
+    d: usize,
+    rows: &Rows<F>,
+    values: &mut Array3<F>,
+    col0: usize,
+    how: Scatter,
+) {
+    let (_, seq, all) = values.dim();
+    let width = rows.width;
+    let values = values
+        .as_slice_mut()
+        .expect("new arrays are standard layout");
+    for (row, b, t) in schedule.places(d) {
+        let to = &mut values[(b * seq + t) * all + col0..][..width];
+        let from = rows.get(row..row + 1);
+        match how {
+            Scatter::Assign => to.copy_from_slice(from),
+            Scatter::Add => to.iter_mut().zip(from).for_each(|(v, &g)| *v += g),
+        }
+    }
+}
+
+/// Splits a per-step buffer of rows of `width` into each chunk's part of each step:
+/// `[chunk][step]`, the running rows among `chunks[k]` at step `s` (empty once they are all
+/// finished); no steps at all for an empty buffer (`r` of a layer without projection).
+/// `chunks` are ranges of rows one after another from row 0.
+fn step_pieces<'a, F>(
+    mut data: &'a mut [F],
+    width: usize,
+    schedule: &Schedule,
+    chunks: &[Range<usize>],
+) -> Vec<Vec<&'a mut [F]>> {
+    let mut pieces: Vec<Vec<&mut [F]>> = chunks.iter().map(|_| Vec::new()).collect();
+    if data.is_empty() {
+        return pieces;
+    }
+    for s in 0..schedule.seq() {
+        let n = schedule.running(s);
+        let (mut step, rest) = std::mem::take(&mut data).split_at_mut(n * width);
+        data = rest;
+        for (rows, pieces) in chunks.iter().zip(&mut pieces) {
+            let len = rows.end.min(n).saturating_sub(rows.start);
+            let (piece, rest) = std::mem::take(&mut step).split_at_mut(len * width);
+            step = rest;
+            pieces.push(piece);
+        }
+    }
+    pieces
+}
+
+/// Splits slots of `batch` rows of `width` (each row one of the batch, in running order) into
+/// each chunk's rows of each slot: `[chunk][slot]`.
+fn slot_pieces<'a, F>(
+    data: &'a mut [F],
+    width: usize,
+    batch: usize,
+    chunks: &[Range<usize>],
+) -> Vec<Vec<&'a mut [F]>> {
+    let mut pieces: Vec<Vec<&mut [F]>> = chunks.iter().map(|_| Vec::new()).collect();
+    for slot in data.chunks_mut((batch * width).max(1)) {
+        for (chunk, piece) in pieces.iter_mut().zip(row_pieces(slot, width, chunks)) {
+            chunk.push(piece);
+        }
+    }
+    pieces
+}
+
+/// Splits rows of `width` (one per batch row, in running order) into each chunk's rows.
+fn row_pieces<'a, F>(
+    mut data: &'a mut [F],
+    width: usize,
+    chunks: &[Range<usize>],
+) -> Vec<&'a mut [F]> {
+    chunks
+        .iter()
+        .map(|rows| {
+            let (piece, rest) = std::mem::take(&mut data).split_at_mut(rows.len() * width);
+            data = rest;
+            piece
+        })
+        .collect()
+}
+
+/// One chunk of rows of one direction in the forward pass: its part of each step's buffers.
+struct ForwardChunk<'a, F> {
+    weights: &'a StepWeights<F>,
+    /// The direction's inputs, all rows `[R, I_l]`.
+    x: &'a Rows<F>,
+    /// The chunk's rows of `h0`, `c0`.
+    h0: ArrayView2<'a, F>,
+    c0: ArrayView2<'a, F>,
+    /// The chunk's rows, in running order.
+    rows: Range<usize>,
+    /// The chunk's rows of `h` at each step ([`step_pieces`]), and of the slots of `c`, the
+    /// gates and `r`, step `s` using slot `s % slots` (see [`Keep`]: every step has a slot of
+    /// its own on a tape; no slots for `r` when the layer is not projected).
+    h: Vec<&'a mut [F]>,
+    c: Vec<&'a mut [F]>,
+    gates: Vec<&'a mut [F]>,
+    r: Vec<&'a mut [F]>,
+}
+
+/// The steps of one chunk of rows (see the module docs).
+fn chunk_forward<F: Real>(isa: Isa, schedule: &Schedule, chunk: ForwardChunk<'_, F>) {
+    let ForwardChunk {
+        weights,
+        x,
+        h0,
+        c0,
+        rows,
+        mut h,
+        mut c,
+        mut gates,
+        mut r,
+    } = chunk;
+    let (hidden, h_out) = (c0.ncols(), h0.ncols());
+    let mut scratch = GemmScratch::default();
+    for s in 0..schedule.seq() {
+        let x_s = x.view(schedule.step_rows(s, &rows));
+        let n = x_s.nrows();
+        if n == 0 {
+            break;
+        }
+        let ((h_prev, h_s), (c_prev, c_s)) = match s {
+            0 => (
+                (h0, &mut *h[0]),
+                (c0.to_slice().expect("rows are contiguous"), &mut *c[0]),
+            ),
+            _ => {
+                let (h_prev, h_s) = prev_and_now(&mut h, s - 1, s);
+                let slots = c.len();
+                let (c_prev, c_s) = prev_and_now(&mut c, (s - 1) % slots, s % slots);
+                (
+                    (matrix(&h_prev[..n * h_out], h_out), h_s),
+                    (&c_prev[..n * hidden], c_s),
+                )
+            }
+        };
+        let c_s = &mut c_s[..n * hidden];
+        let slots = gates.len();
+        let a = &mut gates[s % slots][..n * 4 * hidden];
         gemm(
             isa,
-            &[tape.x.index_axis(Axis(0), s), h_prev.view()],
-            weights.all(),
-            Init::Bias(&bias),
-            &mut a,
+            &[x_s, h_prev],
+            weights.w.all(),
+            Init::Bias(&weights.bias),
+            &mut matrix_mut(a, 4 * hidden),
             &mut scratch,
         );
-        let c_prev_rows = c_prev.as_slice().expect("slots are contiguous");
-        let c_rows = c_next.as_slice_mut().expect("slots are contiguous");
-        let a_rows = a.as_slice_mut().expect("slots are contiguous");
-        match &projection {
-            None => {
-                let h_rows = h_next.as_slice_mut().expect("slots are contiguous");
-                lstm_forward_step_rows(isa, a_rows, c_prev_rows, c_rows, h_rows, hidden);
-            }
+        match &weights.w_hr {
+            None => lstm_forward_step_rows(isa, a, c_prev, c_s, h_s, hidden),
             Some(w_hr) => {
-                let mut r = tape.r.index_axis_mut(Axis(0), s);
-                let r_rows = r.as_slice_mut().expect("slots are contiguous");
-                lstm_forward_step_rows(isa, a_rows, c_prev_rows, c_rows, r_rows, hidden);
+                let slots = r.len();
+                let r_s = &mut r[s % slots][..n * hidden];
+                lstm_forward_step_rows(isa, a, c_prev, c_s, r_s, hidden);
                 gemm(
                     isa,
-                    &[r.view()],
+                    &[matrix(r_s, hidden)],
                     w_hr.all(),
                     Init::Zero,
-                    &mut h_next,
+                    &mut matrix_mut(h_s, h_out),
                     &mut scratch,
                 );
             }
         }
-        for (b, t) in times.iter().enumerate() {
-            match *t {
-                Some(t) => y.slice_mut(s![b, t, ..]).assign(&h_next.row(b)),
-                None => {
-                    // A finished row keeps its state.
-                    h_next.row_mut(b).assign(&h_prev.row(b));
-                    c_next.row_mut(b).assign(&c_prev.row(b));
-                }
-            }
-        }
     }
-    tape
+}
+
+/// `slots[prev]` to read and `slots[now]` to write (`prev ≠ now`).
+fn prev_and_now<'a, F>(
+    slots: &'a mut [&mut [F]],
+    prev: usize,
+    now: usize,
+) -> (&'a [F], &'a mut [F]) {
+    if prev < now {
+        let (before, from_now) = slots.split_at_mut(now);
+        (&*before[prev], &mut *from_now[0])
+    } else {
+        let (before, from_prev) = slots.split_at_mut(prev);
+        (&*from_prev[0], &mut *before[now])
+    }
 }
 
 /// Backpropagation through time over a tape from [`forward_train`] with the same `weights`.
@@ -320,6 +877,25 @@ pub fn backward<F: Real>(
     upstream: &Upstream<F>,
     want: GradRequest,
 ) -> Result<LstmGrads<F>> {
+    backward_with(
+        isa,
+        weights,
+        tape,
+        upstream,
+        want,
+        &mut GeneralScratch::default(),
+    )
+}
+
+/// [`backward`] with working memory in `scratch`, whose buffers are reused.
+pub fn backward_with<F: Real>(
+    isa: Isa,
+    weights: &LstmWeights<F>,
+    tape: &GeneralTape<F>,
+    upstream: &Upstream<F>,
+    want: GradRequest,
+    scratch: &mut GeneralScratch<F>,
+) -> Result<LstmGrads<F>> {
     let config = *weights.config();
     let (batch, seq) = (tape.batch, tape.seq);
     check_upstream(&config, batch, seq, upstream)?;
@@ -331,42 +907,51 @@ pub fn backward<F: Real>(
             actual: vec![tape.directions.len()],
         });
     }
-    let h_out = config.output_size();
     let [h_shape, c_shape] = crate::lstm::state_shapes(&config, batch);
     let mut dh0 = Array3::zeros(h_shape);
     let mut dc0 = Array3::zeros(c_shape);
     let mut grads = vec![None; config.num_layers * dirs];
     let mut dy = match &upstream.dy {
-        Some(dy) => dy.clone(),
-        None => Array3::zeros((batch, seq, dirs * h_out)),
+        Some(dy) => dy.as_standard_layout(),
+        None => Array3::zeros((batch, seq, config.layer_output_size())).into(),
     };
+    let scratch = &mut scratch.directions;
+    scratch.resize_with(dirs, DirectionScratch::default);
     for l in (0..config.num_layers).rev() {
         let need_dx = l > 0 || want.x;
-        let mut dx = Array3::zeros((batch, seq, config.layer_input_size(l)));
-        for d in 0..dirs {
+        layer_backward(
+            isa,
+            weights,
+            l,
+            tape,
+            (dy.view(), upstream),
+            (want.weights, need_dx),
+            scratch,
+        );
+        for (d, ds) in scratch.iter_mut().enumerate() {
             let ld = l * dirs + d;
-            let dh_n = upstream.dh_n.as_ref().map(|u| u.index_axis(Axis(0), ld));
-            let dc_n = upstream.dc_n.as_ref().map(|u| u.index_axis(Axis(0), ld));
-            let (dh, dc, g) = direction_backward(
-                isa,
-                weights.layer(l, d),
-                d,
-                &tape.directions[ld],
-                &tape.lengths,
-                dy.slice(s![.., .., d * h_out..(d + 1) * h_out]),
-                (dh_n, dc_n),
-                need_dx.then_some(&mut dx),
-            );
-            dh0.index_axis_mut(Axis(0), ld).assign(&dh);
-            dc0.index_axis_mut(Axis(0), ld).assign(&dc);
-            grads[ld] = Some(without_absent_biases(&config, g));
+            scatter_rows(&tape.schedule, &ds.dh0, dh0.index_axis_mut(Axis(0), ld));
+            scatter_rows(&tape.schedule, &ds.dc, dc0.index_axis_mut(Axis(0), ld));
+            grads[ld] = ds.grads.take().map(|g| without_absent_biases(&config, g));
+        }
+        if !need_dx {
+            break;
+        }
+        let mut dx = Array3::zeros((batch, seq, config.layer_input_size(l)));
+        for (d, ds) in scratch.iter().enumerate() {
+            let how = if d == 0 {
+                Scatter::Assign
+            } else {
+                Scatter::Add
+            };
+            scatter_steps(&tape.schedule, d, &ds.dx, &mut dx, 0, how);
         }
         // The gradient on layer l's input reaches layer l - 1's output through its dropout.
         if let (Some(d), true) = (&tape.dropout, l > 0) {
             let values = dx.as_slice_mut().expect("a new array is standard layout");
             dropout_in_place(values, d, l - 1);
         }
-        dy = dx;
+        dy = dx.into();
     }
     let (h0, c0) = if want.state {
         (Some(dh0), Some(dc0))
@@ -374,7 +959,7 @@ pub fn backward<F: Real>(
         (None, None)
     };
     Ok(LstmGrads {
-        x: want.x.then_some(dy),
+        x: want.x.then(|| dy.into_owned()),
         h0,
         c0,
         layers: want.weights.then(|| {
@@ -386,165 +971,270 @@ pub fn backward<F: Real>(
     })
 }
 
-/// The backward pass of one direction `d` of one layer from the gradient on its outputs `dy`
-/// `[B, T, H_out]` and on its final state (`dh_n` `[B, H_out]`, `dc_n` `[B, H]`, zero when
-/// `None`). Adds the gradient on the layer's input into `dx` `[B, T, I_l]` when given; returns
-/// `dL/dh0`, `dL/dc0` and the parameter gradients.
-#[allow(clippy::too_many_arguments)]
-fn direction_backward<F: Real>(
+/// The backward pass of layer `l`, into each direction's `scratch`: from the gradient `dy`
+/// `[B, T, D·H_out]` on the layer's outputs and `upstream`'s on its final states, `dh0`, `dc`
+/// (`dL/dc0`) and, as `(weights, dx)` ask, the parameter gradients and the `dx` rows.
+fn layer_backward<F: Real>(
     isa: Isa,
-    w: &LayerWeights<F>,
-    d: usize,
-    tape: &DirectionTape<F>,
-    lengths: &[usize],
-    dy: ArrayView3<'_, F>,
-    (dh_n, dc_n): (Option<ArrayView2<'_, F>>, Option<ArrayView2<'_, F>>),
-    dx: Option<&mut Array3<F>>,
-) -> (Array2<F>, Array2<F>, LayerWeights<F>) {
-    let (seq, batch, inputs) = tape.x.dim();
-    let (four_h, h_out) = w.weight_hh.dim();
-    let hidden = four_h / 4;
-    let mut dh = dh_n.map_or_else(|| Array2::zeros((batch, h_out)), |v| v.to_owned());
-    let mut dc = dc_n.map_or_else(|| Array2::zeros((batch, hidden)), |v| v.to_owned());
-    let mut dgates = Array3::<F>::zeros((seq, batch, four_h));
-    // dh of the active rows at each step (0 for finished rows), for dW_hr.
-    let mut dh_steps =
-        Array3::<F>::zeros((if w.weight_hr.is_some() { seq } else { 0 }, batch, h_out));
-    let w_hh = packed(w.weight_hh.view());
-    let w_hr = w.weight_hr.as_ref().map(|m| packed(m.view()));
-    let mut dr = Array2::<F>::zeros((batch, hidden));
-    let mut dh_prev = Array2::<F>::zeros((batch, h_out));
+    weights: &LstmWeights<F>,
+    l: usize,
+    tape: &GeneralTape<F>,
+    (dy, upstream): (ArrayView3<'_, F>, &Upstream<F>),
+    want: (bool, bool),
+    scratch: &mut [DirectionScratch<F>],
+) {
+    let config = weights.config();
+    let schedule = &tape.schedule;
+    let dirs = scratch.len();
+    let (hidden, h_out) = (config.hidden_size, config.output_size());
+    let (batch, rows) = (schedule.batch(), schedule.rows());
+    let projected = config.proj_size > 0;
+    let tapes = &tape.directions[l * dirs..(l + 1) * dirs];
+    for (d, ds) in scratch.iter_mut().enumerate() {
+        let (ld, w) = (l * dirs + d, weights.layer(l, d));
+        ds.w_hh
+            .pack(4 * hidden, h_out, &[(0, 0, w.weight_hh.view())]);
+        ds.w_hr = w.weight_hr.as_ref().map(|w_hr| {
+            let mut p = ds.w_hr.take().unwrap_or_default();
+            p.pack(h_out, hidden, &[(0, 0, w_hr.view())]);
+            p
+        });
+        gather_steps(schedule, d, dy, d * h_out..(d + 1) * h_out, &mut ds.dy);
+        ds.dh_n.resize(batch, h_out);
+        match &upstream.dh_n {
+            Some(u) => gather_rows(schedule, u.index_axis(Axis(0), ld), &mut ds.dh_n),
+            None => ds.dh_n.data.fill(F::zero()),
+        }
+        ds.dc.resize(batch, hidden);
+        match &upstream.dc_n {
+            Some(u) => gather_rows(schedule, u.index_axis(Axis(0), ld), &mut ds.dc),
+            None => ds.dc.data.fill(F::zero()),
+        }
+        ds.dgates.resize(rows, 4 * hidden);
+        ds.dh.resize(if projected { rows } else { 0 }, h_out);
+    }
+    let work = 4 * hidden * h_out + if projected { hidden * h_out } else { 0 };
+    let chunks = schedule.split(parts_per_direction(dirs, rows, work));
+    let mut tasks = Vec::with_capacity(dirs * chunks.len());
+    for (ds, tape) in scratch.iter_mut().zip(tapes) {
+        let dgates = step_pieces(&mut ds.dgates.data, 4 * hidden, schedule, &chunks);
+        let dh = step_pieces(&mut ds.dh.data, h_out, schedule, &chunks);
+        let dc = row_pieces(&mut ds.dc.data, hidden, &chunks);
+        let pieces = dgates.into_iter().zip(dh).zip(dc);
+        for (rows, ((dgates, dh), dc)) in chunks.iter().zip(pieces) {
+            tasks.push(BackwardChunk {
+                tape,
+                w_hh: &ds.w_hh,
+                w_hr: ds.w_hr.as_ref(),
+                dy: &ds.dy,
+                dh_n: ds.dh_n.get(rows.clone()),
+                rows: rows.clone(),
+                dc,
+                dgates,
+                dh,
+            });
+        }
+    }
+    run_tasks(tasks, |chunk| chunk_backward(isa, schedule, chunk));
+    let directions: Vec<_> = scratch.iter_mut().zip(tapes).enumerate().collect();
+    run_tasks(directions, |(d, (ds, tape))| {
+        direction_products(isa, weights.layer(l, d), schedule, tape, ds, want)
+    });
+}
+
+/// One chunk of rows of one direction in the backward pass.
+struct BackwardChunk<'a, F> {
+    tape: &'a DirectionTape<F>,
+    /// `W_hh` `[4H, H_out]` and `W_hr` `[H_out, H]` (when projected), packed.
+    w_hh: &'a PackedB<F>,
+    w_hr: Option<&'a PackedB<F>>,
+    /// The gradient on every step's outputs, all rows `[R, H_out]`.
+    dy: &'a Rows<F>,
+    /// The chunk's rows of `dL/dh_n`.
+    dh_n: &'a [F],
+    /// The chunk's rows, in running order.
+    rows: Range<usize>,
+    /// The chunk's rows of `dL/dc`: `dc_n` in, `dc0` out.
+    dc: &'a mut [F],
+    /// Per step, the chunk's running rows of `dgates` and of `dh` (no steps when not
+    /// projected), see [`step_pieces`].
+    dgates: Vec<&'a mut [F]>,
+    dh: Vec<&'a mut [F]>,
+}
+
+/// The reverse sweep of one chunk of rows: every step's `dgates` (and `dh` when projected), and
+/// `dL/dc0`.
+fn chunk_backward<F: Real>(isa: Isa, schedule: &Schedule, chunk: BackwardChunk<'_, F>) {
+    let BackwardChunk {
+        tape,
+        w_hh,
+        w_hr,
+        dy,
+        dh_n,
+        rows,
+        dc,
+        mut dgates,
+        dh: mut dh_steps,
+    } = chunk;
+    let (hidden, h_out) = (tape.c0.width, tape.h0.width);
+    let mut dh = vec![F::zero(); rows.len() * h_out];
+    let mut dr = vec![
+        F::zero();
+        if w_hr.is_some() {
+            rows.len() * hidden
+        } else {
+            0
+        }
+    ];
     let mut scratch = GemmScratch::default();
-    for s in (0..seq).rev() {
-        let times: Vec<_> = lengths.iter().map(|&n| time_of_step(d, s, n)).collect();
-        for (b, t) in times.iter().enumerate() {
-            if let Some(t) = *t {
-                let mut row = dh.row_mut(b);
-                row += &dy.slice(s![b, t, ..]);
-            }
+    for s in (0..schedule.seq()).rev() {
+        let here = schedule.step_rows(s, &rows);
+        let n = here.len();
+        if n == 0 {
+            continue;
         }
-        let dc_later = dc.clone();
-        match &w_hr {
-            None => dr.assign(&dh),
-            Some(w_hr) => {
-                let mut masked = dh_steps.index_axis_mut(Axis(0), s);
-                for (b, t) in times.iter().enumerate() {
-                    if t.is_some() {
-                        masked.row_mut(b).assign(&dh.row(b));
-                    }
-                }
-                gemm(
-                    isa,
-                    &[masked.view()],
-                    w_hr.all(),
-                    Init::Zero,
-                    &mut dr.view_mut(),
-                    &mut scratch,
-                );
-            }
-        }
-        let mut dg = dgates.index_axis_mut(Axis(0), s);
-        lstm_backward_step_rows(
-            isa,
-            contiguous(&tape.gates.index_axis(Axis(0), s)),
-            contiguous(&tape.c.index_axis(Axis(0), s + 1)),
-            contiguous(&tape.c.index_axis(Axis(0), s)),
-            dr.as_slice().expect("dr is standard layout"),
-            dc.as_slice_mut().expect("dc is standard layout"),
-            dg.as_slice_mut().expect("slots are contiguous"),
-            hidden,
-        );
+        // dh = dy + (dgates_{s+1} · W_hh for the rows still running then, dh_n for the rows
+        // whose last step this is), in the order of the plain path.
+        let dh = &mut dh[..n * h_out];
+        dh.copy_from_slice(dy.get(here.clone()));
+        let (now, later) = dgates.split_at_mut(s + 1);
+        let later: &[F] = later.first().map_or(&[], |g| &**g);
+        let running = later.len() / (4 * hidden);
         gemm(
             isa,
-            &[dg.view()],
+            &[matrix(later, 4 * hidden)],
             w_hh.all(),
-            Init::Zero,
-            &mut dh_prev.view_mut(),
+            Init::Accumulate,
+            &mut matrix_mut(&mut dh[..running * h_out], h_out),
             &mut scratch,
         );
-        for (b, t) in times.iter().enumerate() {
-            if t.is_none() {
-                // A finished row's state was copied: its gradients pass through.
-                dg.row_mut(b).fill(F::zero());
-                dc.row_mut(b).assign(&dc_later.row(b));
-                dh_prev.row_mut(b).assign(&dh.row(b));
+        let ending = running * h_out..n * h_out;
+        dh[ending.clone()]
+            .iter_mut()
+            .zip(&dh_n[ending])
+            .for_each(|(v, &u)| *v += u);
+        let dh: &[F] = match w_hr {
+            None => dh,
+            Some(w_hr) => {
+                dh_steps[s].copy_from_slice(dh);
+                let dr = &mut dr[..n * hidden];
+                gemm(
+                    isa,
+                    &[matrix(dh, h_out)],
+                    w_hr.all(),
+                    Init::Zero,
+                    &mut matrix_mut(dr, hidden),
+                    &mut scratch,
+                );
+                dr
             }
-        }
-        std::mem::swap(&mut dh, &mut dh_prev);
+        };
+        let c_prev = match s {
+            0 => tape.c0.get(rows.start..rows.start + n),
+            _ => {
+                let prev = schedule.step_rows(s - 1, &rows).start;
+                tape.c.get(prev..prev + n)
+            }
+        };
+        lstm_backward_step_rows(
+            isa,
+            tape.gates.get(here.clone()),
+            tape.c.get(here),
+            c_prev,
+            dh,
+            &mut dc[..n * hidden],
+            now[s],
+            hidden,
+        );
     }
-    let grads = direction_weight_grads(isa, w, tape, &dgates, &dh_steps);
-    if let Some(dx) = dx {
-        // dx at the times each step read: dgates · W_ih, finished rows adding nothing.
-        let mut dx_steps = Array2::<F>::zeros((seq * batch, inputs));
+}
+
+/// The whole-sequence products of one direction after its sweep: `dL/dh0 = dgates_0 · W_hh`,
+/// and as `(weights, dx)` ask, the parameter gradients and the `dx` rows `dgates · W_ih`.
+fn direction_products<F: Real>(
+    isa: Isa,
+    w: &LayerWeights<F>,
+    schedule: &Schedule,
+    tape: &DirectionTape<F>,
+    ds: &mut DirectionScratch<F>,
+    (want_weights, want_dx): (bool, bool),
+) {
+    let (four_h, inputs) = w.weight_ih.dim();
+    let h_out = w.weight_hh.ncols();
+    let (batch, rows) = (schedule.batch(), schedule.rows());
+    // Every row runs step 0.
+    ds.dh0.resize(batch, h_out);
+    gemm_parallel(
+        isa,
+        &[ds.dgates.view(0..batch)],
+        ds.w_hh.all(),
+        Init::Zero,
+        &mut matrix_mut(&mut ds.dh0.data, h_out),
+    );
+    if want_weights {
+        ds.grads = Some(direction_weight_grads(isa, w, schedule, tape, ds));
+    }
+    if want_dx {
+        ds.w_ih.pack(four_h, inputs, &[(0, 0, w.weight_ih.view())]);
+        ds.dx.resize(rows, inputs);
         gemm_parallel(
             isa,
-            &[rows(&dgates)],
-            packed(w.weight_ih.view()).all(),
+            &[ds.dgates.all()],
+            ds.w_ih.all(),
             Init::Zero,
-            &mut dx_steps.view_mut(),
+            &mut matrix_mut(&mut ds.dx.data, inputs),
         );
-        for s in 0..seq {
-            for (b, &n) in lengths.iter().enumerate() {
-                if let Some(t) = time_of_step(d, s, n) {
-                    let mut row = dx.slice_mut(s![b, t, ..]);
-                    row += &dx_steps.row(s * batch + b);
-                }
-            }
-        }
     }
-    (dh, dc, grads)
 }
 
 /// The parameter gradients of one direction: `[dW_ih | dW_hh | db] = dgatesᵀ · [x | h_{s-1} |
-/// 1]` over all `T·B` rows, and `dW_hr = dhᵀ · r` when projected.
+/// 1]` over all `R` rows, and `dW_hr = dhᵀ · r` when projected.
 fn direction_weight_grads<F: Real>(
     isa: Isa,
     w: &LayerWeights<F>,
+    schedule: &Schedule,
     tape: &DirectionTape<F>,
-    dgates: &Array3<F>,
-    dh_steps: &Array3<F>,
+    ds: &mut DirectionScratch<F>,
 ) -> LayerWeights<F> {
-    let (seq, batch, inputs) = tape.x.dim();
-    let (four_h, h_out) = w.weight_hh.dim();
-    let h_prev = tape
-        .h
-        .slice(s![..seq, .., ..])
-        .into_shape_with_order((seq * batch, h_out))
-        .expect("the first T slots of h are contiguous");
-    let ones = Array2::<F>::ones((seq * batch, 1));
-    let mut operand = PackedB::default();
-    operand.pack(
-        seq * batch,
-        inputs + h_out + 1,
-        &[
-            (0, 0, rows(&tape.x)),
-            (0, inputs, h_prev),
-            (0, inputs + h_out, ones.view()),
-        ],
-    );
-    let mut dw = Array2::<F>::zeros((four_h, inputs + h_out + 1));
+    let (four_h, inputs) = w.weight_ih.dim();
+    let h_out = w.weight_hh.ncols();
+    let (batch, rows) = (schedule.batch(), schedule.rows());
+    ds.ones.resize(rows, F::one());
+    // h_{s-1} of step s's rows: h0 for step 0, the first n_s rows of step s - 1's h after it.
+    let mut blocks = vec![(0, 0, tape.x.all()), (0, inputs, tape.h0.view(0..batch))];
+    for s in 1..schedule.seq() {
+        let prev = schedule.offsets[s - 1];
+        let h_prev = tape.h.view(prev..prev + schedule.running(s));
+        blocks.push((schedule.offsets[s], inputs, h_prev));
+    }
+    blocks.push((0, inputs + h_out, matrix(&ds.ones[..rows], 1)));
+    ds.operand.pack(rows, inputs + h_out + 1, &blocks);
+    if ds.dw.dim() != (four_h, inputs + h_out + 1) {
+        ds.dw = Array2::zeros((four_h, inputs + h_out + 1));
+    }
     gemm_parallel(
         isa,
-        &[rows(dgates).t()],
-        operand.all(),
+        &[ds.dgates.all().t()],
+        ds.operand.all(),
         Init::Zero,
-        &mut dw.view_mut(),
+        &mut ds.dw.view_mut(),
     );
-    let bias = dw.column(inputs + h_out).to_owned();
+    let bias = ds.dw.column(inputs + h_out).to_owned();
     let weight_hr = w.weight_hr.as_ref().map(|w_hr| {
+        ds.operand.pack(rows, tape.r.width, &[(0, 0, tape.r.all())]);
         let mut dw_hr = Array2::<F>::zeros(w_hr.raw_dim());
         gemm_parallel(
             isa,
-            &[rows(dh_steps).t()],
-            packed(rows(&tape.r)).all(),
+            &[ds.dh.all().t()],
+            ds.operand.all(),
             Init::Zero,
             &mut dw_hr.view_mut(),
         );
         dw_hr
     });
     LayerWeights {
-        weight_ih: dw.slice(s![.., ..inputs]).to_owned(),
-        weight_hh: dw.slice(s![.., inputs..inputs + h_out]).to_owned(),
+        weight_ih: ds.dw.slice(s![.., ..inputs]).to_owned(),
+        weight_hh: ds.dw.slice(s![.., inputs..inputs + h_out]).to_owned(),
         bias_ih: bias.clone(),
         bias_hh: bias,
         weight_hr,
@@ -559,25 +1249,4 @@ fn without_absent_biases<F: Real>(config: &LstmConfig, mut g: LayerWeights<F>) -
         g.bias_hh.fill(F::zero());
     }
     g
-}
-
-/// `b` `[K, N]`, packed for [`gemm`].
-fn packed<F: Real>(b: ArrayView2<'_, F>) -> PackedB<F> {
-    let mut p = PackedB::default();
-    p.pack(b.nrows(), b.ncols(), &[(0, 0, b)]);
-    p
-}
-
-/// Views a standard-layout `[T, B, K]` array as `[T·B, K]`.
-fn rows<F>(a: &Array3<F>) -> ArrayView2<'_, F> {
-    let (t, b, k) = a.dim();
-    a.view()
-        .into_shape_with_order((t * b, k))
-        .expect("tapes are standard layout")
-}
-
-/// A slot of a standard-layout array as a slice.
-fn contiguous<'a, F>(v: &'a ArrayView2<'_, F>) -> &'a [F] {
-    v.as_slice()
-        .expect("slots of a standard-layout array are contiguous")
 }

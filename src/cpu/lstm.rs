@@ -42,7 +42,7 @@ use rayon::prelude::*;
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, PackedRef, gemm, gemm_parallel};
 use super::contiguous::assign_by_rows;
-use super::general_lstm::{self, GeneralTape};
+use super::general_lstm::{self, GeneralScratch, GeneralTape};
 use super::isa::Isa;
 use super::lstm_backward_step::lstm_backward_step_rows;
 use super::lstm_forward_step::lstm_forward_step_rows;
@@ -1005,6 +1005,10 @@ pub struct CpuLstm<F = f32> {
     /// projected layers, or variable lengths), which `general_taped` says.
     general: GeneralTape<F>,
     general_taped: bool,
+    /// The general path's working memory (inference's activations, backward's buffers).
+    general_scratch: GeneralScratch<F>,
+    /// `general_scratch` holds the current weights packed for inference (until they change).
+    general_packed: bool,
     /// Dropout between layers in training passes (general path), its `pass` the next one's.
     dropout: Option<Dropout>,
     tapes: TapeIssuer,
@@ -1024,6 +1028,8 @@ impl<F: Real> CpuLstm<F> {
             scratch: BackwardScratch::default(),
             general: GeneralTape::default(),
             general_taped: false,
+            general_scratch: GeneralScratch::default(),
+            general_packed: false,
             dropout: None,
             tapes: TapeIssuer::new(),
             version: WeightsVersion::default(),
@@ -1050,6 +1056,7 @@ impl<F: Real> CpuLstm<F> {
     /// checked again by the next call.
     pub fn params_mut(&mut self) -> &mut LstmWeights<F> {
         self.inference_packed = false;
+        self.general_packed = false;
         self.version.bump();
         &mut self.weights
     }
@@ -1057,6 +1064,27 @@ impl<F: Real> CpuLstm<F> {
     /// Whether training passes drop anything: dropout is set and there is a layer below another.
     fn drops_between_layers(&self) -> bool {
         self.dropout.is_some() && self.weights.config().num_layers > 1
+    }
+
+    /// `forward` on the general path ([`general_lstm`]).
+    fn forward_general(
+        &mut self,
+        x: ArrayView3<'_, F>,
+        lengths: Option<&[usize]>,
+        state: Option<&LstmState<F>>,
+    ) -> Result<LstmOutput<F>> {
+        let out = general_lstm::forward_packed(
+            self.isa,
+            &self.weights,
+            x,
+            lengths,
+            state,
+            &mut self.general_scratch,
+            self.general_packed,
+        )?;
+        // The weights are packed for inference until they change.
+        self.general_packed = true;
+        Ok(out)
     }
 
     /// `forward_train` on the general path ([`general_lstm`]), keeping its tape.
@@ -1067,15 +1095,15 @@ impl<F: Real> CpuLstm<F> {
         state: Option<&LstmState<F>>,
     ) -> Result<(LstmOutput<F>, Tape)> {
         let dropout = self.dropout;
-        let (out, tape) = general_lstm::forward_train(
+        let out = general_lstm::forward_train_into(
             self.isa,
             &self.weights,
             x,
             lengths,
             state,
             dropout.as_ref(),
+            &mut self.general,
         )?;
-        self.general = tape;
         self.general_taped = true;
         self.dropout = dropout.map(|d| d.at_pass(d.pass + 1));
         let tape = self.tapes.issue(self.general.batch(), self.general.seq());
@@ -1102,6 +1130,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         check_same_config(self.weights.config(), weights.config())?;
         self.weights = weights.clone();
         self.inference_packed = false;
+        self.general_packed = false;
         self.version.bump();
         Ok(())
     }
@@ -1113,7 +1142,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
     ) -> Result<LstmOutput<F>> {
         self.weights.validate()?;
         if !self.weights.config().is_plain() {
-            return general_lstm::forward(self.isa, &self.weights, x, None, state);
+            return self.forward_general(x, None, state);
         }
         let out = forward_packed(
             self.isa,
@@ -1149,7 +1178,7 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
         lengths: &[usize],
         state: Option<&LstmState<F>>,
     ) -> Result<LstmOutput<F>> {
-        general_lstm::forward(self.isa, &self.weights, x, Some(lengths), state)
+        self.forward_general(x, Some(lengths), state)
     }
 
     fn forward_train_lengths(
@@ -1178,7 +1207,14 @@ impl<F: Real> Lstm<F> for CpuLstm<F> {
     ) -> Result<LstmGrads<F>> {
         self.tapes.check(tape)?;
         if self.general_taped {
-            return general_lstm::backward(self.isa, &self.weights, &self.general, upstream, want);
+            return general_lstm::backward_with(
+                self.isa,
+                &self.weights,
+                &self.general,
+                upstream,
+                want,
+                &mut self.general_scratch,
+            );
         }
         backward_with(
             self.isa,
