@@ -48,20 +48,26 @@
 //!
 //! # Threads
 //!
-//! Rows never interact, so each direction's rows are split into chunks of about equal work
-//! (ranges of running rows) and every chunk of every direction of a layer runs its steps on a
-//! thread of its own: the two directions of a layer run at the same time. Backward sweeps the
-//! same way, then runs each direction's whole-sequence products split by rows. Each element is
-//! the same chain of multiply-adds however the rows are split, so the results do not depend on
-//! the number of threads.
+//! Rows never interact. In a layer with work enough for several threads, each direction's rows
+//! are split into chunks of about equal work (ranges of running rows) and every chunk of every
+//! direction runs its steps on a thread of its own (the two directions at the same time),
+//! reading its rows' inputs and writing their outputs as it goes. Backward sweeps the same
+//! way, then runs each direction's whole-sequence products split by rows. Each element is the
+//! same chain of multiply-adds however the rows are split, so the results do not depend on the
+//! number of threads.
 //!
-//! Buffers live in a [`GeneralTape`] (the forward pass's activations) and a [`GeneralScratch`]
-//! (inference's activations and backward's working memory); [`crate::cpu::lstm::CpuLstm`] keeps
-//! both between calls.
+//! # Buffers
+//!
+//! A [`GeneralTape`] holds what backward needs of every step; inference keeps only the two
+//! latest steps' states, so its memory does not grow with `T`. Both, and backward's working
+//! memory, live in buffers reused from call to call: [`crate::cpu::lstm::CpuLstm`] keeps a tape
+//! and a [`GeneralScratch`].
 
 use std::ops::Range;
 
-use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
+use ndarray::{
+    Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
+};
 use rayon::prelude::*;
 
 use super::blocked_gemm::{GemmScratch, Init, PackedB, gemm, gemm_parallel};
@@ -145,14 +151,6 @@ impl Schedule {
         if d == 0 { s } else { self.lengths[j] - 1 - s }
     }
 
-    /// `(buffer row, batch row, time)` of every running row of every step of direction `d`.
-    fn places(&self, d: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        (0..self.seq()).flat_map(move |s| {
-            (0..self.running(s))
-                .map(move |j| (self.offsets[s] + j, self.order[j], self.time(d, s, j)))
-        })
-    }
-
     /// The buffer row of row `j`'s last step.
     fn last_row(&self, j: usize) -> usize {
         self.offsets[self.lengths[j] - 1] + j
@@ -184,7 +182,7 @@ struct Rows<F> {
 
 impl<F: Real> Rows<F> {
     /// Makes room for `rows` rows of `width`; what they hold is left over from earlier use
-    /// (every caller writes all of it).
+    /// (callers write each row before they read it).
     fn resize(&mut self, rows: usize, width: usize) {
         self.width = width;
         self.data.resize(rows * width, F::zero());
@@ -252,7 +250,7 @@ impl<F: Real> StepWeights<F> {
 }
 
 /// One direction of one layer over a batch: its weights and every step's activations, in the
-/// per-step layout of [`Schedule`].
+/// per-step layout of [`Schedule`] (in inference, the slots that [`Keep::Outputs`] names).
 #[derive(Debug, Clone, Default)]
 struct DirectionTape<F> {
     weights: StepWeights<F>,
@@ -270,8 +268,8 @@ struct DirectionTape<F> {
     r: Rows<F>,
 }
 
-/// Activations saved by [`forward_train`] for [`backward`]. Its buffers are reused by the next
-/// [`forward_train_into`] of the same size or smaller.
+/// Activations saved by [`forward_train`] for [`backward`]. [`forward_train_into`] reuses its
+/// buffers (growing them when a pass needs more).
 #[derive(Debug, Clone, Default)]
 pub struct GeneralTape<F = f32> {
     batch: usize,
@@ -318,8 +316,6 @@ struct DirectionScratch<F> {
     w_hh: PackedB<F>,
     w_ih: PackedB<F>,
     w_hr: Option<PackedB<F>>,
-    /// The gradient arriving at each step's outputs, `[R, H_out]`.
-    dy: Rows<F>,
     /// `dL/dh_n` `[B, H_out]`, in running order.
     dh_n: Rows<F>,
     /// `dL/dc_n` `[B, H]` in, `dL/dc0` out, in running order.
@@ -397,11 +393,12 @@ pub fn forward_train_into<F: Real>(
 /// What a forward pass keeps of each step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Keep {
-    /// Everything backward needs: every step's `h`, `c`, gates and `r`.
+    /// Everything backward needs: every step's input, `h`, `c`, gates and `r`.
     Tape,
-    /// What the outputs need: every step's `h` (for `y`, `h_n`); `c` in two slots used in turn
-    /// (a row's `c_n` stays in the slot of its last step: the next step writes the other slot,
-    /// and neither is written again for a finished row), the gates and `r` in one.
+    /// What the next step needs: `h` and `c` in two slots used in turn (a row's `h_n`, `c_n`
+    /// stay in the slot of its last step: the next step writes the other slot, and neither is
+    /// written again for a finished row), the input, the gates and `r` in one. Memory then
+    /// does not grow with `T`.
     Outputs,
 }
 
@@ -524,12 +521,25 @@ pub(crate) fn forward_packed<F: Real>(
     )
 }
 
-/// Rows of a batch per thread's chunk for a layer of `dirs` directions, `rows` buffer rows each
-/// and `work` multiply-adds per buffer row: [`Schedule::split`] parts per direction, so that
-/// the directions' chunks together are about one per thread (fewer when the work is small).
-fn parts_per_direction(dirs: usize, rows: usize, work: usize) -> usize {
-    let all = dirs * rows;
-    all.div_ceil(chunk_rows(all, work)).div_ceil(dirs)
+/// Below this many multiply-adds in one pass of a layer (all its directions), its chunks run on
+/// the calling thread. Threads that wait for work fall asleep, and waking them costs more than
+/// the plain path's per-chunk minimum ([`chunk_rows`]) allows for when the machine is busy: on a
+/// 2-core machine shared with other work, a bidirectional layer at B8 T28 I28 H32 (3.4 M
+/// multiply-adds forward, 1.8 M in the backward sweep) took 100 µs forward and 280 µs forward
+/// and backward on one thread, 150 µs more with each pass's directions in parallel.
+const MIN_PARALLEL_WORK: usize = 1 << 24;
+
+/// How a layer's work is shared among threads: into how many chunks each direction's rows are
+/// split ([`Schedule::split`]), and whether the chunks of all directions run in parallel. With
+/// `dirs` directions of `rows` buffer rows each, of `work` multiply-adds per row, a layer of
+/// enough work ([`MIN_PARALLEL_WORK`]) splits each direction as the plain path splits a layer
+/// ([`chunk_rows`]: about one chunk per thread), so that a thread slowed down by other work
+/// leaves chunks for the rest to take.
+fn share(dirs: usize, rows: usize, work: usize) -> (usize, bool) {
+    if dirs * rows * work < MIN_PARALLEL_WORK || rayon::current_num_threads() == 1 {
+        return (1, false);
+    }
+    (rows.div_ceil(chunk_rows(rows, work)), true)
 }
 
 /// Runs both directions of layer `l` over `input` `[B, T, I_l]` (standard layout), writing
@@ -555,49 +565,49 @@ fn layer_forward<F: Real>(
     let inputs = config.layer_input_size(l);
     let (batch, rows) = (schedule.batch(), schedule.rows());
     let projected = config.proj_size > 0;
-    // Rows of c, of the gates and of r.
-    let kept = match keep {
-        Keep::Tape => [rows; 3],
-        Keep::Outputs => [2 * batch, batch, batch],
+    // Slots (of `batch` rows) of x, h, c, the gates and r, or every step.
+    let slots = match keep {
+        Keep::Tape => None,
+        Keep::Outputs => Some([1, 2, 2, 1, 1]),
     };
+    let kept = |k: usize| slots.map_or(rows, |n: [usize; 5]| n[k] * batch);
     for (d, tape) in tapes.iter_mut().enumerate() {
         let ld = l * dirs + d;
         if repack {
             tape.weights.pack(weights.layer(l, d));
         }
-        gather_steps(schedule, d, input, 0..inputs, &mut tape.x);
         gather_rows(schedule, state.h.index_axis(Axis(0), ld), &mut tape.h0);
         gather_rows(schedule, state.c.index_axis(Axis(0), ld), &mut tape.c0);
-        tape.h.resize(rows, h_out);
-        tape.c.resize(kept[0], hidden);
-        tape.gates.resize(kept[1], 4 * hidden);
-        tape.r.resize(if projected { kept[2] } else { 0 }, hidden);
+        tape.x.resize(kept(0), inputs);
+        tape.h.resize(kept(1), h_out);
+        tape.c.resize(kept(2), hidden);
+        tape.gates.resize(kept(3), 4 * hidden);
+        tape.r.resize(if projected { kept(4) } else { 0 }, hidden);
     }
     let work = 4 * hidden * (inputs + h_out) + if projected { hidden * h_out } else { 0 };
-    let chunks = schedule.split(parts_per_direction(dirs, rows, work));
+    let (parts, parallel) = share(dirs, rows, work);
+    let chunks = schedule.split(parts);
+    let mut y = sequence_rows(schedule, output.view_mut(), dirs);
     let mut tasks = Vec::with_capacity(dirs * chunks.len());
-    for tape in tapes.iter_mut() {
-        let h = step_pieces(&mut tape.h.data, h_out, schedule, &chunks);
-        let (c, gates, r) = match keep {
-            Keep::Tape => (
-                step_pieces(&mut tape.c.data, hidden, schedule, &chunks),
-                step_pieces(&mut tape.gates.data, 4 * hidden, schedule, &chunks),
-                step_pieces(&mut tape.r.data, hidden, schedule, &chunks),
-            ),
-            Keep::Outputs => (
-                slot_pieces(&mut tape.c.data, hidden, batch, &chunks),
-                slot_pieces(&mut tape.gates.data, 4 * hidden, batch, &chunks),
-                slot_pieces(&mut tape.r.data, hidden, batch, &chunks),
-            ),
-        };
-        let pieces = h.into_iter().zip(c).zip(gates).zip(r);
-        for (rows, (((h, c), gates), r)) in chunks.iter().zip(pieces) {
+    for (d, (tape, y)) in tapes.iter_mut().zip(&mut y).enumerate() {
+        let pieces = |rows| kept_pieces(rows, keep, schedule, &chunks);
+        let (x, h, c) = (
+            pieces(&mut tape.x),
+            pieces(&mut tape.h),
+            pieces(&mut tape.c),
+        );
+        let (gates, r) = (pieces(&mut tape.gates), pieces(&mut tape.r));
+        let pieces = x.into_iter().zip(h).zip(c).zip(gates).zip(r);
+        for (rows, ((((x, h), c), gates), r)) in chunks.iter().zip(pieces) {
             tasks.push(ForwardChunk {
                 weights: &tape.weights,
-                x: &tape.x,
+                d,
+                input,
                 h0: tape.h0.view(rows.clone()),
                 c0: tape.c0.view(rows.clone()),
+                y: y.drain(..rows.len()).collect(),
                 rows: rows.clone(),
+                x,
                 h,
                 c,
                 gates,
@@ -605,28 +615,57 @@ fn layer_forward<F: Real>(
             });
         }
     }
-    run_tasks(tasks, |chunk| chunk_forward(isa, schedule, chunk));
+    run_tasks(parallel, tasks, |chunk| chunk_forward(isa, schedule, chunk));
     for (d, tape) in tapes.iter().enumerate() {
         let ld = l * dirs + d;
-        scatter_steps(schedule, d, &tape.h, output, d * h_out, Scatter::Assign);
         for (j, &b) in schedule.order.iter().enumerate() {
-            let last = schedule.last_row(j);
-            let last_c = match keep {
-                Keep::Tape => last,
+            // The row of h and c that holds row j's last step.
+            let last = match keep {
+                Keep::Tape => schedule.last_row(j),
                 Keep::Outputs => (schedule.lengths[j] - 1) % 2 * batch + j,
             };
             h_n.slice_mut(s![ld, b, ..])
                 .assign(&ArrayView1::from(tape.h.get(last..last + 1)));
             c_n.slice_mut(s![ld, b, ..])
-                .assign(&ArrayView1::from(tape.c.get(last_c..last_c + 1)));
+                .assign(&ArrayView1::from(tape.c.get(last..last + 1)));
         }
     }
 }
 
-/// Runs `tasks` on the thread pool, or one after another on this thread when there is one task
-/// or one thread (no hand-off).
-fn run_tasks<T: Send>(tasks: Vec<T>, run: impl Fn(T) + Sync + Send) {
-    if tasks.len() == 1 || rayon::current_num_threads() == 1 {
+/// Each direction's part of each sequence of a layer's output `[B, T, D·H_out]`, `[T, H_out]`,
+/// in running order: `[direction][running row]`.
+fn sequence_rows<'a, F>(
+    schedule: &Schedule,
+    output: ArrayViewMut3<'a, F>,
+    dirs: usize,
+) -> Vec<Vec<ArrayViewMut2<'a, F>>> {
+    let h_out = output.dim().2 / dirs;
+    let mut by_batch: Vec<Vec<ArrayViewMut2<'a, F>>> = output
+        .into_outer_iter_mut()
+        .map(|mut rest| {
+            let mut parts = Vec::with_capacity(dirs);
+            for _ in 1..dirs {
+                let (part, after) = rest.split_at(Axis(1), h_out);
+                parts.push(part);
+                rest = after;
+            }
+            parts.push(rest);
+            parts
+        })
+        .collect();
+    let mut rows: Vec<Vec<ArrayViewMut2<'a, F>>> = (0..dirs).map(|_| Vec::new()).collect();
+    for &b in &schedule.order {
+        for (d, part) in std::mem::take(&mut by_batch[b]).into_iter().enumerate() {
+            rows[d].push(part);
+        }
+    }
+    rows
+}
+
+/// Runs `tasks` on the thread pool when `parallel`, else (or when there is one task) one after
+/// another on this thread, with no hand-off.
+fn run_tasks<T: Send>(parallel: bool, tasks: Vec<T>, run: impl Fn(T) + Sync + Send) {
+    if !parallel || tasks.len() == 1 {
         tasks.into_iter().for_each(run);
     } else {
         tasks.into_par_iter().for_each(run);
@@ -648,58 +687,6 @@ fn scatter_rows<F: Real>(schedule: &Schedule, rows: &Rows<F>, mut state: ArrayVi
         state
             .row_mut(b)
             .assign(&ArrayView1::from(rows.get(j..j + 1)));
-    }
-}
-
-/// `rows` `[R, K]` = what each running row reads at each step of direction `d` from the
-/// columns `cols` (`K` of them) of `values` `[B, T, ·]` (standard layout).
-fn gather_steps<F: Real>(
-    schedule: &Schedule,
-    d: usize,
-    values: ArrayView3<'_, F>,
-    cols: Range<usize>,
-    rows: &mut Rows<F>,
-) {
-    let (_, seq, all) = values.dim();
-    let values = values.to_slice().expect("standard layout");
-    rows.resize(schedule.rows(), cols.len());
-    for (row, b, t) in schedule.places(d) {
-        let from = (b * seq + t) * all;
-        rows.get_mut(row..row + 1)
-            .copy_from_slice(&values[from + cols.start..from + cols.end]);
-    }
-}
-
-/// How [`scatter_steps`] writes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scatter {
-    Assign,
-    Add,
-}
-
-/// Writes (or adds) each buffer row of `rows` `[R, K]` to `values[b, t, col0 .. col0 + K]`
-/// (`values` `[B, T, ·]` in standard layout), where `b`, `t` are the sequence and time that
-/// step of direction `d` read.
-fn scatter_steps<F: Real>(
-    schedule: &Schedule,
-    d: usize,
-    rows: &Rows<F>,
-    values: &mut Array3<F>,
-    col0: usize,
-    how: Scatter,
-) {
-    let (_, seq, all) = values.dim();
-    let width = rows.width;
-    let values = values
-        .as_slice_mut()
-        .expect("new arrays are standard layout");
-    for (row, b, t) in schedule.places(d) {
-        let to = &mut values[(b * seq + t) * all + col0..][..width];
-        let from = rows.get(row..row + 1);
-        match how {
-            Scatter::Assign => to.copy_from_slice(from),
-            Scatter::Add => to.iter_mut().zip(from).for_each(|(v, &g)| *v += g),
-        }
     }
 }
 
@@ -729,6 +716,20 @@ fn step_pieces<'a, F>(
         }
     }
     pieces
+}
+
+/// Each chunk's rows of the slots of `rows` that `keep` keeps: every step's on a tape
+/// ([`step_pieces`]), slots of a batch's rows otherwise ([`slot_pieces`]).
+fn kept_pieces<'a, F>(
+    rows: &'a mut Rows<F>,
+    keep: Keep,
+    schedule: &Schedule,
+    chunks: &[Range<usize>],
+) -> Vec<Vec<&'a mut [F]>> {
+    match keep {
+        Keep::Tape => step_pieces(&mut rows.data, rows.width, schedule, chunks),
+        Keep::Outputs => slot_pieces(&mut rows.data, rows.width, schedule.batch(), chunks),
+    }
 }
 
 /// Splits slots of `batch` rows of `width` (each row one of the batch, in running order) into
@@ -767,42 +768,59 @@ fn row_pieces<'a, F>(
 /// One chunk of rows of one direction in the forward pass: its part of each step's buffers.
 struct ForwardChunk<'a, F> {
     weights: &'a StepWeights<F>,
-    /// The direction's inputs, all rows `[R, I_l]`.
-    x: &'a Rows<F>,
+    /// The direction.
+    d: usize,
+    /// The layer's input, `[B, T, I_l]` in standard layout.
+    input: ArrayView3<'a, F>,
     /// The chunk's rows of `h0`, `c0`.
     h0: ArrayView2<'a, F>,
     c0: ArrayView2<'a, F>,
+    /// The direction's part of the chunk's rows' outputs, `[T, H_out]` each.
+    y: Vec<ArrayViewMut2<'a, F>>,
     /// The chunk's rows, in running order.
     rows: Range<usize>,
-    /// The chunk's rows of `h` at each step ([`step_pieces`]), and of the slots of `c`, the
-    /// gates and `r`, step `s` using slot `s % slots` (see [`Keep`]: every step has a slot of
-    /// its own on a tape; no slots for `r` when the layer is not projected).
+    /// The chunk's rows of the slots of the input, `h`, `c`, the gates and `r`, step `s` using
+    /// slot `s % slots` (see [`Keep`]: on a tape every step has a slot of its own, see
+    /// [`step_pieces`]; no slots for `r` when the layer is not projected).
+    x: Vec<&'a mut [F]>,
     h: Vec<&'a mut [F]>,
     c: Vec<&'a mut [F]>,
     gates: Vec<&'a mut [F]>,
     r: Vec<&'a mut [F]>,
 }
 
-/// The steps of one chunk of rows (see the module docs).
+/// The steps of one chunk of rows (see the module docs): each reads its rows' inputs, runs the
+/// step and writes their outputs.
 fn chunk_forward<F: Real>(isa: Isa, schedule: &Schedule, chunk: ForwardChunk<'_, F>) {
     let ForwardChunk {
         weights,
-        x,
+        d,
+        input,
         h0,
         c0,
+        mut y,
         rows,
+        mut x,
         mut h,
         mut c,
         mut gates,
         mut r,
     } = chunk;
     let (hidden, h_out) = (c0.ncols(), h0.ncols());
+    let (_, seq, inputs) = input.dim();
+    let input = input.to_slice().expect("layer inputs are standard layout");
     let mut scratch = GemmScratch::default();
-    for s in 0..schedule.seq() {
-        let x_s = x.view(schedule.step_rows(s, &rows));
-        let n = x_s.nrows();
+    for s in 0..seq {
+        let n = schedule.step_rows(s, &rows).len();
         if n == 0 {
             break;
+        }
+        let slots = x.len();
+        let x_s = &mut x[s % slots][..n * inputs];
+        for (k, x_row) in x_s.chunks_exact_mut(inputs).enumerate() {
+            let j = rows.start + k;
+            let at = (schedule.order[j] * seq + schedule.time(d, s, j)) * inputs;
+            x_row.copy_from_slice(&input[at..at + inputs]);
         }
         let ((h_prev, h_s), (c_prev, c_s)) = match s {
             0 => (
@@ -810,8 +828,8 @@ fn chunk_forward<F: Real>(isa: Isa, schedule: &Schedule, chunk: ForwardChunk<'_,
                 (c0.to_slice().expect("rows are contiguous"), &mut *c[0]),
             ),
             _ => {
-                let (h_prev, h_s) = prev_and_now(&mut h, s - 1, s);
-                let slots = c.len();
+                let slots = h.len();
+                let (h_prev, h_s) = prev_and_now(&mut h, (s - 1) % slots, s % slots);
                 let (c_prev, c_s) = prev_and_now(&mut c, (s - 1) % slots, s % slots);
                 (
                     (matrix(&h_prev[..n * h_out], h_out), h_s),
@@ -819,12 +837,12 @@ fn chunk_forward<F: Real>(isa: Isa, schedule: &Schedule, chunk: ForwardChunk<'_,
                 )
             }
         };
-        let c_s = &mut c_s[..n * hidden];
+        let (h_s, c_s) = (&mut h_s[..n * h_out], &mut c_s[..n * hidden]);
         let slots = gates.len();
         let a = &mut gates[s % slots][..n * 4 * hidden];
         gemm(
             isa,
-            &[x_s, h_prev],
+            &[matrix(x_s, inputs), h_prev],
             weights.w.all(),
             Init::Bias(&weights.bias),
             &mut matrix_mut(a, 4 * hidden),
@@ -845,6 +863,12 @@ fn chunk_forward<F: Real>(isa: Isa, schedule: &Schedule, chunk: ForwardChunk<'_,
                     &mut scratch,
                 );
             }
+        }
+        for (k, h_row) in h_s.chunks_exact(h_out).enumerate() {
+            let mut out = y[k].row_mut(schedule.time(d, s, rows.start + k));
+            out.as_slice_mut()
+                .expect("output rows are contiguous")
+                .copy_from_slice(h_row);
         }
     }
 }
@@ -911,10 +935,8 @@ pub fn backward_with<F: Real>(
     let mut dh0 = Array3::zeros(h_shape);
     let mut dc0 = Array3::zeros(c_shape);
     let mut grads = vec![None; config.num_layers * dirs];
-    let mut dy = match &upstream.dy {
-        Some(dy) => dy.as_standard_layout(),
-        None => Array3::zeros((batch, seq, config.layer_output_size())).into(),
-    };
+    // The gradient on the current layer's output (none: zero), standard layout.
+    let mut dy = upstream.dy.as_ref().map(|dy| dy.as_standard_layout());
     let scratch = &mut scratch.directions;
     scratch.resize_with(dirs, DirectionScratch::default);
     for l in (0..config.num_layers).rev() {
@@ -924,7 +946,7 @@ pub fn backward_with<F: Real>(
             weights,
             l,
             tape,
-            (dy.view(), upstream),
+            (dy.as_ref().map(|dy| dy.view()), upstream),
             (want.weights, need_dx),
             scratch,
         );
@@ -938,20 +960,13 @@ pub fn backward_with<F: Real>(
             break;
         }
         let mut dx = Array3::zeros((batch, seq, config.layer_input_size(l)));
-        for (d, ds) in scratch.iter().enumerate() {
-            let how = if d == 0 {
-                Scatter::Assign
-            } else {
-                Scatter::Add
-            };
-            scatter_steps(&tape.schedule, d, &ds.dx, &mut dx, 0, how);
-        }
+        input_grads(&tape.schedule, scratch, &mut dx);
         // The gradient on layer l's input reaches layer l - 1's output through its dropout.
         if let (Some(d), true) = (&tape.dropout, l > 0) {
             let values = dx.as_slice_mut().expect("a new array is standard layout");
             dropout_in_place(values, d, l - 1);
         }
-        dy = dx.into();
+        dy = Some(dx.into());
     }
     let (h0, c0) = if want.state {
         (Some(dh0), Some(dc0))
@@ -959,7 +974,7 @@ pub fn backward_with<F: Real>(
         (None, None)
     };
     Ok(LstmGrads {
-        x: want.x.then(|| dy.into_owned()),
+        x: want.x.then(|| dy.expect("dx of layer 0").into_owned()),
         h0,
         c0,
         layers: want.weights.then(|| {
@@ -972,14 +987,15 @@ pub fn backward_with<F: Real>(
 }
 
 /// The backward pass of layer `l`, into each direction's `scratch`: from the gradient `dy`
-/// `[B, T, D·H_out]` on the layer's outputs and `upstream`'s on its final states, `dh0`, `dc`
-/// (`dL/dc0`) and, as `(weights, dx)` ask, the parameter gradients and the `dx` rows.
+/// `[B, T, D·H_out]` on the layer's outputs (standard layout; none: zero) and `upstream`'s on
+/// its final states, `dh0`, `dc` (`dL/dc0`) and, as `(weights, dx)` ask, the parameter
+/// gradients and the `dx` rows.
 fn layer_backward<F: Real>(
     isa: Isa,
     weights: &LstmWeights<F>,
     l: usize,
     tape: &GeneralTape<F>,
-    (dy, upstream): (ArrayView3<'_, F>, &Upstream<F>),
+    (dy, upstream): (Option<ArrayView3<'_, F>>, &Upstream<F>),
     want: (bool, bool),
     scratch: &mut [DirectionScratch<F>],
 ) {
@@ -999,7 +1015,6 @@ fn layer_backward<F: Real>(
             p.pack(h_out, hidden, &[(0, 0, w_hr.view())]);
             p
         });
-        gather_steps(schedule, d, dy, d * h_out..(d + 1) * h_out, &mut ds.dy);
         ds.dh_n.resize(batch, h_out);
         match &upstream.dh_n {
             Some(u) => gather_rows(schedule, u.index_axis(Axis(0), ld), &mut ds.dh_n),
@@ -1014,9 +1029,10 @@ fn layer_backward<F: Real>(
         ds.dh.resize(if projected { rows } else { 0 }, h_out);
     }
     let work = 4 * hidden * h_out + if projected { hidden * h_out } else { 0 };
-    let chunks = schedule.split(parts_per_direction(dirs, rows, work));
+    let (parts, parallel) = share(dirs, rows, work);
+    let chunks = schedule.split(parts);
     let mut tasks = Vec::with_capacity(dirs * chunks.len());
-    for (ds, tape) in scratch.iter_mut().zip(tapes) {
+    for (d, (ds, tape)) in scratch.iter_mut().zip(tapes).enumerate() {
         let dgates = step_pieces(&mut ds.dgates.data, 4 * hidden, schedule, &chunks);
         let dh = step_pieces(&mut ds.dh.data, h_out, schedule, &chunks);
         let dc = row_pieces(&mut ds.dc.data, hidden, &chunks);
@@ -1026,7 +1042,8 @@ fn layer_backward<F: Real>(
                 tape,
                 w_hh: &ds.w_hh,
                 w_hr: ds.w_hr.as_ref(),
-                dy: &ds.dy,
+                d,
+                dy,
                 dh_n: ds.dh_n.get(rows.clone()),
                 rows: rows.clone(),
                 dc,
@@ -1035,10 +1052,39 @@ fn layer_backward<F: Real>(
             });
         }
     }
-    run_tasks(tasks, |chunk| chunk_backward(isa, schedule, chunk));
+    run_tasks(parallel, tasks, |chunk| {
+        chunk_backward(isa, schedule, chunk)
+    });
     let directions: Vec<_> = scratch.iter_mut().zip(tapes).enumerate().collect();
-    run_tasks(directions, |(d, (ds, tape))| {
+    // The directions' whole-sequence products (each also split by rows, in `gemm_parallel`).
+    let inputs = config.layer_input_size(l);
+    let (_, parallel) = share(dirs, rows, 4 * hidden * (2 * inputs + h_out + 1));
+    run_tasks(parallel, directions, |(d, (ds, tape))| {
         direction_products(isa, weights.layer(l, d), schedule, tape, ds, want)
+    });
+}
+
+/// `dx` `[B, T, I_l]` from each direction's `dx` rows, at the times they were read: direction
+/// 0's, then direction 1's added (0 past each length, as allocated).
+fn input_grads<F: Real>(schedule: &Schedule, scratch: &[DirectionScratch<F>], dx: &mut Array3<F>) {
+    // Each sequence on its own, in parallel when there are many values to copy.
+    let parallel = scratch.len() * schedule.rows() * dx.dim().2 >= MIN_PARALLEL_WORK;
+    let sequences = sequence_rows(schedule, dx.view_mut(), 1).remove(0);
+    let tasks: Vec<_> = sequences.into_iter().enumerate().collect();
+    run_tasks(parallel, tasks, |(j, mut dx)| {
+        for (d, ds) in scratch.iter().enumerate() {
+            for s in 0..schedule.lengths[j] {
+                let from = ds
+                    .dx
+                    .get(schedule.offsets[s] + j..schedule.offsets[s] + j + 1);
+                let mut to = dx.row_mut(schedule.time(d, s, j));
+                let to = to.as_slice_mut().expect("rows are contiguous");
+                match d {
+                    0 => to.copy_from_slice(from),
+                    _ => to.iter_mut().zip(from).for_each(|(v, &g)| *v += g),
+                }
+            }
+        }
     });
 }
 
@@ -1048,8 +1094,10 @@ struct BackwardChunk<'a, F> {
     /// `W_hh` `[4H, H_out]` and `W_hr` `[H_out, H]` (when projected), packed.
     w_hh: &'a PackedB<F>,
     w_hr: Option<&'a PackedB<F>>,
-    /// The gradient on every step's outputs, all rows `[R, H_out]`.
-    dy: &'a Rows<F>,
+    /// The direction, and the gradient on the layer's outputs `[B, T, D·H_out]` (standard
+    /// layout; none: zero).
+    d: usize,
+    dy: Option<ArrayView3<'a, F>>,
     /// The chunk's rows of `dL/dh_n`.
     dh_n: &'a [F],
     /// The chunk's rows, in running order.
@@ -1069,6 +1117,7 @@ fn chunk_backward<F: Real>(isa: Isa, schedule: &Schedule, chunk: BackwardChunk<'
         tape,
         w_hh,
         w_hr,
+        d,
         dy,
         dh_n,
         rows,
@@ -1077,6 +1126,11 @@ fn chunk_backward<F: Real>(isa: Isa, schedule: &Schedule, chunk: BackwardChunk<'
         dh: mut dh_steps,
     } = chunk;
     let (hidden, h_out) = (tape.c0.width, tape.h0.width);
+    let dy = dy.map(|dy| {
+        let (_, seq, width) = dy.dim();
+        let values = dy.to_slice().expect("dy is standard layout");
+        (values, seq, width)
+    });
     let mut dh = vec![F::zero(); rows.len() * h_out];
     let mut dr = vec![
         F::zero();
@@ -1096,7 +1150,16 @@ fn chunk_backward<F: Real>(isa: Isa, schedule: &Schedule, chunk: BackwardChunk<'
         // dh = dy + (dgates_{s+1} · W_hh for the rows still running then, dh_n for the rows
         // whose last step this is), in the order of the plain path.
         let dh = &mut dh[..n * h_out];
-        dh.copy_from_slice(dy.get(here.clone()));
+        match dy {
+            None => dh.fill(F::zero()),
+            Some((dy, seq, width)) => {
+                for (k, dh_row) in dh.chunks_exact_mut(h_out).enumerate() {
+                    let j = rows.start + k;
+                    let at = (schedule.order[j] * seq + schedule.time(d, s, j)) * width + d * h_out;
+                    dh_row.copy_from_slice(&dy[at..at + h_out]);
+                }
+            }
+        }
         let (now, later) = dgates.split_at_mut(s + 1);
         let later: &[F] = later.first().map_or(&[], |g| &**g);
         let running = later.len() / (4 * hidden);
