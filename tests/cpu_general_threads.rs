@@ -75,30 +75,30 @@ fn lengths(batch: usize, seq: usize) -> Vec<usize> {
 
 fn cases() -> Vec<Case> {
     let config = |i, h, l| LstmConfig::new(i, h, l).unwrap();
+    // The first three have work enough (over 16 M multiply-adds per pass of a layer, forward
+    // and backward) for the threads to share it: each direction's rows split in two chunks on
+    // two threads and in four on four.
     vec![
-        // Two bidirectional projected layers: with four threads each direction's rows split
-        // in two; dropout between the layers.
+        // Two bidirectional projected layers, dropout between them.
         Case {
             name: "bidirectional projected, 2 layers, dropout",
-            config: config(28, 64, 2)
+            config: config(28, 96, 2)
                 .with_bidirectional(true)
                 .unwrap()
-                .with_proj_size(24)
+                .with_proj_size(48)
                 .unwrap(),
-            seq: 20,
-            lengths: lengths(48, 20),
+            seq: 30,
+            lengths: lengths(48, 30),
             dropout: Some(Dropout::new(0.3, 9).unwrap()),
         },
-        // One direction, rows split among every thread.
         Case {
             name: "unidirectional, variable lengths",
-            config: config(28, 64, 1),
-            seq: 30,
-            lengths: lengths(40, 30),
+            config: config(28, 96, 1),
+            seq: 40,
+            lengths: lengths(64, 40),
             dropout: None,
         },
-        // Full lengths, one row per sequence length's worth of work: the sequences' order is
-        // the batch's.
+        // Full lengths: the sequences run in the batch's order.
         Case {
             name: "bidirectional, full lengths",
             config: config(20, 96, 1).with_bidirectional(true).unwrap(),
@@ -106,7 +106,7 @@ fn cases() -> Vec<Case> {
             lengths: vec![25; 40],
             dropout: None,
         },
-        // A batch too small to split: one chunk per direction.
+        // Little work: every chunk on the calling thread.
         Case {
             name: "bidirectional, 3 sequences",
             config: config(5, 16, 2).with_bidirectional(true).unwrap(),
