@@ -148,7 +148,7 @@ impl Schedule {
 
     /// The time that row `j` reads at step `s` of direction `d` (`s < lengths[j]`).
     fn time(&self, d: usize, s: usize, j: usize) -> usize {
-        if d == 0 { s } else { self.lengths[j] - 1 - s }
+        time_of_step(d, s, self.lengths[j]).expect("a running row")
     }
 
     /// The buffer row of row `j`'s last step.
@@ -402,6 +402,38 @@ enum Keep {
     Outputs,
 }
 
+impl Keep {
+    /// Rows kept of the input, `h`, `c`, the gates and `r`.
+    fn rows(self, schedule: &Schedule) -> [usize; 5] {
+        match self {
+            Keep::Tape => [schedule.rows(); 5],
+            Keep::Outputs => [1, 2, 2, 1, 1].map(|slots| slots * schedule.batch()),
+        }
+    }
+
+    /// The row of `h` and `c` that holds row `j`'s state after its last step.
+    fn last_row(self, schedule: &Schedule, j: usize) -> usize {
+        match self {
+            Keep::Tape => schedule.last_row(j),
+            Keep::Outputs => (schedule.lengths[j] - 1) % 2 * schedule.batch() + j,
+        }
+    }
+
+    /// Each chunk's rows of the slots kept in `rows`: every step's on a tape
+    /// ([`step_pieces`]), slots of a batch's rows otherwise ([`slot_pieces`]).
+    fn pieces<'a, F>(
+        self,
+        rows: &'a mut Rows<F>,
+        schedule: &Schedule,
+        chunks: &[Range<usize>],
+    ) -> Vec<Vec<&'a mut [F]>> {
+        match self {
+            Keep::Tape => step_pieces(&mut rows.data, rows.width, schedule, chunks),
+            Keep::Outputs => slot_pieces(&mut rows.data, rows.width, schedule.batch(), chunks),
+        }
+    }
+}
+
 /// The forward pass of [`forward_train_into`] and [`forward_with`], keeping in `tape` what
 /// `keep` says; `packed_is_current`: `tape` holds these weights packed, by an earlier call.
 #[allow(clippy::too_many_arguments)]
@@ -563,14 +595,9 @@ fn layer_forward<F: Real>(
     let dirs = tapes.len();
     let (hidden, h_out) = (config.hidden_size, config.output_size());
     let inputs = config.layer_input_size(l);
-    let (batch, rows) = (schedule.batch(), schedule.rows());
+    let rows = schedule.rows();
     let projected = config.proj_size > 0;
-    // Slots (of `batch` rows) of x, h, c, the gates and r, or every step.
-    let slots = match keep {
-        Keep::Tape => None,
-        Keep::Outputs => Some([1, 2, 2, 1, 1]),
-    };
-    let kept = |k: usize| slots.map_or(rows, |n: [usize; 5]| n[k] * batch);
+    let [x_rows, h_rows, c_rows, gate_rows, r_rows] = keep.rows(schedule);
     for (d, tape) in tapes.iter_mut().enumerate() {
         let ld = l * dirs + d;
         if repack {
@@ -578,11 +605,11 @@ fn layer_forward<F: Real>(
         }
         gather_rows(schedule, state.h.index_axis(Axis(0), ld), &mut tape.h0);
         gather_rows(schedule, state.c.index_axis(Axis(0), ld), &mut tape.c0);
-        tape.x.resize(kept(0), inputs);
-        tape.h.resize(kept(1), h_out);
-        tape.c.resize(kept(2), hidden);
-        tape.gates.resize(kept(3), 4 * hidden);
-        tape.r.resize(if projected { kept(4) } else { 0 }, hidden);
+        tape.x.resize(x_rows, inputs);
+        tape.h.resize(h_rows, h_out);
+        tape.c.resize(c_rows, hidden);
+        tape.gates.resize(gate_rows, 4 * hidden);
+        tape.r.resize(if projected { r_rows } else { 0 }, hidden);
     }
     let work = 4 * hidden * (inputs + h_out) + if projected { hidden * h_out } else { 0 };
     let (parts, parallel) = share(dirs, rows, work);
@@ -590,15 +617,15 @@ fn layer_forward<F: Real>(
     let mut y = sequence_rows(schedule, output.view_mut(), dirs);
     let mut tasks = Vec::with_capacity(dirs * chunks.len());
     for (d, (tape, y)) in tapes.iter_mut().zip(&mut y).enumerate() {
-        let pieces = |rows| kept_pieces(rows, keep, schedule, &chunks);
+        let pieces = |rows| keep.pieces(rows, schedule, &chunks);
         let (x, h, c) = (
             pieces(&mut tape.x),
             pieces(&mut tape.h),
             pieces(&mut tape.c),
         );
         let (gates, r) = (pieces(&mut tape.gates), pieces(&mut tape.r));
-        let pieces = x.into_iter().zip(h).zip(c).zip(gates).zip(r);
-        for (rows, ((((x, h), c), gates), r)) in chunks.iter().zip(pieces) {
+        let per_chunk = x.into_iter().zip(h).zip(c).zip(gates).zip(r);
+        for (rows, ((((x, h), c), gates), r)) in chunks.iter().zip(per_chunk) {
             tasks.push(ForwardChunk {
                 weights: &tape.weights,
                 d,
@@ -619,11 +646,7 @@ fn layer_forward<F: Real>(
     for (d, tape) in tapes.iter().enumerate() {
         let ld = l * dirs + d;
         for (j, &b) in schedule.order.iter().enumerate() {
-            // The row of h and c that holds row j's last step.
-            let last = match keep {
-                Keep::Tape => schedule.last_row(j),
-                Keep::Outputs => (schedule.lengths[j] - 1) % 2 * batch + j,
-            };
+            let last = keep.last_row(schedule, j);
             h_n.slice_mut(s![ld, b, ..])
                 .assign(&ArrayView1::from(tape.h.get(last..last + 1)));
             c_n.slice_mut(s![ld, b, ..])
@@ -716,20 +739,6 @@ fn step_pieces<'a, F>(
         }
     }
     pieces
-}
-
-/// Each chunk's rows of the slots of `rows` that `keep` keeps: every step's on a tape
-/// ([`step_pieces`]), slots of a batch's rows otherwise ([`slot_pieces`]).
-fn kept_pieces<'a, F>(
-    rows: &'a mut Rows<F>,
-    keep: Keep,
-    schedule: &Schedule,
-    chunks: &[Range<usize>],
-) -> Vec<Vec<&'a mut [F]>> {
-    match keep {
-        Keep::Tape => step_pieces(&mut rows.data, rows.width, schedule, chunks),
-        Keep::Outputs => slot_pieces(&mut rows.data, rows.width, schedule.batch(), chunks),
-    }
 }
 
 /// Splits slots of `batch` rows of `width` (each row one of the batch, in running order) into
