@@ -556,9 +556,10 @@ pub(crate) fn forward_packed<F: Real>(
 /// Below this many multiply-adds in one pass of a layer (all its directions), its chunks run on
 /// the calling thread. Threads that wait for work fall asleep, and waking them costs more than
 /// the plain path's per-chunk minimum ([`chunk_rows`]) allows for when the machine is busy: on a
-/// 2-core machine shared with other work, a bidirectional layer at B8 T28 I28 H32 (3.4 M
-/// multiply-adds forward, 1.8 M in the backward sweep) took 100 µs forward and 280 µs forward
-/// and backward on one thread, 150 µs more with each pass's directions in parallel.
+/// 2-core machine shared with other work, forward and backward of a bidirectional layer at B8
+/// T28 I28 H32 (3.4 M multiply-adds forward, 1.8 M in the backward sweep) took 280 µs with
+/// every pass on one thread, and about 150 µs more for each pass whose directions ran in
+/// parallel.
 const MIN_PARALLEL_WORK: usize = 1 << 24;
 
 /// How a layer's work is shared among threads: into how many chunks each direction's rows are
