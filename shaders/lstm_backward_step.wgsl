@@ -124,10 +124,17 @@ fn main(
     if (u >= H) {
         return;
     }
+    // Copied out with constant indices first (as in lstm_forward_step.wgsl): a loop around the
+    // long `finish` that is not unrolled would index `acc` dynamically and move it, with the
+    // product loop's accumulators, out of registers.
+    var products: array<f32, RB>;
+    for (var r = 0u; r < RB; r++) {
+        products[r] = acc[r];
+    }
     for (var r = 0u; r < RB; r++) {
         let b = b0 + lid.y + WG_Y * r;
         if (b < s.batch) {
-            finish(d, u, b, acc[r]);
+            finish(d, u, b, products[r]);
         }
     }
 }
@@ -201,12 +208,19 @@ fn main_direct(
             }
         }
     }
+    // Copied out with constant indices first (see `main`).
+    var products: array<f32, TB * RU>;
+    for (var r = 0u; r < TB; r++) {
+        for (var j = 0u; j < RU; j++) {
+            products[r * RU + j] = acc[r][j];
+        }
+    }
     for (var r = 0u; r < TB; r++) {
         let b = b0 + r;
         for (var j = 0u; j < RU; j++) {
             let u = u0 + WG_X * j;
             if (u < H && b < s.batch) {
-                finish(d, u, b, acc[r][j]);
+                finish(d, u, b, products[r * RU + j]);
             }
         }
     }

@@ -137,12 +137,19 @@ fn main(
         workgroupBarrier();
     }
 
+    // Copied out with constant indices first (the same in main_direct): `finish` is long, and
+    // a loop around it that a compiler does not unroll would index `acc` dynamically, which
+    // moves it out of registers, the product loops' accumulators with it.
+    var pre: array<vec4<f32>, RB>;
+    for (var r = 0u; r < RB; r++) {
+        pre[r] = acc[r];
+    }
     let u = u0 + lid.x;
     for (var r = 0u; r < RB; r++) {
         let b = b0 + lid.y + WG_Y * r;
         if (u < H && b < s.batch) {
             let row = row_at(d, b);
-            var a = acc[r];
+            var a = pre[r];
             if (row.running) {
                 a += xproj[dir_row(d, b, row.t, H) + u] + params[s.b_off + d * s.dir_params + u];
             }
@@ -230,12 +237,19 @@ fn main_direct(
         }
     }
     let bias = s.dir_params * d;
+    // Copied out with constant indices first (see `main`).
+    var pre: array<vec4<f32>, RB * RU>;
+    for (var r = 0u; r < RB; r++) {
+        for (var j = 0u; j < RU; j++) {
+            pre[r * RU + j] = acc[r][j];
+        }
+    }
     for (var r = 0u; r < RB; r++) {
         let b = b0 + WG_Y * r;
         for (var j = 0u; j < RU; j++) {
             let u = u0 + WG_X * j;
             if (u < H && b < s.batch) {
-                let a = acc[r][j] + params[s.bi_off + bias + u] + params[s.b_off + bias + u];
+                let a = pre[r * RU + j] + params[s.bi_off + bias + u] + params[s.b_off + bias + u];
                 finish(d, u, b, rows[r], a);
             }
         }
