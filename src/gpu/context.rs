@@ -452,9 +452,16 @@ impl Gpu {
         })?;
         // Should the caller drop this future before the mapping resolves, the pending mapping
         // is cancelled, so the next call can map the staging buffer again.
-        let mut pending = CancelOnDrop(Some((self, staging)));
-        let resolved = mapped.await;
-        pending.0 = None;
+        let mut pending = CancelOnDrop {
+            gpu: self,
+            buffer: staging,
+            mapped: Some(mapped),
+        };
+        let resolved = match pending.mapped.as_mut() {
+            Some(mapped) => mapped.await,
+            None => unreachable!("set just above"),
+        };
+        pending.mapped = None;
         if let Err(e) = resolved {
             // A non-blocking poll delivers a device-lost callback still pending, so that a lost
             // device is reported as such.
@@ -474,14 +481,62 @@ impl Gpu {
 }
 
 /// Cancels a pending mapping of the buffer when dropped while still holding it.
-struct CancelOnDrop<'a>(Option<(&'a Gpu, &'a wgpu::Buffer)>);
+struct CancelOnDrop<'a> {
+    gpu: &'a Gpu,
+    buffer: &'a wgpu::Buffer,
+    mapped: Option<crate::gpu::mapping::Callback<std::result::Result<(), wgpu::BufferAsyncError>>>,
+}
+
+/// How long a cancelled mapping may take to report back (see [`CancelOnDrop`]).
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some((gpu, buffer)) = self.0.take() {
-            // Unmapping a buffer whose mapping is pending aborts it (its callback reports the
-            // abort). In an error scope, as every call that can fail validation.
-            let _ = gpu.catch("cancelling a readback", || buffer.unmap());
+        let Some(mut mapped) = self.mapped.take() else {
+            return;
+        };
+        // Unmapping a buffer whose mapping is pending aborts it (its callback reports the
+        // abort at once). In an error scope, as every call that can fail validation.
+        let _ = self
+            .gpu
+            .catch("cancelling a readback", || self.buffer.unmap());
+        #[cfg(not(target_arch = "wasm32"))]
+        self.await_cancelled(&mut mapped);
+        #[cfg(target_arch = "wasm32")]
+        let _ = mapped;
+    }
+}
+
+impl CancelOnDrop<'_> {
+    #[cfg(not(target_arch = "wasm32"))]
+    fn await_cancelled(
+        &self,
+        mapped: &mut crate::gpu::mapping::Callback<std::result::Result<(), wgpu::BufferAsyncError>>,
+    ) {
+        use std::future::Future as _;
+        // But the polling thread may be completing the mapping at this very moment: wgpu marks
+        // the buffer unmapped while it maps it, so the unmap above finds nothing to do, and the
+        // mapping lands just after. Its callback comes right after it (it already came, or
+        // comes within that poll, in every other case), so wait for it, and unmap what it
+        // mapped. Should it somehow not come, the next submit reports the buffer as mapped.
+        let deadline = std::time::Instant::now() + CANCEL_WAIT;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            match std::pin::Pin::new(&mut *mapped).poll(&mut cx) {
+                std::task::Poll::Ready(Ok(())) => {
+                    // Mapped after all (an unmap that already happened reports an error here,
+                    // which the scope swallows).
+                    let _ = self
+                        .gpu
+                        .catch("cancelling a readback", || self.buffer.unmap());
+                    return;
+                }
+                std::task::Poll::Ready(Err(_)) => return,
+                std::task::Poll::Pending if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                std::task::Poll::Pending => return,
+            }
         }
     }
 }
