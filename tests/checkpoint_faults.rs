@@ -83,6 +83,7 @@ mod unix {
             },
             dropout: None,
             state,
+            planned_steps: Some(1000),
             seed: 7,
             batch_size: 128,
             dataset: "faults".into(),

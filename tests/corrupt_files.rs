@@ -69,6 +69,7 @@ fn damaged_checkpoints_never_panic_the_loader() {
         config: train,
         dropout: None,
         state: t.optimizer_state().unwrap(),
+        planned_steps: Some(10),
         seed: 3,
         batch_size: 4,
         dataset: "temporal-order".into(),

@@ -113,6 +113,7 @@ fn checkpoint_of(t: &dyn Trainer, plan: &Plan) -> Checkpoint {
         config: *t.config(),
         dropout: t.dropout(),
         state: t.optimizer_state().unwrap(),
+        planned_steps: Some(plan.steps),
         seed: plan.seed,
         batch_size: plan.batch_size,
         dataset: "temporal-order".into(),
@@ -266,7 +267,7 @@ fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_
     let ck = checkpoint_of(&t, &plan(5));
     ck.save(&path).unwrap();
     // The same file as format 1 wrote it: without the keys the format gained with weight
-    // decay and schedules (version 2).
+    // decay and schedules (version 2), and without the planned end, stored since.
     let bytes = std::fs::read(&path).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap();
@@ -275,6 +276,7 @@ fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_
         "lr_schedule",
         "warmup_steps",
         "lr_total_steps",
+        "planned_steps",
     ] {
         assert!(meta.remove(key).is_some(), "{key} was saved");
     }
@@ -294,6 +296,7 @@ fn a_checkpoint_from_before_weight_decay_and_schedules_loads_as_plain_adam_at_a_
         schedule: LrSchedule::constant(),
     };
     assert_eq!(old.config, plain);
+    assert_eq!(old.planned_steps, None);
     assert_eq!(old.weights, ck.weights);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -336,28 +336,34 @@ fn pick_device(choice: Device) -> lstm_wgpu::Result<Option<Gpu>> {
     }
 }
 
-/// The step the run ends at: --epochs or --steps when given, else the end of a resumed cosine
-/// schedule, else the task's default. A resumed cosine schedule ends where it was planned to: a
-/// different end is refused, since it would change the learning rate of every remaining step.
+/// The step the run ends at: --epochs or --steps when given, else where a resumed run was
+/// planned to end (its checkpoint's `planned_steps`, or its cosine schedule's end in a checkpoint
+/// written before that was stored), else the task's default. A resumed cosine schedule ends where
+/// it was planned to: a different end is refused, since it would change the learning rate of
+/// every remaining step.
 fn run_length(
     args: &Args,
     per_epoch: u64,
     default: u64,
-    resumed: Option<&LrSchedule>,
+    resumed: Option<&Checkpoint>,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let asked = match (args.epochs, args.steps) {
         (Some(e), _) => Some(e * per_epoch),
         (None, s) => s,
     };
-    match (resumed.map(|s| s.decay), asked) {
-        (Some(LrDecay::Cosine { total_steps }), Some(n)) if n != total_steps => Err(format!(
+    let cosine_end = resumed.and_then(|ck| match ck.config.schedule.decay {
+        LrDecay::Cosine { total_steps } => Some(total_steps),
+        _ => None,
+    });
+    match (cosine_end, asked) {
+        (Some(total_steps), Some(n)) if n != total_steps => Err(format!(
             "the checkpoint's cosine schedule ends at step {total_steps}, not {n}: a resumed \
              run keeps it (leave out --steps and --epochs)"
         )
         .into()),
-        (Some(LrDecay::Cosine { total_steps }), _) => Ok(total_steps),
         (_, Some(n)) => Ok(n),
-        (_, None) => Ok(default),
+        (Some(total_steps), None) => Ok(total_steps),
+        (None, None) => Ok(resumed.and_then(|ck| ck.planned_steps).unwrap_or(default)),
     }
 }
 
@@ -447,7 +453,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &args,
         per_epoch,
         defaults.steps,
-        resume.as_ref().map(|(_, ck)| &ck.config.schedule),
+        resume.as_ref().map(|(_, ck)| ck),
     )?;
     let (weights, config, dropout, state, seed) = match resume {
         Some((path, ck)) => {
@@ -662,6 +668,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         config: *trainer.config(),
                         dropout: trainer.dropout(),
                         state: trainer.optimizer_state()?,
+                        planned_steps: Some(steps),
                         seed,
                         batch_size,
                         dataset: name.clone(),

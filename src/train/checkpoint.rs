@@ -7,8 +7,10 @@
 //! `momentum_buffer`). Everything else is string metadata: the optimizer's hyper-parameters
 //! (`weight_decay` for Adam), the learning-rate schedule (`lr_schedule` = `constant`, `cosine`
 //! or `step`, `warmup_steps`, and `lr_total_steps` or `lr_step_size` and `lr_gamma`), clipping,
-//! the step, seed, batch size and data set. A checkpoint written before weight decay and
-//! schedules existed has none of their keys and loads as plain Adam at a constant learning rate.
+//! the step, the step the run was planned to end at (`planned_steps`, when known), seed, batch
+//! size and data set. A checkpoint written before weight decay and schedules existed has none of
+//! their keys and loads as plain Adam at a constant learning rate; one written before
+//! `planned_steps` existed loads without it.
 
 use std::path::Path;
 
@@ -37,6 +39,10 @@ pub struct Checkpoint {
     pub dropout: Option<Dropout>,
     /// Optimizer state; `state.step` is the number of steps trained.
     pub state: OptimizerState,
+    /// The step the run was planned to end at, when its writer knew it, so that a resumed run
+    /// ends there too (a cosine schedule's end, `LrDecay::Cosine::total_steps`, is the same
+    /// step in runs that plan one).
+    pub planned_steps: Option<u64>,
     /// Seed of the batch order (see [`crate::train::schedule`]).
     pub seed: u64,
     /// Training batch size.
@@ -68,6 +74,9 @@ impl Checkpoint {
         }
         w.meta("format", FORMAT);
         w.meta("step", self.state.step.to_string());
+        if let Some(n) = self.planned_steps {
+            w.meta("planned_steps", n.to_string());
+        }
         w.meta("seed", self.seed.to_string());
         w.meta("batch_size", self.batch_size.to_string());
         w.meta("dataset", self.dataset.clone());
@@ -195,6 +204,10 @@ impl Checkpoint {
             step: int("step")?,
             moments,
         };
+        let planned_steps = match meta.get("planned_steps") {
+            Some(_) => Some(int("planned_steps")?),
+            None => None,
+        };
         let config = TrainConfig {
             optimizer,
             clip_norm,
@@ -207,6 +220,7 @@ impl Checkpoint {
             config,
             dropout,
             state,
+            planned_steps,
             seed: int("seed")?,
             batch_size: int("batch_size")? as usize,
             dataset: get("dataset")?.clone(),
