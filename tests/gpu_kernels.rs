@@ -142,7 +142,11 @@ mod matmul {
     /// dW_hh's product: rows b·T + t of a [B, T, ·] tensor for t < T - 1 (A transposed) and
     /// for t ≥ 1 (B, from one row on), for `batch` sequences of `seq` steps, on `kernel`.
     fn row_maps_on_both_operands(kernel: Kernel, batch: usize, seq: usize) {
-        let h = 9;
+        row_maps_on_both_operands_h(kernel, batch, seq, 9);
+    }
+
+    /// [`row_maps_on_both_operands`] with `h` rows of C (and `4h` columns).
+    fn row_maps_on_both_operands_h(kernel: Kernel, batch: usize, seq: usize, h: usize) {
         let spec = GemmSpec::new(
             (h, 4 * h, batch * (seq - 1)),
             MatrixLayout::new(0, h).t().rows(seq - 1, seq),
@@ -167,6 +171,68 @@ mod matmul {
     fn the_blocked_matmul_follows_row_maps_across_many_groups_like_its_cpu_twin() {
         // K = 5 · 60 = 300 terms: the row map's groups change 4 times along the blocked loop.
         row_maps_on_both_operands(Kernel::MatmulBlocked, 5, 61);
+    }
+
+    #[test]
+    fn the_vec4_blocked_matmul_follows_row_maps_like_its_cpu_twin() {
+        // 12 rows of C (one tile and half of the next: the clamped vec4 of rows) by 48 columns
+        // (lanes past C's last column), all rows of 4 aligned; K = 5 · 60 = 300 terms.
+        row_maps_on_both_operands_h(Kernel::MatmulBlockedVec4, 5, 61, 12);
+    }
+
+    #[test]
+    fn the_vec4_blocked_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        // The weight gradients' layout (A transposed) at offsets and padded rows that keep every
+        // row of 4 aligned; 20 rows and 68 columns straddle the 8 x 64 tiles.
+        let (m, n, k) = (20, 68, 260);
+        let plain = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(4, m + 8).t(),
+            MatrixLayout::new(8, n + 4),
+            MatrixLayout::new(1, n + 3),
+        );
+        let lens = [4 + k * (m + 8), 8 + k * (n + 4), 3 + n, 1 + m * (n + 3)];
+        let kernel = Kernel::MatmulBlockedVec4;
+        check_on(kernel, "plain", plain, lens);
+        check_on(kernel, "with a bias", plain.with_bias(3), lens);
+        check_on(kernel, "accumulating", plain.accumulating(true), lens);
+        let both = plain.with_bias(3).accumulating(true);
+        check_on(kernel, "with both", both, lens);
+    }
+
+    #[test]
+    fn a_product_with_one_row_of_4_out_of_line_runs_the_scalar_blocked_matmul() {
+        // The aligned product above with one of the six sizes moved off a multiple of 4 each.
+        let (m, n, k) = (20, 68, 260);
+        let spec = |m: usize, n: usize, a_off: usize, lda: usize, b_off: usize, ldb: usize| {
+            GemmSpec::new(
+                (m, n, k),
+                MatrixLayout::new(a_off, lda).t(),
+                MatrixLayout::new(b_off, ldb),
+                MatrixLayout::new(0, n),
+            )
+        };
+        let gpu = gpu();
+        assert_eq!(
+            Kernel::for_gemm(&spec(m, n, 4, 28, 8, 72), gpu.limits()),
+            Kernel::MatmulBlockedVec4
+        );
+        for (what, s) in [
+            ("M", spec(m + 1, n, 4, 28, 8, 72)),
+            ("N", spec(m, n + 1, 4, 28, 8, 72)),
+            ("A's offset", spec(m, n, 5, 28, 8, 72)),
+            ("A's rows", spec(m, n, 4, 29, 8, 72)),
+            ("B's offset", spec(m, n, 4, 28, 9, 72)),
+            ("B's rows", spec(m, n, 4, 28, 8, 73)),
+        ] {
+            let lens = [
+                s.a.offset + k * s.a.ld,
+                s.b.offset + k * s.b.ld,
+                0,
+                s.m * s.n,
+            ];
+            check_on(Kernel::MatmulBlocked, what, s, lens);
+        }
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub enum Kernel {
     /// The same product for a long `K` (the weight gradients), register-blocked and read
     /// straight from storage.
     MatmulBlocked,
+    /// [`Kernel::MatmulBlocked`] reading four floats per load, for the weight gradients'
+    /// layout with aligned rows.
+    MatmulBlockedVec4,
     /// One forward timestep of one layer.
     LstmForwardStep,
     /// One forward timestep of one layer, for a batch of a few rows, read straight from
@@ -163,10 +166,11 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 24] = [
+    pub const ALL: [Kernel; 25] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
+        Kernel::MatmulBlockedVec4,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
@@ -223,6 +227,7 @@ impl Kernel {
             Kernel::Matmul => &matmul::DESC,
             Kernel::MatmulDirect => &matmul::DIRECT,
             Kernel::MatmulBlocked => &matmul::BLOCKED,
+            Kernel::MatmulBlockedVec4 => &matmul::BLOCKED_VEC4,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,

@@ -1,0 +1,101 @@
+// The weight gradients' product of matmul.wgsl's `main_blocked`, reading its operands four floats
+// at a time. CPU twin: src/cpu/matmul.rs, on the same GemmSpec (src/gemm.rs).
+//
+//   C[m, n] = Σ_k Aᵀ[m, k] · B[k, n]   (+ bias[n])   (+ C[m, n])     m < M, n < N, k < K
+//
+// with A stored [K, M] (transposed) and B stored [K, N]: the layout of dW = Σ_t dgates_tᵀ · in_t,
+// where K runs over the rows b·T + t. Along a stored row the elements of C's rows (in A) and of
+// its columns (in B) sit side by side, so an invocation that owns 4 adjacent columns of C loads
+// them with one vec4 load, and the tile's TM = 8 rows of A come in two. A software adapter pays
+// per load, not per float loaded: main_blocked spends 12 loads per k where this spends 3.
+//
+// The host picks this kernel only when A's and B's offsets and leading dimensions, M and N are
+// multiples of 4 (src/gpu/kernels/matmul.rs), so that every vec4 lies inside one row and a vec4
+// of rows or columns is either all inside C or all outside. Everything else is main_blocked's:
+// a TM x TN tile per workgroup of one row of WG_X invocations, all of K walked in registers, the
+// row maps followed incrementally, the same multiply-adds in the same order (so the same bits).
+
+struct Params {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_off: u32, lda: u32, a_group: u32, a_group_stride: u32,
+    b_off: u32, ldb: u32, b_group: u32, b_group_stride: u32,
+    c_off: u32, ldc: u32, bias_off: u32, pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// The uniform, copied once per invocation (see matmul.wgsl).
+var<private> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    p = params;
+    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let n0 = wg.x * TN + 4u * lid.x;
+    if (m0 >= p.m) {
+        return;
+    }
+    // vec4 indices in stored row 0: rows m0..m0+3 and m0+4..m0+7 of A's row, columns n0..n0+3 of
+    // B's. A vec4 past C's edge reads one inside (clamped) and is never stored.
+    let a_lo = (p.a_off + m0) / 4u;
+    let a_hi = (p.a_off + min(m0 + 4u, p.m - 4u)) / 4u;
+    let b_at = (p.b_off + min(n0, p.n - 4u)) / 4u;
+    let lda4 = p.lda / 4u;
+    let ldb4 = p.ldb / 4u;
+    // Stored row of A and of B at step k: the row map's group start plus the position inside.
+    var a_base = 0u; var a_pos = 0u;
+    var b_base = 0u; var b_pos = 0u;
+    // acc[i] = C[m0 + i, n0 .. n0 + 3]; indexed with constants only, so it stays in registers.
+    var acc: array<vec4<f32>, 8>;
+    for (var k = 0u; k < p.k; k++) {
+        let ak = (a_base + a_pos) * lda4;
+        let lo = a[a_lo + ak];
+        let hi = a[a_hi + ak];
+        let bv = b[b_at + (b_base + b_pos) * ldb4];
+        acc[0] = fma(vec4<f32>(lo.x), bv, acc[0]);
+        acc[1] = fma(vec4<f32>(lo.y), bv, acc[1]);
+        acc[2] = fma(vec4<f32>(lo.z), bv, acc[2]);
+        acc[3] = fma(vec4<f32>(lo.w), bv, acc[3]);
+        acc[4] = fma(vec4<f32>(hi.x), bv, acc[4]);
+        acc[5] = fma(vec4<f32>(hi.y), bv, acc[5]);
+        acc[6] = fma(vec4<f32>(hi.z), bv, acc[6]);
+        acc[7] = fma(vec4<f32>(hi.w), bv, acc[7]);
+        a_pos += 1u;
+        if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }
+        b_pos += 1u;
+        if (b_pos == p.b_group) { b_pos = 0u; b_base += p.b_group_stride; }
+    }
+    // Copied out with constant indices first: a loop below that a compiler does not unroll would
+    // index `acc` dynamically, which moves it, and the loop above with it, out of registers.
+    var block: array<vec4<f32>, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        block[i] = acc[i];
+    }
+    if (n0 >= p.n) {
+        return;
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + i;
+        if (m < p.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let n = n0 + j;
+                var v = block[i][j];
+                if ((p.flags & BIAS) != 0u) {
+                    v += bias[p.bias_off + n];
+                }
+                let at = p.c_off + m * p.ldc + n;
+                if ((p.flags & ACCUMULATE) != 0u) {
+                    v += c[at];
+                }
+                c[at] = v;
+            }
+        }
+    }
+}
