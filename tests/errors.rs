@@ -417,7 +417,7 @@ fn a_batch_needing_more_step_workgroups_than_the_device_dispatches_is_a_device_l
     let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
     assert!(lstm.forward(Array3::zeros((32, 1, 4)).view(), None).is_ok());
     // 3 rows would need 3 workgroups of the small-batch step: it gives way to a variant with
-    // more rows per workgroup (the 4-row direct step on a software adapter, the staged step on
+    // more rows per workgroup (the 8-row direct step on a software adapter, the staged step on
     // others), which fits.
     assert!(lstm.forward(Array3::zeros((3, 1, 4)).view(), None).is_ok());
     match lstm.forward(Array3::zeros((48, 1, 4)).view(), None) {

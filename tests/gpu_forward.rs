@@ -93,14 +93,15 @@ fn the_staged_step_matches_cpu_across_tile_boundaries() {
 
 #[test]
 fn the_direct_step_matches_cpu_across_tile_boundaries() {
-    // B = 6 straddles the 4 rows of each invocation, H = 33 the 32 units of a workgroup (and
-    // the 16 invocations, each owning two units); the second layer projects an input of H.
+    // B = 10 straddles the 8 rows of each invocation (a full tile and a partial one), H = 33
+    // the 32 units of a workgroup (and the 16 invocations, each owning two units); the second
+    // layer projects an input of H.
     let gpu = gpu_tuned_as_software_without_texels();
     assert_eq!(
-        Kernel::for_forward_step(6, &gpu),
+        Kernel::for_forward_step(10, &gpu),
         Kernel::LstmForwardStepDirect
     );
-    compare_on(&gpu, 6, 7, 19, 33, 2, true);
+    compare_on(&gpu, 10, 7, 19, 33, 2, true);
 }
 
 #[test]
@@ -108,10 +109,10 @@ fn the_direct_texel_step_matches_cpu_across_tile_boundaries() {
     // As above, with the weights read from the layers' textures (19 + 33 and 33 + 33 rows).
     let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(6, &gpu),
+        Kernel::for_forward_step(10, &gpu),
         Kernel::LstmForwardStepDirectTexels
     );
-    compare_on(&gpu, 6, 7, 19, 33, 2, true);
+    compare_on(&gpu, 10, 7, 19, 33, 2, true);
 }
 
 #[test]
@@ -202,7 +203,7 @@ fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
         .expect("batches of one take the small-batch step");
     compare_on(&plain, largest, 6, 5, 9, 2, true);
     // One more row and, as a hardware GPU chooses, the staged step takes over; as a software
-    // adapter chooses, the 4-row direct step.
+    // adapter chooses, the 8-row direct step.
     let (hardware, software) = (gpu_tuned_as_hardware(), plain);
     assert_eq!(
         Kernel::for_forward_step(largest + 1, &hardware),

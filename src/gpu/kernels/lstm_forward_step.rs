@@ -11,8 +11,8 @@
 //!   straight from storage and compute the step's input projection `x_t · W_ihᵀ + b_ih`
 //!   themselves, so their forward pass has no projection GEMM ([`projects_input`]).
 //!   [`SMALL_BATCH`], for at most [`Tuning::SMALL_BATCH`] rows, gives each invocation 2 units
-//!   of one row; [`DIRECT`], for larger batches, 2 units of 4 rows, so that each weight it
-//!   loads serves 4 rows.
+//!   of one row; [`DIRECT`], for larger batches, 2 units of 8 rows, so that each weight it
+//!   loads serves 8 rows.
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`], constant
 //! `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of
@@ -74,9 +74,14 @@ const SMALL_TILE: DirectTile = DirectTile {
     rows: 1,
     invocations: 32,
 };
+/// 2 units by 8 rows per invocation: each weight loaded serves 8 rows. Of 16 to 64 units by 4 to
+/// 16 rows on a software adapter (after the step kernels kept their accumulators in registers),
+/// this was the fastest at the reference size (2.7-2.8 ms a step against 3.0-3.2 for 32 x 4),
+/// and at B64 H256 and B32 H512; twice as many accumulators (32 x 16, 64 x 8) spill and take
+/// twice as long.
 const DIRECT_TILE: DirectTile = DirectTile {
     units: 32,
-    rows: 4,
+    rows: 8,
     invocations: 16,
 };
 const _: () = assert!(
@@ -111,7 +116,7 @@ pub(crate) const SMALL_BATCH_TEXELS: KernelDesc = KernelDesc {
     ..SMALL_BATCH
 };
 
-/// The direct variant for larger batches, 4 rows per invocation.
+/// The direct variant for larger batches, 8 rows per invocation.
 pub(crate) const DIRECT: KernelDesc = KernelDesc {
     name: "lstm_forward_step_direct",
     constants: &[

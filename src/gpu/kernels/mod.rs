@@ -124,7 +124,7 @@ pub enum Kernel {
     /// storage (with the step's input projection).
     LstmForwardStepSmallBatch,
     /// One forward timestep of one layer, read straight from storage (with the step's input
-    /// projection), 4 batch rows per invocation.
+    /// projection), 8 batch rows per invocation.
     LstmForwardStepDirect,
     /// [`Kernel::LstmForwardStepSmallBatch`] with the weights read from textures.
     LstmForwardStepSmallBatchTexels,
