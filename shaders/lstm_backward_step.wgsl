@@ -159,14 +159,18 @@ fn main_direct(
     }
     var bs: array<u32, TB>;
     var nexts: array<Next, TB>;
-    // Whether a row of the tile needs the product: a running row's step (projected), a later
-    // step to take the gradient from (unprojected). The tile's invocations share their rows, so
-    // a tile that needs none skips the loops as a whole.
+    // Whether a row of the tile needs the product: a row of the batch (not a clamped copy past
+    // its end) at a running step (projected) or with a later step to take the gradient from
+    // (unprojected). The tile's invocations share their rows, so these branches are uniform: a
+    // row that needs none costs no loads and no products (a batch smaller than the tile pays
+    // only for its rows), and a tile that needs none skips the loops as a whole.
+    var needs: array<bool, TB>;
     var needed = false;
     for (var r = 0u; r < TB; r++) {
         bs[r] = min(b0 + r, s.batch - 1u);
         nexts[r] = next_of(d, bs[r]);
-        needed = needed || select(nexts[r].has, s.step < nexts[r].n, O < H);
+        needs[r] = b0 + r < s.batch && select(nexts[r].has, s.step < nexts[r].n, O < H);
+        needed = needed || needs[r];
     }
     var acc: array<array<f32, RU>, TB>;
     if (!needed) {
@@ -181,11 +185,12 @@ fn main_direct(
                 w[j] = params[at / 4u][at % 4u];
             }
             for (var r = 0u; r < TB; r++) {
-                let n = nexts[r].n;
-                let t = select(s.step, time_of(d, s.step, n), s.step < n);
-                let dh = dh_seq[dir_row(d, bs[r], t, O) + k];
-                for (var j = 0u; j < RU; j++) {
-                    acc[r][j] = fma(dh, w[j], acc[r][j]);
+                if (needs[r]) {
+                    let t = time_of(d, s.step, nexts[r].n);
+                    let dh = dh_seq[dir_row(d, bs[r], t, O) + k];
+                    for (var j = 0u; j < RU; j++) {
+                        acc[r][j] = fma(dh, w[j], acc[r][j]);
+                    }
                 }
             }
         }
@@ -198,12 +203,11 @@ fn main_direct(
                 w[j] = params[w_off + units[j] * H + k];
             }
             for (var r = 0u; r < TB; r++) {
-                var dg = vec4<f32>(0.0);
-                if (nexts[r].has) {
-                    dg = d_gates[dir_row(d, bs[r], nexts[r].t, H) + k];
-                }
-                for (var j = 0u; j < RU; j++) {
-                    acc[r][j] += dot(dg, w[j]);
+                if (needs[r]) {
+                    let dg = d_gates[dir_row(d, bs[r], nexts[r].t, H) + k];
+                    for (var j = 0u; j < RU; j++) {
+                        acc[r][j] += dot(dg, w[j]);
+                    }
                 }
             }
         }

@@ -114,7 +114,7 @@ fn matches_cpu_across_tile_boundaries_after_the_staged_forward_step() {
 
 #[test]
 fn matches_cpu_across_the_direct_backward_steps_unit_and_row_tiles() {
-    // 70 units are one full 64-unit tile and a partial one, 21 rows five 4-row tiles and a
+    // 70 units are one full 64-unit tile and a partial one, 21 rows two 8-row tiles and a
     // partial one.
     let gpu = gpu_tuned_as_software();
     assert_eq!(

@@ -36,11 +36,15 @@ pub(crate) const DESC: KernelDesc = step_kernel(
 
 /// Hidden units per workgroup of [`DIRECT`].
 const DIRECT_UNITS: u32 = 64;
-/// Batch rows per workgroup of [`DIRECT`], every invocation computing all of them.
-const DIRECT_ROWS: u32 = 4;
+/// Batch rows per workgroup of [`DIRECT`], every invocation computing all of them (the rows of
+/// a tile past the batch's end cost no loads and no products: see the shader).
+const DIRECT_ROWS: u32 = 8;
 /// Invocations per workgroup of [`DIRECT`], one row of them, each owning `64 / 16` units. (Of
 /// 16 to 128 units by 2 to 8 rows, 64 x 4 was the fastest on a software adapter over batches
-/// of 8 to 128 rows; 2.2 times faster than the staged step at the reference size.)
+/// of 8 to 128 rows, 2.2 times faster than the staged step at the reference size; once the
+/// step kept its accumulators in registers, 64 x 8 took 8% less at the reference size and
+/// 18-19% less at B64 H256 and B32 H512; 128 x 8 was as fast at the reference size but slower
+/// at B8 H32, 32 x 8 and 16 rows slower.)
 const DIRECT_WG: [u32; 3] = [16, 1, 1];
 const _: () = assert!(DIRECT_UNITS.is_multiple_of(DIRECT_WG[0]) && DIRECT_WG[1] == 1);
 
