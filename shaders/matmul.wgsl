@@ -16,21 +16,13 @@
 // storage; entry `main_blocked` (a long K) too, one row of invocations sharing the tile's rows. TM, TN, TK, WG_X, WG_Y and the flag bits TRANS_A, TRANS_B, BIAS, ACCUMULATE are set by
 // each variant's descriptor (src/gpu/kernels/matmul.rs), which also sizes the grid.
 
-struct Params {
-    m: u32, n: u32, k: u32, flags: u32,
-    a_off: u32, lda: u32, a_group: u32, a_group_stride: u32,
-    b_off: u32, ldb: u32, b_group: u32, b_group_stride: u32,
-    c_off: u32, ldc: u32, bias_off: u32, pad: u32,
-}
+// The uniform `Params` and `store_element` come from matmul_output.wgsl.
 
 const WG: u32 = WG_X * WG_Y;
 const RM: u32 = TM / WG_Y;
 const RN: u32 = TN / WG_X;
 
 @group(0) @binding(0) var<uniform> params: Params;
-// The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
-// afresh at every use, and the loops below use it at every k.
-var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -76,15 +68,7 @@ fn store(m0: u32, n0: u32, lid: vec3<u32>, acc: array<array<f32, RN>, RM>) {
         for (var j = 0u; j < RN; j++) {
             let n = n0 + lid.x + WG_X * j;
             if (m < p.m && n < p.n) {
-                var v = acc[i][j];
-                if ((p.flags & BIAS) != 0u) {
-                    v += bias[p.bias_off + n];
-                }
-                let at = p.c_off + m * p.ldc + n;
-                if ((p.flags & ACCUMULATE) != 0u) {
-                    v += c[at];
-                }
-                c[at] = v;
+                store_element(m, n, acc[i][j]);
             }
         }
     }

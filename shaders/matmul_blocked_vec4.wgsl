@@ -15,16 +15,9 @@
 // a TM x TN tile per workgroup of one row of WG_X invocations, all of K walked in registers, the
 // row maps followed incrementally, the same multiply-adds in the same order (so the same bits).
 
-struct Params {
-    m: u32, n: u32, k: u32, flags: u32,
-    a_off: u32, lda: u32, a_group: u32, a_group_stride: u32,
-    b_off: u32, ldb: u32, b_group: u32, b_group_stride: u32,
-    c_off: u32, ldc: u32, bias_off: u32, pad: u32,
-}
+// The uniform `Params` and `store_element` come from matmul_output.wgsl.
 
 @group(0) @binding(0) var<uniform> params: Params;
-// The uniform, copied once per invocation (see matmul.wgsl).
-var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -85,16 +78,7 @@ fn main(
         let m = m0 + i;
         if (m < p.m) {
             for (var j = 0u; j < 4u; j++) {
-                let n = n0 + j;
-                var v = block[i][j];
-                if ((p.flags & BIAS) != 0u) {
-                    v += bias[p.bias_off + n];
-                }
-                let at = p.c_off + m * p.ldc + n;
-                if ((p.flags & ACCUMULATE) != 0u) {
-                    v += c[at];
-                }
-                c[at] = v;
+                store_element(m, n0 + j, block[i][j]);
             }
         }
     }

@@ -76,7 +76,10 @@ const fn constants(tm: u32, tn: u32) -> [(&'static str, u32); 7] {
 /// The staged variant (entry `main`).
 pub(crate) const DESC: KernelDesc = KernelDesc {
     name: "matmul",
-    files: &[shader_file!("matmul.wgsl")],
+    files: &[
+        shader_file!("matmul_output.wgsl"),
+        shader_file!("matmul.wgsl"),
+    ],
     entry: "main",
     workgroup_size: WG,
     constants: &constants(TM, TN),
@@ -127,7 +130,10 @@ const _: () = assert!(BLOCKED_WG[1] == 1 && BLOCKED_TN.is_multiple_of(BLOCKED_WG
 /// [`BLOCKED`] reading 4 floats per load, for aligned operands (see [`vec4_aligned`]).
 pub(crate) const BLOCKED_VEC4: KernelDesc = KernelDesc {
     name: "matmul_blocked_vec4",
-    files: &[shader_file!("matmul_blocked_vec4.wgsl")],
+    files: &[
+        shader_file!("matmul_output.wgsl"),
+        shader_file!("matmul_blocked_vec4.wgsl"),
+    ],
     entry: "main",
     ..BLOCKED
 };
@@ -154,7 +160,7 @@ pub(crate) fn vec4_aligned(spec: &GemmSpec) -> bool {
         .all(|v| v % 4 == 0)
 }
 
-/// `struct Params` of `matmul.wgsl` (see the shader for the meaning of each field).
+/// `struct Params` of `matmul_output.wgsl` (see `matmul.wgsl` for the meaning of each field).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub(crate) struct Params {
