@@ -5,11 +5,11 @@
 //! semantics and not against themselves.
 mod common;
 
-use common::{assert_close, random_array, unravel};
+use common::{assert_close, assert_same_bits, random_array};
 use lstm_wgpu::convert::keras::{self, LstmCell};
 use lstm_wgpu::convert::onnx::{self, Direction, LstmNode};
 use lstm_wgpu::cpu::lstm::CpuLstm;
-use lstm_wgpu::ndarray::{Array1, Array2, Array3, Array4, ArrayViewD, s};
+use lstm_wgpu::ndarray::{Array1, Array2, Array3, Array4, s};
 use lstm_wgpu::{Error, Lstm, LstmConfig, LstmOutput, LstmState, LstmWeights};
 
 const I: usize = 3;
@@ -76,21 +76,6 @@ fn assert_outputs_close(case: &str, actual: &LstmOutput<f64>, expected: &LstmOut
     }
 }
 
-/// Fails naming the first element whose bits differ (so that -0.0 and 0.0 differ too).
-fn assert_same_bits(what: &str, actual: ArrayViewD<'_, f64>, expected: ArrayViewD<'_, f64>) {
-    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
-    let differing = actual
-        .iter()
-        .zip(expected.iter())
-        .position(|(a, e)| a.to_bits() != e.to_bits());
-    if let Some(flat) = differing {
-        let index = unravel(flat, expected.shape());
-        let a = actual.iter().nth(flat).unwrap();
-        let e = expected.iter().nth(flat).unwrap();
-        panic!("{what}: element {index:?} is {a:e}, expected {e:e} bit for bit");
-    }
-}
-
 fn assert_same_weights(case: &str, actual: &LstmWeights<f64>, expected: &LstmWeights<f64>) {
     assert_eq!(actual.config(), expected.config(), "{case}: config");
     for ((name, a), (_, e)) in actual
@@ -98,7 +83,7 @@ fn assert_same_weights(case: &str, actual: &LstmWeights<f64>, expected: &LstmWei
         .into_iter()
         .zip(expected.named_tensors())
     {
-        assert_same_bits(&format!("{case}: {name}"), a, e);
+        assert_same_bits(&format!("{case}: {name}"), &a, &e);
     }
 }
 
@@ -448,7 +433,7 @@ fn onnx_to_pytorch_and_back_is_bit_exact() {
                 ("R", a.r.view().into_dyn(), e.r.view().into_dyn()),
                 ("B", a_b.view().into_dyn(), e_b.view().into_dyn()),
             ] {
-                assert_same_bits(&format!("{case}: node {l} {name}"), a, e);
+                assert_same_bits(&format!("{case}: node {l} {name}"), &a, &e);
             }
         }
     }
@@ -695,7 +680,7 @@ fn keras_to_pytorch_and_back_is_bit_exact() {
                     ),
                     ("bias", a_b.view().into_dyn(), e_b.view().into_dyn()),
                 ] {
-                    assert_same_bits(&format!("{case}: layer {l} direction {d} {name}"), a, e);
+                    assert_same_bits(&format!("{case}: layer {l} direction {d} {name}"), &a, &e);
                 }
             }
         }
@@ -868,8 +853,8 @@ fn f32_weights_convert_as_f64_ones_do() {
         let a = a.w.mapv(f64::from);
         assert_same_bits(
             &format!("f32 node {l} W"),
-            a.view().into_dyn(),
-            e.w.view().into_dyn(),
+            &a.view().into_dyn(),
+            &e.w.view().into_dyn(),
         );
     }
 }

@@ -4,25 +4,10 @@
 //! between a training pass and its backward, and after the weights change.
 mod common;
 
-use common::{random_array, random_weights, unravel};
+use common::{assert_same_bits, random_array, random_weights};
 use lstm_wgpu::cpu::lstm::CpuLstm;
-use lstm_wgpu::ndarray::{Array3, ArrayViewD};
+use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmGrads, LstmOutput, LstmWeights, Upstream};
-
-/// Fails on the first element whose bits differ, naming it and its index.
-fn assert_same_bits(what: &str, a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shape");
-    let differs = a.iter().zip(b.iter()).enumerate();
-    if let Some((flat, (x, y))) = differs
-        .into_iter()
-        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
-    {
-        panic!(
-            "{what}: element {:?} differs: {x:e} vs {y:e}",
-            unravel(flat, a.shape())
-        );
-    }
-}
 
 fn assert_outputs(what: &str, a: &LstmOutput, b: &LstmOutput) {
     assert_same_bits(

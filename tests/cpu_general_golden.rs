@@ -2,25 +2,9 @@
 //! stacked combinations) against PyTorch's golden tensors: outputs and every gradient.
 mod common;
 
-use common::{Golden, run_golden, unravel};
+use common::{Golden, assert_same_bits, run_golden};
 use lstm_wgpu::cpu::lstm::CpuLstm;
-use lstm_wgpu::ndarray::ArrayViewD;
 use lstm_wgpu::{GradRequest, Lstm, LstmWeights};
-
-/// Fails on the first element whose bits differ, naming it and its index.
-fn assert_same_bits(what: &str, a: ArrayViewD<'_, f64>, b: ArrayViewD<'_, f64>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shape");
-    let differs = a.iter().zip(b.iter()).enumerate();
-    if let Some((flat, (x, y))) = differs
-        .into_iter()
-        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
-    {
-        panic!(
-            "{what}: element {:?} differs: {x:e} vs {y:e}",
-            unravel(flat, a.shape())
-        );
-    }
-}
 
 /// Checks outputs and gradients of case `name` computed on the CPU in `F`.
 fn check_case<F: lstm_wgpu::Real>(name: &str, rtol_fwd: f64, rtol_bwd: f64) {
@@ -166,12 +150,12 @@ fn full_lengths_on_plain_layers_match_the_plain_path() {
         ),
     ];
     for (what, a, b) in pairs {
-        assert_same_bits(what, a.view().into_dyn(), b.view().into_dyn());
+        assert_same_bits(what, &a.view().into_dyn(), &b.view().into_dyn());
     }
     let (a, b) = (general_grads.layers.unwrap(), plain_grads.layers.unwrap());
     for (l, (a, b)) in a.iter().zip(&b).enumerate() {
         for ((name, a), (_, b)) in a.named(l, 0).into_iter().zip(b.named(l, 0)) {
-            assert_same_bits(&format!("d{name}"), a, b);
+            assert_same_bits(&format!("d{name}"), &a, &b);
         }
     }
 }

@@ -5,25 +5,10 @@
 //! sizes whose rows the threads split.
 mod common;
 
-use common::{random_array, random_state, random_weights, unravel};
+use common::{assert_same_bits, random_array, random_state, random_weights};
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::ndarray::{Array3, ArrayViewD};
 use lstm_wgpu::{Dropout, GradRequest, Lstm, LstmConfig, LstmGrads, LstmOutput, Upstream};
-
-/// Fails on the first element whose bits differ, naming it and its index.
-fn assert_same_bits(what: &str, a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shape");
-    let differs = a.iter().zip(b.iter()).enumerate();
-    if let Some((flat, (x, y))) = differs
-        .into_iter()
-        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
-    {
-        panic!(
-            "{what}: element {:?} differs: {x:e} vs {y:e}",
-            unravel(flat, a.shape())
-        );
-    }
-}
 
 /// The outputs of a forward pass, by name.
 fn outputs(o: &LstmOutput) -> Vec<(String, ArrayViewD<'_, f32>)> {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    Golden, assert_close, random_array, random_state, random_weights, run_golden, unravel,
+    Golden, assert_close, assert_same_bits, random_array, random_state, random_weights, run_golden,
 };
 use lstm_wgpu::cpu::isa::Isa;
 use lstm_wgpu::cpu::lstm::CpuLstm;
@@ -30,22 +30,6 @@ fn tensors<'a>(out: &'a LstmOutput, g: &'a LstmGrads) -> Vec<(String, ArrayViewD
         t.push((format!("dbias_hh_l{l}"), w.bias_hh.view().into_dyn()));
     }
     t
-}
-
-/// Fails on the first element whose bits differ, naming it and its index.
-fn assert_same_bits(what: &str, a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shape");
-    if let Some((flat, (x, y))) = a
-        .iter()
-        .zip(b.iter())
-        .enumerate()
-        .find(|(_, (x, y))| x.to_bits() != y.to_bits())
-    {
-        panic!(
-            "{what}: element {:?} differs: {x:e} vs {y:e}",
-            unravel(flat, a.shape())
-        );
-    }
 }
 
 /// Forward and every gradient of a 3-layer model at sizes off every tile grid (13 rows, 37

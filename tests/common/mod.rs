@@ -243,6 +243,43 @@ pub fn rel_err<F: Real>(actual: ArrayViewD<'_, F>, expected: ArrayViewD<'_, F>) 
     err / scale.max(f64::MIN_POSITIVE)
 }
 
+/// A float's bits, to compare results bit for bit (so that -0.0 and 0.0 differ too).
+pub trait Bits: Copy + std::fmt::LowerExp {
+    fn bits(self) -> u64;
+}
+
+impl Bits for f32 {
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Bits for f64 {
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+/// Fails on the first element whose bits differ, naming it and its index.
+pub fn assert_same_bits<F: Bits>(
+    what: &str,
+    actual: &ArrayViewD<'_, F>,
+    expected: &ArrayViewD<'_, F>,
+) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    if let Some((flat, (a, e))) = actual
+        .iter()
+        .zip(expected.iter())
+        .enumerate()
+        .find(|(_, (a, e))| a.bits() != e.bits())
+    {
+        panic!(
+            "{what}: element {:?} is {a:e}, expected {e:e} bit for bit",
+            unravel(flat, expected.shape())
+        );
+    }
+}
+
 pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     let mut index = vec![0; shape.len()];
     for (d, &n) in shape.iter().enumerate().rev() {
