@@ -446,7 +446,8 @@ impl GpuLstm {
 /// first polled, then waits for the readback without blocking a thread, so they can run on any
 /// executor. The future is woken from the mapping's callback (natively a thread of the
 /// [`Gpu`] polls the device while mappings are pending; in a browser the event loop does).
-/// The blocking calls of [`Lstm`] are these, run to completion with `pollster::block_on`.
+/// The blocking calls of [`Lstm`] are these, run to completion on the calling thread, which
+/// waits on the device itself.
 impl GpuLstm {
     /// [`Lstm::weights`], asynchronously.
     pub async fn weights_async(&self) -> Result<LstmWeights<f32>> {
@@ -589,7 +590,7 @@ impl Lstm<f32> for GpuLstm {
     }
 
     fn weights(&self) -> Result<LstmWeights<f32>> {
-        pollster::block_on(self.weights_async())
+        crate::gpu::mapping::block_on(self.weights_async())
     }
 
     fn set_weights(&mut self, weights: &LstmWeights<f32>) -> Result<()> {
@@ -614,7 +615,7 @@ impl Lstm<f32> for GpuLstm {
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
     ) -> Result<LstmOutput<f32>> {
-        pollster::block_on(self.forward_async(x, state))
+        crate::gpu::mapping::block_on(self.forward_async(x, state))
     }
 
     fn forward_train(
@@ -622,7 +623,7 @@ impl Lstm<f32> for GpuLstm {
         x: ArrayView3<'_, f32>,
         state: Option<&LstmState<f32>>,
     ) -> Result<(LstmOutput<f32>, Tape)> {
-        pollster::block_on(self.forward_train_async(x, state))
+        crate::gpu::mapping::block_on(self.forward_train_async(x, state))
     }
 
     /// Finished rows are masked inside the step kernels: no dispatch more than a batch of
@@ -633,7 +634,7 @@ impl Lstm<f32> for GpuLstm {
         lengths: &[usize],
         state: Option<&LstmState<f32>>,
     ) -> Result<LstmOutput<f32>> {
-        pollster::block_on(self.forward_lengths_async(x, lengths, state))
+        crate::gpu::mapping::block_on(self.forward_lengths_async(x, lengths, state))
     }
 
     fn forward_train_lengths(
@@ -642,7 +643,7 @@ impl Lstm<f32> for GpuLstm {
         lengths: &[usize],
         state: Option<&LstmState<f32>>,
     ) -> Result<(LstmOutput<f32>, Tape)> {
-        pollster::block_on(self.forward_train_lengths_async(x, lengths, state))
+        crate::gpu::mapping::block_on(self.forward_train_lengths_async(x, lengths, state))
     }
 
     fn set_dropout(&mut self, dropout: Option<Dropout>) -> Result<()> {
@@ -661,7 +662,7 @@ impl Lstm<f32> for GpuLstm {
         upstream: &Upstream<f32>,
         want: GradRequest,
     ) -> Result<LstmGrads<f32>> {
-        pollster::block_on(self.backward_async(tape, upstream, want))
+        crate::gpu::mapping::block_on(self.backward_async(tape, upstream, want))
     }
 
     /// One submission for both passes, one readback.
@@ -672,6 +673,6 @@ impl Lstm<f32> for GpuLstm {
         upstream: &Upstream<f32>,
         want: GradRequest,
     ) -> Result<(LstmOutput<f32>, LstmGrads<f32>)> {
-        pollster::block_on(self.forward_backward_async(x, state, upstream, want))
+        crate::gpu::mapping::block_on(self.forward_backward_async(x, state, upstream, want))
     }
 }

@@ -4,9 +4,15 @@
 //! has finished the work submitted before them. In a browser the event loop does the polling; natively somebody must
 //! call `device.poll`. Here one background thread per [`crate::gpu::Gpu`] does it, and only
 //! while mappings are pending; each mapping is a future that the callback wakes. So an `async`
-//! caller's executor thread never waits on the GPU, and the blocking calls are
-//! `pollster::block_on` of the async ones: their thread sleeps until the callback wakes it.
+//! caller's executor thread never waits on the GPU.
+//!
+//! The blocking calls are [`block_on`] of the async ones. A thread that blocks anyway waits on
+//! the device itself: its mappings do not wake the polling thread, and the callback runs on the
+//! waiting thread. That saves a hand-off between threads per call, which a streaming caller
+//! pays at every step (and which, on a CPU-emulated adapter, competes with the adapter's own
+//! threads for the cores).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +21,8 @@ use std::task::{Context, Poll, Waker};
 /// Polls one device while mappings on it are pending.
 pub(crate) struct Poller {
     shared: Arc<Shared>,
+    /// For the callers that wait on it themselves ([`block_on`]).
+    device: wgpu::Device,
     /// Told when the thread has ended and dropped its handle on the device (in a mutex, which
     /// makes the receiver shareable between the threads that share the `Gpu`).
     #[cfg(not(target_arch = "wasm32"))]
@@ -46,24 +54,27 @@ impl Poller {
         let shared = Arc::new(Shared::default());
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let (device, polled) = (device.clone(), Arc::clone(&shared));
+            let (polled_device, polled) = (device.clone(), Arc::clone(&shared));
             let (tell, ended) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name("lstm-wgpu poller".into())
                 .spawn(move || {
-                    poll_while_pending(&device, &polled);
-                    drop(device);
+                    poll_while_pending(&polled_device, &polled);
+                    drop(polled_device);
                     let _ = tell.send(());
                 })?;
             Ok(Poller {
                 shared,
+                device: device.clone(),
                 ended: Mutex::new(ended),
             })
         }
         #[cfg(target_arch = "wasm32")]
         {
-            let _ = device;
-            Ok(Poller { shared })
+            Ok(Poller {
+                shared,
+                device: device.clone(),
+            })
         }
     }
 
@@ -87,25 +98,37 @@ impl Poller {
         &self,
         register: impl FnOnce(Box<dyn FnOnce(T) + Send>),
     ) -> Callback<T> {
+        let here = waits_here();
         let slot = Arc::new(Mutex::new(Slot {
             value: None,
             waker: None,
+            counted: !here,
         }));
-        self.shared.lock().pending += 1;
+        if !here {
+            self.shared.lock().pending += 1;
+        }
         let (done, shared) = (Arc::clone(&slot), Arc::clone(&self.shared));
         register(Box::new(move |value| {
-            let waker = {
+            let (waker, counted) = {
                 let mut s = done.lock().unwrap_or_else(|e| e.into_inner());
                 s.value = Some(value);
-                s.waker.take()
+                (s.waker.take(), s.counted)
             };
-            shared.lock().pending -= 1;
+            if counted {
+                shared.lock().pending -= 1;
+            }
             if let Some(w) = waker {
                 w.wake();
             }
         }));
-        self.shared.wake.notify_one();
-        Callback { slot }
+        if !here {
+            self.shared.wake.notify_one();
+        }
+        Callback {
+            slot,
+            shared: Arc::clone(&self.shared),
+            device: here.then(|| self.device.clone()),
+        }
     }
 }
 
@@ -156,11 +179,16 @@ fn poll_while_pending(device: &wgpu::Device, shared: &Shared) {
 struct Slot<T> {
     value: Option<T>,
     waker: Option<Waker>,
+    /// Counted as pending for the polling thread (the callback takes it off again).
+    counted: bool,
 }
 
 /// The value a wgpu callback passes, as a future (see [`Poller::map`], [`Poller::work_done`]).
 pub(crate) struct Callback<T> {
     slot: Arc<Mutex<Slot<T>>>,
+    shared: Arc<Shared>,
+    /// The device to wait on, where the callback was registered inside [`block_on`].
+    device: Option<wgpu::Device>,
 }
 
 impl<T> Future for Callback<T> {
@@ -168,6 +196,23 @@ impl<T> Future for Callback<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if s.value.is_none() && !s.counted {
+            if let Some(device) = &self.device {
+                // Inside `block_on`: wait for the work submitted so far here, which runs the
+                // callback on this thread.
+                drop(s);
+                let _ = device.poll(wgpu::PollType::wait_indefinitely());
+                s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            }
+            if s.value.is_none() {
+                // Not delivered (a lost device, or a poll that gave up): the polling thread
+                // takes over. Counted while the slot is locked, so that the callback, which
+                // reads `counted` under the same lock, takes off only what was added.
+                s.counted = true;
+                self.shared.lock().pending += 1;
+                self.shared.wake.notify_one();
+            }
+        }
         match s.value.take() {
             Some(v) => Poll::Ready(v),
             None => {
@@ -175,5 +220,67 @@ impl<T> Future for Callback<T> {
                 Poll::Pending
             }
         }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is inside [`block_on`].
+    static WAITS_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn waits_here() -> bool {
+    !cfg!(target_arch = "wasm32") && WAITS_HERE.with(Cell::get)
+}
+
+/// Runs `future` to completion on this thread, which waits on the device itself for the
+/// mappings the future registers (see the module comment). The blocking form of every call
+/// that reads back.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let before = WAITS_HERE.with(|w| w.replace(true));
+    // Restored even if the future panics, so a caught panic leaves the thread as it was.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WAITS_HERE.with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Restore(before);
+    pollster::block_on(future)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::gpu::Gpu;
+
+    fn counted<T>(callback: &Callback<T>) -> bool {
+        callback.slot.lock().unwrap().counted
+    }
+
+    #[test]
+    fn a_blocking_wait_is_done_on_the_waiting_thread() {
+        let gpu = Gpu::from_env().expect("a wgpu adapter");
+        let poller = Poller::new(gpu.device()).expect("the polling thread starts");
+        gpu.queue().submit([]);
+        block_on(async {
+            let done = poller.work_done(gpu.queue());
+            assert!(!counted(&done), "a blocking wait asked the polling thread");
+            done.await;
+        });
+        assert_eq!(poller.shared.lock().pending, 0);
+    }
+
+    #[test]
+    fn an_async_wait_is_left_to_the_polling_thread() {
+        let gpu = Gpu::from_env().expect("a wgpu adapter");
+        let poller = Poller::new(gpu.device()).expect("the polling thread starts");
+        gpu.queue().submit([]);
+        let done = poller.work_done(gpu.queue());
+        assert!(
+            counted(&done),
+            "an async wait was not given to the polling thread"
+        );
+        pollster::block_on(done);
+        assert_eq!(poller.shared.lock().pending, 0);
     }
 }

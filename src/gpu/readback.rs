@@ -56,7 +56,7 @@ impl<'a> ReadPlan<'a> {
         staging: &wgpu::Buffer,
         counters: &Counters,
     ) -> Result<Vec<Vec<f32>>> {
-        pollster::block_on(self.read_async(gpu, staging, counters))
+        crate::gpu::mapping::block_on(self.read_async(gpu, staging, counters))
     }
 
     /// As [`Self::read`], waiting for the mapping without blocking the thread.

@@ -326,7 +326,7 @@ impl LstmStream<f32> for GpuStream {
     }
 
     fn push(&mut self, x: ArrayView3<'_, f32>, want: StreamRequest) -> Result<StreamOutput<f32>> {
-        pollster::block_on(self.push_async(x, want))
+        crate::gpu::mapping::block_on(self.push_async(x, want))
     }
 
     /// Records nothing yet: the next push zeroes the rows first, inside its own submission.

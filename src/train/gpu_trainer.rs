@@ -174,7 +174,7 @@ impl GpuTrainer {
 
     /// The gradients of the last step, before clipping, PyTorch layout.
     pub fn gradients(&self) -> Result<ClassifierWeights> {
-        pollster::block_on(self.gradients_async())
+        crate::gpu::mapping::block_on(self.gradients_async())
     }
 
     /// What this trainer has recorded and transferred since it was created.
@@ -210,7 +210,7 @@ impl GpuTrainer {
 /// The trainer's calls as futures: each records and submits its work when first polled, then
 /// waits for the GPU without blocking a thread (as [`crate::gpu::GpuLstm::forward_async`]), so
 /// a training loop can run on any executor. The blocking calls of [`Trainer`] are these, run to
-/// completion with `pollster::block_on`.
+/// completion on the calling thread, which waits on the device itself.
 impl GpuTrainer {
     /// [`Trainer::step`], asynchronously.
     pub async fn step_async(
@@ -385,19 +385,19 @@ impl Trainer for GpuTrainer {
         labels: &[u8],
         report: bool,
     ) -> Result<Option<Metrics>> {
-        pollster::block_on(self.step_lengths_async(x, lengths, labels, report))
+        crate::gpu::mapping::block_on(self.step_lengths_async(x, lengths, labels, report))
     }
 
     fn evaluate(&mut self, data: &SequenceDataset, batch: usize) -> Result<Metrics> {
-        pollster::block_on(self.evaluate_async(data, batch))
+        crate::gpu::mapping::block_on(self.evaluate_async(data, batch))
     }
 
     fn weights(&self) -> Result<ClassifierWeights> {
-        pollster::block_on(self.weights_async())
+        crate::gpu::mapping::block_on(self.weights_async())
     }
 
     fn optimizer_state(&self) -> Result<OptimizerState> {
-        pollster::block_on(self.optimizer_state_async())
+        crate::gpu::mapping::block_on(self.optimizer_state_async())
     }
 
     fn config(&self) -> &TrainConfig {
