@@ -16,7 +16,9 @@
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`], constant
 //! `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of
-//! `params` ([`with_texels`]; `crate::gpu::weight_texels`).
+//! `params` (chosen by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the
+//! texel twins, and the small-batch one has a tile of its own for them: 8 units per
+//! invocation instead of 2.
 //!
 //! Bindings: `xproj`, `params` (read), `state0` (read; `h0`, `c0` and the lengths), `y`,
 //! `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's input
@@ -84,8 +86,23 @@ const DIRECT_TILE: DirectTile = DirectTile {
     rows: 8,
     invocations: 16,
 };
+/// The small-batch tile of the texel variant, which only software adapters run: 8 units per
+/// invocation, so that the loop over `k` (a uniform load of `x_t` or `h_prev`, the loop's own
+/// bookkeeping) is paid once per 8 weight loads rather than per 2. On a software adapter at
+/// I32 H128, one layer, against [`SMALL_TILE`]: a 1-row forward step 122-131 µs against
+/// 128-131 inside a long call, a 1-step streaming call 178-180 µs against 210-214; 4 rows
+/// 245-354 µs against 297-378; 1 row at I64 H512 670-720 µs against 975-981. 64 units by 8
+/// invocations and 32 by 8 were between the two.
+const SMALL_TEXELS_TILE: DirectTile = DirectTile {
+    units: 128,
+    rows: 1,
+    invocations: 16,
+};
 const _: () = assert!(
     SMALL_TILE.units.is_multiple_of(SMALL_TILE.invocations)
+        && SMALL_TEXELS_TILE
+            .units
+            .is_multiple_of(SMALL_TEXELS_TILE.invocations)
         && DIRECT_TILE.units.is_multiple_of(DIRECT_TILE.invocations)
 );
 
@@ -104,12 +121,13 @@ pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
     ..DESC
 };
 
-/// [`SMALL_BATCH`] reading the weights from the layer's texture.
+/// [`SMALL_BATCH`] reading the weights from the layer's texture, with its own tile.
 pub(crate) const SMALL_BATCH_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_small_batch_texels",
+    workgroup_size: [SMALL_TEXELS_TILE.invocations, 1, 1],
     constants: &[
-        ("TU", SMALL_TILE.units),
-        ("TB", SMALL_TILE.rows),
+        ("TU", SMALL_TEXELS_TILE.units),
+        ("TB", SMALL_TEXELS_TILE.rows),
         ("KC", lstm_step::KC),
         ("TEXELS", 1),
     ],
@@ -141,38 +159,34 @@ pub(crate) const DIRECT_TEXELS: KernelDesc = KernelDesc {
     ..DIRECT
 };
 
-/// The texel twin of a direct `kernel` (the same tile, grid and bindings), or `kernel` itself
-/// for the staged step, which has none.
-pub(crate) fn with_texels(kernel: Kernel) -> Kernel {
-    match kernel {
-        Kernel::LstmForwardStepSmallBatch => Kernel::LstmForwardStepSmallBatchTexels,
-        Kernel::LstmForwardStepDirect => Kernel::LstmForwardStepDirectTexels,
-        other => other,
-    }
-}
-
-/// The kernel for a batch of `batch` rows on a device with `limits` and `tuning`, and its tile:
-/// `(kernel, units, rows)` per workgroup. A direct variant needs its row tiles to fit one grid
-/// dimension; when they do not, the staged step (fewer row tiles) takes over.
-pub(crate) fn variant(batch: usize, limits: &wgpu::Limits, tuning: Tuning) -> (Kernel, u32, u32) {
+/// The kernel for a batch of `batch` rows on a device with `limits` and `tuning`, reading the
+/// weights from textures where `texels` (a model that keeps them) and the kernel has a texel
+/// twin, and its tile: `(kernel, units, rows)` per workgroup. A direct variant needs its row
+/// tiles to fit one grid dimension; when they do not, the staged step (fewer row tiles) takes
+/// over.
+pub(crate) fn variant(
+    batch: usize,
+    limits: &wgpu::Limits,
+    tuning: Tuning,
+    texels: bool,
+) -> (Kernel, u32, u32) {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     let direct = batch <= tuning.direct_step_max_batch;
     let fits = |t: &DirectTile| batch.div_ceil(t.rows as usize) <= max;
-    if direct && batch <= Tuning::SMALL_BATCH && fits(&SMALL_TILE) {
-        (
-            Kernel::LstmForwardStepSmallBatch,
-            SMALL_TILE.units,
-            SMALL_TILE.rows,
-        )
+    let (kernel, tile) = if direct && batch <= Tuning::SMALL_BATCH && fits(&SMALL_TILE) {
+        match texels {
+            true => (Kernel::LstmForwardStepSmallBatchTexels, &SMALL_TEXELS_TILE),
+            false => (Kernel::LstmForwardStepSmallBatch, &SMALL_TILE),
+        }
     } else if direct && fits(&DIRECT_TILE) {
-        (
-            Kernel::LstmForwardStepDirect,
-            DIRECT_TILE.units,
-            DIRECT_TILE.rows,
-        )
+        match texels {
+            true => (Kernel::LstmForwardStepDirectTexels, &DIRECT_TILE),
+            false => (Kernel::LstmForwardStepDirect, &DIRECT_TILE),
+        }
     } else {
-        (Kernel::LstmForwardStep, lstm_step::TU, lstm_step::TB)
-    }
+        return (Kernel::LstmForwardStep, lstm_step::TU, lstm_step::TB);
+    };
+    (kernel, tile.units, tile.rows)
 }
 
 /// Whether the step `kernel` computes its own input projection (the direct variants), so the
@@ -210,16 +224,17 @@ pub(crate) fn work(kernel: Kernel, batch: usize, (input, hidden, out): Sizes, di
 /// A layer's sizes: input features `I`, hidden units `H`, features of `h` `O`.
 pub(crate) type Sizes = (usize, usize, usize);
 
-/// Workgroups for a step of [`variant`]`(batch, limits, tuning)` over `hidden` units in
-/// `dirs` directions, or [`Error::DeviceLimit`] when either exceeds what one grid dimension of
-/// the device holds.
+/// Workgroups for a step of [`variant`]`(batch, limits, tuning, texels)` over `hidden` units
+/// in `dirs` directions, or [`Error::DeviceLimit`] when either exceeds what one grid dimension
+/// of the device holds.
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(
     (batch, hidden, dirs): (usize, usize, usize),
     limits: &wgpu::Limits,
     tuning: Tuning,
+    texels: bool,
 ) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch, limits, tuning);
+    let (_, units, rows) = variant(batch, limits, tuning, texels);
     lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
 }

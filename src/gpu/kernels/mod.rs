@@ -207,11 +207,8 @@ impl Kernel {
     /// `max_texture_dimension_2d`). The trainers' models always read their weights from
     /// storage.
     pub fn for_forward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
-        let kernel = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning()).0;
-        match gpu.tuning().weight_texels {
-            true => lstm_forward_step::with_texels(kernel),
-            false => kernel,
-        }
+        let texels = gpu.tuning().weight_texels;
+        lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), texels).0
     }
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected

@@ -198,7 +198,8 @@ impl ForwardPlan {
         let x = gpu.storage("x", batch * seq * dims.input, U::COPY_DST)?;
         let state0 = gpu.storage("h0/c0/lengths", dims.state_len() + batch, U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", dims.state_len(), U::COPY_SRC)?;
-        let (step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
+        let (step_kernel, _, _) =
+            lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), false);
         let project = !lstm_forward_step::projects_input(step_kernel);
         let dropout = mode.dropout && dims.layers > 1;
         let layers = (0..dims.layers)
@@ -250,11 +251,10 @@ impl ForwardPlan {
         let (slots, params) = (weights.slots, weights.params);
         let d = self.dims;
         let (batch, seq, h) = (d.batch, d.seq, d.hidden);
-        let grid = lstm_forward_step::grid((batch, h, d.dirs), gpu.limits(), gpu.tuning())?;
-        let (mut step_kernel, _, _) = lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning());
-        if weights.texels.is_some() {
-            step_kernel = lstm_forward_step::with_texels(step_kernel);
-        }
+        let texels = weights.texels.is_some();
+        let grid = lstm_forward_step::grid((batch, h, d.dirs), gpu.limits(), gpu.tuning(), texels)?;
+        let (step_kernel, _, _) =
+            lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), texels);
         let unread = match weights.texels {
             Some(_) => None,
             None => Some(gpu.unread_texels()?),
