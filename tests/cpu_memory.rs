@@ -98,8 +98,11 @@ fn inference_memory_beyond_its_output_does_not_grow_with_the_sequence() {
         long <= 1024 * 1024,
         "T = 100000: {long} bytes beyond y (T = 2000: {short})"
     );
+    // The two threads' scratch buffers are live at once in some windows and not in others, so
+    // the peak varies by a few KiB from run to run (3.7 KiB seen); growth with T, even 4 bytes
+    // per step, would add hundreds.
     assert!(
-        long <= short + 1024,
+        long <= short + 32 * 1024,
         "grew with T: {short} bytes at T = 2000, {long} at T = 100000"
     );
 }
