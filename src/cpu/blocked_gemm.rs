@@ -248,29 +248,35 @@ pub(crate) fn gemm<F: Real>(
             if direct.is_none() {
                 pack_a(a, ic, mc, pc, kc, mr, &mut scratch.a);
             }
-            let a_tile = |q: usize| match direct {
-                // Rows ic + q·mr .. of the block, from column j0; the block's row stride is
+            // Row tiles `(first row in the block, rows)`. A packed A comes in panels of `mr`
+            // rows, so its tiles are those panels and a shorter last one; A read in place is
+            // cut into as few tiles as `mr` allows, of even heights (16 rows as 8 + 8, not
+            // 12 + 4, whose short tile would use the kernel poorly).
+            let tiles = row_tiles(mc, mr, direct.is_some());
+            let a_tile = |r0: usize| match direct {
+                // Rows ic + r0 .. of the block, from column j0; the block's row stride is
                 // non-negative (checked when `direct` was chosen).
                 Some((block, j0)) => ARef {
                     ptr: block
                         .as_ptr()
-                        .wrapping_offset((ic + q * mr) as isize * block.strides()[0] + j0 as isize),
+                        .wrapping_offset((ic + r0) as isize * block.strides()[0] + j0 as isize),
                     rs: block.strides()[0] as usize,
                     ks: 1,
                 },
-                None => ARef::packed(scratch.a[q * a_panel_stride(kc, mr)..].as_ptr(), mr),
+                // Packed tiles start at panel boundaries (r0 a multiple of mr).
+                None => ARef::packed(scratch.a[r0 / mr * a_panel_stride(kc, mr)..].as_ptr(), mr),
             };
-            let run = |q: usize, rows: usize, p: usize, n_panels: usize| {
+            let run = |r0: usize, rows: usize, p: usize, n_panels: usize| {
                 let init = match (first_block, init) {
                     (true, Init::Zero) => TileInit::Zero,
                     (true, Init::Bias(bias)) => TileInit::Bias(bias[p * NR..].as_ptr()),
                     _ => TileInit::Load,
                 };
-                let a_ref = a_tile(q);
+                let a_ref = a_tile(r0);
                 let b_panel = &b.data[p * b_stride + pc * NR..];
-                // SAFETY: the tile's rows `ic + q·mr ..+ rows` and columns `p·NR ..` lie inside
+                // SAFETY: the tile's rows `ic + r0 ..+ rows` and columns `p·NR ..` lie inside
                 // `c` (checked shapes, contiguous rows `ldc` apart).
-                let c_tile = unsafe { c_ptr.add((ic + q * mr) * ldc + p * NR) };
+                let c_tile = unsafe { c_ptr.add((ic + r0) * ldc + p * NR) };
                 if p < full_panels {
                     // SAFETY: `n_panels` full panels inside `c` (callers below keep
                     // p + n_panels ≤ full_panels); `a_ref` reaches `rows` rows of `kc` values
@@ -298,25 +304,25 @@ pub(crate) fn gemm<F: Real>(
                     unsafe { edge_tile(isa, kc, a_ref, b_panel, c_tile, ldc, rows, cols, init) };
                 }
             };
-            // Full row panels: each panel of B (KC × NR, in cache) serves every row panel in turn.
-            let (full_q, tail_rows) = (mc / mr, mc % mr);
+            let wide = |rows: usize| microkernel::panels_per_tile::<F>(isa, rows);
+            // Tiles of many rows, one panel each: each panel of B (KC × NR, in cache) serves
+            // every such tile in turn.
             for p in 0..panels {
-                for q in 0..full_q {
-                    run(q, mr, p, 1);
+                for (r0, rows) in tiles.clone().filter(|t| wide(t.1) == 1) {
+                    run(r0, rows, p, 1);
                 }
             }
-            // The last, shorter row panel: as many panels per tile as its few rows need.
-            if tail_rows > 0 {
-                let wide = microkernel::panels_per_tile::<F>(isa, tail_rows);
+            // Tiles of few rows: as many panels per tile as their few rows need.
+            for (r0, rows) in tiles.clone().filter(|t| wide(t.1) > 1) {
                 let mut p = 0;
                 while p < panels {
                     // The widest tile that still fits in the full panels left (halving: every
                     // width from `wide` down has a kernel).
-                    let mut n_panels = wide;
+                    let mut n_panels = wide(rows);
                     while n_panels > 1 && p + n_panels > full_panels {
                         n_panels /= 2;
                     }
-                    run(full_q, tail_rows, p, n_panels);
+                    run(r0, rows, p, n_panels);
                     p += n_panels;
                 }
             }
@@ -393,6 +399,18 @@ unsafe fn edge_tile<F: Real>(
             unsafe { *c.add(r * ldc + j) = tile[r * NR + j] };
         }
     }
+}
+
+/// The row tiles of a block of `mc` rows, `(first row, rows)` in order, each at most `mr`
+/// rows: `mr`-row panels and a shorter last one, or, where `even`, as few tiles as `mr` allows
+/// with heights that differ by at most one.
+fn row_tiles(mc: usize, mr: usize, even: bool) -> impl Iterator<Item = (usize, usize)> + Clone {
+    let count = mc.div_ceil(mr);
+    let (base, extra) = (mc / count.max(1), mc % count.max(1));
+    (0..count).map(move |t| match even {
+        true => (t * base + t.min(extra), base + usize::from(t < extra)),
+        false => (t * mr, mr.min(mc - t * mr)),
+    })
 }
 
 /// Values from one packed row panel of `A` to the next: `kc · mr` and 16 more (a 64-byte cache
@@ -606,8 +624,9 @@ mod tests {
 
     #[test]
     fn products_off_the_tile_grid_match_a_float64_reference_on_every_path() {
-        // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 8) and the blocks (KC = 512,
-        // MC = 192), so every edge path runs (tails of 1 to 7 rows).
+        // Sizes below, at and above the tiles (NR = 32, MR = 4, 6, 12) and the blocks (KC = 512,
+        // MC = 192), so every edge path runs (tails of 1 to 11 rows), and rows read in place
+        // cut into even tiles (16 as 8 + 8, 25 as 9 + 8 + 8 with MR = 12).
         for (m, k, n) in [
             (1, 1, 1),
             (5, 7, 33),
@@ -616,6 +635,9 @@ mod tests {
             (10, 40, 40),
             (15, 9, 65),
             (8, 512, 32),
+            (12, 30, 64),
+            (16, 30, 64),
+            (25, 17, 40),
             (193, 300, 70),
             (17, 513, 64),
         ] {
@@ -653,6 +675,35 @@ mod tests {
                         err <= tol,
                         "{isa} {name} {m}x{k}x{n}: error {err:e} at {at:?} > {tol:e}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_tiles_cover_the_block_once_with_at_most_mr_rows_each() {
+        for mc in 1..=MC {
+            for mr in [4, 6, 12] {
+                for even in [false, true] {
+                    let tiles: Vec<_> = row_tiles(mc, mr, even).collect();
+                    let mut next = 0;
+                    for &(r0, rows) in &tiles {
+                        assert!(
+                            r0 == next && (1..=mr).contains(&rows),
+                            "mc {mc} mr {mr} even {even}: {tiles:?}"
+                        );
+                        next += rows;
+                    }
+                    assert_eq!(next, mc, "mc {mc} mr {mr} even {even}: {tiles:?}");
+                    assert_eq!(tiles.len(), mc.div_ceil(mr));
+                    let (lo, hi) = tiles
+                        .iter()
+                        .fold((mr, 0), |(lo, hi), t| (lo.min(t.1), hi.max(t.1)));
+                    if even {
+                        assert!(hi - lo <= 1, "uneven: {tiles:?}");
+                    } else {
+                        assert!(tiles[..tiles.len() - 1].iter().all(|t| t.1 == mr));
+                    }
                 }
             }
         }
