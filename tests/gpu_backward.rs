@@ -138,6 +138,21 @@ fn a_small_batch_runs_the_direct_backward_step_on_every_adapter() {
 }
 
 #[test]
+fn a_batch_of_one_runs_the_single_row_backward_step_on_every_adapter() {
+    // 70 units are one full 64-unit tile and a partial one; the second layer takes the first
+    // one's output.
+    for gpu in [gpu_tuned_as_hardware(), gpu_tuned_as_software()] {
+        assert_eq!(
+            Kernel::for_backward_step(1, &gpu),
+            Kernel::LstmBackwardStepSingleRow,
+            "{:?}",
+            gpu.tuning()
+        );
+        compare_on(&gpu, (1, 6, 5, 70, 2), true, Up::All);
+    }
+}
+
+#[test]
 fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
     let gpu = gpu_tuned_as_software();
     assert_eq!(

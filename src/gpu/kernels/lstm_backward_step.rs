@@ -4,10 +4,11 @@
 //! Bindings: `params`, `gates`, `saved` (`c` first), `state0` (`c0` and the lengths), `dy`
 //! (read), `d_state`, `d_gates`, `dh_seq` (read; projected layers).
 //!
-//! Two variants, as for the forward step: [`DESC`] (entry `main`) stages `W_hh` and
-//! `dgates_next` through workgroup memory, [`DIRECT`] (entry `main_direct`) reads them (or, in
-//! a projected layer, `W_hr` and `dh_t`) straight from storage; [`variant`] picks by batch,
-//! [`Tuning`] and projection. Both run all directions of a layer, one per workgroup layer in z.
+//! Three variants: [`DESC`] (entry `main`) stages `W_hh` and `dgates_next` through workgroup
+//! memory, [`DIRECT`] (entry `main_direct`) reads them (or, in a projected layer, `W_hr` and
+//! `dh_t`) straight from storage for tiles of 8 rows, and [`SINGLE_ROW`] is the same entry for a
+//! batch of one, whose tile is that one row; [`variant`] picks by batch, [`Tuning`] and
+//! projection. All run all directions of a layer, one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
@@ -62,11 +63,23 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
     ..DESC
 };
 
+/// [`DIRECT`] with a tile of one row, for a batch of one: the 8-row tile decides at every `k`,
+/// for each of its rows, whether the row needs the product, which for a single row costs more
+/// than the products. On a software adapter at B1 H128 (one layer, I32), a backward step took
+/// 152-173 µs against 202-208 with the 8-row tile; at B4 one-row tiles were 30% slower (each
+/// weight loaded once per row instead of once per tile), so only a batch of one takes it.
+pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_single_row",
+    constants: &[("TU", DIRECT_UNITS), ("TB", 1), ("KC", lstm_step::KC)],
+    ..DIRECT
+};
+
 /// The backward step for a batch of `batch` rows on a device with `limits` and `tuning`, and
 /// its tile `(kernel, units, rows)` per workgroup: direct for the batches whose forward step
 /// runs direct (where workgroup memory and barriers cost more than they save, or the staged
 /// tile would be mostly padding), and for every `projected` layer (the staged entry sums only
-/// the recurrent term), when its row tiles fit one grid dimension; else staged.
+/// the recurrent term), when its row tiles fit one grid dimension (a batch of one in a tile of
+/// its own); else staged.
 pub(crate) fn variant(
     batch: usize,
     projected: bool,
@@ -75,7 +88,9 @@ pub(crate) fn variant(
 ) -> (Kernel, u32, u32) {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     let direct = batch <= tuning.direct_step_max_batch || projected;
-    if direct && batch.div_ceil(DIRECT_ROWS as usize) <= max {
+    if direct && batch == 1 {
+        (Kernel::LstmBackwardStepSingleRow, DIRECT_UNITS, 1)
+    } else if direct && batch.div_ceil(DIRECT_ROWS as usize) <= max {
         (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS)
     } else {
         (Kernel::LstmBackwardStep, lstm_step::TU, lstm_step::TB)

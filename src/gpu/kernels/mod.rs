@@ -134,6 +134,8 @@ pub enum Kernel {
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage.
     LstmBackwardStepDirect,
+    /// [`Kernel::LstmBackwardStepDirect`] for a batch of one row.
+    LstmBackwardStepSingleRow,
     /// The projection `h = r · W_hrᵀ` of one forward timestep of a projected layer.
     LstmProjectionStep,
     /// The gradient on `h` of one backward timestep of a projected layer.
@@ -166,7 +168,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 25] = [
+    pub const ALL: [Kernel; 26] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -178,6 +180,7 @@ impl Kernel {
         Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
+        Kernel::LstmBackwardStepSingleRow,
         Kernel::LstmProjectionStep,
         Kernel::LstmBackwardHiddenStep,
         Kernel::Dropout,
@@ -213,7 +216,8 @@ impl Kernel {
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
     /// layer on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]); projected layers always
-    /// run [`Kernel::LstmBackwardStepDirect`].
+    /// run [`Kernel::LstmBackwardStepDirect`], or [`Kernel::LstmBackwardStepSingleRow`] for a
+    /// batch of one.
     pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning()).0
     }
@@ -232,6 +236,7 @@ impl Kernel {
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
+            Kernel::LstmBackwardStepSingleRow => &lstm_backward_step::SINGLE_ROW,
             Kernel::LstmProjectionStep => &lstm_projection_step::DESC,
             Kernel::LstmBackwardHiddenStep => &lstm_backward_hidden_step::DESC,
             Kernel::Dropout => &dropout::DESC,
