@@ -265,6 +265,29 @@ mod matmul {
     }
 
     #[test]
+    fn the_shortest_blocked_and_the_longest_direct_matmul_of_few_rows_match_their_cpu_twin() {
+        // With as few rows as the direct variant takes, the blocked one takes over at a
+        // shorter K.
+        let spec = |k| {
+            GemmSpec::new(
+                (20, 8, k),
+                MatrixLayout::new(0, k),
+                MatrixLayout::new(0, 8),
+                MatrixLayout::new(0, 8),
+            )
+        };
+        let k = (1..2000)
+            .find(|&k| Kernel::for_gemm(&spec(k), gpu().limits()) == Kernel::MatmulBlocked)
+            .expect("a K where the blocked variant takes over");
+        assert_eq!(
+            Kernel::for_gemm(&spec(k - 1), gpu().limits()),
+            Kernel::MatmulDirect
+        );
+        every_transpose_k(Kernel::MatmulDirect, 20, k - 1);
+        every_transpose_k(Kernel::MatmulBlocked, 20, k);
+    }
+
+    #[test]
     fn matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
         bias_and_accumulate(Kernel::Matmul, 33);
     }

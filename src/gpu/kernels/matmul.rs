@@ -11,7 +11,8 @@
 //!   staged element of `B` would serve almost nobody, and a tile of 64 rows would compute mostly
 //!   padding. (An input projection of one step of a small batch: on a software adapter, 1 x 512
 //!   x 32 took 1.7 ms staged and 0.09 ms direct.)
-//! * [`BLOCKED`] (entry `main_blocked`), for a long `K` (at least [`BLOCKED_MIN_K`]: the weight
+//! * [`BLOCKED`] (entry `main_blocked`), for a long `K` (at least [`BLOCKED_MIN_K`], or
+//!   [`BLOCKED_MIN_K_FEW_ROWS`] for products the direct variant would take: the weight
 //!   gradients, whose `K` is `B·T`), also reads straight from storage, each invocation walking
 //!   all of `K` with a `BLOCKED_TM x (BLOCKED_TN / 16)` block in registers. Its invocations share
 //!   their rows, so an element of `A` is one load for the workgroup, and no barrier interrupts
@@ -104,6 +105,11 @@ const _: () =
 /// Products with at least this many terms per element (and [`BLOCKED_TM`] rows) use
 /// [`BLOCKED`].
 pub(crate) const BLOCKED_MIN_K: usize = 256;
+/// Products of at most [`DIRECT_MAX_ROWS`] rows (and at least [`BLOCKED_TM`]) use [`BLOCKED`]
+/// from this many terms on: the direct variant walks `K` one term at a time per element. The
+/// weight gradients of the small size (B8 T28 I28 H32, `K = 224`) on a software adapter took
+/// 2.8 and 1.9 ms direct, 0.33 and 0.32 ms blocked (vec4).
+pub(crate) const BLOCKED_MIN_K_FEW_ROWS: usize = 128;
 /// Output tile rows per workgroup of [`BLOCKED`], the same rows for every invocation (so on a
 /// SIMD adapter each element of `A` is one load for the whole workgroup).
 pub(crate) const BLOCKED_TM: u32 = 8;
@@ -183,15 +189,19 @@ pub(crate) struct Params {
 }
 
 /// The variant that computes `spec` on a device with `limits`: [`Kernel::MatmulBlocked`] for at
-/// least [`BLOCKED_MIN_K`] terms and [`BLOCKED_TM`] rows ([`Kernel::MatmulBlockedVec4`] when
-/// [`vec4_aligned`]), [`Kernel::MatmulDirect`] for at most
-/// [`DIRECT_MAX_ROWS`] rows without a row map (and its one-row tiles within one grid dimension),
-/// else [`Kernel::Matmul`].
+/// least [`BLOCKED_MIN_K`] terms ([`BLOCKED_MIN_K_FEW_ROWS`] for at most [`DIRECT_MAX_ROWS`]
+/// rows) and [`BLOCKED_TM`] rows ([`Kernel::MatmulBlockedVec4`] when [`vec4_aligned`]),
+/// [`Kernel::MatmulDirect`] for at most [`DIRECT_MAX_ROWS`] rows without a row map (and its
+/// one-row tiles within one grid dimension), else [`Kernel::Matmul`].
 pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
     let unmapped = spec.a.row_map.is_none() && spec.b.row_map.is_none();
     let row_tiles = spec.m.div_ceil(DIRECT_TM as usize);
     let fits = row_tiles <= limits.max_compute_workgroups_per_dimension as usize;
-    if spec.k >= BLOCKED_MIN_K && spec.m >= BLOCKED_TM as usize {
+    let min_k = match spec.m <= DIRECT_MAX_ROWS {
+        true => BLOCKED_MIN_K_FEW_ROWS,
+        false => BLOCKED_MIN_K,
+    };
+    if spec.k >= min_k && spec.m >= BLOCKED_TM as usize {
         return if vec4_aligned(spec) {
             Kernel::MatmulBlockedVec4
         } else {
