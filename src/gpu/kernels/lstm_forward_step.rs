@@ -89,10 +89,10 @@ const DIRECT_TILE: DirectTile = DirectTile {
 /// The small-batch tile of the texel variant, which only software adapters run: 8 units per
 /// invocation, so that the loop over `k` (a uniform load of `x_t` or `h_prev`, the loop's own
 /// bookkeeping) is paid once per 8 weight loads rather than per 2. On a software adapter at
-/// I32 H128, one layer, against [`SMALL_TILE`]: a 1-row forward step 122-131 µs against
-/// 128-131 inside a long call, a 1-step streaming call 178-180 µs against 210-214; 4 rows
-/// 245-354 µs against 297-378; 1 row at I64 H512 670-720 µs against 975-981. 64 units by 8
-/// invocations and 32 by 8 were between the two.
+/// I32 H128, one layer, against [`SMALL_TILE`]: a 1-step streaming call 178-180 µs against
+/// 210-214; a step of 4 rows 245-354 µs against 297-378; a 1-row step at I64 H512 670-720 µs
+/// against 975-981; a 1-row step inside a long call unchanged (118-131 µs either way). 64
+/// units by 8 invocations and 32 by 8 were in between.
 const SMALL_TEXELS_TILE: DirectTile = DirectTile {
     units: 128,
     rows: 1,
