@@ -248,29 +248,22 @@ mod matmul {
 
     #[test]
     fn the_shortest_blocked_and_the_longest_unblocked_matmul_match_their_cpu_twin() {
-        // The same product on either side of the switch to the blocked variant, by K.
-        let spec = |k| {
-            GemmSpec::new(
-                (40, 8, k),
-                MatrixLayout::new(0, k),
-                MatrixLayout::new(0, 8),
-                MatrixLayout::new(0, 8),
-            )
-        };
-        let k = (1..2000)
-            .find(|&k| Kernel::for_gemm(&spec(k), gpu().limits()) == Kernel::MatmulBlocked)
-            .expect("a K where the blocked variant takes over");
-        every_transpose_k(Kernel::Matmul, 40, k - 1);
-        every_transpose_k(Kernel::MatmulBlocked, 40, k);
+        either_side_of_the_blocked_switch(40, Kernel::Matmul);
     }
 
     #[test]
     fn the_shortest_blocked_and_the_longest_direct_matmul_of_few_rows_match_their_cpu_twin() {
         // With as few rows as the direct variant takes, the blocked one takes over at a
         // shorter K.
+        either_side_of_the_blocked_switch(20, Kernel::MatmulDirect);
+    }
+
+    /// The same product of `m` rows on either side of the switch to the blocked variant by K:
+    /// on `below` at the longest K before it, blocked at the shortest.
+    fn either_side_of_the_blocked_switch(m: usize, below: Kernel) {
         let spec = |k| {
             GemmSpec::new(
-                (20, 8, k),
+                (m, 8, k),
                 MatrixLayout::new(0, k),
                 MatrixLayout::new(0, 8),
                 MatrixLayout::new(0, 8),
@@ -279,12 +272,8 @@ mod matmul {
         let k = (1..2000)
             .find(|&k| Kernel::for_gemm(&spec(k), gpu().limits()) == Kernel::MatmulBlocked)
             .expect("a K where the blocked variant takes over");
-        assert_eq!(
-            Kernel::for_gemm(&spec(k - 1), gpu().limits()),
-            Kernel::MatmulDirect
-        );
-        every_transpose_k(Kernel::MatmulDirect, 20, k - 1);
-        every_transpose_k(Kernel::MatmulBlocked, 20, k);
+        every_transpose_k(below, m, k - 1);
+        every_transpose_k(Kernel::MatmulBlocked, m, k);
     }
 
     #[test]
