@@ -82,8 +82,7 @@ fn main(
     @builtin(local_invocation_index) li: u32,
 ) {
     p = params;
-    // Row tiles beyond the per-dimension limit continue in z.
-    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let m0 = first_row(wg, groups);
     let n0 = wg.x * TN;
     if (m0 >= p.m) {
         return; // the whole workgroup leaves together
@@ -141,7 +140,7 @@ fn main_direct(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     p = params;
-    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let m0 = first_row(wg, groups);
     let n0 = wg.x * TN;
     if (m0 >= p.m) {
         return;
@@ -199,7 +198,7 @@ fn main_blocked(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     p = params;
-    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let m0 = first_row(wg, groups);
     let n0 = wg.x * TN;
     if (m0 >= p.m) {
         return;

@@ -30,7 +30,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     p = params;
-    let m0 = (wg.y + wg.z * groups.y) * TM;
+    let m0 = first_row(wg, groups);
     let n0 = wg.x * TN + 4u * lid.x;
     if (m0 >= p.m) {
         return;

@@ -1,6 +1,7 @@
-// What the GEMM kernels (matmul.wgsl, matmul_blocked_vec4.wgsl) share: their uniform, and how an
-// element of the product lands in C. Host twin: `Params` in src/gpu/kernels/matmul.rs. This file
-// is prepended to both; each declares the bindings `bias` and `c` it uses.
+// What the GEMM kernels (matmul.wgsl, matmul_blocked_vec4.wgsl) share: their uniform, where a
+// workgroup's rows start and how an element of the product lands in C. Host twin: `Params` in
+// src/gpu/kernels/matmul.rs. This file is prepended to both; each declares the bindings `bias`
+// and `c` it uses.
 //
 //   C[m, n] = product (+ bias[n] with BIAS) (+ C[m, n] with ACCUMULATE)
 
@@ -14,6 +15,13 @@ struct Params {
 // The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
 // afresh at every use, and the kernels' loops use it at every k.
 var<private> p: Params;
+
+// The first row of C that workgroup `wg` of a grid of `groups` computes: row tiles of TM rows
+// run along y and, past the per-dimension limit, continue in z (`Matmul::grid` in
+// src/gpu/kernels/matmul.rs).
+fn first_row(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return (wg.y + wg.z * groups.y) * TM;
+}
 
 // Stores element (m, n) of C, m < M and n < N, whose product over k is `v`.
 fn store_element(m: u32, n: u32, v: f32) {
