@@ -26,8 +26,9 @@
 //!
 //! Internally every sequence is time-major (`[T, B, ·]`), so each step's rows are one contiguous
 //! block. Batch rows never interact in the recurrence, so chunks of rows run on separate threads
-//! (one chunk, on the calling thread, when the work is small); a batch of one or two rows
-//! shares each step between two threads by hidden units instead (`steps_by_units`);
+//! (one chunk, on the calling thread, when the work is small); a batch of one or two rows, or
+//! of up to 32 rows when `W_hh` is larger than a core's cache, shares each step between two
+//! threads by hidden units instead (`steps_by_units`);
 //! whole-sequence products split their output rows. None of these changes a single bit of the
 //! results, and neither does the instruction set ([`Isa`]) except the portable one, which
 //! rounds differently.
@@ -324,7 +325,7 @@ fn run_forward<F: Real>(
 /// One layer over one window: `input` `[W, B, I_l]` time-major, the layer's states from slot 0
 /// on. Projects the inputs first when the layer [`projects_inputs`]; then runs the steps, each
 /// chunk of batch rows on its own thread (one chunk, on the calling thread, for small work), or
-/// a batch of one or two rows split by units ([`splits_by_units`]).
+/// a batch split by units ([`splits_by_units`]).
 fn layer_window<F: Real>(
     isa: Isa,
     p: &PackedLayer<F>,
@@ -354,7 +355,7 @@ fn layer_window<F: Real>(
         );
     }
     let hidden = p.hidden();
-    if project && splits_by_units(batch, hidden, steps) {
+    if project && splits_by_units::<F>(batch, hidden, steps) {
         let (h, c, gates) = (ls.h.view_mut(), ls.c.view_mut(), ls.gates.view_mut());
         layer_steps_by_units(isa, p.hidden_part(), h, c, gates, steps);
         return;

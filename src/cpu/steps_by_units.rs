@@ -1,4 +1,5 @@
-//! The steps of a batch too small to split by rows, shared by two threads by hidden units.
+//! The steps of a batch too small to split by rows (or of a moderate batch and a `W_hh` larger
+//! than a core's cache), shared by two threads by hidden units.
 //!
 //! With one sequence (streaming) a step is a matrix-vector product, `h_{t-1} · W_hhᵀ`
 //! `[1, H] · [H, 4H]`, that reads all of `W_hh` for one multiply-add per value: it runs at the
@@ -30,8 +31,21 @@ use super::lstm_forward_step::lstm_forward_step_units;
 use super::microkernel::NR;
 use crate::real::Real;
 
-/// Batches of at most this many rows split their steps by units (larger ones split by rows).
+/// Batches of at most this many rows split their steps by units (larger ones split by rows,
+/// unless `W_hh` is large).
 const SPLIT_UP_TO_BATCH: usize = 2;
+
+/// From this many bytes of `W_hh`, batches of up to [`SPLIT_LARGE_W_HH_UP_TO_BATCH`] rows split
+/// their steps by units too. Split by rows, each core reads all of `W_hh` at every step, more
+/// than its L2 cache holds (2 MiB or less on common processors); split by units, each reads
+/// half, and every row of its tiles uses what it reads, at the cost of passing half of `h_t`
+/// between the cores at every step. One layer of I512 H512 (4 MiB of `W_hh`) on an AVX-512
+/// Xeon, alternating runs: at B16 and B32, forward 3-6% and forward+backward 5-10% faster; at
+/// B64 and B128 the forward was 5% slower; at B32 H384 (2.3 MiB) no different.
+const SPLIT_LARGE_W_HH_FROM_BYTES: usize = 2 << 20;
+
+/// See [`SPLIT_LARGE_W_HH_FROM_BYTES`].
+const SPLIT_LARGE_W_HH_UP_TO_BATCH: usize = 32;
 
 /// Below this many multiply-adds in a window, starting the second thread costs more than it
 /// saves.
@@ -41,11 +55,17 @@ const MIN_WORK: usize = 1 << 20;
 const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 
 /// Whether [`layer_steps_by_units`] should run `steps` steps of a batch of `batch` rows and
-/// `hidden` units: at least two threads, a small batch, and units that split into two halves
-/// of whole panels of `W_hhᵀ`.
-pub(super) fn splits_by_units(batch: usize, hidden: usize, steps: usize) -> bool {
+/// `hidden` units of `F`: at least two threads, a small batch (or a moderate one and a large
+/// `W_hh`), and units that split into two halves of whole panels of `W_hhᵀ`.
+pub(super) fn splits_by_units<F>(batch: usize, hidden: usize, steps: usize) -> bool {
+    let w_hh_bytes = 4 * hidden * hidden * size_of::<F>();
+    let up_to_batch = if w_hh_bytes >= SPLIT_LARGE_W_HH_FROM_BYTES {
+        SPLIT_LARGE_W_HH_UP_TO_BATCH
+    } else {
+        SPLIT_UP_TO_BATCH
+    };
     rayon::current_num_threads() >= 2
-        && batch <= SPLIT_UP_TO_BATCH
+        && batch <= up_to_batch
         && hidden.is_multiple_of(NR)
         && hidden >= 2 * NR
         && steps * batch * 4 * hidden * hidden >= MIN_WORK
