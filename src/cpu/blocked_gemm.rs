@@ -331,10 +331,7 @@ pub(crate) fn gemm<F: Real>(
     // Rows of A that are contiguous are read where they are, one block of A at a time (a
     // step's [x_t | h_{t-1}]); otherwise (a transposed view) A is packed, KC columns at a time.
     // Either way each sum runs over k in order, passing through C between blocks exactly.
-    let in_place = a
-        .iter()
-        .all(|v| (v.strides()[1] == 1 || v.ncols() <= 1) && v.strides()[0] >= 0);
-    if in_place {
+    if reads_in_place(a) {
         let mut col0 = 0;
         for block in a {
             for j0 in (0..block.ncols()).step_by(KC) {
@@ -348,6 +345,13 @@ pub(crate) fn gemm<F: Real>(
             block_of_k(pc, KC.min(k - pc), None);
         }
     }
+}
+
+/// Whether [`gemm`] reads `A` (given as these column blocks) where it is: when every block's
+/// rows are contiguous. Otherwise it packs `A`, block by block.
+fn reads_in_place<F>(a: &[ArrayView2<'_, F>]) -> bool {
+    a.iter()
+        .all(|v| (v.strides()[1] == 1 || v.ncols() <= 1) && v.strides()[0] >= 0)
 }
 
 /// A tile that `c` holds only `rows × cols` of (`cols < NR`): computed in a full tile on the
@@ -513,6 +517,7 @@ fn pack_a<F: Real>(
 #[inline(always)]
 fn copy_lanes<F: Copy>(dst: &mut [F], src: &[F]) {
     match src.len() {
+        12 => dst[..12].copy_from_slice(&src[..12]),
         8 => dst[..8].copy_from_slice(&src[..8]),
         6 => dst[..6].copy_from_slice(&src[..6]),
         4 => dst[..4].copy_from_slice(&src[..4]),
@@ -521,16 +526,20 @@ fn copy_lanes<F: Copy>(dst: &mut [F], src: &[F]) {
 }
 
 /// Above this many bytes of packed `B`, [`gemm_parallel`] splits the columns of `C` (whole
-/// panels of `B`) among threads instead of its rows: each thread then reads only its share of
-/// a `B` too large for one core's cache, instead of all of it. On a 2-core AVX-512 machine
-/// with 2 MiB of L2 per core, the product `[1152, 512] · [512, 2048]` (B32 I512 H512's input
-/// projection, a 4 MiB `W_ihᵀ`) ran at 283 GFLOP/s split by columns against 255 by rows.
+/// panels of `B`) among threads instead of its rows, when it reads `A` in place: each thread
+/// then reads only its share of a `B` too large for one core's cache, instead of all of it. On
+/// a 2-core AVX-512 machine with 2 MiB of L2 per core, the product `[1152, 512] · [512, 2048]`
+/// (B32 I512 H512's input projection, a 4 MiB `W_ihᵀ`) ran at 283 GFLOP/s split by columns
+/// against 255 by rows. An `A` that has to be packed (a transposed view) is split by rows
+/// whatever the size of `B`, or every thread would pack all of it: the seed's weight gradients
+/// `dgatesᵀ · [x | h | 1]`, `[512, 3584] · [3584, 157]`, took 3.1 ms split by columns against
+/// 2.4 ms by rows on that machine.
 const SPLIT_COLUMNS_ABOVE_BYTES: usize = 1 << 20;
 
 /// [`gemm`] split across threads, each with its own scratch: by rows of `A` and `C` (`B`
-/// shared), or, for a large `B`, by whole panels of `B` and the columns of `C` under them (`A`
-/// shared). Every element is the same chain of multiply-adds either way, so the results do not
-/// depend on the number of threads.
+/// shared), or, for a large `B` and an `A` read in place, by whole panels of `B` and the
+/// columns of `C` under them (`A` shared). Every element is the same chain of multiply-adds
+/// either way, so the results do not depend on the number of threads.
 pub(crate) fn gemm_parallel<F: Real>(
     isa: Isa,
     a: &[ArrayView2<'_, F>],
@@ -546,7 +555,10 @@ pub(crate) fn gemm_parallel<F: Real>(
     }
     let chunks = rows.div_ceil(chunk);
     let panels = b.n.div_ceil(NR);
-    if b.k * b.n * size_of::<F>() > SPLIT_COLUMNS_ABOVE_BYTES && panels >= 2 * chunks {
+    if b.k * b.n * size_of::<F>() > SPLIT_COLUMNS_ABOVE_BYTES
+        && panels >= 2 * chunks
+        && reads_in_place(a)
+    {
         let per_chunk = panels.div_ceil(chunks);
         let parts: Vec<_> = c
             .axis_chunks_iter_mut(Axis(1), per_chunk * NR)
@@ -805,7 +817,7 @@ mod tests {
 
     #[test]
     fn avx2_and_avx512_give_the_same_bits_and_threads_change_nothing() {
-        same_bits_on_every_isa_and_thread_count(300, 600, 100, false);
+        same_bits_on_every_isa_and_thread_count(300, 600, 100, false, false);
     }
 
     #[test]
@@ -813,13 +825,29 @@ mod tests {
         // B [600, 500] is 1.2 MB, above SPLIT_COLUMNS_ABOVE_BYTES: 16 panels (the last one
         // partial) shared by 2 or 3 threads, each with its slice of the bias.
         assert!(600 * 500 * size_of::<f32>() > SPLIT_COLUMNS_ABOVE_BYTES);
-        same_bits_on_every_isa_and_thread_count(70, 600, 500, true);
+        same_bits_on_every_isa_and_thread_count(70, 600, 500, true, false);
     }
 
-    /// `gemm_parallel` on `[m, k] · [k, n]` (accumulating, or from a bias row) gives the same
-    /// bits on 1, 2 and 3 threads, and the same bits on every FMA instruction set.
-    fn same_bits_on_every_isa_and_thread_count(m: usize, k: usize, n: usize, bias: bool) {
-        let a = matrix(m, k, 8);
+    #[test]
+    fn a_packed_a_against_a_large_b_gives_the_same_bits_as_one_thread() {
+        // A transposed A is packed, so even above SPLIT_COLUMNS_ABOVE_BYTES the threads take
+        // rows (each packing its own), as for the weight gradients `dgatesᵀ · [x | h | 1]`.
+        same_bits_on_every_isa_and_thread_count(70, 600, 500, true, true);
+    }
+
+    /// `gemm_parallel` on `[m, k] · [k, n]` (accumulating, or from a bias row; `A` row-major or
+    /// a transposed view) gives the same bits on 1, 2 and 3 threads, and the same bits on every
+    /// FMA instruction set.
+    fn same_bits_on_every_isa_and_thread_count(
+        m: usize,
+        k: usize,
+        n: usize,
+        bias: bool,
+        transposed: bool,
+    ) {
+        let a_t = matrix(k, m, 8);
+        let a_rows = matrix(m, k, 8);
+        let a = if transposed { a_t.t() } else { a_rows.view() };
         let packed = PackedB::of(matrix(k, n, 9).view());
         let bias_row = matrix(1, n, 11).into_raw_vec_and_offset().0;
         let init = if bias {
@@ -833,7 +861,7 @@ mod tests {
                 .build()
                 .unwrap();
             let mut c = matrix(m, n, 10);
-            pool.install(|| gemm_parallel(isa, &[a.view()], packed.all(), init, &mut c.view_mut()));
+            pool.install(|| gemm_parallel(isa, &[a], packed.all(), init, &mut c.view_mut()));
             c
         };
         let mut fma_result: Option<(Isa, Array2<f32>)> = None;
