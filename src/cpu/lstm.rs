@@ -731,7 +731,7 @@ pub fn backward_with<F: Real>(
         );
         dc0.index_axis_mut(Axis(0), l).assign(&scratch.dc);
         grads.push(layer_weight_grads(
-            isa, &config, l, input_rows, states, scratch,
+            isa, &config, input_rows, states, scratch,
         ));
 
         // Gradient on this layer's input: the layer below's dy, or dx.
@@ -887,7 +887,6 @@ fn reverse_sweep_rows<F: Real>(isa: Isa, w_hh: &PackedB<F>, chunk: SweepChunk<'_
 fn layer_weight_grads<F: Real>(
     isa: Isa,
     config: &LstmConfig,
-    l: usize,
     input_rows: ArrayView2<'_, F>,
     states: &LayerStates<F>,
     scratch: &mut BackwardScratch<F>,
@@ -921,16 +920,19 @@ fn layer_weight_grads<F: Real>(
         Init::Zero,
         &mut scratch.dw.view_mut(),
     );
-    let mut g = LayerWeights::zeros(config, l);
-    g.weight_ih.assign(&scratch.dw.slice(s![.., ..inputs]));
-    g.weight_hh
-        .assign(&scratch.dw.slice(s![.., inputs..inputs + hidden]));
-    // A model without biases has none to learn: their gradients stay zero.
-    if config.bias {
-        g.bias_ih = scratch.dw.column(inputs + hidden).to_owned();
-        g.bias_hh = g.bias_ih.clone();
+    // Copied straight out of the product (not into zeroed arrays first). A model without
+    // biases has none to learn: their gradients are zero.
+    let bias = match config.bias {
+        true => scratch.dw.column(inputs + hidden).to_owned(),
+        false => ndarray::Array1::zeros(four_h),
+    };
+    LayerWeights {
+        weight_ih: scratch.dw.slice(s![.., ..inputs]).to_owned(),
+        weight_hh: scratch.dw.slice(s![.., inputs..inputs + hidden]).to_owned(),
+        bias_ih: bias.clone(),
+        bias_hh: bias,
+        weight_hr: None,
     }
-    g
 }
 
 /// The gradient on a layer's input, `dx = dgates · W_ih`: from `dgates` `[T, B, 4H]` into `dx`
