@@ -124,32 +124,30 @@ fn matches_cpu_across_the_direct_backward_steps_unit_and_row_tiles() {
     compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
 }
 
-#[test]
-fn a_small_batch_runs_the_direct_backward_step_on_every_adapter() {
+/// On adapters tuned as hardware and as software alike, a backward pass of `shape` (its batch
+/// first) picks `kernel` for its steps and matches the CPU.
+fn runs_on_every_adapter(kernel: Kernel, shape: Shape) {
     for gpu in [gpu_tuned_as_hardware(), gpu_tuned_as_software()] {
         assert_eq!(
-            Kernel::for_backward_step(3, &gpu),
-            Kernel::LstmBackwardStepDirect,
+            Kernel::for_backward_step(shape.0, &gpu),
+            kernel,
             "{:?}",
             gpu.tuning()
         );
-        compare_on(&gpu, (3, 5, 7, 9, 1), true, Up::All);
+        compare_on(&gpu, shape, true, Up::All);
     }
+}
+
+#[test]
+fn a_small_batch_runs_the_direct_backward_step_on_every_adapter() {
+    runs_on_every_adapter(Kernel::LstmBackwardStepDirect, (3, 5, 7, 9, 1));
 }
 
 #[test]
 fn a_batch_of_one_runs_the_single_row_backward_step_on_every_adapter() {
     // 70 units are one full 64-unit tile and a partial one; the second layer takes the first
     // one's output.
-    for gpu in [gpu_tuned_as_hardware(), gpu_tuned_as_software()] {
-        assert_eq!(
-            Kernel::for_backward_step(1, &gpu),
-            Kernel::LstmBackwardStepSingleRow,
-            "{:?}",
-            gpu.tuning()
-        );
-        compare_on(&gpu, (1, 6, 5, 70, 2), true, Up::All);
-    }
+    runs_on_every_adapter(Kernel::LstmBackwardStepSingleRow, (1, 6, 5, 70, 2));
 }
 
 #[test]
