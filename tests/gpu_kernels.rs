@@ -183,7 +183,8 @@ mod matmul {
     #[test]
     fn the_vec4_blocked_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
         // The weight gradients' layout (A transposed) at offsets and padded rows that keep every
-        // row of 4 aligned; 20 rows and 68 columns straddle the 8 x 64 tiles.
+        // row of 4 aligned; 20 rows and 68 columns straddle the 8 x 128 tiles (the last invocation's
+        // second 4 columns past C's edge).
         let (m, n, k) = (20, 68, 260);
         let plain = GemmSpec::new(
             (m, n, k),

@@ -20,8 +20,9 @@
 //!   staged 280-320 ms, blocked 100-150 ms.)
 //! * [`BLOCKED_VEC4`] (`shaders/matmul_blocked_vec4.wgsl`) is [`BLOCKED`] for the weight
 //!   gradients' layout (`A` transposed, `B` not) when every row of 4 floats it reads is aligned
-//!   (see [`vec4_aligned`]): it loads 4 columns of `B` and 4 rows of `A` at once, 3 loads per
-//!   step of `K` instead of 12, with the same multiply-adds in the same order.
+//!   (see [`vec4_aligned`]): it loads 4 columns of `B` and 4 rows of `A` at once, and gives each
+//!   invocation 8 columns, 4 loads per step of `K` for 64 products where [`BLOCKED`] spends 12
+//!   for 32, with the same multiply-adds in the same order.
 //!
 //! [`Matmul`] picks the variant from the spec.
 
@@ -141,11 +142,18 @@ pub(crate) const BLOCKED_VEC4: KernelDesc = KernelDesc {
         shader_file!("matmul_blocked_vec4.wgsl"),
     ],
     entry: "main",
+    constants: &constants(BLOCKED_TM, BLOCKED_VEC4_TN),
     ..BLOCKED
 };
 
-// The shader spells out the 8 rows of its tile, and gives each invocation 4 adjacent columns.
-const _: () = assert!(BLOCKED_TM == 8 && BLOCKED_TN == 4 * BLOCKED_WG[0]);
+/// Output tile columns per workgroup of [`BLOCKED_VEC4`]: 8 adjacent columns per invocation,
+/// twice [`BLOCKED`]'s, so that each step of `K` loads 4 vec4s for 64 products (with 4 columns,
+/// 3 for 32: the reference classifier's `dW_hh` took 51 ms on a software adapter that way,
+/// 35-41 ms this way, and `dW_ih` 14 ms against 10).
+pub(crate) const BLOCKED_VEC4_TN: u32 = 128;
+
+// The shader spells out the 8 rows of its tile, and gives each invocation 8 adjacent columns.
+const _: () = assert!(BLOCKED_TM == 8 && BLOCKED_VEC4_TN == 8 * BLOCKED_WG[0]);
 
 /// Whether [`BLOCKED_VEC4`] can compute `spec`: `A` transposed and `B` not (the weight
 /// gradients' `dgatesᵀ · input`), and `A`'s and `B`'s offsets and leading dimensions, `M` and
@@ -305,7 +313,8 @@ impl Call for Matmul<'_> {
         let max = limits.max_compute_workgroups_per_dimension.max(1);
         let (tm, tn) = match self.kernel(limits) {
             Kernel::MatmulDirect => (DIRECT_TM, DIRECT_TN),
-            Kernel::MatmulBlocked | Kernel::MatmulBlockedVec4 => (BLOCKED_TM, BLOCKED_TN),
+            Kernel::MatmulBlocked => (BLOCKED_TM, BLOCKED_TN),
+            Kernel::MatmulBlockedVec4 => (BLOCKED_TM, BLOCKED_VEC4_TN),
             _ => (TM, TN),
         };
         let col_tiles = within_limit(u32_of("GEMM n", self.spec.n)?.div_ceil(tn), limits)?;
