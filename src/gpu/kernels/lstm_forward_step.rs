@@ -76,15 +76,17 @@ const SMALL_TILE: DirectTile = DirectTile {
     rows: 1,
     invocations: 32,
 };
-/// 2 units by 8 rows per invocation: each weight loaded serves 8 rows. Of 16 to 64 units by 4 to
-/// 16 rows on a software adapter (after the step kernels kept their accumulators in registers),
-/// this was the fastest at the reference size (2.7-2.8 ms a step against 3.0-3.2 for 32 x 4),
-/// and at B64 H256 and B32 H512; twice as many accumulators (32 x 16, 64 x 8) spill and take
-/// twice as long.
+/// 8 units by 8 rows per invocation, 8 invocations (one SIMD row on a software adapter): each
+/// weight loaded serves 8 rows, each `h_prev` or `x_t` element 8 units. A software adapter loads
+/// storage element by element, so there the loads, not the multiply-adds, set the pace: once
+/// the step kernels' loops unrolled (no forced loop bounding), this tile took 1.1 ms a step at
+/// the reference size against 1.7 for 2 units by 8 rows in 16 invocations, 1.9 ms against 3.2-3.8
+/// at B64 H256 and 6.9 against 11.1-11.5 at B32 H512; 4 units by 8 rows and 8 units by 4 or 6
+/// were in between, and 16 units (or 16 rows) per invocation 4-5 times slower.
 const DIRECT_TILE: DirectTile = DirectTile {
-    units: 32,
+    units: 64,
     rows: 8,
-    invocations: 16,
+    invocations: 8,
 };
 /// The small-batch tile of the texel variant, which only software adapters run: 8 units per
 /// invocation, so that the loop over `k` (a uniform load of `x_t` or `h_prev`, the loop's own
