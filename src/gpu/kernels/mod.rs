@@ -132,9 +132,12 @@ pub enum Kernel {
     LstmForwardStepDirectTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
-    /// One backward timestep of one layer, read straight from storage.
+    /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
+    /// per invocation.
     LstmBackwardStepDirect,
-    /// [`Kernel::LstmBackwardStepDirect`] for a batch of one row.
+    /// [`Kernel::LstmBackwardStepDirect`] with 4 units per invocation, for 2 to 4 rows.
+    LstmBackwardStepSmallBatch,
+    /// [`Kernel::LstmBackwardStepSmallBatch`] for a batch of one row.
     LstmBackwardStepSingleRow,
     /// The projection `h = r · W_hrᵀ` of one forward timestep of a projected layer.
     LstmProjectionStep,
@@ -168,7 +171,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 26] = [
+    pub const ALL: [Kernel; 27] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -180,6 +183,7 @@ impl Kernel {
         Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
+        Kernel::LstmBackwardStepSmallBatch,
         Kernel::LstmBackwardStepSingleRow,
         Kernel::LstmProjectionStep,
         Kernel::LstmBackwardHiddenStep,
@@ -216,8 +220,9 @@ impl Kernel {
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
     /// layer on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]); projected layers always
-    /// run [`Kernel::LstmBackwardStepDirect`], or [`Kernel::LstmBackwardStepSingleRow`] for a
-    /// batch of one.
+    /// run a direct one: [`Kernel::LstmBackwardStepSingleRow`] for a batch of one,
+    /// [`Kernel::LstmBackwardStepSmallBatch`] up to 4 rows, else
+    /// [`Kernel::LstmBackwardStepDirect`].
     pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning()).0
     }
@@ -236,6 +241,7 @@ impl Kernel {
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
+            Kernel::LstmBackwardStepSmallBatch => &lstm_backward_step::SMALL_BATCH,
             Kernel::LstmBackwardStepSingleRow => &lstm_backward_step::SINGLE_ROW,
             Kernel::LstmProjectionStep => &lstm_projection_step::DESC,
             Kernel::LstmBackwardHiddenStep => &lstm_backward_hidden_step::DESC,
