@@ -34,7 +34,7 @@ fn main(
     p = params;
     let m0 = first_row(wg, groups);
     let n0 = wg.x * TN + 8u * lid.x;
-    if (m0 >= p.m) {
+    if (m0 >= p.m || n0 >= p.n) {
         return;
     }
     // vec4 indices in stored row 0: rows m0..m0+3 and m0+4..m0+7 of A's row, columns n0..n0+3
@@ -87,9 +87,6 @@ fn main(
     for (var i = 0u; i < 8u; i++) {
         block[i] = acc[i];
         block_hi[i] = acc_hi[i];
-    }
-    if (n0 >= p.n) {
-        return;
     }
     for (var i = 0u; i < 8u; i++) {
         let m = m0 + i;
