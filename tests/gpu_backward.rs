@@ -139,8 +139,8 @@ fn runs_on_every_adapter(kernel: Kernel, shape: Shape) {
 }
 
 #[test]
-fn a_small_batch_runs_the_small_batch_backward_step_on_every_adapter() {
-    runs_on_every_adapter(Kernel::LstmBackwardStepSmallBatch, (3, 5, 7, 9, 1));
+fn a_small_batch_runs_the_narrow_backward_step_on_every_adapter() {
+    runs_on_every_adapter(Kernel::LstmBackwardStepNarrow, (3, 5, 7, 9, 1));
 }
 
 #[test]

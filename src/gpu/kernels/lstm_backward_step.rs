@@ -6,10 +6,11 @@
 //!
 //! Four variants: [`DESC`] (entry `main`) stages `W_hh` and `dgates_next` through workgroup
 //! memory; [`DIRECT`] (entry `main_direct`) reads them (or, in a projected layer, `W_hr` and
-//! `dh_t`) straight from storage for tiles of 8 rows, 8 units per invocation; [`SMALL_BATCH`]
-//! is the same entry with 4 units per invocation, for the few rows a GPU runs direct; and
-//! [`SINGLE_ROW`] is that for a batch of one, whose tile is that one row. [`variant`] picks by
-//! batch, [`Tuning`] and projection. All run all directions of a layer, one per workgroup layer
+//! `dh_t`) straight from storage for tiles of 8 rows, 8 units per invocation, for the larger
+//! batches a software adapter runs direct; [`NARROW`] is the same entry with 4 units per
+//! invocation, for the few rows every adapter runs direct and a projected layer's batches on a
+//! GPU; and [`SINGLE_ROW`] is that for a batch of one, whose tile is that one row. [`variant`]
+//! picks by batch, [`Tuning`] and projection. All run all directions of a layer, one per workgroup layer
 //! in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
@@ -37,31 +38,31 @@ pub(crate) const DESC: KernelDesc = step_kernel(
     ],
 );
 
-/// Hidden units per workgroup of [`SMALL_BATCH`] and [`SINGLE_ROW`].
-const SMALL_UNITS: u32 = 64;
-/// Batch rows per workgroup of [`SMALL_BATCH`], every invocation computing all of them (the
-/// rows of a tile past the batch's end cost no loads and no products: see the shader).
-const SMALL_ROWS: u32 = 8;
-/// Invocations per workgroup of [`SMALL_BATCH`] and [`SINGLE_ROW`], one row of them, each
-/// owning `64 / 16` units: the tile the direct step had on every adapter before [`DIRECT`]
-/// took the larger batches, kept for the few rows a GPU runs direct. (Of 16 to 128 units by 2
+/// Hidden units per workgroup of [`NARROW`] and [`SINGLE_ROW`].
+const NARROW_UNITS: u32 = 64;
+/// Batch rows per workgroup of [`NARROW`], every invocation computing all of them (the rows of
+/// a tile past the batch's end cost no loads and no products: see the shader).
+const NARROW_ROWS: u32 = 8;
+/// Invocations per workgroup of [`NARROW`] and [`SINGLE_ROW`], one row of them, each owning
+/// `64 / 16` units: the tile the direct step had on every adapter before [`DIRECT`] took a
+/// software adapter's larger batches, kept for what a GPU runs direct. (Of 16 to 128 units by 2
 /// to 8 rows, 64 x 4 was the fastest on a software adapter over batches of 8 to 128 rows, 2.2
 /// times faster than the staged step at the reference size; once the step kept its
 /// accumulators in registers, 64 x 8 took 8% less at the reference size and 18-19% less at B64
 /// H256 and B32 H512; 128 x 8 was as fast at the reference size but slower at B8 H32, 32 x 8
 /// and 16 rows slower.)
-const SMALL_WG: [u32; 3] = [16, 1, 1];
-const _: () = assert!(SMALL_UNITS.is_multiple_of(SMALL_WG[0]) && SMALL_WG[1] == 1);
+const NARROW_WG: [u32; 3] = [16, 1, 1];
+const _: () = assert!(NARROW_UNITS.is_multiple_of(NARROW_WG[0]) && NARROW_WG[1] == 1);
 
 /// Hidden units per workgroup of [`DIRECT`].
 const DIRECT_UNITS: u32 = 64;
-/// Batch rows per workgroup of [`DIRECT`] (as [`SMALL_ROWS`]).
+/// Batch rows per workgroup of [`DIRECT`] (as [`NARROW_ROWS`]).
 const DIRECT_ROWS: u32 = 8;
 /// Invocations per workgroup of [`DIRECT`], one row of them (one SIMD row on a software
 /// adapter), each owning `64 / 8` units of all 8 rows: each weight loaded serves 8 rows, each
 /// `dgates_next` element 8 units. A software adapter loads storage element by element, so
 /// there the loads set the pace: once the step's loops unrolled (no forced loop bounding), a
-/// step took 1.11-1.16 ms at the reference size against 1.46 with [`SMALL_BATCH`]'s tile,
+/// step took 1.11-1.16 ms at the reference size against 1.46 with [`NARROW`]'s tile,
 /// 1.9 ms against 2.5-2.6 at B64 H256 and 3.7 against 4.75 at B32 H512; 128 units by 16
 /// invocations was as fast, 16 units per invocation slower.
 const DIRECT_WG: [u32; 3] = [8, 1, 1];
@@ -69,8 +70,8 @@ const _: () = assert!(DIRECT_UNITS.is_multiple_of(DIRECT_WG[0]) && DIRECT_WG[1] 
 
 /// The variant that reads `W_hh` and `dgates_{t+1}` straight from storage, with no workgroup
 /// memory and no barrier (entry `main_direct`; `KC` only sizes the staged tiles of `main`), for
-/// batches of more than [`Tuning::SMALL_BATCH`] rows: every batch a software adapter runs, and
-/// a projected layer's on any adapter.
+/// batches of more than [`Tuning::SMALL_BATCH`] rows on an adapter that runs them direct by
+/// choice (a software adapter).
 pub(crate) const DIRECT: KernelDesc = KernelDesc {
     name: "lstm_backward_step_direct",
     entry: "main_direct",
@@ -83,29 +84,29 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
     ..DESC
 };
 
-/// [`DIRECT`] with 4 units per invocation, for 2 to [`Tuning::SMALL_BATCH`] rows: a GPU runs
-/// these batches direct, and a tile of 8 units per invocation would give it half the
-/// invocations for the same work.
-pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
-    name: "lstm_backward_step_small_batch",
-    workgroup_size: SMALL_WG,
+/// [`DIRECT`] with 4 units per invocation, for 2 to [`Tuning::SMALL_BATCH`] rows on every
+/// adapter and for a projected layer's larger batches on a GPU: a GPU runs these direct, and a
+/// tile of 8 units per invocation would give it half the invocations for the same work.
+pub(crate) const NARROW: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_narrow",
+    workgroup_size: NARROW_WG,
     constants: &[
-        ("TU", SMALL_UNITS),
-        ("TB", SMALL_ROWS),
+        ("TU", NARROW_UNITS),
+        ("TB", NARROW_ROWS),
         ("KC", lstm_step::KC),
     ],
     ..DIRECT
 };
 
-/// [`SMALL_BATCH`] with a tile of one row, for a batch of one: the 8-row tile decides at every
+/// [`NARROW`] with a tile of one row, for a batch of one: the 8-row tile decides at every
 /// `k`, for each of its rows, whether the row needs the product, which for a single row costs
 /// more than the products. On a software adapter at B1 H128 (one layer, I32), a backward step
 /// took 152-173 µs against 202-208 with the 8-row tile; at B4 one-row tiles were 30% slower
 /// (each weight loaded once per row instead of once per tile), so only a batch of one takes it.
 pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
     name: "lstm_backward_step_single_row",
-    constants: &[("TU", SMALL_UNITS), ("TB", 1), ("KC", lstm_step::KC)],
-    ..SMALL_BATCH
+    constants: &[("TU", NARROW_UNITS), ("TB", 1), ("KC", lstm_step::KC)],
+    ..NARROW
 };
 
 /// The backward step for a batch of `batch` rows on a device with `limits` and `tuning`, and
@@ -121,14 +122,15 @@ pub(crate) fn variant(
     tuning: Tuning,
 ) -> (Kernel, u32, u32) {
     let max = limits.max_compute_workgroups_per_dimension as usize;
-    let direct = batch <= tuning.direct_step_max_batch || projected;
+    let chosen = batch <= tuning.direct_step_max_batch;
+    let direct = chosen || projected;
     let fits = |rows: u32| batch.div_ceil(rows as usize) <= max;
     if direct && batch == 1 {
-        (Kernel::LstmBackwardStepSingleRow, SMALL_UNITS, 1)
-    } else if direct && batch <= Tuning::SMALL_BATCH && fits(SMALL_ROWS) {
-        (Kernel::LstmBackwardStepSmallBatch, SMALL_UNITS, SMALL_ROWS)
-    } else if direct && fits(DIRECT_ROWS) {
+        (Kernel::LstmBackwardStepSingleRow, NARROW_UNITS, 1)
+    } else if chosen && batch > Tuning::SMALL_BATCH && fits(DIRECT_ROWS) {
         (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS)
+    } else if direct && fits(NARROW_ROWS) {
+        (Kernel::LstmBackwardStepNarrow, NARROW_UNITS, NARROW_ROWS)
     } else {
         (Kernel::LstmBackwardStep, lstm_step::TU, lstm_step::TB)
     }

@@ -133,11 +133,12 @@ pub enum Kernel {
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
-    /// per invocation.
+    /// per invocation (a software adapter's batches of more than 4 rows).
     LstmBackwardStepDirect,
-    /// [`Kernel::LstmBackwardStepDirect`] with 4 units per invocation, for 2 to 4 rows.
-    LstmBackwardStepSmallBatch,
-    /// [`Kernel::LstmBackwardStepSmallBatch`] for a batch of one row.
+    /// [`Kernel::LstmBackwardStepDirect`] with 4 units per invocation (2 to 4 rows, and a
+    /// projected layer's batches on a GPU).
+    LstmBackwardStepNarrow,
+    /// [`Kernel::LstmBackwardStepNarrow`] for a batch of one row.
     LstmBackwardStepSingleRow,
     /// The projection `h = r · W_hrᵀ` of one forward timestep of a projected layer.
     LstmProjectionStep,
@@ -183,7 +184,7 @@ impl Kernel {
         Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
-        Kernel::LstmBackwardStepSmallBatch,
+        Kernel::LstmBackwardStepNarrow,
         Kernel::LstmBackwardStepSingleRow,
         Kernel::LstmProjectionStep,
         Kernel::LstmBackwardHiddenStep,
@@ -221,8 +222,8 @@ impl Kernel {
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
     /// layer on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]); projected layers always
     /// run a direct one: [`Kernel::LstmBackwardStepSingleRow`] for a batch of one,
-    /// [`Kernel::LstmBackwardStepSmallBatch`] up to 4 rows, else
-    /// [`Kernel::LstmBackwardStepDirect`].
+    /// [`Kernel::LstmBackwardStepDirect`] for more than 4 rows where the adapter runs those
+    /// direct anyway (a software one), else [`Kernel::LstmBackwardStepNarrow`].
     pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning()).0
     }
@@ -241,7 +242,7 @@ impl Kernel {
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
-            Kernel::LstmBackwardStepSmallBatch => &lstm_backward_step::SMALL_BATCH,
+            Kernel::LstmBackwardStepNarrow => &lstm_backward_step::NARROW,
             Kernel::LstmBackwardStepSingleRow => &lstm_backward_step::SINGLE_ROW,
             Kernel::LstmProjectionStep => &lstm_projection_step::DESC,
             Kernel::LstmBackwardHiddenStep => &lstm_backward_hidden_step::DESC,
