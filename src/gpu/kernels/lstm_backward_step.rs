@@ -10,8 +10,8 @@
 //! batches a software adapter runs direct; [`NARROW`] is the same entry with 4 units per
 //! invocation, for the few rows every adapter runs direct and a projected layer's batches on a
 //! GPU; and [`SINGLE_ROW`] is that for a batch of one, whose tile is that one row. [`variant`]
-//! picks by batch, [`Tuning`] and projection. All run all directions of a layer, one per workgroup layer
-//! in z.
+//! picks by batch, [`Tuning`] and projection. All run all directions of a layer, one per
+//! workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
