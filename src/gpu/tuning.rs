@@ -16,7 +16,11 @@
 //! loads each lane's values one by one, so there the direct step serves every batch.
 //!
 //! The backward step (`shaders/lstm_backward_step.wgsl`) has the same two kinds and follows the
-//! same choice: it runs direct exactly for the batches whose forward step does.
+//! same choice: it runs direct exactly for the batches whose forward step does (and for every
+//! projected layer). Its direct tile is wider (8 units per invocation instead of 4) only for the
+//! batches of more than [`Tuning::SMALL_BATCH`] rows that the adapter runs direct by choice, as
+//! the forward step's is: tiles tuned to a software adapter's lane-by-lane loads never take away
+//! a GPU's invocations.
 //!
 //! The direct forward steps also come in texel variants, which read the weights from one texture
 //! per layer instead of the parameter buffer (`src/gpu/weight_texels.rs`). A software adapter

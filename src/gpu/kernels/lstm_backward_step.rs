@@ -114,7 +114,8 @@ pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
 /// runs direct (where workgroup memory and barriers cost more than they save, or the staged
 /// tile would be mostly padding), and for every `projected` layer (the staged entry sums only
 /// the recurrent term), when its row tiles fit one grid dimension (a batch of one in a tile of
-/// its own); else staged.
+/// its own); else staged. Of the direct tiles, [`DIRECT`] serves the batches of more than
+/// [`Tuning::SMALL_BATCH`] rows that the adapter runs direct by choice, [`NARROW`] the rest.
 pub(crate) fn variant(
     batch: usize,
     projected: bool,
