@@ -11,12 +11,14 @@
 //! figures measure dispatch overhead and a CPU running WGSL, not GPU speed; the adapter is
 //! printed first.
 //!
-//! Before the cases, the adapter's [`lstm_wgpu::gpu::Peak`] is measured; after them a table
-//! reads every case against it: the median, GFLOP/s (forward `2·B·T·4H·(I+H)` FLOP,
-//! forward+backward three times that: the backward step's two products per step and the weight
-//! gradients'), and on the GPU the share of the probe's FMA peak and the median as a multiple of
-//! the pass's floor: its step dispatches (`T` forward, `2T` with backward) at the empty
-//! dispatch's cost.
+//! Before the cases, the adapter's [`lstm_wgpu::gpu::Peak`] is measured, and the CPU's FMA peak
+//! for each vector instruction set (`common/cpu_peak.rs`: independent multiply-add chains on
+//! every thread of the pool); after them a table reads every case against them: the median,
+//! GFLOP/s (forward `2·B·T·4H·(I+H)` FLOP, forward+backward three times that: the backward
+//! step's two products per step and the weight gradients'), the share of its device's FMA peak
+//! (the portable CPU path, without fused multiply-adds, has none), and on the GPU the median as
+//! a multiple of the pass's floor: its step dispatches (`T` forward, `2T` with backward) at the
+//! empty dispatch's cost.
 //!
 //! `first call/gpu/seed` times what an application's first forward pass costs: a device made
 //! from nothing (`Gpu::from_env`, every kernel compiled), the model uploaded and one forward
@@ -30,6 +32,8 @@
 //! of its baseline's (bidirectional against unidirectional, variable lengths against padded).
 
 mod common;
+#[path = "common/cpu_peak.rs"]
+mod cpu_peak;
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -367,10 +371,16 @@ fn variant_ratios(cases: &[Case]) {
 }
 
 /// The cases read against the probe (cases a filter skipped have no samples and no row).
-fn summary(cases: &[Case], peak: Option<&Peak>) {
+fn summary(cases: &[Case], peak: Option<&Peak>, cpu_peaks: &[(String, f64)]) {
     println!();
     if let Some(p) = peak {
         println!("adapter peak: {p}");
+    }
+    for (device, gflops) in cpu_peaks {
+        println!(
+            "{device} peak: FMA {gflops:.1} GFLOP/s on {} threads",
+            rayon::current_num_threads()
+        );
     }
     println!(
         "{:<17} {:<26} {:<11} {:>11} {:>9} {:>9} {:>10}",
@@ -387,7 +397,10 @@ fn summary(cases: &[Case], peak: Option<&Peak>) {
                     m.as_secs_f64() * 1e6 / (c.step_dispatches() * p.dispatch_us)
                 ),
             ),
-            _ => ("".into(), "".into()),
+            (_, device) => match cpu_peaks.iter().find(|(d, _)| d == device) {
+                Some((_, p)) => (format!("{:.1}%", 100.0 * gflops / p), "".into()),
+                None => ("".into(), "".into()),
+            },
         };
         let size = match c.variant {
             "" => c.size.name.to_string(),
@@ -421,6 +434,13 @@ fn main() {
             None
         }
     });
+    let cpu_peaks: Vec<(String, f64)> = Isa::supported()
+        .into_iter()
+        .filter_map(|isa| Some((format!("cpu-{isa}"), cpu_peak::fma_gflops(isa)?)))
+        .collect();
+    for (device, gflops) in &cpu_peaks {
+        eprintln!("{device} peak: FMA {gflops:.1} GFLOP/s");
+    }
     let mut cases = bench(&mut c, gpu.as_ref());
     if gpu.is_some() {
         cases.push(bench_first_call(&mut c));
@@ -428,6 +448,6 @@ fn main() {
     let variants = bench_variants(&mut c, gpu.as_ref());
     c.final_summary();
     cases.extend(variants);
-    summary(&cases, peak.as_ref());
+    summary(&cases, peak.as_ref(), &cpu_peaks);
     variant_ratios(&cases);
 }
