@@ -38,12 +38,20 @@ const KC: usize = 512;
 /// Rows of `A` per block: a packed `MC × KC` block of `A` is 384 KiB in `f32` (in L2).
 const MC: usize = 192;
 
+/// Bytes of a cache line, where the packed panels of `B` start.
+const CACHE_LINE: usize = 64;
+
 /// `B` `[K, N]` packed in panels of [`NR`] columns: panel `p` holds columns `p·NR ..` as
 /// `[K][NR]`, row-major, zero past column `N`.
+///
+/// The panels start on a cache line (at `data[start]`), so that each of the kernels' vector
+/// loads of a row of a panel reads one line, not two. A large `Vec` from the system allocator
+/// starts 16 bytes past a page boundary, where every 512-bit load of a row crossed a line.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PackedB<F> {
     k: usize,
     n: usize,
+    start: usize,
     data: Vec<F>,
 }
 
@@ -70,8 +78,12 @@ impl<F: Real> PackedB<F> {
         let panels = n.div_ceil(NR);
         self.k = k;
         self.n = n;
+        // Room for the panels from the first cache line of the allocation on.
+        let lanes = CACHE_LINE / size_of::<F>();
         self.data.clear();
-        self.data.resize(panels * k * NR, F::zero());
+        self.data.resize(panels * k * NR + lanes, F::zero());
+        self.start = self.data.as_ptr().align_offset(CACHE_LINE).min(lanes);
+        let data = &mut self.data[self.start..];
         for (row0, col0, view) in blocks {
             let (rows, cols) = view.dim();
             assert!(
@@ -87,7 +99,7 @@ impl<F: Real> PackedB<F> {
                         let col = col0 + j;
                         let run = (NR - col % NR).min(cols - j);
                         let at = ((col / NR) * k + kk) * NR + col % NR;
-                        self.data[at..at + run].copy_from_slice(&row[j..j + run]);
+                        data[at..at + run].copy_from_slice(&row[j..j + run]);
                         j += run;
                     }
                 }
@@ -106,7 +118,7 @@ impl<F: Real> PackedB<F> {
                         let col = col0 + j;
                         // SAFETY: i < rows and j < cols: an element of the view.
                         let v = unsafe { *base.offset(i as isize * rs + j as isize * cs) };
-                        self.data[((col / NR) * k + kk) * NR + col % NR] = v;
+                        data[((col / NR) * k + kk) * NR + col % NR] = v;
                     }
                 }
             }
@@ -139,7 +151,7 @@ impl<F: Real> PackedB<F> {
             k: self.k,
             n: self.n,
             stride: self.k * NR,
-            data: &self.data,
+            data: self.panels_data(),
         }
     }
 
@@ -151,8 +163,13 @@ impl<F: Real> PackedB<F> {
             k,
             n: self.n,
             stride: self.k * NR,
-            data: &self.data[(k0 * NR).min(self.data.len())..],
+            data: &self.panels_data()[(k0 * NR).min(self.panels_data().len())..],
         }
+    }
+
+    /// The packed panels (from the cache line they start on).
+    fn panels_data(&self) -> &[F] {
+        &self.data[self.start.min(self.data.len())..]
     }
 }
 
@@ -748,6 +765,33 @@ mod tests {
             let parts = product(isa, &[a1.view(), a2t.t()], &stacked);
             assert_eq!(whole, parts, "{isa}");
         }
+    }
+
+    #[test]
+    fn packed_panels_start_on_a_cache_line_whatever_the_allocation() {
+        // Small and large matrices (a large one comes from the system allocator's own pages,
+        // 16 bytes past a boundary), packed afresh and repacked into the same allocation with
+        // another shape; f64 too, 8 to a line.
+        let mut packed = PackedB::<f32>::default();
+        for (k, n) in [(1, 1), (28, 512), (512, 2048), (156, 512), (3, 40)] {
+            let b = matrix(k, n, 3);
+            packed.pack(k, n, &[(0, 0, b.view())]);
+            let at = packed.all().data.as_ptr() as usize;
+            assert_eq!(at % CACHE_LINE, 0, "[{k}, {n}]: panels start at {at:#x}");
+            assert_eq!(
+                packed.all().data[..n.min(NR)],
+                b.row(0).to_vec()[..n.min(NR)]
+            );
+        }
+        let b = Array2::<f64>::from_shape_fn((300, 700), |(i, j)| (i * 700 + j) as f64);
+        let packed = PackedB::of(b.view());
+        let at = packed.all().data.as_ptr() as usize;
+        assert_eq!(
+            at % CACHE_LINE,
+            0,
+            "f64 [300, 700]: panels start at {at:#x}"
+        );
+        assert_eq!(packed.rows(299, 1).data[..NR], b.row(299).to_vec()[..NR]);
     }
 
     #[test]
