@@ -159,11 +159,12 @@ impl<F: Real> PackedB<F> {
     /// `[W_ihᵀ; W_hhᵀ]`, read where it is packed.
     pub(crate) fn rows(&self, k0: usize, k: usize) -> PackedRef<'_, F> {
         assert!(k0 + k <= self.k, "rows outside the packed matrix");
+        let data = self.panels_data();
         PackedRef {
             k,
             n: self.n,
             stride: self.k * NR,
-            data: &self.panels_data()[(k0 * NR).min(self.panels_data().len())..],
+            data: &data[(k0 * NR).min(data.len())..],
         }
     }
 
