@@ -6,9 +6,9 @@
 //! ```
 //!
 //! `B` is packed `[kc][NR]`, contiguous, and `A` is either packed `[kc][MR]` or read in place
-//! row by row ([`ARef`]), so each step of `k` loads one row of `B` (two 512-bit or four 256-bit
-//! vectors) and broadcasts `MR` values of `A`; the
-//! `MR × NR` sums stay in registers for the whole `kc` loop. `init` is zero, the tile of `C`
+//! row by row ([`ARef`]), from one column block of `A` or two ([`ABlocks`]), so each step of `k`
+//! loads one row of `B` (two 512-bit or four 256-bit vectors) and broadcasts `MR` values of `A`;
+//! the `MR × NR` sums stay in registers for the whole `kc` loop. `init` is zero, the tile of `C`
 //! itself, or a bias row repeated down the rows. A tile of fewer rows than `MR` (the last rows
 //! of `C`, or a batch of one) runs a kernel of exactly that many rows, spanning several panels
 //! when the rows are few, so no multiply-add is spent on padding and enough independent sums
@@ -88,6 +88,53 @@ impl<F: Copy> ARef<F> {
     }
 }
 
+/// A tile's rows of `A` over its `kc` steps of `k`: `head` for `k < split`, then `tail`
+/// (its element `(r, k - split)`) up to `kc`. Two column blocks of `A` read in place, a
+/// step's `[x_t | h_{t-1}]`, are so one pass of the tile, whose sums stay in registers from
+/// one block to the next instead of passing through `C`; one block has `split = kc`. Either
+/// way each sum is the same chain of multiply-adds over `k` in order.
+#[derive(Debug)]
+pub(crate) struct ABlocks<F> {
+    pub(crate) head: ARef<F>,
+    pub(crate) split: usize,
+    pub(crate) tail: ARef<F>,
+}
+
+impl<F> Clone for ABlocks<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for ABlocks<F> {}
+
+impl<F: Copy> ABlocks<F> {
+    /// One block of `kc` steps.
+    pub(crate) fn one(a: ARef<F>, kc: usize) -> Self {
+        ABlocks {
+            head: a,
+            split: kc,
+            tail: a,
+        }
+    }
+
+    /// Element `(r, k)`.
+    ///
+    /// # Safety
+    /// The element lies inside the memory of the block it falls in.
+    #[inline(always)]
+    unsafe fn get(&self, r: usize, k: usize) -> F {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if k < self.split {
+                self.head.get(r, k)
+            } else {
+                self.tail.get(r, k - self.split)
+            }
+        }
+    }
+}
+
 /// Rows of a packed panel of `A` for `F` on `isa`: the layout packed `A` must have.
 pub(crate) fn mr<F: Real>(isa: Isa) -> usize {
     match (is_f32::<F>(), isa) {
@@ -118,7 +165,7 @@ fn is_f32<F: 'static>() -> bool {
 ///
 /// # Safety
 /// `a` holds elements `(r, k)` for `r < rows`, `k < kc` (a packed panel of `mr::<F>(isa)`
-/// lanes, or rows of `A` read in place). `b` is the first of
+/// lanes, which is one block, or rows of `A` read in place). `b` is the first of
 /// `panels` packed panels of `B`, `b_stride` values apart, each holding `kc · NR` values. `c`
 /// points at `rows` rows of `panels · NR` values each, `ldc` apart, valid for reads and writes;
 /// a [`TileInit::Bias`] address holds `panels · NR` values; `isa` is supported by this
@@ -134,7 +181,7 @@ pub(crate) unsafe fn tile<F: Real>(
     rows: usize,
     panels: usize,
     kc: usize,
-    a: ARef<F>,
+    a: ABlocks<F>,
     b: *const F,
     b_stride: usize,
     c: *mut F,
@@ -148,10 +195,15 @@ pub(crate) unsafe fn tile<F: Real>(
             TileInit::Load => TileInit::Load,
             TileInit::Bias(p) => TileInit::Bias(p.cast::<f32>()),
         };
-        let a = ARef {
+        let cast = |a: ARef<F>| ARef {
             ptr: a.ptr.cast::<f32>(),
             rs: a.rs,
             ks: a.ks,
+        };
+        let a = ABlocks {
+            head: cast(a.head),
+            split: a.split,
+            tail: cast(a.tail),
         };
         let (b, c) = (b.cast::<f32>(), c.cast::<f32>());
         let args = x86::Args {
@@ -185,7 +237,7 @@ pub(crate) unsafe fn tile<F: Real>(
 unsafe fn tile_portable<F: Real>(
     rows: usize,
     kc: usize,
-    a: ARef<F>,
+    a: ABlocks<F>,
     b: *const F,
     c: *mut F,
     ldc: usize,
@@ -223,14 +275,14 @@ unsafe fn tile_portable<F: Real>(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{ARef, MR_AVX512, NR, TileInit};
+    use super::{ABlocks, MR_AVX512, NR, TileInit};
 
     /// The arguments of [`super::tile`] after the shape, passed to the kernels by reference
     /// (not copied once more on the way).
     #[derive(Clone, Copy)]
     pub(super) struct Args {
         pub kc: usize,
-        pub a: ARef<f32>,
+        pub a: ABlocks<f32>,
         pub b: *const f32,
         pub b_stride: usize,
         pub c: *mut f32,
@@ -327,16 +379,35 @@ mod x86 {
                 }
             }
         }
-        let acc = if a.rs == 1 && a.ks == MR_AVX512 {
+        let head = a.head;
+        let acc = if a.split >= kc && head.rs == 1 && head.ks == MR_AVX512 {
             // A packed panel: a step's values of A are adjacent, at fixed offsets from one
             // pointer, so the loop spends no instructions on their addresses (a 12-row tile in
             // L1: 197-210 GFLOP/s against ~182 in the general loop below, on one AVX-512 core).
             // SAFETY: element (r, k) of the panel (the caller's contract).
-            unsafe { avx512_k_loop(acc, kc, b, b_stride, |k, r| *a.ptr.add(k * MR_AVX512 + r)) }
+            unsafe {
+                avx512_k_loop(acc, kc, b, b_stride, |k, r| {
+                    *head.ptr.add(k * MR_AVX512 + r)
+                })
+            }
         } else {
-            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
-            // SAFETY: element (r, k) of A (the caller's contract).
-            unsafe { avx512_k_loop(acc, kc, b, b_stride, |k, r| *rows[r].add(k * a.ks)) }
+            // Each block of A in turn, the sums carried over in registers.
+            let split = a.split.min(kc);
+            let mut acc = acc;
+            for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
+                if steps == 0 {
+                    continue;
+                }
+                let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
+                // SAFETY: element (r, k) of the block and rows k0 .. of the panels (the
+                // caller's contract).
+                acc = unsafe {
+                    avx512_k_loop(acc, steps, b.add(k0 * NR), b_stride, |k, r| {
+                        *rows[r].add(k * a.ks)
+                    })
+                };
+            }
+            acc
         };
         for (r, row) in acc.iter().enumerate() {
             for (p, panel) in row.iter().enumerate() {
@@ -442,14 +513,18 @@ mod x86 {
                 }
             }
         }
-        let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
-        for k in 0..kc {
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_set1_ps(unsafe { *rows[r].add(k * a.ks) });
-                for (p, panel) in row.iter_mut().enumerate() {
-                    for (v, x) in panel.iter_mut().enumerate() {
-                        let bv = unsafe { _mm256_loadu_ps(b.add(p * b_stride + k * NR + v * W)) };
-                        *x = _mm256_fmadd_ps(ar, bv, *x);
+        // Each block of A in turn, the sums carried over in registers.
+        let split = a.split.min(kc);
+        for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
+            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
+            for k in 0..steps {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let ar = _mm256_set1_ps(unsafe { *rows[r].add(k * a.ks) });
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            let at = p * b_stride + (k0 + k) * NR + v * W;
+                            *x = _mm256_fmadd_ps(ar, unsafe { _mm256_loadu_ps(b.add(at)) }, *x);
+                        }
                     }
                 }
             }
