@@ -10,6 +10,7 @@
 pub use crate::activations;
 pub mod adam;
 mod blocked_gemm;
+mod cache;
 pub mod column_sum;
 mod contiguous;
 pub mod cross_entropy;

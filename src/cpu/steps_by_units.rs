@@ -26,26 +26,36 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ndarray::{ArrayView2, ArrayViewMut2, ArrayViewMut3, ShapeBuilder};
 
 use super::blocked_gemm::{GemmScratch, Init, PackedRef, gemm};
+use super::cache::l2_bytes;
 use super::isa::Isa;
 use super::lstm_forward_step::lstm_forward_step_units;
 use super::microkernel::NR;
 use crate::real::Real;
 
 /// Batches of at most this many rows split their steps by units (larger ones split by rows,
-/// unless `W_hh` is large).
+/// unless [`splits_large_w_hh`]).
 const SPLIT_UP_TO_BATCH: usize = 2;
 
-/// From this many bytes of `W_hh`, batches of up to [`SPLIT_LARGE_W_HH_UP_TO_BATCH`] rows split
-/// their steps by units too. Split by rows, each core reads all of `W_hh` at every step, more
-/// than its L2 cache holds (2 MiB or less on common processors); split by units, each reads
-/// half, and every row of its tiles uses what it reads, at the cost of passing half of `h_t`
-/// between the cores at every step. One layer of I512 H512 (4 MiB of `W_hh`) on an AVX-512
-/// Xeon, alternating runs: at B16 and B32, forward 3-6% and forward+backward 5-10% faster; at
-/// B64 and B128 the forward was 5% slower; at B32 H384 (2.3 MiB) no different.
-const SPLIT_LARGE_W_HH_FROM_BYTES: usize = 2 << 20;
-
-/// See [`SPLIT_LARGE_W_HH_FROM_BYTES`].
+/// Batches of up to this many rows split their steps by units too when half of `W_hh` fits a
+/// core's L2 cache and the whole does not ([`splits_large_w_hh`]). Split by rows, each core
+/// reads all of `W_hh` at every step, from the shared L3; split by units, each reads half, from
+/// its own L2, and every row of its tiles uses what it reads, at the cost of passing half of
+/// `h_t` between the cores at every step.
+///
+/// One layer of I512 H512 (4 MiB of `W_hh`): on an AVX-512 Xeon with 2 MiB of L2 per core,
+/// alternating runs, split by units was 3-6% faster in the forward and 5-10% in
+/// forward+backward at B16 and B32, 5% slower in the forward at B64 and B128, and no different
+/// at B32 H384 (2.3 MiB). On a Zen 4 EPYC with 1 MiB of L2, where neither half fits, split by
+/// rows was 2-3% faster at B32 (best of 30 forwards, three alternating runs: 32.5-32.7 ms
+/// against 33.3-33.6).
 const SPLIT_LARGE_W_HH_UP_TO_BATCH: usize = 32;
+
+/// Whether a `W_hh` of `bytes` is split by units for batches up to
+/// [`SPLIT_LARGE_W_HH_UP_TO_BATCH`]: half of it fits a core's L2 cache, the whole does not.
+fn splits_large_w_hh(bytes: usize) -> bool {
+    let l2 = l2_bytes();
+    bytes > l2 && bytes / 2 <= l2
+}
 
 /// Below this many multiply-adds in a window, starting the second thread costs more than it
 /// saves.
@@ -55,11 +65,11 @@ const MIN_WORK: usize = 1 << 20;
 const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 
 /// Whether [`layer_steps_by_units`] should run `steps` steps of a batch of `batch` rows and
-/// `hidden` units of `F`: at least two threads, a small batch (or a moderate one and a large
-/// `W_hh`), and units that split into two halves of whole panels of `W_hhᵀ`.
+/// `hidden` units of `F`: at least two threads, a small batch (or a moderate one and a `W_hh`
+/// whose halves fit the cores' caches), and units that split into two halves of whole panels of `W_hhᵀ`.
 pub(super) fn splits_by_units<F>(batch: usize, hidden: usize, steps: usize) -> bool {
     let w_hh_bytes = 4 * hidden * hidden * size_of::<F>();
-    let up_to_batch = if w_hh_bytes >= SPLIT_LARGE_W_HH_FROM_BYTES {
+    let up_to_batch = if splits_large_w_hh(w_hh_bytes) {
         SPLIT_LARGE_W_HH_UP_TO_BATCH
     } else {
         SPLIT_UP_TO_BATCH
