@@ -53,7 +53,11 @@ const SPLIT_LARGE_W_HH_UP_TO_BATCH: usize = 32;
 /// Whether a `W_hh` of `bytes` is split by units for batches up to
 /// [`SPLIT_LARGE_W_HH_UP_TO_BATCH`]: half of it fits a core's L2 cache, the whole does not.
 fn splits_large_w_hh(bytes: usize) -> bool {
-    let l2 = l2_bytes();
+    halves_fit_but_not_whole(bytes, l2_bytes())
+}
+
+/// Whether half of `bytes` fits in `l2` bytes of cache and the whole does not.
+fn halves_fit_but_not_whole(bytes: usize, l2: usize) -> bool {
     bytes > l2 && bytes / 2 <= l2
 }
 
@@ -223,5 +227,22 @@ unsafe fn half_step<F: Real>(
         let c_next = unsafe { std::slice::from_raw_parts_mut(s.c.add((j + 1) * state + at), n) };
         let h_next = unsafe { std::slice::from_raw_parts_mut(s.h.add((j + 1) * state + at), n) };
         lstm_forward_step_units(isa, ai, af, ag, ao, c_prev, c_next, h_next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::halves_fit_but_not_whole;
+
+    #[test]
+    fn a_large_w_hh_splits_by_units_only_where_its_halves_fit_the_l2_cache() {
+        const MIB: usize = 1 << 20;
+        // The large size's W_hh (I512 H512, 4 MiB): halves fit 2 MiB of L2, not 1 MiB.
+        assert!(halves_fit_but_not_whole(4 * MIB, 2 * MIB));
+        assert!(!halves_fit_but_not_whole(4 * MIB, MIB));
+        // H384 (2.25 MiB) on 2 MiB: halves fit, the whole does not.
+        assert!(halves_fit_but_not_whole(9 * MIB / 4, 2 * MIB));
+        // The medium size's W_hh (1 MiB) fits 2 MiB whole: no split.
+        assert!(!halves_fit_but_not_whole(MIB, 2 * MIB));
     }
 }
