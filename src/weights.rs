@@ -292,14 +292,23 @@ impl<F: Real> LayerWeights<F> {
     fn check(&self, config: &LstmConfig, l: usize, d: usize) -> Result<()> {
         let (h, h_out) = (config.hidden_size, config.output_size());
         let i = config.layer_input_size(l);
-        let [w_ih, w_hh, b_ih, b_hh] = direction_tensor_names(l, d);
-        expect_shape(&w_ih, self.weight_ih.shape(), &[4 * h, i])?;
-        expect_shape(&w_hh, self.weight_hh.shape(), &[4 * h, h_out])?;
-        expect_shape(&b_ih, self.bias_ih.shape(), &[4 * h])?;
-        expect_shape(&b_hh, self.bias_hh.shape(), &[4 * h])?;
+        // Every forward checks its weights: the tensors' names are formatted only for an error.
+        let actual = [
+            self.weight_ih.shape(),
+            self.weight_hh.shape(),
+            self.bias_ih.shape(),
+            self.bias_hh.shape(),
+        ];
+        let expected: [&[usize]; 4] = [&[4 * h, i], &[4 * h, h_out], &[4 * h], &[4 * h]];
+        for ((stem, actual), expected) in LAYER_TENSOR_STEMS.iter().zip(actual).zip(expected) {
+            if actual != expected {
+                return expect_shape(&tensor_name(stem, l, d), actual, expected);
+            }
+        }
         if !config.bias {
-            for (name, b) in [(b_ih, &self.bias_ih), (b_hh, &self.bias_hh)] {
+            for (stem, b) in [("bias_ih", &self.bias_ih), ("bias_hh", &self.bias_hh)] {
                 if b.iter().any(|v| *v != F::zero()) {
+                    let name = tensor_name(stem, l, d);
                     return Err(Error::config(
                         "LstmWeights",
                         format!("{name} is not zero in a model without biases (bias = false)"),
@@ -307,16 +316,17 @@ impl<F: Real> LayerWeights<F> {
                 }
             }
         }
-        let w_hr = tensor_name("weight_hr", l, d);
+        let w_hr = || tensor_name("weight_hr", l, d);
         match (&self.weight_hr, config.proj_size > 0) {
-            (Some(w), true) => expect_shape(&w_hr, w.shape(), &[h_out, h]),
+            (Some(w), true) if w.shape() == [h_out, h] => Ok(()),
+            (Some(w), true) => expect_shape(&w_hr(), w.shape(), &[h_out, h]),
             (None, false) => Ok(()),
             (Some(w), false) => Err(Error::Shape {
-                tensor: w_hr,
+                tensor: w_hr(),
                 expected: vec![],
                 actual: w.shape().to_vec(),
             }),
-            (None, true) => Err(Error::MissingTensor { tensor: w_hr }),
+            (None, true) => Err(Error::MissingTensor { tensor: w_hr() }),
         }
     }
 
