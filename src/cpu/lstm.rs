@@ -390,8 +390,8 @@ fn layer_steps<F: Real>(
     let mut scratch = GemmScratch::default();
     let hidden = h.dim().2;
     for j in 0..input.dim().0 {
-        let (h_prev, mut h_next) = h.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
-        let (c_prev, mut c_next) = c.multi_slice_mut((s![j, .., ..], s![j + 1, .., ..]));
+        let (h_prev, mut h_next) = adjacent_slots(&mut h, j);
+        let (c_prev, mut c_next) = adjacent_slots(&mut c, j);
         // One slot of gates (inference) is reused by every step.
         let slot = if gates.dim().0 == 1 { 0 } else { j };
         let mut a = gates.index_axis_mut(Axis(0), slot);
@@ -424,6 +424,20 @@ fn layer_steps<F: Real>(
             hidden,
         );
     }
+}
+
+/// Slots `j` and `j + 1` of a time-major `[T, B, K]` array (the first to read, the second to
+/// write). (Split and indexed rather than sliced with `s![]`: at the small size the slicing was
+/// ~4% of a forward.)
+fn adjacent_slots<'a, F>(
+    a: &'a mut ArrayViewMut3<'_, F>,
+    j: usize,
+) -> (ArrayViewMut2<'a, F>, ArrayViewMut2<'a, F>) {
+    let (before, after) = a.view_mut().split_at(Axis(0), j + 1);
+    (
+        before.index_axis_move(Axis(0), j),
+        after.index_axis_move(Axis(0), 0),
+    )
 }
 
 /// `h_n`, `c_n` `[L, B, H]` from the states in slot `last`.
