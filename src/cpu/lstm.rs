@@ -426,9 +426,8 @@ fn layer_steps<F: Real>(
     }
 }
 
-/// Slots `j` and `j + 1` of a time-major `[T, B, K]` array (the first to read, the second to
-/// write). (Split and indexed rather than sliced with `s![]`: at the small size the slicing was
-/// ~4% of a forward.)
+/// Slots `j` and `j + 1` of a time-major `[T, B, K]` array, side by side. (Split and indexed
+/// rather than sliced with `s![]`: at the small size the slicing was ~4% of a forward.)
 fn adjacent_slots<'a, F>(
     a: &'a mut ArrayViewMut3<'_, F>,
     j: usize,
@@ -865,7 +864,7 @@ fn reverse_sweep_rows<F: Real>(isa: Isa, w_hh: &PackedB<F>, chunk: SweepChunk<'_
         // dh = dy_t + (t = T-1 ? dh_n : dgates_{t+1} · W_hh)
         dh.assign(&dy.index_axis(Axis(0), t));
         let (mut now, later) = if t + 1 < seq {
-            let (now, later) = dgates.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+            let (now, later) = adjacent_slots(&mut dgates, t);
             (now, Some(later))
         } else {
             (dgates.index_axis_mut(Axis(0), t), None)
