@@ -161,8 +161,9 @@ fn with_threads(
 fn on_every_instruction_set_one_two_and_four_threads_give_the_same_bits() {
     // 64 rows × 28 steps of a 64-unit layer: the threads split the batch rows; 1100 inputs: the
     // layer projects its inputs a window at a time in a product split by rows of its own; one
-    // and two sequences: see the test below; 384 units (2.3 MiB of `W_hh`) and 180 inputs
-    // (both layers project their inputs): five rows split each step by units.
+    // and two sequences: see the test below; 384 units (2.3 MiB of `W_hh`) and 180 inputs:
+    // where half of `W_hh` fits a core's L2 cache (2 MiB), both layers project their inputs
+    // and five rows split each step by units; with a smaller L2 (1 MiB) they split by rows.
     for size in [
         (64, 28, 28, 64),
         (6, 5, 1100, 64),
