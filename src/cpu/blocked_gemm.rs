@@ -257,10 +257,9 @@ pub(crate) fn gemm<F: Real>(
     let panels = n.div_ceil(NR);
     let full_panels = n / NR;
     let b_stride = b.stride;
-    // One block of K: columns `pc .. pc + kc` of A, either packed here or, when every block
-    // of A has contiguous rows, read in place (`direct`: the block of A and its first column).
     // One block of K: columns `pc .. pc + kc` of A, either packed here or read in place from
-    // one or two pieces of its column blocks (`direct`).
+    // one or two pieces of its column blocks (`direct`; a lone piece comes as its own tail,
+    // which then has no columns left to run).
     let mut block_of_k = |pc: usize, kc: usize, direct: Option<[Piece<'_, '_, F>; 2]>| {
         let first_block = pc == 0;
         for ic in (0..m).step_by(MC) {
@@ -398,19 +397,12 @@ pub(crate) fn gemm<F: Real>(
 }
 
 /// Columns `j0 .. j0 + len` of one column block of `A`, read in place by [`gemm`].
+#[derive(Clone, Copy)]
 struct Piece<'v, 'a, F> {
     block: &'v ArrayView2<'a, F>,
     j0: usize,
     len: usize,
 }
-
-impl<F> Clone for Piece<'_, '_, F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<F> Copy for Piece<'_, '_, F> {}
 
 /// Whether [`gemm`] reads `A` (given as these column blocks) where it is: when every block's
 /// rows are contiguous. Otherwise it packs `A`, block by block.

@@ -11,9 +11,9 @@
 //!
 //! The weights are packed for the products once per call (`blocked_gemm`; [`CpuLstm`] keeps the
 //! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB, where its
-//! steps keep `W_hh` in the cores' caches), and any layer of a batch of at most 4 rows, projects a whole window of steps' inputs in one product
-//! first, then adds `h_{t-1} · W_hhᵀ` per step: the same terms in the same order, so the same
-//! bits. Inference ([`forward`]) runs in windows of at most 64 steps (or 1024 rows of steps, for
+//! steps keep `W_hh` in the cores' caches), and any layer of a batch of at most 4 rows,
+//! projects a whole window of steps' inputs in one product first, then adds `h_{t-1} · W_hhᵀ`
+//! per step: the same terms in the same order, so the same bits. Inference ([`forward`]) runs in windows of at most 64 steps (or 1024 rows of steps, for
 //! small batches), every layer through a window before the next, so its memory beyond the
 //! output does not grow with `T`; training ([`forward_train`]) keeps every step's states and
 //! gates on a tape (one window of `T` steps).

@@ -70,7 +70,8 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 
 /// Whether [`layer_steps_by_units`] should run `steps` steps of a batch of `batch` rows and
 /// `hidden` units of `F`: at least two threads, a small batch (or a moderate one and a `W_hh`
-/// whose halves fit the cores' caches), and units that split into two halves of whole panels of `W_hhᵀ`.
+/// whose halves fit the cores' caches), and units that split into two halves of whole panels
+/// of `W_hhᵀ`.
 pub(super) fn splits_by_units<F>(batch: usize, hidden: usize, steps: usize) -> bool {
     let w_hh_bytes = 4 * hidden * hidden * size_of::<F>();
     let up_to_batch = if splits_large_w_hh(w_hh_bytes) {
