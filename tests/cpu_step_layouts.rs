@@ -1,9 +1,12 @@
-//! The CPU step twins compute the same results whatever the strides of the views they are given
-//! (column-major, every other column), bit for bit equal to row-major views.
+//! The CPU step twins, and the CPU forward pass around them, compute the same results whatever
+//! the strides of the views they are given (column-major, every other column), bit for bit
+//! equal to row-major views.
 
+use lstm_wgpu::cpu::lstm::forward;
 use lstm_wgpu::cpu::lstm_backward_step::{FromLater, lstm_backward_step};
 use lstm_wgpu::cpu::lstm_forward_step::lstm_forward_step;
-use lstm_wgpu::ndarray::{Array1, Array2, ArrayViewMut2, ShapeBuilder, s};
+use lstm_wgpu::ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewMut2, ShapeBuilder, s};
+use lstm_wgpu::{LstmConfig, LstmWeights};
 
 /// `[rows, cols]` filled with distinct values, row-major.
 fn ramp(rows: usize, cols: usize, scale: f32) -> Array2<f32> {
@@ -105,4 +108,56 @@ fn backward_step_writes_column_major_and_strided_outputs() {
     step(dc_s.slice_mut(s![.., ..;2]), dg_s.slice_mut(s![.., ..;2]));
     assert_eq!(dc_s.slice(s![.., ..;2]), dc_r);
     assert_eq!(dg_s.slice(s![.., ..;2]), dg_r);
+}
+
+/// The first index where `a` and `b` differ in their bits, with both values.
+fn first_difference(a: &Array3<f32>, b: &Array3<f32>) -> Option<((usize, usize, usize), f32, f32)> {
+    a.indexed_iter()
+        .zip(b.iter())
+        .find(|((_, x), y)| x.to_bits() != y.to_bits())
+        .map(|((i, &x), &y)| (i, x, y))
+}
+
+#[test]
+fn forward_reads_inputs_of_any_layout_with_the_bits_of_a_row_major_one() {
+    // Batches of 8 read each step's inputs in place; batches of 3 first copy a window of them
+    // (they project it in one product): both ways, from every layout.
+    for (b, t, i, h) in [(8, 5, 6, 32), (3, 5, 6, 32)] {
+        let w = LstmWeights::<f32>::init_uniform(LstmConfig::new(i, h, 2).unwrap(), 3);
+        let x = Array3::from_shape_fn((b, t, i), |(r, s, c)| {
+            ((r * 31 + s * 7 + c) as f32 * 0.29).sin()
+        });
+        let expected = forward(&w, x.view(), None).unwrap();
+        // Stored time-major, viewed batch-major.
+        let mut time_major = Array3::zeros((t, b, i));
+        time_major.assign(&x.view().permuted_axes([1, 0, 2]));
+        // Every other feature of a wider array.
+        let mut wide = Array3::zeros((b, t, 2 * i));
+        wide.slice_mut(s![.., .., ..;2]).assign(&x);
+        // Features stored in reverse (a negative stride).
+        let mut reversed = x.clone();
+        reversed.invert_axis(lstm_wgpu::ndarray::Axis(2));
+        let reversed_storage = reversed.as_standard_layout().to_owned();
+        let views: [(&str, ArrayView3<'_, f32>); 3] = [
+            ("time-major", time_major.view().permuted_axes([1, 0, 2])),
+            ("every other column", wide.slice(s![.., .., ..;2])),
+            (
+                "reversed features",
+                reversed_storage.slice(s![.., .., ..;-1]),
+            ),
+        ];
+        for (name, view) in views {
+            assert_eq!(view, x.view(), "{name}: the view must hold x");
+            let got = forward(&w, view, None).unwrap();
+            for (what, a, e) in [
+                ("y", &got.y, &expected.y),
+                ("h_n", &got.h_n, &expected.h_n),
+                ("c_n", &got.c_n, &expected.c_n),
+            ] {
+                if let Some((index, got, want)) = first_difference(a, e) {
+                    panic!("B{b} {name}: {what}{index:?} is {got}, row-major input gave {want}");
+                }
+            }
+        }
+    }
 }

@@ -185,6 +185,13 @@ fn projects_inputs<F>(p: &PackedLayer<F>, batch: usize) -> bool {
     p.w_in.is_some() || batch <= PROJECT_INPUTS_UP_TO_BATCH
 }
 
+/// Whether inference copies a window of `x` time-major for the first of the `packed` layers:
+/// where it projects the window's inputs, which it reads as one block of rows. Its steps read
+/// `x_t` (`[B, I]`, rows `T·I` apart in `x`) in place as well as from a copy.
+fn copies_x<F>(packed: &[PackedLayer<F>], batch: usize) -> bool {
+    packed.first().is_some_and(|p| projects_inputs(p, batch))
+}
+
 /// Above this many bytes of `W_ih`, a layer projects its inputs a window at a time rather than
 /// reading `W_ih` at every step (half the L2 cache of common processors), unless its steps
 /// stream `W_hh` from the shared cache anyway ([`steps_keep_w_hh_cached`]).
@@ -281,9 +288,9 @@ fn slice_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
 /// Runs the forward pass over `x` `[B, T, I]` from `state`, a window of `window` steps at a
 /// time, every layer through a window before the next window (see [`LayerStates`]): a layer
 /// that [`projects_inputs`] first projects the whole window's inputs in one product, then every
-/// layer runs its steps. `x_window` (time-major `[window, B, I]`, filled here) holds layer 0's
-/// input for the window; `y` `[B, T, H]` is written when given. Returns the slot of the last
-/// state.
+/// layer runs its steps. When `copies_x`, `x_window` (time-major `[window, B, I]`, filled here)
+/// holds layer 0's input for the window; otherwise layer 0 reads each step's `x_t` from `x` in
+/// place. `y` `[B, T, H]` is written when given. Returns the slot of the last state.
 #[allow(clippy::too_many_arguments)]
 fn run_forward<F: Real>(
     isa: Isa,
@@ -292,6 +299,7 @@ fn run_forward<F: Real>(
     state: &LstmState<F>,
     layers: &mut [LayerStates<F>],
     window: usize,
+    copies_x: bool,
     x_window: &mut Array3<F>,
     mut y: Option<ArrayViewMut3<'_, F>>,
 ) -> usize {
@@ -314,14 +322,15 @@ fn run_forward<F: Real>(
                 first.assign(&end);
             }
         }
-        assign_by_rows(
-            x_window.slice_mut(s![..steps, .., ..]),
-            x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]),
-        );
+        let x_t_major = x.slice(s![.., t0..t0 + steps, ..]).permuted_axes([1, 0, 2]);
+        if copies_x {
+            assign_by_rows(x_window.slice_mut(s![..steps, .., ..]), x_t_major);
+        }
         for (l, p) in packed.iter().enumerate() {
             let (below, rest) = layers.split_at_mut(l);
             let input = match below.last() {
-                None => x_window.slice(s![..steps, .., ..]),
+                None if copies_x => x_window.slice(s![..steps, .., ..]),
+                None => x_t_major,
                 Some(b) => b.h.slice(s![1..=steps, .., ..]),
             };
             layer_window(isa, p, input, &mut rest[0]);
@@ -515,6 +524,8 @@ pub(crate) fn forward_into_tape<F: Real>(
         state,
         &mut tape.layers,
         seq,
+        // Backward reads the inputs from the tape.
+        true,
         &mut tape.input,
         y,
     );
@@ -628,9 +639,11 @@ pub(crate) fn forward_state_in_place<F: Real>(
         pack_layers(weights, &mut scratch.packed);
     }
     let window = inference_window::<F>(&config, batch, seq);
+    let copies_x = copies_x(&scratch.packed, batch);
+    let x_window_steps = if copies_x { window } else { 0 };
     resize_reusing(
         &mut scratch.x_window,
-        ndarray::Ix3(window, batch, config.input_size),
+        ndarray::Ix3(x_window_steps, batch, config.input_size),
     );
     scratch
         .layers
@@ -648,6 +661,7 @@ pub(crate) fn forward_state_in_place<F: Real>(
         state,
         &mut scratch.layers,
         window,
+        copies_x,
         &mut scratch.x_window,
         y,
     );
