@@ -10,13 +10,13 @@
 //! ```
 //!
 //! The weights are packed for the products once per call (`blocked_gemm`; [`CpuLstm`] keeps the
-//! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB, where its
-//! steps keep `W_hh` in the cores' caches), and any layer of a batch of at most 4 rows,
-//! projects a whole window of steps' inputs in one product first, then adds `h_{t-1} · W_hhᵀ`
-//! per step: the same terms in the same order, so the same bits. Inference ([`forward`]) runs in windows of at most 64 steps (or 1024 rows of steps, for
-//! small batches), every layer through a window before the next, so its memory beyond the
-//! output does not grow with `T`; training ([`forward_train`]) keeps every step's states and
-//! gates on a tape (one window of `T` steps).
+//! packing until its weights change). A layer with wide inputs (`W_ih` above 1 MiB, where its steps
+//! keep `W_hh` in the cores' caches), and any layer of a batch of at most 4 rows, projects a whole
+//! window of steps' inputs in one product first, then adds `h_{t-1} · W_hhᵀ` per step: the same
+//! terms in the same order, so the same bits. Inference ([`forward`]) runs in windows of at most 64
+//! steps (or 1024 rows of steps, for small batches), every layer through a window before the next,
+//! so its memory beyond the output does not grow with `T`; training ([`forward_train`]) keeps every
+//! step's states and gates on a tape (one window of `T` steps).
 //!
 //! Backward through time (see [`crate::cpu::lstm_backward_step`]) runs the steps in reverse to
 //! get every step's pre-activation gradients `dgates` `[T, B, 4H]`, then takes the weight
@@ -25,13 +25,13 @@
 //! `dx = dgates · W_ih`.
 //!
 //! Internally every sequence is time-major (`[T, B, ·]`), so each step's rows are one contiguous
-//! block. Batch rows never interact in the recurrence, so chunks of rows run on separate threads
-//! (one chunk, on the calling thread, when the work is small); a batch of one or two rows, or
-//! of up to 32 rows when `W_hh` is larger than a core's cache, shares each step between two
-//! threads by hidden units instead (`steps_by_units`);
-//! whole-sequence products split their output rows. None of these changes a single bit of the
-//! results, and neither does the instruction set ([`Isa`]) except the portable one, which
-//! rounds differently.
+//! block (except `x`, whose step `x_t` inference reads in place, rows `T·I` apart, where layer 0
+//! does not project its inputs). Batch rows never interact in the recurrence, so chunks of rows run
+//! on separate threads (one chunk, on the calling thread, when the work is small); a batch of one
+//! or two rows, or of up to 32 rows when `W_hh` is larger than a core's cache, shares each step
+//! between two threads by hidden units instead (`steps_by_units`); whole-sequence products split
+//! their output rows. None of these changes a single bit of the results, and neither does the
+//! instruction set ([`Isa`]) except the portable one, which rounds differently.
 //!
 //! The free functions allocate what they need; [`CpuLstm`] keeps its buffers between calls of
 //! the same shape, which matters on the hot path of training.
@@ -105,8 +105,8 @@ impl<F> CpuTape<F> {
     }
 }
 
-/// Working memory of [`forward_with`]: packed weights, a window of layer 0's input and of every
-/// layer's states.
+/// Working memory of [`forward_with`]: packed weights, a window of every layer's states and,
+/// where layer 0 projects a window of inputs in one product, of its input.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardScratch<F = f32> {
     packed: Vec<PackedLayer<F>>,
