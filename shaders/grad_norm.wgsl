@@ -8,8 +8,10 @@
 // parameters as in PyTorch; an infinite norm gives scale 0.
 //
 // `partial`: workgroup w sums the squares of chunk w (fixed strides, then workgroup_sum.wgsl's
-// fixed tree) into partials[w]. `finish`: one workgroup adds the partials the same way and writes (norm, scale)
-// to clip, which the optimizer kernels multiply every gradient by. Deterministic run to run.
+// fixed tree) into partials[w]; the host picks the number of chunks from the length (a few for a
+// small model, at most 256). `finish`: one workgroup adds the partials the same way and writes
+// (norm, scale) to clip, which the optimizer kernels multiply every gradient by. Deterministic run
+// to run.
 
 struct Params {
     len: u32, chunk: u32, groups: u32, max_norm: f32,

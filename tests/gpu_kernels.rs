@@ -388,8 +388,8 @@ mod grad_norm {
         let norm = cpu::grad_norm::grad_norm([g.as_slice()]);
         let scale = cpu::grad_norm::clip_scale(norm, max_norm);
         let (gpu_norm, gpu_scale) = ops::grad_norm(&gpu(), &g, max_norm).unwrap();
-        // The GPU sums squares in f32 (a tree of 256 chunks), the twin in f64: relative error
-        // ~1e-6 for these lengths.
+        // The GPU sums squares in f32 (a tree over up to 256 chunks), the twin in f64: relative
+        // error ~1e-6 for these lengths.
         close("grad_norm: norm", &[gpu_norm], &[norm], 1e-5);
         close("grad_norm: scale", &[gpu_scale], &[scale], 1e-5);
         scale
@@ -399,6 +399,15 @@ mod grad_norm {
     fn grad_norm_matches_its_cpu_twin_with_active_clipping() {
         // ~sqrt(70001 / 3) ≈ 153 > 1: the scale clips.
         assert!(check(70_001, 1.0) < 0.01);
+    }
+
+    #[test]
+    fn grad_norm_matches_its_cpu_twin_from_one_workgroup_to_every_workgroup() {
+        // One gradient; one chunk and a second of one gradient; 256 chunks larger than the
+        // least one (the first pass never uses more workgroups).
+        for len in [1, 8_193, 2_100_003] {
+            check(len, 1.0);
+        }
     }
 
     #[test]
