@@ -186,8 +186,8 @@ fn projects_inputs<F>(p: &PackedLayer<F>, batch: usize) -> bool {
 }
 
 /// Whether inference copies a window of `x` time-major for the first of the `packed` layers:
-/// where it projects the window's inputs, which it reads as one block of rows. Its steps read
-/// `x_t` (`[B, I]`, rows `T·I` apart in `x`) in place as well as from a copy.
+/// where it projects the window's inputs, which it reads as one block of rows. Otherwise its
+/// steps read each `x_t` (`[B, I]`, rows `T·I` apart in `x`) in place, as they would a copy.
 fn copies_x<F>(packed: &[PackedLayer<F>], batch: usize) -> bool {
     packed.first().is_some_and(|p| projects_inputs(p, batch))
 }
