@@ -118,6 +118,9 @@ fn units<F: Real, M: MulAdd>(
     c: &mut [F],
     h: &mut [F],
 ) {
+    // The activations of these units only, as many as `c` holds.
+    let n = c.len();
+    let (ai, af, ag, ao) = (&mut ai[..n], &mut af[..n], &mut ag[..n], &mut ao[..n]);
     sigmoid_all::<F, M>(ai);
     sigmoid_all::<F, M>(af);
     tanh_all::<F, M>(ag);
