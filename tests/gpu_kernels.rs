@@ -7,9 +7,10 @@ use common::{assert_close, gpu, random_array};
 use lstm_wgpu::cpu;
 use lstm_wgpu::gemm::{GemmSpec, MatrixLayout};
 use lstm_wgpu::gpu::kernels::Kernel;
-use lstm_wgpu::gpu::ops;
+use lstm_wgpu::gpu::{Gpu, Tuning, ops};
 use lstm_wgpu::ndarray::{Array2, ArrayView1};
 use lstm_wgpu::optim::AdamConfig;
+use lstm_wgpu::wgpu::Features;
 
 fn close(what: &str, got: &[f32], want: &[f32], rtol: f64) {
     let (g, w) = (ArrayView1::from(got), ArrayView1::from(want));
@@ -25,14 +26,14 @@ mod matmul {
 
     /// Runs `spec` on both, from the same buffers (C starts random, so `accumulate` and the
     /// elements outside C are checked too), and compares the whole C buffer.
-    fn check(what: &str, spec: GemmSpec, lens: [usize; 4]) {
+    fn check(gpu: &Gpu, what: &str, spec: GemmSpec, lens: [usize; 4]) {
         let [a_len, b_len, bias_len, c_len] = lens;
         let (a, b) = (vector(a_len, 1, -1.0, 1.0), vector(b_len, 2, -1.0, 1.0));
         let bias = vector(bias_len, 3, -1.0, 1.0);
         let mut want = vector(c_len, 4, -1.0, 1.0);
         let mut got = want.clone();
         cpu::matmul::matmul(&spec, &a, &b, &bias, &mut want).unwrap();
-        ops::matmul(&gpu(), &spec, &a, &b, &bias, &mut got).unwrap();
+        ops::matmul(gpu, &spec, &a, &b, &bias, &mut got).unwrap();
         // The kernel sums k in the twin's order but with fused multiply-adds (one rounding per
         // term fewer): each of the k terms of magnitude ≤ 1 may round differently by ~2^-24 of
         // the running sum, so the bound grows with k (1e-6 of the largest element up to 40
@@ -47,14 +48,40 @@ mod matmul {
         every_transpose(Kernel::Matmul, 70);
     }
 
-    /// [`check`] on `spec`, after making sure it runs on the variant `kernel`.
+    /// [`check`] on `spec`, after making sure it runs on the variant `kernel`: on the tests'
+    /// GPU for [`Kernel::MatmulSubgroup`], on the same device without subgroups for the others
+    /// (which it would otherwise replace).
     fn check_on(kernel: Kernel, what: &str, spec: GemmSpec, lens: [usize; 4]) {
+        let gpu = match kernel {
+            Kernel::MatmulSubgroup => gpu(),
+            _ => without_subgroups(),
+        };
         assert_eq!(
-            Kernel::for_gemm(&spec, gpu().limits()),
+            Kernel::for_gemm(&spec, &gpu),
             kernel,
             "{what}: the variant under test"
         );
-        check(what, spec, lens);
+        check(&gpu, what, spec, lens);
+    }
+
+    /// The tests' GPU running no kernel that uses subgroups.
+    fn without_subgroups() -> Gpu {
+        let gpu = gpu();
+        gpu.with_tuning(Tuning {
+            subgroup_matmul: false,
+            ..gpu.tuning()
+        })
+    }
+
+    /// Whether the tests' GPU runs [`Kernel::MatmulSubgroup`]: exactly where its subgroups are 8
+    /// wide (the Vulkan pass on lavapipe; not the GL one, which has no subgroups). Where it does
+    /// not, the subgroup tests check only that (`a_device_runs_the_subgroup_matmul_...`).
+    fn runs_subgroup_matmul() -> bool {
+        let runs = gpu().tuning().subgroup_matmul;
+        if !runs {
+            eprintln!("this adapter has no 8-wide subgroups: the subgroup matmul does not run");
+        }
+        runs
     }
 
     /// Every transpose combination at `m` rows; `n` = 67 and `k` = 19 straddle the column tiles
@@ -106,7 +133,7 @@ mod matmul {
                     MatrixLayout::new(0, 8),
                     MatrixLayout::new(0, 8),
                 );
-                Kernel::for_gemm(&spec, gpu().limits()) == Kernel::Matmul
+                Kernel::for_gemm(&spec, &gpu()) == Kernel::Matmul
             })
             .expect("a row count where the staged variant takes over");
         every_transpose(Kernel::MatmulDirect, m - 1);
@@ -202,6 +229,105 @@ mod matmul {
     }
 
     #[test]
+    fn the_subgroup_matmul_follows_row_maps_like_its_cpu_twin() {
+        // 20 rows of C (one tile of 16 and a partial one: lanes whose pair of rows is past C's
+        // edge load the last pair inside) by 80 columns (the second 64-column tile has lanes
+        // past C's edge); K = 5 · 60 = 300 terms.
+        if runs_subgroup_matmul() {
+            row_maps_on_both_operands_h(Kernel::MatmulSubgroup, 5, 61, 20);
+        }
+    }
+
+    #[test]
+    fn the_subgroup_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        // The vec4 blocked test's product: 20 rows, 68 columns (the last invocation's second 4
+        // columns past C's edge), offsets and padded rows that keep every row of 4 aligned.
+        if !runs_subgroup_matmul() {
+            return;
+        }
+        let (m, n, k) = (20, 68, 260);
+        let plain = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(4, m + 8).t(),
+            MatrixLayout::new(8, n + 4),
+            MatrixLayout::new(1, n + 3),
+        );
+        let lens = [4 + k * (m + 8), 8 + k * (n + 4), 3 + n, 1 + m * (n + 3)];
+        let kernel = Kernel::MatmulSubgroup;
+        check_on(kernel, "plain", plain, lens);
+        check_on(kernel, "with a bias", plain.with_bias(3), lens);
+        check_on(kernel, "accumulating", plain.accumulating(true), lens);
+        let both = plain.with_bias(3).accumulating(true);
+        check_on(kernel, "with both", both, lens);
+    }
+
+    #[test]
+    fn the_subgroup_matmul_gives_the_bits_of_the_vec4_blocked_matmul() {
+        // The same multiply-adds in the same order: not close, equal. dW_hh's product of the
+        // reference classifier's shape, smaller (B10 T28 H32: 128 x 32 x 270).
+        if !runs_subgroup_matmul() {
+            return;
+        }
+        let (batch, seq, h) = (10, 28, 32);
+        let spec = GemmSpec::new(
+            (4 * h, h, batch * (seq - 1)),
+            MatrixLayout::new(0, 4 * h).t().rows(seq - 1, seq),
+            MatrixLayout::new(h, h).rows(seq - 1, seq),
+            MatrixLayout::new(0, h),
+        );
+        let a = vector(batch * seq * 4 * h, 7, -1.0, 1.0);
+        let b = vector(batch * seq * h, 8, -1.0, 1.0);
+        let mut with = vec![0.0; 4 * h * h];
+        let mut without = with.clone();
+        assert_eq!(Kernel::for_gemm(&spec, &gpu()), Kernel::MatmulSubgroup);
+        ops::matmul(&gpu(), &spec, &a, &b, &[], &mut with).unwrap();
+        let plain = without_subgroups();
+        assert_eq!(Kernel::for_gemm(&spec, &plain), Kernel::MatmulBlockedVec4);
+        ops::matmul(&plain, &spec, &a, &b, &[], &mut without).unwrap();
+        let differ = with
+            .iter()
+            .zip(&without)
+            .position(|(x, y)| x.to_bits() != y.to_bits());
+        if let Some(i) = differ {
+            panic!(
+                "element {i} (row {}, column {}): subgroup {} vs vec4 {}",
+                i / h,
+                i % h,
+                with[i],
+                without[i]
+            );
+        }
+    }
+
+    #[test]
+    fn a_device_runs_the_subgroup_matmul_exactly_where_its_subgroups_are_8_wide() {
+        let gpu = gpu();
+        let info = gpu.adapter_info();
+        let eight = gpu.device().features().contains(Features::SUBGROUP)
+            && info.subgroup_min_size == 8
+            && info.subgroup_max_size == 8;
+        assert_eq!(gpu.tuning().subgroup_matmul, eight, "{}", gpu.describe());
+        // Asking for it changes nothing where the device cannot run it.
+        let asked = gpu.with_tuning(Tuning {
+            subgroup_matmul: true,
+            ..gpu.tuning()
+        });
+        assert_eq!(asked.tuning().subgroup_matmul, eight, "{}", gpu.describe());
+        // The weight gradients' product runs on it exactly there.
+        let spec = GemmSpec::new(
+            (128, 32, 300),
+            MatrixLayout::new(0, 128).t(),
+            MatrixLayout::new(0, 32),
+            MatrixLayout::new(0, 32),
+        );
+        let want = match eight {
+            true => Kernel::MatmulSubgroup,
+            false => Kernel::MatmulBlockedVec4,
+        };
+        assert_eq!(Kernel::for_gemm(&spec, &asked), want);
+    }
+
+    #[test]
     fn a_product_with_one_row_of_4_out_of_line_runs_the_scalar_blocked_matmul() {
         // The aligned product above with one of the six sizes moved off a multiple of 4 each.
         let (m, n, k) = (20, 68, 260);
@@ -213,9 +339,8 @@ mod matmul {
                 MatrixLayout::new(0, n),
             )
         };
-        let gpu = gpu();
         assert_eq!(
-            Kernel::for_gemm(&spec(m, n, 4, 28, 8, 72), gpu.limits()),
+            Kernel::for_gemm(&spec(m, n, 4, 28, 8, 72), &without_subgroups()),
             Kernel::MatmulBlockedVec4
         );
         for (what, s) in [
@@ -271,7 +396,7 @@ mod matmul {
             )
         };
         let k = (1..2000)
-            .find(|&k| Kernel::for_gemm(&spec(k), gpu().limits()) == Kernel::MatmulBlocked)
+            .find(|&k| Kernel::for_gemm(&spec(k), &gpu()) == Kernel::MatmulBlocked)
             .expect("a K where the blocked variant takes over");
         every_transpose_k(below, m, k - 1);
         every_transpose_k(Kernel::MatmulBlocked, m, k);
@@ -538,7 +663,7 @@ mod grid_limits {
             MatrixLayout::new(0, n),
             MatrixLayout::new(0, n),
         );
-        assert_eq!(Kernel::for_gemm(&spec, gpu.limits()), kernel, "{what}");
+        assert_eq!(Kernel::for_gemm(&spec, gpu), kernel, "{what}");
         let (a, b) = (vector(m * k, 5, -1.0, 1.0), vector(k * n, 6, -1.0, 1.0));
         let mut want = vec![0.0; m * n];
         let mut got = vec![0.0; m * n];

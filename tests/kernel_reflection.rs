@@ -28,15 +28,23 @@ fn parse(desc: &KernelDesc) -> naga::Module {
             e.emit_to_string(&source)
         )
     });
-    Validator::new(ValidationFlags::all(), Capabilities::default())
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: does not validate:\n{}",
-                desc.name,
-                e.emit_to_string(&source)
-            )
-        });
+    // The kernels that use subgroups compile only where wgpu's `SUBGROUP` feature is on.
+    let mut validator = match desc.subgroups {
+        true => Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP),
+        false => Validator::new(ValidationFlags::all(), Capabilities::default()),
+    };
+    if desc.subgroups {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    validator.validate(&module).unwrap_or_else(|e| {
+        panic!(
+            "{}: does not validate:\n{}",
+            desc.name,
+            e.emit_to_string(&source)
+        )
+    });
     module
 }
 

@@ -10,16 +10,45 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn module(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source)));
-    // Default capabilities: what every WebGPU implementation offers.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{name}.wgsl does not validate:\n{}",
-                e.emit_to_string(source)
-            )
-        });
+    // Default capabilities: what every WebGPU implementation offers; subgroups in compute
+    // shaders for the kernels that use them, which only devices with wgpu's `SUBGROUP` feature
+    // compile.
+    let mut validator = Validator::new(ValidationFlags::all(), capabilities(source));
+    if uses_subgroups(source) {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    let info = validator.validate(&module).unwrap_or_else(|e| {
+        panic!(
+            "{name}.wgsl does not validate:\n{}",
+            e.emit_to_string(source)
+        )
+    });
     (module, info)
+}
+
+/// Whether a shader uses subgroup operations or builtins.
+fn uses_subgroups(source: &str) -> bool {
+    source.contains("subgroup")
+}
+
+fn capabilities(source: &str) -> Capabilities {
+    match uses_subgroups(source) {
+        true => Capabilities::SUBGROUP,
+        false => Capabilities::default(),
+    }
+}
+
+/// SPIR-V 1.3 (Vulkan 1.1) where a shader uses subgroups, which that version introduced.
+fn spv_options(source: &str) -> spv::Options<'static> {
+    match uses_subgroups(source) {
+        true => spv::Options {
+            lang_version: (1, 3),
+            ..Default::default()
+        },
+        false => spv::Options::default(),
+    }
 }
 
 #[test]
@@ -46,7 +75,7 @@ fn the_crate_has_shaders_to_check() {
 fn every_shader_validates_and_translates_to_spirv() {
     for (name, source) in shader_sources() {
         let (module, info) = module(name, &source);
-        let words = spv::write_vec(&module, &info, &spv::Options::default(), None)
+        let words = spv::write_vec(&module, &info, &spv_options(&source), None)
             .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
         assert_eq!(
             words.first(),
@@ -60,8 +89,14 @@ fn every_shader_validates_and_translates_to_spirv() {
 fn every_shader_translates_to_metal_shading_language() {
     for (name, source) in shader_sources() {
         let (module, info) = module(name, &source);
+        // Metal's SIMD-group functions need MSL 2.1 or later (wgpu asks for subgroups on
+        // Metal 2.4 devices).
         let options = msl::Options {
-            lang_version: (2, 0),
+            lang_version: if uses_subgroups(&source) {
+                (2, 4)
+            } else {
+                (2, 0)
+            },
             ..Default::default()
         };
         let (text, _) =
@@ -79,7 +114,14 @@ fn every_shader_translates_to_hlsl() {
     for (name, source) in shader_sources() {
         let (module, info) = module(name, &source);
         let mut text = String::new();
-        let options = hlsl::Options::default();
+        // Wave intrinsics (subgroups) need shader model 6.0.
+        let options = match uses_subgroups(&source) {
+            true => hlsl::Options {
+                shader_model: hlsl::ShaderModel::V6_0,
+                ..Default::default()
+            },
+            false => hlsl::Options::default(),
+        };
         let pipeline = hlsl::PipelineOptions::default();
         hlsl::Writer::new(&mut text, &options, &pipeline)
             .write(&module, &info, None)
@@ -129,7 +171,7 @@ fn validate_with(tool: &str, args: &[&str], file: &Scratch, what: &str) {
 fn every_shader_passes_the_vulkan_spirv_validator() {
     for (name, source) in shader_sources() {
         let (module, info) = module(name, &source);
-        let words = spv::write_vec(&module, &info, &spv::Options::default(), None)
+        let words = spv::write_vec(&module, &info, &spv_options(&source), None)
             .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
         let file = Scratch::new(&format!("{name}.spv"), bytemuck_words(&words).as_slice());
         validate_with(

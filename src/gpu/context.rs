@@ -7,7 +7,7 @@ use crate::gpu::kernels::Kernels;
 use crate::gpu::mapping::Poller;
 use crate::gpu::profile::{PROFILE_FEATURES, Profile, Profiler};
 use crate::gpu::stats::Counters;
-use crate::gpu::tuning::Tuning;
+use crate::gpu::tuning::{Tuning, subgroups_of_width};
 
 /// A wgpu device and queue with this crate's kernels compiled for it. Cheap to clone (shared).
 ///
@@ -80,8 +80,10 @@ impl Gpu {
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("lstm-wgpu"),
-                // Timestamps for `Gpu::profile`, where the adapter has them.
-                required_features: adapter.features() & PROFILE_FEATURES,
+                // Timestamps for `Gpu::profile`, and subgroups for the kernels that use them,
+                // where the adapter has them.
+                required_features: adapter.features()
+                    & (PROFILE_FEATURES | wgpu::Features::SUBGROUP),
                 required_limits: adapter.limits(),
                 ..Default::default()
             }))?;
@@ -120,12 +122,13 @@ impl Gpu {
             );
         }
         let limits = device.limits();
+        let tuning = Tuning::for_adapter(&info, device.features());
         let kernels = catch(&device, "compiling the kernels", || Kernels::new(&device))?;
         let poller = Poller::new(&device).map_err(|e| {
             Error::Readback(format!("starting the thread that polls the device: {e}"))
         })?;
         Ok(Gpu {
-            tuning: Tuning::for_device_type(info.device_type),
+            tuning,
             inner: Arc::new(Inner {
                 device,
                 queue,
@@ -145,15 +148,17 @@ impl Gpu {
         &self.inner.info
     }
 
-    /// Which kernel variants this handle's calls run: [`Tuning::for_device_type`] of the
-    /// adapter unless [`Gpu::with_tuning`] said otherwise.
+    /// Which kernel variants this handle's calls run: [`Tuning::for_adapter`] of the adapter
+    /// and device unless [`Gpu::with_tuning`] said otherwise.
     pub fn tuning(&self) -> Tuning {
         self.tuning
     }
 
     /// A handle on the same device whose models run the kernel variants `tuning` chooses (the
     /// results agree within the tests' tolerances; only the speed differs). For comparing
-    /// variants on one adapter, or for running there the choices made for another:
+    /// variants on one adapter, or for running there the choices made for another.
+    /// [`Tuning::subgroup_matmul`] is ignored (false) on a device whose subgroups are not
+    /// [`Tuning::SUBGROUP_WIDTH`] wide, which cannot run that kernel.
     ///
     /// ```no_run
     /// # fn main() -> lstm_wgpu::Result<()> {
@@ -166,9 +171,14 @@ impl Gpu {
     /// # }
     /// ```
     pub fn with_tuning(&self, tuning: Tuning) -> Gpu {
+        let features = self.inner.device.features();
+        let subgroups = subgroups_of_width(&self.inner.info, features);
         Gpu {
             inner: Arc::clone(&self.inner),
-            tuning,
+            tuning: Tuning {
+                subgroup_matmul: tuning.subgroup_matmul && subgroups,
+                ..tuning
+            },
         }
     }
 

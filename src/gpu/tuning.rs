@@ -28,6 +28,15 @@
 //! so there the models whose weights are written from the host (`GpuLstm`, its streams) use
 //! them. On a GPU both go through caches at similar rates, and the extra copy of the weights
 //! is not worth it until a measurement says otherwise.
+//!
+//! The weight gradients' GEMM has a subgroup variant (`shaders/matmul_subgroup.wgsl`), written
+//! for subgroups of exactly 8 invocations: a device runs it where its adapter offers
+//! [`wgpu::Features::SUBGROUP`] and reports 8 as both its smallest and its largest subgroup
+//! (lavapipe with 256-bit vectors). A software adapter runs one lane of a subgroup per element
+//! of a vector register, so sharing a loaded row across lanes there is a register shuffle, where
+//! loading it in every lane costs a load per lane: the reference classifier's `dW_hh` took half
+//! the time. GPUs with wider subgroups keep the variant without subgroups until one is written
+//! and measured for them.
 
 /// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
 /// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test
@@ -42,15 +51,23 @@ pub struct Tuning {
     /// Whether a `GpuLstm` keeps a copy of its weights in textures, which its direct forward
     /// steps read instead of the parameter buffer (see the module comment).
     pub weight_texels: bool,
+    /// Whether the weight gradients' GEMM shares rows through subgroups of 8 (see the module
+    /// comment). A device whose subgroups are not exactly 8 wide ignores it
+    /// ([`crate::gpu::Gpu::with_tuning`]).
+    pub subgroup_matmul: bool,
 }
 
 impl Tuning {
     /// The batches every adapter runs direct: at most this many rows (see the module comment).
     pub const SMALL_BATCH: usize = 4;
 
+    /// The subgroup width the subgroup kernels are written for.
+    pub const SUBGROUP_WIDTH: u32 = 8;
+
     /// The tuning for an adapter of type `device_type`: a software adapter
     /// ([`wgpu::DeviceType::Cpu`]) runs every batch direct, with the weights in textures; any
-    /// other runs only small batches direct, with the weights in storage.
+    /// other runs only small batches direct, with the weights in storage. Neither uses
+    /// subgroups ([`Tuning::for_adapter`] adds them where the adapter has them).
     pub fn for_device_type(device_type: wgpu::DeviceType) -> Tuning {
         let software = device_type == wgpu::DeviceType::Cpu;
         Tuning {
@@ -59,6 +76,25 @@ impl Tuning {
                 false => Tuning::SMALL_BATCH,
             },
             weight_texels: software,
+            subgroup_matmul: false,
         }
     }
+
+    /// The tuning for an adapter described by `info` whose device has `features`:
+    /// [`Tuning::for_device_type`], with [`Tuning::subgroup_matmul`] where the device has
+    /// [`wgpu::Features::SUBGROUP`] and its subgroups are [`Tuning::SUBGROUP_WIDTH`] wide.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Tuning {
+        Tuning {
+            subgroup_matmul: subgroups_of_width(info, features),
+            ..Tuning::for_device_type(info.device_type)
+        }
+    }
+}
+
+/// Whether a device with `features`, of the adapter `info` describes, runs subgroups of exactly
+/// [`Tuning::SUBGROUP_WIDTH`] invocations.
+pub(crate) fn subgroups_of_width(info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
+    features.contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == Tuning::SUBGROUP_WIDTH
+        && info.subgroup_max_size == Tuning::SUBGROUP_WIDTH
 }

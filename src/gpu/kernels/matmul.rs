@@ -23,8 +23,13 @@
 //!   (see [`vec4_aligned`]): it loads 4 columns of `B` and 4 rows of `A` at once, and gives each
 //!   invocation 8 columns, 4 loads per step of `K` for 64 products where [`BLOCKED`] spends 12
 //!   for 32, with the same multiply-adds in the same order.
+//! * [`SUBGROUP`] (`shaders/matmul_subgroup.wgsl`) is [`BLOCKED_VEC4`] with the rows of `A`
+//!   shared through a subgroup of 8: each lane loads 2 of the tile's 16 rows and takes the other
+//!   14 from its neighbours (`subgroupBroadcast`), a vec2 and 2 vec4 loads per step of `K` for
+//!   128 products, again with the same multiply-adds in the same order. Only devices whose
+//!   subgroups are exactly 8 wide run it ([`crate::gpu::Tuning::subgroup_matmul`]).
 //!
-//! [`Matmul`] picks the variant from the spec.
+//! [`Matmul`] picks the variant from the spec and the device's tuning.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -88,6 +93,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
     textures: 0,
+    subgroups: false,
     storage: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
 
@@ -155,6 +161,37 @@ pub(crate) const BLOCKED_VEC4_TN: u32 = 128;
 // The shader spells out the 8 rows of its tile, and gives each invocation 8 adjacent columns.
 const _: () = assert!(BLOCKED_TM == 8 && BLOCKED_VEC4_TN == 8 * BLOCKED_WG[0]);
 
+/// [`BLOCKED_VEC4`] sharing the rows of `A` through a subgroup (`shaders/matmul_subgroup.wgsl`),
+/// for devices whose subgroups are exactly [`SUBGROUP_WIDTH`] wide.
+pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
+    name: "matmul_subgroup",
+    files: &[
+        shader_file!("matmul_output.wgsl"),
+        shader_file!("matmul_subgroup.wgsl"),
+    ],
+    entry: "main",
+    workgroup_size: [SUBGROUP_WIDTH, 1, 1],
+    constants: &constants(SUBGROUP_TM, SUBGROUP_TN),
+    subgroups: true,
+    ..BLOCKED
+};
+
+/// The subgroup width [`SUBGROUP`] is written for: its workgroup is one subgroup, whose lanes
+/// 0..8 each load 2 of the tile's rows.
+pub(crate) const SUBGROUP_WIDTH: u32 = crate::gpu::Tuning::SUBGROUP_WIDTH;
+/// Output tile rows per workgroup of [`SUBGROUP`]: 2 per lane. At the reference classifier's
+/// `dW_hh` (512 x 128 x 3584) on a software adapter with 8-wide subgroups, in one run, best of
+/// 12 (ms): 16 rows by 8 columns per invocation 12.0-13.2, 32 rows by 4 columns 13.6-16.8,
+/// 16 by 4 16.0-16.1, 8 by 8 17.9-18.6, and [`BLOCKED_VEC4`]'s tile without subgroups 24.0-24.6.
+pub(crate) const SUBGROUP_TM: u32 = 16;
+/// Output tile columns per workgroup of [`SUBGROUP`]: 8 adjacent columns per invocation.
+pub(crate) const SUBGROUP_TN: u32 = 64;
+
+// The shader spells out the 8 lanes' pairs of rows and each invocation's 8 columns.
+const _: () = assert!(
+    SUBGROUP_WIDTH == 8 && SUBGROUP_TM == 2 * SUBGROUP_WIDTH && SUBGROUP_TN == 8 * SUBGROUP_WIDTH
+);
+
 /// Whether [`BLOCKED_VEC4`] can compute `spec`: `A` transposed and `B` not (the weight
 /// gradients' `dgatesᵀ · input`), and `A`'s and `B`'s offsets and leading dimensions, `M` and
 /// `N` all multiples of 4, so that each vec4 it loads lies in one row, and 4 rows or columns of
@@ -200,8 +237,10 @@ pub(crate) struct Params {
 /// least [`BLOCKED_MIN_K`] terms ([`BLOCKED_MIN_K_FEW_ROWS`] for at most [`DIRECT_MAX_ROWS`]
 /// rows) and [`BLOCKED_TM`] rows ([`Kernel::MatmulBlockedVec4`] when [`vec4_aligned`]),
 /// [`Kernel::MatmulDirect`] for at most [`DIRECT_MAX_ROWS`] rows without a row map (and its
-/// one-row tiles within one grid dimension), else [`Kernel::Matmul`].
-pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
+/// one-row tiles within one grid dimension), else [`Kernel::Matmul`]. Where `subgroups` (the
+/// device runs [`SUBGROUP`]), [`Kernel::MatmulSubgroup`] takes [`Kernel::MatmulBlockedVec4`]'s
+/// products.
+pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits, subgroups: bool) -> Kernel {
     let unmapped = spec.a.row_map.is_none() && spec.b.row_map.is_none();
     let row_tiles = spec.m.div_ceil(DIRECT_TM as usize);
     let fits = row_tiles <= limits.max_compute_workgroups_per_dimension as usize;
@@ -210,7 +249,9 @@ pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
         false => BLOCKED_MIN_K,
     };
     if spec.k >= min_k && spec.m >= BLOCKED_TM as usize {
-        return if vec4_aligned(spec) {
+        return if vec4_aligned(spec) && subgroups {
+            Kernel::MatmulSubgroup
+        } else if vec4_aligned(spec) {
             Kernel::MatmulBlockedVec4
         } else {
             Kernel::MatmulBlocked
@@ -224,9 +265,11 @@ pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits) -> Kernel {
 }
 
 /// One GEMM: its [`GemmSpec`] and the buffers holding `A`, `B`, the bias (present exactly when
-/// `spec.bias` is) and `C`.
+/// `spec.bias` is) and `C`; `subgroups` where the device runs [`SUBGROUP`]
+/// ([`crate::gpu::Tuning::subgroup_matmul`]).
 pub(crate) struct Matmul<'a> {
     pub spec: GemmSpec,
+    pub subgroups: bool,
     pub a: &'a wgpu::Buffer,
     pub b: &'a wgpu::Buffer,
     pub bias: Option<&'a wgpu::Buffer>,
@@ -250,7 +293,7 @@ impl Call for Matmul<'_> {
     type Params = Params;
 
     fn kernel(&self, limits: &wgpu::Limits) -> Kernel {
-        variant(&self.spec, limits)
+        variant(&self.spec, limits, self.subgroups)
     }
 
     fn params(&self) -> Result<Params> {
@@ -315,6 +358,7 @@ impl Call for Matmul<'_> {
             Kernel::MatmulDirect => (DIRECT_TM, DIRECT_TN),
             Kernel::MatmulBlocked => (BLOCKED_TM, BLOCKED_TN),
             Kernel::MatmulBlockedVec4 => (BLOCKED_TM, BLOCKED_VEC4_TN),
+            Kernel::MatmulSubgroup => (SUBGROUP_TM, SUBGROUP_TN),
             _ => (TM, TN),
         };
         let col_tiles = within_limit(u32_of("GEMM n", self.spec.n)?.div_ceil(tn), limits)?;

@@ -74,6 +74,9 @@ pub struct KernelDesc {
     /// Textures bound after the storage bindings: `texture_2d<f32>` of unfilterable floats
     /// (`rgba32float`), read with `textureLoad` only.
     pub textures: u32,
+    /// Whether the kernel uses subgroup operations: it compiles only on a device with
+    /// [`wgpu::Features::SUBGROUP`], and runs only where [`crate::gpu::Tuning`] chooses it.
+    pub subgroups: bool,
 }
 
 impl KernelDesc {
@@ -118,6 +121,9 @@ pub enum Kernel {
     /// [`Kernel::MatmulBlocked`] reading four floats per load, for the weight gradients'
     /// layout with aligned rows.
     MatmulBlockedVec4,
+    /// [`Kernel::MatmulBlockedVec4`] sharing the rows of `A` through a subgroup of 8 (devices
+    /// with [`crate::gpu::Tuning::subgroup_matmul`] only).
+    MatmulSubgroup,
     /// One forward timestep of one layer.
     LstmForwardStep,
     /// One forward timestep of one layer, for a batch of a few rows, read straight from
@@ -172,11 +178,12 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 27] = [
+    pub const ALL: [Kernel; 28] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
         Kernel::MatmulBlockedVec4,
+        Kernel::MatmulSubgroup,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
@@ -202,10 +209,10 @@ impl Kernel {
         Kernel::PeakLoadTexture,
     ];
 
-    /// The variant of the matrix product that computes `spec` (by its rows and row maps) on a
-    /// device with `limits`.
-    pub fn for_gemm(spec: &crate::gemm::GemmSpec, limits: &wgpu::Limits) -> Kernel {
-        matmul::variant(spec, limits)
+    /// The variant of the matrix product that computes `spec` (by its rows, row maps and
+    /// alignment) on `gpu` (by its limits and [`crate::gpu::Tuning::subgroup_matmul`]).
+    pub fn for_gemm(spec: &crate::gemm::GemmSpec, gpu: &crate::gpu::Gpu) -> Kernel {
+        matmul::variant(spec, gpu.limits(), gpu.tuning().subgroup_matmul)
     }
 
     /// The variant of the forward step that serves a batch of `batch` rows of a
@@ -235,6 +242,7 @@ impl Kernel {
             Kernel::MatmulDirect => &matmul::DIRECT,
             Kernel::MatmulBlocked => &matmul::BLOCKED,
             Kernel::MatmulBlockedVec4 => &matmul::BLOCKED_VEC4,
+            Kernel::MatmulSubgroup => &matmul::SUBGROUP,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
@@ -441,18 +449,21 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
     Compiled { layout, pipeline }
 }
 
-/// Every kernel of the crate compiled for one device, indexed by [`Kernel`].
+/// Every kernel of the crate compiled for one device, indexed by [`Kernel`]; the kernels that
+/// use subgroups only where the device has them.
 pub(crate) struct Kernels {
-    compiled: Vec<Compiled>,
+    compiled: Vec<Option<Compiled>>,
 }
 
 impl Kernels {
-    /// Compiles every kernel (errors surface through the caller's error scope).
+    /// Compiles every kernel the device can run (errors surface through the caller's error
+    /// scope).
     pub(crate) fn new(device: &wgpu::Device) -> Kernels {
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         Kernels {
             compiled: Kernel::ALL
                 .iter()
-                .map(|k| compile(device, k.desc()))
+                .map(|k| (subgroups || !k.desc().subgroups).then(|| compile(device, k.desc())))
                 .collect(),
         }
     }
@@ -460,7 +471,9 @@ impl Kernels {
     pub(crate) fn get(&self, kernel: Kernel) -> &Compiled {
         // `Kernel::ALL` lists the variants in declaration order (tested below), so a kernel's
         // discriminant is its index in `compiled`.
-        &self.compiled[kernel as usize]
+        self.compiled[kernel as usize]
+            .as_ref()
+            .expect("a device without subgroups never chooses a kernel that uses them (Gpu::new)")
     }
 }
 

@@ -278,6 +278,7 @@ impl ForwardPlan {
                         accumulate: false,
                     };
                     let gemm = Matmul {
+                        subgroups: gpu.tuning().subgroup_matmul,
                         spec,
                         a: input,
                         b: params,
