@@ -2,13 +2,14 @@
 mod common;
 
 use common::{
-    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software, random_array, random_state,
-    random_weights,
+    assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software,
+    gpu_tuned_as_software_with_subgroups, random_array, random_state, random_weights,
+    runs_subgroups,
 };
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu;
 use lstm_wgpu::gpu::kernels::Kernel;
-use lstm_wgpu::gpu::{Gpu, GpuLstm};
+use lstm_wgpu::gpu::{Gpu, GpuLstm, Tuning};
 use lstm_wgpu::ndarray::Array3;
 use lstm_wgpu::{GradRequest, LstmConfig, LstmGrads, Upstream};
 
@@ -122,6 +123,75 @@ fn matches_cpu_across_the_direct_backward_steps_unit_and_row_tiles() {
         Kernel::LstmBackwardStepDirect
     );
     compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+}
+
+#[test]
+fn matches_cpu_across_the_subgroup_backward_steps_unit_and_row_tiles() {
+    // The direct step's tiles, each lane loading one row's dgates: 70 units, 21 rows (the last
+    // tile's lanes 5-7 load a clamped copy and their rows need nothing).
+    if !runs_subgroups() {
+        return;
+    }
+    let gpu = gpu_tuned_as_software_with_subgroups(false);
+    assert_eq!(
+        Kernel::for_backward_step(21, &gpu),
+        Kernel::LstmBackwardStepSubgroup
+    );
+    compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+}
+
+#[test]
+fn the_subgroup_backward_step_gives_the_bits_of_the_direct_one() {
+    // The same sums in the same order: equal gradients, not close ones.
+    if !runs_subgroups() {
+        return;
+    }
+    let config = LstmConfig::new(5, 70, 2).unwrap();
+    let w = random_weights(config, 3, 2.0);
+    let (b, t) = (13, 6);
+    let x: Array3<f32> = random_array((b, t, 5), 4, -1.0, 1.0);
+    let upstream = Upstream {
+        dy: Some(random_array((b, t, 70), 5, -1.0, 1.0)),
+        dh_n: Some(random_array((2, b, 70), 6, -1.0, 1.0)),
+        dc_n: Some(random_array((2, b, 70), 7, -1.0, 1.0)),
+    };
+    let with = gpu_tuned_as_software_with_subgroups(false);
+    let without = with.with_tuning(Tuning {
+        subgroups: false,
+        ..with.tuning()
+    });
+    assert_eq!(
+        Kernel::for_backward_step(b, &without),
+        Kernel::LstmBackwardStepDirect
+    );
+    let grads = |gpu: &Gpu| {
+        let mut lstm = GpuLstm::new(gpu, &w).unwrap();
+        let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+        lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap()
+    };
+    let (a, z) = (grads(&with), grads(&without));
+    let (ax, zx) = (a.x.unwrap(), z.x.unwrap());
+    let differ = ax
+        .iter()
+        .zip(&zx)
+        .position(|(p, q)| p.to_bits() != q.to_bits());
+    if let Some(i) = differ {
+        let (p, q) = (ax.as_slice().unwrap()[i], zx.as_slice().unwrap()[i]);
+        panic!("dx element {i}: subgroup {p} vs direct {q}");
+    }
+    let (al, zl) = (a.layers.unwrap(), z.layers.unwrap());
+    for (l, (p, q)) in al.iter().zip(&zl).enumerate() {
+        for ((name, g), (_, h)) in p.named(l, 0).into_iter().zip(q.named(l, 0)) {
+            let differ = g
+                .iter()
+                .zip(h.iter())
+                .position(|(u, v)| u.to_bits() != v.to_bits());
+            assert!(
+                differ.is_none(),
+                "layer {l} d{name}: element {differ:?} differs"
+            );
+        }
+    }
 }
 
 /// On adapters tuned as hardware and as software alike, a backward pass of `shape` (its batch

@@ -3,13 +3,14 @@ mod common;
 
 use common::{
     assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software,
-    gpu_tuned_as_software_without_texels, random_array, random_state, random_weights,
+    gpu_tuned_as_software_with_subgroups, gpu_tuned_as_software_without_texels, random_array,
+    random_state, random_weights, runs_subgroups,
 };
 use lstm_wgpu::Lstm;
 use lstm_wgpu::LstmConfig;
 use lstm_wgpu::cpu;
 use lstm_wgpu::gpu::kernels::Kernel;
-use lstm_wgpu::gpu::{Gpu, GpuLstm};
+use lstm_wgpu::gpu::{Gpu, GpuLstm, Tuning};
 use lstm_wgpu::ndarray::Array3;
 
 /// Runs CPU and GPU forward on one shape and compares y, h_n, c_n.
@@ -116,6 +117,64 @@ fn the_direct_texel_step_matches_cpu_across_tile_boundaries() {
 }
 
 #[test]
+fn the_subgroup_step_matches_cpu_across_tile_boundaries() {
+    // The direct step's tile (64 units by 8 rows), each lane loading one row's inputs: B = 10
+    // leaves a second tile of 2 rows (lanes 2-7 load a clamped copy and store nothing), H = 33
+    // straddles nothing but leaves most units of the tile idle; two layers.
+    if !runs_subgroups() {
+        return;
+    }
+    for texels in [false, true] {
+        let gpu = gpu_tuned_as_software_with_subgroups(texels);
+        let want = match texels {
+            false => Kernel::LstmForwardStepSubgroup,
+            true => Kernel::LstmForwardStepSubgroupTexels,
+        };
+        assert_eq!(Kernel::for_forward_step(10, &gpu), want);
+        compare_on(&gpu, 10, 7, 19, 33, 2, true);
+    }
+}
+
+#[test]
+fn the_subgroup_step_gives_the_bits_of_the_direct_step() {
+    // The same sums in the same order, only loaded differently: equal, not close. 70 units
+    // straddle the 64-unit tile; 13 rows a full tile and a partial one.
+    if !runs_subgroups() {
+        return;
+    }
+    let config = LstmConfig::new(19, 70, 2).unwrap();
+    let w = random_weights(config, 6, 1.0);
+    let x: Array3<f32> = random_array((13, 6, 19), 7, -1.0, 1.0);
+    for texels in [false, true] {
+        let with = gpu_tuned_as_software_with_subgroups(texels);
+        let without = with.with_tuning(Tuning {
+            subgroups: false,
+            ..with.tuning()
+        });
+        assert_ne!(
+            Kernel::for_forward_step(13, &with),
+            Kernel::for_forward_step(13, &without)
+        );
+        let a = GpuLstm::new(&with, &w)
+            .unwrap()
+            .forward(x.view(), None)
+            .unwrap();
+        let b = GpuLstm::new(&without, &w)
+            .unwrap()
+            .forward(x.view(), None)
+            .unwrap();
+        let differ =
+            a.y.iter()
+                .zip(&b.y)
+                .position(|(p, q)| p.to_bits() != q.to_bits());
+        if let Some(i) = differ {
+            let (p, q) = (a.y.as_slice().unwrap()[i], b.y.as_slice().unwrap()[i]);
+            panic!("texels {texels}: y element {i}: subgroup {p} vs direct {q}");
+        }
+    }
+}
+
+#[test]
 fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // H = 70 straddles the 64 units of a small-batch workgroup (and the 32 invocations, each
     // owning two units).
@@ -173,7 +232,6 @@ fn a_layer_too_tall_for_a_texture_reads_its_weights_from_storage() {
     // I + H rows beyond max_texture_dimension_2d: the model keeps no textures and runs the
     // storage variant, with the same results. A device of its own, as its profile covers every
     // dispatch of the device.
-    use lstm_wgpu::gpu::Tuning;
     let tuning = Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu);
     let gpu = Gpu::from_env().unwrap().with_tuning(tuning);
     let i = gpu.limits().max_texture_dimension_2d as usize;

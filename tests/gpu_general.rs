@@ -7,7 +7,8 @@ mod common;
 
 use common::{
     assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software,
-    gpu_tuned_as_software_without_texels, random_array, random_state, random_weights,
+    gpu_tuned_as_software_with_subgroups, gpu_tuned_as_software_without_texels, random_array,
+    random_state, random_weights, runs_subgroups,
 };
 use lstm_wgpu::cpu::lstm::CpuLstm;
 use lstm_wgpu::gpu::{Gpu, GpuLstm};
@@ -186,6 +187,20 @@ fn the_direct_steps_reading_textures_match_the_cpu_on_every_variant() {
 #[test]
 fn the_direct_steps_reading_storage_match_the_cpu_on_every_variant() {
     gpu_matches_cpu_on(&gpu_tuned_as_software_without_texels(), "direct, storage");
+}
+
+#[test]
+fn the_subgroup_steps_match_the_cpu_on_every_variant() {
+    // Batches of 5 to 9 rows: the forward and backward steps that share rows through subgroups
+    // (projected layers, lengths, both directions, dropout); a batch of one keeps the one-row
+    // steps.
+    if !runs_subgroups() {
+        return;
+    }
+    let textures = gpu_tuned_as_software_with_subgroups(true);
+    gpu_matches_cpu_on(&textures, "subgroups, textures");
+    let storage = gpu_tuned_as_software_with_subgroups(false);
+    gpu_matches_cpu_on(&storage, "subgroups, storage");
 }
 
 #[test]

@@ -68,16 +68,16 @@ mod matmul {
     fn without_subgroups() -> Gpu {
         let gpu = gpu();
         gpu.with_tuning(Tuning {
-            subgroup_matmul: false,
+            subgroups: false,
             ..gpu.tuning()
         })
     }
 
     /// Whether the tests' GPU runs [`Kernel::MatmulSubgroup`]: exactly where its subgroups are 8
     /// wide (the Vulkan pass on lavapipe; not the GL one, which has no subgroups). Where it does
-    /// not, the subgroup tests check only that (`a_device_runs_the_subgroup_matmul_...`).
-    fn runs_subgroup_matmul() -> bool {
-        let runs = gpu().tuning().subgroup_matmul;
+    /// not, the subgroup tests check only that (`a_device_runs_the_subgroups_...`).
+    fn runs_subgroups() -> bool {
+        let runs = gpu().tuning().subgroups;
         if !runs {
             eprintln!("this adapter has no 8-wide subgroups: the subgroup matmul does not run");
         }
@@ -229,20 +229,20 @@ mod matmul {
     }
 
     #[test]
-    fn the_subgroup_matmul_follows_row_maps_like_its_cpu_twin() {
+    fn the_subgroups_follows_row_maps_like_its_cpu_twin() {
         // 20 rows of C (one tile of 16 and a partial one: lanes whose pair of rows is past C's
         // edge load the last pair inside) by 80 columns (the second 64-column tile has lanes
         // past C's edge); K = 5 · 60 = 300 terms.
-        if runs_subgroup_matmul() {
+        if runs_subgroups() {
             row_maps_on_both_operands_h(Kernel::MatmulSubgroup, 5, 61, 20);
         }
     }
 
     #[test]
-    fn the_subgroup_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+    fn the_subgroups_adds_a_bias_and_accumulates_like_its_cpu_twin() {
         // The vec4 blocked test's product: 20 rows, 68 columns (the last invocation's second 4
         // columns past C's edge), offsets and padded rows that keep every row of 4 aligned.
-        if !runs_subgroup_matmul() {
+        if !runs_subgroups() {
             return;
         }
         let (m, n, k) = (20, 68, 260);
@@ -262,10 +262,10 @@ mod matmul {
     }
 
     #[test]
-    fn the_subgroup_matmul_gives_the_bits_of_the_vec4_blocked_matmul() {
+    fn the_subgroups_gives_the_bits_of_the_vec4_blocked_matmul() {
         // The same multiply-adds in the same order: not close, equal. dW_hh's product of the
         // reference classifier's shape, smaller (B10 T28 H32: 128 x 32 x 270).
-        if !runs_subgroup_matmul() {
+        if !runs_subgroups() {
             return;
         }
         let (batch, seq, h) = (10, 28, 32);
@@ -300,19 +300,19 @@ mod matmul {
     }
 
     #[test]
-    fn a_device_runs_the_subgroup_matmul_exactly_where_its_subgroups_are_8_wide() {
+    fn a_device_runs_the_subgroups_exactly_where_its_subgroups_are_8_wide() {
         let gpu = gpu();
         let info = gpu.adapter_info();
         let eight = gpu.device().features().contains(Features::SUBGROUP)
             && info.subgroup_min_size == 8
             && info.subgroup_max_size == 8;
-        assert_eq!(gpu.tuning().subgroup_matmul, eight, "{}", gpu.describe());
+        assert_eq!(gpu.tuning().subgroups, eight, "{}", gpu.describe());
         // Asking for it changes nothing where the device cannot run it.
         let asked = gpu.with_tuning(Tuning {
-            subgroup_matmul: true,
+            subgroups: true,
             ..gpu.tuning()
         });
-        assert_eq!(asked.tuning().subgroup_matmul, eight, "{}", gpu.describe());
+        assert_eq!(asked.tuning().subgroups, eight, "{}", gpu.describe());
         // The weight gradients' product runs on it exactly there.
         let spec = GemmSpec::new(
             (128, 32, 300),

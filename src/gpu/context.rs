@@ -157,7 +157,7 @@ impl Gpu {
     /// A handle on the same device whose models run the kernel variants `tuning` chooses (the
     /// results agree within the tests' tolerances; only the speed differs). For comparing
     /// variants on one adapter, or for running there the choices made for another.
-    /// [`Tuning::subgroup_matmul`] is ignored (false) on a device whose subgroups are not
+    /// [`Tuning::subgroups`] is ignored (false) on a device whose subgroups are not
     /// [`Tuning::SUBGROUP_WIDTH`] wide, which cannot run that kernel.
     ///
     /// ```no_run
@@ -176,7 +176,7 @@ impl Gpu {
         Gpu {
             inner: Arc::clone(&self.inner),
             tuning: Tuning {
-                subgroup_matmul: tuning.subgroup_matmul && subgroups,
+                subgroups: tuning.subgroups && subgroups,
                 ..tuning
             },
         }

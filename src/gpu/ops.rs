@@ -59,7 +59,7 @@ pub fn matmul(
     };
     let c_buf = one.input("C", c)?;
     let call = Matmul {
-        subgroups: gpu.tuning().subgroup_matmul,
+        subgroups: gpu.tuning().subgroups,
         spec: *spec,
         a: &a,
         b: &b,

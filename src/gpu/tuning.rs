@@ -29,14 +29,16 @@
 //! them. On a GPU both go through caches at similar rates, and the extra copy of the weights
 //! is not worth it until a measurement says otherwise.
 //!
-//! The weight gradients' GEMM has a subgroup variant (`shaders/matmul_subgroup.wgsl`), written
-//! for subgroups of exactly 8 invocations: a device runs it where its adapter offers
-//! [`wgpu::Features::SUBGROUP`] and reports 8 as both its smallest and its largest subgroup
-//! (lavapipe with 256-bit vectors). A software adapter runs one lane of a subgroup per element
-//! of a vector register, so sharing a loaded row across lanes there is a register shuffle, where
-//! loading it in every lane costs a load per lane: the reference classifier's `dW_hh` took half
-//! the time. GPUs with wider subgroups keep the variant without subgroups until one is written
-//! and measured for them.
+//! The weight gradients' GEMM and the direct forward and backward steps have subgroup variants
+//! (`shaders/matmul_subgroup.wgsl`, `shaders/lstm_forward_step_subgroup.wgsl`,
+//! `shaders/lstm_backward_step_subgroup.wgsl`), written for subgroups of exactly 8 invocations:
+//! a device runs them where its adapter offers [`wgpu::Features::SUBGROUP`] and reports 8 as
+//! both its smallest and its largest subgroup (lavapipe with 256-bit vectors). A software
+//! adapter runs one lane of a subgroup per element of a vector register, so a value one lane
+//! loaded reaches the others through a register shuffle, where loading it in every lane costs a
+//! load per lane: the reference classifier's `dW_hh` took 40% less time, its forward and
+//! backward steps 10-20% less. GPUs with wider subgroups keep the variants without subgroups
+//! until ones are written and measured for them.
 
 /// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
 /// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test
@@ -51,10 +53,10 @@ pub struct Tuning {
     /// Whether a `GpuLstm` keeps a copy of its weights in textures, which its direct forward
     /// steps read instead of the parameter buffer (see the module comment).
     pub weight_texels: bool,
-    /// Whether the weight gradients' GEMM shares rows through subgroups of 8 (see the module
-    /// comment). A device whose subgroups are not exactly 8 wide ignores it
+    /// Whether the weight gradients' GEMM and the direct steps share rows through subgroups of
+    /// 8 (see the module comment). A device whose subgroups are not exactly 8 wide ignores it
     /// ([`crate::gpu::Gpu::with_tuning`]).
-    pub subgroup_matmul: bool,
+    pub subgroups: bool,
 }
 
 impl Tuning {
@@ -76,16 +78,16 @@ impl Tuning {
                 false => Tuning::SMALL_BATCH,
             },
             weight_texels: software,
-            subgroup_matmul: false,
+            subgroups: false,
         }
     }
 
     /// The tuning for an adapter described by `info` whose device has `features`:
-    /// [`Tuning::for_device_type`], with [`Tuning::subgroup_matmul`] where the device has
+    /// [`Tuning::for_device_type`], with [`Tuning::subgroups`] where the device has
     /// [`wgpu::Features::SUBGROUP`] and its subgroups are [`Tuning::SUBGROUP_WIDTH`] wide.
     pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Tuning {
         Tuning {
-            subgroup_matmul: subgroups_of_width(info, features),
+            subgroups: subgroups_of_width(info, features),
             ..Tuning::for_device_type(info.device_type)
         }
     }

@@ -351,6 +351,30 @@ pub fn gpu_tuned_as_software_without_texels() -> lstm_wgpu::gpu::Gpu {
     })
 }
 
+/// [`gpu_tuned_as_software`] with the variants that share values through subgroups of 8, where
+/// the device has such subgroups (the Vulkan pass on lavapipe). Elsewhere `Gpu::with_tuning`
+/// turns them off: callers check [`runs_subgroups`] before asserting which variant runs.
+pub fn gpu_tuned_as_software_with_subgroups(texels: bool) -> lstm_wgpu::gpu::Gpu {
+    use lstm_wgpu::gpu::Tuning;
+    gpu().with_tuning(Tuning {
+        subgroups: true,
+        weight_texels: texels,
+        ..Tuning::for_device_type(lstm_wgpu::wgpu::DeviceType::Cpu)
+    })
+}
+
+/// Whether the tests' device runs the subgroup variants (its subgroups are exactly 8 wide); says
+/// so on stderr where it does not, so that a run shows which tests had nothing to compare.
+pub fn runs_subgroups() -> bool {
+    let runs = gpu_tuned_as_software_with_subgroups(false)
+        .tuning()
+        .subgroups;
+    if !runs {
+        eprintln!("this adapter has no 8-wide subgroups: the subgroup variants do not run here");
+    }
+    runs
+}
+
 /// Random weights (PyTorch's init scaled by `scale`) for a configuration.
 pub fn random_weights(config: LstmConfig, seed: u64, scale: f32) -> LstmWeights<f32> {
     let mut w = LstmWeights::<f32>::init_uniform(config, seed);

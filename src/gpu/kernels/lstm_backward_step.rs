@@ -84,6 +84,28 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
     ..DESC
 };
 
+/// [`DIRECT`] with the rows' inputs shared through a subgroup of 8
+/// (`shaders/lstm_backward_step_subgroup.wgsl`, entry `main_subgroup`): each lane loads one
+/// row's `dgates_next` (or `dh_t`) and takes the other rows' from its neighbours. It serves
+/// [`DIRECT`]'s batches, with [`DIRECT`]'s tile, on devices whose subgroups are exactly 8 wide
+/// ([`Tuning::subgroups`]).
+pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_subgroup",
+    files: &[
+        PRELUDE[0],
+        PRELUDE[1],
+        PRELUDE[2],
+        shader_file!("lstm_backward_step.wgsl"),
+        shader_file!("lstm_backward_step_subgroup.wgsl"),
+    ],
+    entry: "main_subgroup",
+    subgroups: true,
+    ..DIRECT
+};
+
+// `main_subgroup` gives each of its lanes one row of the tile, in one row of invocations.
+const _: () = assert!(DIRECT_WG[0] == Tuning::SUBGROUP_WIDTH && DIRECT_ROWS == DIRECT_WG[0]);
+
 /// [`DIRECT`] with 4 units per invocation, for 2 to [`Tuning::SMALL_BATCH`] rows on every
 /// adapter and for a projected layer's larger batches on a GPU: a GPU runs these direct, and a
 /// tile of 8 units per invocation would give it half the invocations for the same work.
@@ -115,7 +137,8 @@ pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
 /// tile would be mostly padding), and for every `projected` layer (the staged entry sums only
 /// the recurrent term), when its row tiles fit one grid dimension (a batch of one in a tile of
 /// its own); else staged. Of the direct tiles, [`DIRECT`] serves the batches of more than
-/// [`Tuning::SMALL_BATCH`] rows that the adapter runs direct by choice, [`NARROW`] the rest.
+/// [`Tuning::SMALL_BATCH`] rows that the adapter runs direct by choice ([`SUBGROUP`] where
+/// [`Tuning::subgroups`]), [`NARROW`] the rest.
 pub(crate) fn variant(
     batch: usize,
     projected: bool,
@@ -129,7 +152,10 @@ pub(crate) fn variant(
     if direct && batch == 1 {
         (Kernel::LstmBackwardStepSingleRow, NARROW_UNITS, 1)
     } else if chosen && batch > Tuning::SMALL_BATCH && fits(DIRECT_ROWS) {
-        (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS)
+        match tuning.subgroups {
+            true => (Kernel::LstmBackwardStepSubgroup, DIRECT_UNITS, DIRECT_ROWS),
+            false => (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS),
+        }
     } else if direct && fits(NARROW_ROWS) {
         (Kernel::LstmBackwardStepNarrow, NARROW_UNITS, NARROW_ROWS)
     } else {

@@ -1,7 +1,7 @@
 //! `shaders/lstm_forward_step.wgsl`: one forward timestep of one layer for the whole batch; CPU
 //! twin [`crate::cpu::lstm_forward_step`]. Uniform: [`super::lstm_step`].
 //!
-//! Three variants of the kernel, chosen by the batch size and the device's [`Tuning`]
+//! The variants of the kernel, chosen by the batch size and the device's [`Tuning`]
 //! ([`variant`]; `crate::gpu::tuning` says why):
 //!
 //! * [`DESC`] (entry `main`) stages `h_{t-1}` and `W_hh` in workgroup memory, a tile of
@@ -11,12 +11,17 @@
 //!   straight from storage and compute the step's input projection `x_t · W_ihᵀ + b_ih`
 //!   themselves, so their forward pass has no projection GEMM ([`projects_input`]).
 //!   [`SMALL_BATCH`], for at most [`Tuning::SMALL_BATCH`] rows, gives each invocation 2 units
-//!   of one row; [`DIRECT`], for larger batches, 2 units of 8 rows, so that each weight it
+//!   of one row; [`DIRECT`], for larger batches, 8 units of 8 rows, so that each weight it
 //!   loads serves 8 rows.
 //!
-//! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`], constant
-//! `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of
-//! `params` (chosen by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the
+//! Where the device's subgroups are 8 wide ([`Tuning::subgroups`]), [`SUBGROUP`] (entry
+//! `main_subgroup`, `shaders/lstm_forward_step_subgroup.wgsl`) takes [`DIRECT`]'s batches with
+//! its tile: each of the 8 invocations loads one row's `x_t` and `h_{t-1}` and hands them to the
+//! others (`subgroupBroadcast`), instead of every invocation loading all 8 rows.
+//!
+//! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`],
+//! [`SUBGROUP_TEXELS`], constant `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's
+//! weight texture instead of `params` (chosen by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the
 //! texel twins, and the small-batch one has a tile of its own for them: 8 units per
 //! invocation instead of 2.
 //!
@@ -161,6 +166,61 @@ pub(crate) const DIRECT_TEXELS: KernelDesc = KernelDesc {
     ..DIRECT
 };
 
+/// The tile of the subgroup variants: [`DIRECT_TILE`]'s 64 units by 8 rows, one lane per row
+/// loading its inputs. On a software adapter with 8-wide subgroups, the reference forward pass
+/// (best of 20, two runs): 27-29 ms, against 31-33 for 32 units by 8 rows, 30-31 for 16 by 16,
+/// 35-37 for 8 by 16, and 33-37 for [`DIRECT_TEXELS`]'s tile without subgroups; 32 rows, or 16
+/// rows of 4 or more units per invocation, took 5 to 15 times as long.
+const SUBGROUP_TILE: DirectTile = DirectTile {
+    units: 64,
+    rows: 8,
+    invocations: crate::gpu::Tuning::SUBGROUP_WIDTH,
+};
+// `main_subgroup` gives each of its 8 lanes one row, in one row of invocations.
+const _: () = assert!(
+    SUBGROUP_TILE.invocations == 8
+        && SUBGROUP_TILE.rows == 8
+        && SUBGROUP_TILE
+            .units
+            .is_multiple_of(SUBGROUP_TILE.invocations)
+);
+
+/// [`DIRECT`] with the rows' inputs shared through a subgroup of 8
+/// (`shaders/lstm_forward_step_subgroup.wgsl`, entry `main_subgroup`), for devices whose
+/// subgroups are exactly 8 wide ([`Tuning::subgroups`]).
+pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_subgroup",
+    files: &[
+        PRELUDE[0],
+        PRELUDE[1],
+        PRELUDE[2],
+        shader_file!("lstm_forward_step.wgsl"),
+        shader_file!("lstm_forward_step_subgroup.wgsl"),
+    ],
+    entry: "main_subgroup",
+    workgroup_size: [SUBGROUP_TILE.invocations, 1, 1],
+    constants: &[
+        ("TU", SUBGROUP_TILE.units),
+        ("TB", SUBGROUP_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
+    subgroups: true,
+    ..DESC
+};
+
+/// [`SUBGROUP`] reading the weights from the layer's texture.
+pub(crate) const SUBGROUP_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_subgroup_texels",
+    constants: &[
+        ("TU", SUBGROUP_TILE.units),
+        ("TB", SUBGROUP_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..SUBGROUP
+};
+
 /// The kernel for a batch of `batch` rows on a device with `limits` and `tuning`, reading the
 /// weights from textures where `texels` (a model that keeps them) and the kernel has a texel
 /// twin, and its tile: `(kernel, units, rows)` per workgroup. A direct variant needs its row
@@ -179,6 +239,11 @@ pub(crate) fn variant(
         match texels {
             true => (Kernel::LstmForwardStepSmallBatchTexels, &SMALL_TEXELS_TILE),
             false => (Kernel::LstmForwardStepSmallBatch, &SMALL_TILE),
+        }
+    } else if direct && tuning.subgroups && fits(&SUBGROUP_TILE) {
+        match texels {
+            true => (Kernel::LstmForwardStepSubgroupTexels, &SUBGROUP_TILE),
+            false => (Kernel::LstmForwardStepSubgroup, &SUBGROUP_TILE),
         }
     } else if direct && fits(&DIRECT_TILE) {
         match texels {

@@ -27,7 +27,7 @@
 //!   shared through a subgroup of 8: each lane loads 2 of the tile's 16 rows and takes the other
 //!   14 from its neighbours (`subgroupBroadcast`), a vec2 and 2 vec4 loads per step of `K` for
 //!   128 products, again with the same multiply-adds in the same order. Only devices whose
-//!   subgroups are exactly 8 wide run it ([`crate::gpu::Tuning::subgroup_matmul`]).
+//!   subgroups are exactly 8 wide run it ([`crate::gpu::Tuning::subgroups`]).
 //!
 //! [`Matmul`] picks the variant from the spec and the device's tuning.
 
@@ -266,7 +266,7 @@ pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits, subgroups: bool) -
 
 /// One GEMM: its [`GemmSpec`] and the buffers holding `A`, `B`, the bias (present exactly when
 /// `spec.bias` is) and `C`; `subgroups` where the device runs [`SUBGROUP`]
-/// ([`crate::gpu::Tuning::subgroup_matmul`]).
+/// ([`crate::gpu::Tuning::subgroups`]).
 pub(crate) struct Matmul<'a> {
     pub spec: GemmSpec,
     pub subgroups: bool,

@@ -122,7 +122,7 @@ pub enum Kernel {
     /// layout with aligned rows.
     MatmulBlockedVec4,
     /// [`Kernel::MatmulBlockedVec4`] sharing the rows of `A` through a subgroup of 8 (devices
-    /// with [`crate::gpu::Tuning::subgroup_matmul`] only).
+    /// with [`crate::gpu::Tuning::subgroups`] only).
     MatmulSubgroup,
     /// One forward timestep of one layer.
     LstmForwardStep,
@@ -136,11 +136,19 @@ pub enum Kernel {
     LstmForwardStepSmallBatchTexels,
     /// [`Kernel::LstmForwardStepDirect`] with the weights read from textures.
     LstmForwardStepDirectTexels,
+    /// [`Kernel::LstmForwardStepDirect`] with the rows' inputs shared through a subgroup of 8
+    /// (devices with [`crate::gpu::Tuning::subgroups`] only).
+    LstmForwardStepSubgroup,
+    /// [`Kernel::LstmForwardStepSubgroup`] with the weights read from textures.
+    LstmForwardStepSubgroupTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
     /// per invocation (a software adapter's batches of more than 4 rows).
     LstmBackwardStepDirect,
+    /// [`Kernel::LstmBackwardStepDirect`] with the rows' inputs shared through a subgroup of 8
+    /// (devices with [`crate::gpu::Tuning::subgroups`] only).
+    LstmBackwardStepSubgroup,
     /// [`Kernel::LstmBackwardStepDirect`] with 4 units per invocation (2 to 4 rows, and a
     /// projected layer's batches on a GPU).
     LstmBackwardStepNarrow,
@@ -178,7 +186,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 28] = [
+    pub const ALL: [Kernel; 31] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -189,8 +197,11 @@ impl Kernel {
         Kernel::LstmForwardStepDirect,
         Kernel::LstmForwardStepSmallBatchTexels,
         Kernel::LstmForwardStepDirectTexels,
+        Kernel::LstmForwardStepSubgroup,
+        Kernel::LstmForwardStepSubgroupTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
+        Kernel::LstmBackwardStepSubgroup,
         Kernel::LstmBackwardStepNarrow,
         Kernel::LstmBackwardStepSingleRow,
         Kernel::LstmProjectionStep,
@@ -210,9 +221,9 @@ impl Kernel {
     ];
 
     /// The variant of the matrix product that computes `spec` (by its rows, row maps and
-    /// alignment) on `gpu` (by its limits and [`crate::gpu::Tuning::subgroup_matmul`]).
+    /// alignment) on `gpu` (by its limits and [`crate::gpu::Tuning::subgroups`]).
     pub fn for_gemm(spec: &crate::gemm::GemmSpec, gpu: &crate::gpu::Gpu) -> Kernel {
-        matmul::variant(spec, gpu.limits(), gpu.tuning().subgroup_matmul)
+        matmul::variant(spec, gpu.limits(), gpu.tuning().subgroups)
     }
 
     /// The variant of the forward step that serves a batch of `batch` rows of a
@@ -248,8 +259,11 @@ impl Kernel {
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
             Kernel::LstmForwardStepSmallBatchTexels => &lstm_forward_step::SMALL_BATCH_TEXELS,
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
+            Kernel::LstmForwardStepSubgroup => &lstm_forward_step::SUBGROUP,
+            Kernel::LstmForwardStepSubgroupTexels => &lstm_forward_step::SUBGROUP_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
+            Kernel::LstmBackwardStepSubgroup => &lstm_backward_step::SUBGROUP,
             Kernel::LstmBackwardStepNarrow => &lstm_backward_step::NARROW,
             Kernel::LstmBackwardStepSingleRow => &lstm_backward_step::SINGLE_ROW,
             Kernel::LstmProjectionStep => &lstm_projection_step::DESC,

@@ -221,7 +221,7 @@ impl BackwardPlan {
         let m = MatrixLayout::new;
         let run = |label, spec, a, b, c| {
             let call = Matmul {
-                subgroups: gpu.tuning().subgroup_matmul,
+                subgroups: gpu.tuning().subgroups,
                 spec,
                 a,
                 b,
@@ -390,7 +390,7 @@ fn input_gradient(
             )
             .accumulating(dir > 0);
             let call = Matmul {
-                subgroups: gpu.tuning().subgroup_matmul,
+                subgroups: gpu.tuning().subgroups,
                 spec,
                 a: io.d_gates,
                 b: io.params,

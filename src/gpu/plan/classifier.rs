@@ -284,7 +284,7 @@ fn logits_dispatch(
                 _ => spec.accumulating(true),
             };
             let call = Matmul {
-                subgroups: gpu.tuning().subgroup_matmul,
+                subgroups: gpu.tuning().subgroups,
                 spec,
                 a: bufs.h_top.buffer,
                 b: &arenas.params,
@@ -312,7 +312,7 @@ fn head_backward(
     let mut list = Vec::new();
     for d in 0..bufs.dirs {
         let d_weight = Matmul {
-            subgroups: gpu.tuning().subgroup_matmul,
+            subgroups: gpu.tuning().subgroups,
             spec: GemmSpec::new(
                 (c, o, b),
                 m(0, c).t(),
@@ -337,7 +337,7 @@ fn head_backward(
     list.push(Dispatch::new(gpu, counters, "dfc.bias", &d_bias)?);
     for d in 0..bufs.dirs {
         let d_h = Matmul {
-            subgroups: gpu.tuning().subgroup_matmul,
+            subgroups: gpu.tuning().subgroups,
             spec: GemmSpec::new(
                 (b, o, c),
                 m(0, c),

@@ -278,7 +278,7 @@ impl ForwardPlan {
                         accumulate: false,
                     };
                     let gemm = Matmul {
-                        subgroups: gpu.tuning().subgroup_matmul,
+                        subgroups: gpu.tuning().subgroups,
                         spec,
                         a: input,
                         b: params,

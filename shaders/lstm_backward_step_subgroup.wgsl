@@ -1,0 +1,127 @@
+// The direct backward step of lstm_backward_step.wgsl (`main_direct`) with the rows' inputs
+// shared through the subgroup. CPU twin: src/cpu/lstm_backward_step.rs, as for
+// lstm_backward_step.wgsl, which comes first and provides the bindings, `next_of` and `finish`.
+//
+// A workgroup is one subgroup of 8 invocations (the host runs this kernel only on devices whose
+// subgroups are exactly 8 wide: src/gpu/tuning.rs) and owns TU units of TB = 8 rows; invocation
+// `lid.x` owns units lid.x, lid.x + 8, ... (RU of them) of all 8 rows, as in `main_direct`. There
+// every invocation loads all 8 rows' dgates_next[b, k] (or dh_t[b, k]) itself; here lane s of
+// the subgroup loads row s's only, and every invocation takes the other 7 from the lanes that
+// loaded them (subgroupBroadcast). The sums are `main_direct`'s, in the same order, so the step
+// has its bits.
+
+// The tile's 8 rows' values at one k, from the lanes that loaded them (lane s holds row s). The
+// broadcast lane must be a constant: the 8 lanes spelled out.
+fn shared_rows4(mine: vec4<f32>) -> array<vec4<f32>, TB> {
+    return array<vec4<f32>, TB>(
+        subgroupBroadcast(mine, 0u),
+        subgroupBroadcast(mine, 1u),
+        subgroupBroadcast(mine, 2u),
+        subgroupBroadcast(mine, 3u),
+        subgroupBroadcast(mine, 4u),
+        subgroupBroadcast(mine, 5u),
+        subgroupBroadcast(mine, 6u),
+        subgroupBroadcast(mine, 7u),
+    );
+}
+
+fn shared_rows(mine: f32) -> array<f32, TB> {
+    return array<f32, TB>(
+        subgroupBroadcast(mine, 0u),
+        subgroupBroadcast(mine, 1u),
+        subgroupBroadcast(mine, 2u),
+        subgroupBroadcast(mine, 3u),
+        subgroupBroadcast(mine, 4u),
+        subgroupBroadcast(mine, 5u),
+        subgroupBroadcast(mine, 6u),
+        subgroupBroadcast(mine, 7u),
+    );
+}
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_subgroup(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    s = step;
+    let d = wg.z;
+    let u0 = wg.x * TU + lid.x;
+    let b0 = wg.y * TB;
+    let H = s.hidden;
+    let O = s.out;
+    // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
+    var units: array<u32, RU>;
+    for (var j = 0u; j < RU; j++) {
+        units[j] = min(u0 + WG_X * j, H - 1u);
+    }
+    // Which rows need the product, as in `main_direct` (the same for every lane).
+    var needs: array<bool, TB>;
+    var needed = false;
+    for (var r = 0u; r < TB; r++) {
+        let next = next_of(d, min(b0 + r, s.batch - 1u));
+        needs[r] = b0 + r < s.batch && select(next.has, s.step < next.n, O < H);
+        needed = needed || needs[r];
+    }
+    // This lane's row, where it reads dgates_next (or dh_t): in range even where the row needs
+    // nothing (its value is then not used).
+    let b_mine = min(b0 + lane, s.batch - 1u);
+    let next_mine = next_of(d, b_mine);
+    var acc: array<array<f32, RU>, TB>;
+    if (!needed) {
+        // Nothing to sum.
+    } else if (O < H) {
+        // Projected: dr = dh_t · W_hr, W_hr [O, H] as f32 in the arena (4 per vec4).
+        let w_hr = s.wr_off + 4u * d * s.dir_params;
+        let dh_at = dir_row(d, b_mine, time_of(d, s.step, next_mine.n), O);
+        for (var k = 0u; k < O; k++) {
+            var w: array<f32, RU>;
+            for (var j = 0u; j < RU; j++) {
+                let at = w_hr + k * H + units[j];
+                w[j] = params[at / 4u][at % 4u];
+            }
+            let dh = shared_rows(dh_seq[dh_at + k]);
+            for (var r = 0u; r < TB; r++) {
+                if (needs[r]) {
+                    for (var j = 0u; j < RU; j++) {
+                        acc[r][j] = fma(dh[r], w[j], acc[r][j]);
+                    }
+                }
+            }
+        }
+    } else {
+        // Recurrent term dgates_next · W_hh.
+        let w_off = s.w_off + d * s.dir_params;
+        let dg_at = dir_row(d, b_mine, next_mine.t, H);
+        for (var k = 0u; k < H; k++) {
+            var w: array<vec4<f32>, RU>;
+            for (var j = 0u; j < RU; j++) {
+                w[j] = params[w_off + units[j] * H + k];
+            }
+            let dg = shared_rows4(d_gates[dg_at + k]);
+            for (var r = 0u; r < TB; r++) {
+                if (needs[r]) {
+                    for (var j = 0u; j < RU; j++) {
+                        acc[r][j] += dot(dg[r], w[j]);
+                    }
+                }
+            }
+        }
+    }
+    // Copied out with constant indices first (see `main`).
+    var products: array<f32, TB * RU>;
+    for (var r = 0u; r < TB; r++) {
+        for (var j = 0u; j < RU; j++) {
+            products[r * RU + j] = acc[r][j];
+        }
+    }
+    for (var r = 0u; r < TB; r++) {
+        let b = b0 + r;
+        for (var j = 0u; j < RU; j++) {
+            let u = u0 + WG_X * j;
+            if (u < H && b < s.batch) {
+                finish(d, u, b, products[r * RU + j]);
+            }
+        }
+    }
+}
