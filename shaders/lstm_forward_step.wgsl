@@ -276,6 +276,19 @@ fn main_direct(
             }
         }
     }
+    finish_tile(d, u0, b0, units, rows, acc);
+}
+
+// The direct steps' end: `finish` for each of the invocation's units u0 + WG_X·j and rows
+// b0 + WG_Y·r, from the sums `acc` and the unit's biases, loaded once for all its rows.
+fn finish_tile(
+    d: u32,
+    u0: u32,
+    b0: u32,
+    units: array<u32, RU>,
+    rows: array<Row, RB>,
+    acc: array<array<vec4<f32>, RU>, RB>,
+) {
     let bias = s.dir_params * d;
     // Copied out with constant indices first (see `main`).
     var pre: array<vec4<f32>, RB * RU>;
@@ -284,13 +297,19 @@ fn main_direct(
             pre[r * RU + j] = acc[r][j];
         }
     }
+    // b_ih and b_hh of each unit (clamped into the layer; an edge invocation's copy is unused).
+    var b_ih: array<vec4<f32>, RU>;
+    var b_hh: array<vec4<f32>, RU>;
+    for (var j = 0u; j < RU; j++) {
+        b_ih[j] = params[s.bi_off + bias + units[j]];
+        b_hh[j] = params[s.b_off + bias + units[j]];
+    }
     for (var r = 0u; r < RB; r++) {
         let b = b0 + WG_Y * r;
         for (var j = 0u; j < RU; j++) {
             let u = u0 + WG_X * j;
-            if (u < H && b < s.batch) {
-                let a = pre[r * RU + j] + params[s.bi_off + bias + u] + params[s.b_off + bias + u];
-                finish(d, u, b, rows[r], a);
+            if (u < s.hidden && b < s.batch) {
+                finish(d, u, b, rows[r], pre[r * RU + j] + b_ih[j] + b_hh[j]);
             }
         }
     }

@@ -42,9 +42,9 @@ fn main_subgroup(
     for (var j = 0u; j < RU; j++) {
         units[j] = min(u0 + WG_X * j, H - 1u);
     }
-    var rows: array<Row, TB>;
+    var rows: array<Row, RB>;
     var any_running = false;
-    for (var r = 0u; r < TB; r++) {
+    for (var r = 0u; r < RB; r++) {
         rows[r] = row_at(d, min(b0 + r, s.batch - 1u));
         any_running = any_running || rows[r].running;
     }
@@ -75,22 +75,5 @@ fn main_subgroup(
             }
         }
     }
-    let bias = s.dir_params * d;
-    // Copied out with constant indices first (see `main`).
-    var pre: array<vec4<f32>, TB * RU>;
-    for (var r = 0u; r < TB; r++) {
-        for (var j = 0u; j < RU; j++) {
-            pre[r * RU + j] = acc[r][j];
-        }
-    }
-    for (var r = 0u; r < TB; r++) {
-        let b = b0 + r;
-        for (var j = 0u; j < RU; j++) {
-            let u = u0 + WG_X * j;
-            if (u < H && b < s.batch) {
-                let a = pre[r * RU + j] + params[s.bi_off + bias + u] + params[s.b_off + bias + u];
-                finish(d, u, b, rows[r], a);
-            }
-        }
-    }
+    finish_tile(d, u0, b0, units, rows, acc);
 }
