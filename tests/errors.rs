@@ -176,7 +176,10 @@ fn a_batch_beyond_the_device_buffer_limit_is_a_device_limit_error() {
     let h = 64;
     // The input projection holds 4H floats per (batch, step) row: make it one row too many.
     let b = 5;
-    assert_eq!(Kernel::for_forward_step(b, &gpu), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_forward_step(b, h, &gpu),
+        Kernel::LstmForwardStep
+    );
     let limit = gpu.limits().max_storage_buffer_binding_size as usize;
     let t = limit / (4 * h * 4 * b) + 1;
     let w = random_weights(LstmConfig::new(1, h, 1).unwrap(), 1, 1.0);

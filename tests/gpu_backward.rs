@@ -69,7 +69,7 @@ fn compare_on(gpu: &Gpu, (b, t, i, h, layers): Shape, with_state: bool, up: Up) 
     let mut lstm = GpuLstm::new(gpu, &w).unwrap();
     let (_, gtape) = lstm.forward_train(x.view(), state.as_ref()).unwrap();
     let got = lstm.backward(&gtape, &upstream, GradRequest::ALL).unwrap();
-    let step = Kernel::for_forward_step(b, gpu);
+    let step = Kernel::for_forward_step(b, h, gpu);
     let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state} ({step:?})");
     assert_grads_close(&what, &got, &want);
 }
@@ -105,7 +105,10 @@ type Shape = (usize, usize, usize, usize, usize);
 #[test]
 fn matches_cpu_across_tile_boundaries_after_the_staged_forward_step() {
     let gpu = gpu_tuned_as_hardware();
-    assert_eq!(Kernel::for_forward_step(20, &gpu), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_forward_step(20, 33, &gpu),
+        Kernel::LstmForwardStep
+    );
     assert_eq!(
         Kernel::for_backward_step(20, &gpu),
         Kernel::LstmBackwardStep
@@ -224,7 +227,7 @@ fn a_batch_of_one_runs_the_single_row_backward_step_on_every_adapter() {
 fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
     let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(20, &gpu),
+        Kernel::for_forward_step(20, 33, &gpu),
         Kernel::LstmForwardStepDirectTexels
     );
     assert_eq!(

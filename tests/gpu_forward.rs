@@ -27,7 +27,7 @@ fn compare_on(gpu: &Gpu, b: usize, t: usize, i: usize, h: usize, layers: usize, 
     let want = cpu::lstm::forward(&w, x.view(), state.as_ref()).unwrap();
     let mut lstm = GpuLstm::new(gpu, &w).unwrap();
     let got = lstm.forward(x.view(), state.as_ref()).unwrap();
-    let step = Kernel::for_forward_step(b, gpu);
+    let step = Kernel::for_forward_step(b, h, gpu);
     let what = format!("B={b} T={t} I={i} H={h} L={layers} state={with_state} ({step:?})");
     // Both paths compute in f32 with the same formulas; they differ in summation order (the GPU
     // sums in chunks of 16) and in exp (the device's vs a polynomial within 2 ulp), a few ulp
@@ -88,7 +88,10 @@ fn the_staged_step_matches_cpu_across_tile_boundaries() {
     // B = 20 and H = 33 straddle the 16-wide step tiles; 4H = 132 and B·T = 140 the 64-wide
     // GEMM tiles.
     let gpu = gpu_tuned_as_hardware();
-    assert_eq!(Kernel::for_forward_step(20, &gpu), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_forward_step(20, 33, &gpu),
+        Kernel::LstmForwardStep
+    );
     compare_on(&gpu, 20, 7, 19, 33, 1, true);
 }
 
@@ -99,7 +102,7 @@ fn the_direct_step_matches_cpu_across_tile_boundaries() {
     // layer projects an input of H.
     let gpu = gpu_tuned_as_software_without_texels();
     assert_eq!(
-        Kernel::for_forward_step(10, &gpu),
+        Kernel::for_forward_step(10, 33, &gpu),
         Kernel::LstmForwardStepDirect
     );
     compare_on(&gpu, 10, 7, 19, 33, 2, true);
@@ -110,7 +113,7 @@ fn the_direct_texel_step_matches_cpu_across_tile_boundaries() {
     // As above, with the weights read from the layers' textures (19 + 33 and 33 + 33 rows).
     let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(10, &gpu),
+        Kernel::for_forward_step(10, 33, &gpu),
         Kernel::LstmForwardStepDirectTexels
     );
     compare_on(&gpu, 10, 7, 19, 33, 2, true);
@@ -130,30 +133,58 @@ fn the_subgroup_step_matches_cpu_across_tile_boundaries() {
             false => Kernel::LstmForwardStepSubgroup,
             true => Kernel::LstmForwardStepSubgroupTexels,
         };
-        assert_eq!(Kernel::for_forward_step(10, &gpu), want);
+        assert_eq!(Kernel::for_forward_step(10, 33, &gpu), want);
         compare_on(&gpu, 10, 7, 19, 33, 2, true);
+    }
+}
+
+#[test]
+fn the_narrow_subgroup_step_serves_layers_of_at_most_32_units_and_matches_cpu() {
+    // 32 units fill the narrow tile (4 per invocation); 30 leave invocations 6 and 7 a clamped
+    // copy in their last unit; 33 take the wide tile. B = 10: a full tile of rows and a
+    // partial one.
+    if !runs_subgroups() {
+        return;
+    }
+    for texels in [false, true] {
+        let gpu = gpu_tuned_as_software_with_subgroups(texels);
+        let (narrow, wide) = match texels {
+            false => (
+                Kernel::LstmForwardStepSubgroupNarrow,
+                Kernel::LstmForwardStepSubgroup,
+            ),
+            true => (
+                Kernel::LstmForwardStepSubgroupNarrowTexels,
+                Kernel::LstmForwardStepSubgroupTexels,
+            ),
+        };
+        for (h, want) in [(32, narrow), (30, narrow), (33, wide)] {
+            assert_eq!(Kernel::for_forward_step(10, h, &gpu), want, "H = {h}");
+            compare_on(&gpu, 10, 5, 7, h, 2, true);
+        }
     }
 }
 
 #[test]
 fn the_subgroup_step_gives_the_bits_of_the_direct_step() {
     // The same sums in the same order, only loaded differently: equal, not close. 70 units
-    // straddle the 64-unit tile; 13 rows a full tile and a partial one.
+    // straddle the 64-unit tile, 30 the narrow one's 32; 13 rows a full tile and a partial one.
     if !runs_subgroups() {
         return;
     }
-    let config = LstmConfig::new(19, 70, 2).unwrap();
-    let w = random_weights(config, 6, 1.0);
-    let x: Array3<f32> = random_array((13, 6, 19), 7, -1.0, 1.0);
-    for texels in [false, true] {
+    // The narrow tile's layer (30 units) too.
+    for (h, texels) in [(70, false), (70, true), (30, false), (30, true)] {
+        let config = LstmConfig::new(19, h, 2).unwrap();
+        let w = random_weights(config, 6, 1.0);
+        let x: Array3<f32> = random_array((13, 6, 19), 7, -1.0, 1.0);
         let with = gpu_tuned_as_software_with_subgroups(texels);
         let without = with.with_tuning(Tuning {
             subgroups: false,
             ..with.tuning()
         });
         assert_ne!(
-            Kernel::for_forward_step(13, &with),
-            Kernel::for_forward_step(13, &without)
+            Kernel::for_forward_step(13, h, &with),
+            Kernel::for_forward_step(13, h, &without)
         );
         let a = GpuLstm::new(&with, &w)
             .unwrap()
@@ -169,7 +200,7 @@ fn the_subgroup_step_gives_the_bits_of_the_direct_step() {
                 .position(|(p, q)| p.to_bits() != q.to_bits());
         if let Some(i) = differ {
             let (p, q) = (a.y.as_slice().unwrap()[i], b.y.as_slice().unwrap()[i]);
-            panic!("texels {texels}: y element {i}: subgroup {p} vs direct {q}");
+            panic!("H {h}, texels {texels}: y element {i}: subgroup {p} vs direct {q}");
         }
     }
 }
@@ -180,7 +211,7 @@ fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // owning two units).
     let gpu = gpu_tuned_as_software_without_texels();
     assert_eq!(
-        Kernel::for_forward_step(1, &gpu),
+        Kernel::for_forward_step(1, 70, &gpu),
         Kernel::LstmForwardStepSmallBatch
     );
     compare_on(&gpu, 1, 5, 6, 70, 1, true);
@@ -192,7 +223,7 @@ fn the_small_batch_texel_step_matches_cpu_across_its_unit_tiles() {
     // second workgroup, two for some invocations and one for the others.
     let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(1, &gpu),
+        Kernel::for_forward_step(1, 150, &gpu),
         Kernel::LstmForwardStepSmallBatchTexels
     );
     compare_on(&gpu, 1, 5, 6, 150, 1, true);
@@ -203,7 +234,7 @@ fn weights_set_after_a_forward_reach_the_texel_steps() {
     // The textures are a copy of the parameters: set_weights must rewrite them.
     let gpu = gpu_tuned_as_software();
     assert_eq!(
-        Kernel::for_forward_step(2, &gpu),
+        Kernel::for_forward_step(2, 17, &gpu),
         Kernel::LstmForwardStepSmallBatchTexels
     );
     let config = LstmConfig::new(5, 17, 2).unwrap();
@@ -258,7 +289,9 @@ fn a_layer_too_tall_for_a_texture_reads_its_weights_from_storage() {
 fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
     let plain = gpu_tuned_as_software_without_texels();
     let largest = (1..100)
-        .take_while(|&b| Kernel::for_forward_step(b, &plain) == Kernel::LstmForwardStepSmallBatch)
+        .take_while(|&b| {
+            Kernel::for_forward_step(b, 9, &plain) == Kernel::LstmForwardStepSmallBatch
+        })
         .last()
         .expect("batches of one take the small-batch step");
     compare_on(&plain, largest, 6, 5, 9, 2, true);
@@ -266,12 +299,12 @@ fn the_small_batch_step_matches_cpu_at_its_largest_batch() {
     // adapter chooses, the 8-row direct step.
     let (hardware, software) = (gpu_tuned_as_hardware(), plain);
     assert_eq!(
-        Kernel::for_forward_step(largest + 1, &hardware),
+        Kernel::for_forward_step(largest + 1, 9, &hardware),
         Kernel::LstmForwardStep
     );
     compare_on(&hardware, largest + 1, 6, 5, 9, 2, true);
     assert_eq!(
-        Kernel::for_forward_step(largest + 1, &software),
+        Kernel::for_forward_step(largest + 1, 9, &software),
         Kernel::LstmForwardStepDirect
     );
     compare_on(&software, largest + 1, 6, 5, 9, 2, true);

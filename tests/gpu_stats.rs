@@ -34,7 +34,10 @@ fn forward_dispatches(b: usize) -> u64 {
 #[test]
 fn a_staged_forward_is_one_gemm_plus_one_dispatch_per_step_per_layer_in_one_submit() {
     let (gpu, b) = (gpu_tuned_as_hardware(), 20);
-    assert_eq!(Kernel::for_forward_step(b, &gpu), Kernel::LstmForwardStep);
+    assert_eq!(
+        Kernel::for_forward_step(b, H, &gpu),
+        Kernel::LstmForwardStep
+    );
     let config = LstmConfig::new(I, H, L).unwrap();
     let mut lstm = GpuLstm::new(&gpu, &random_weights(config, 1, 1.0)).unwrap();
     let x: Array3<f32> = random_array((b, T, I), 2, -1.0, 1.0);

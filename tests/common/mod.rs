@@ -316,10 +316,11 @@ pub fn gpu() -> lstm_wgpu::gpu::Gpu {
 
 /// Dispatches per layer of a forward pass's input projection for a batch of `batch` rows on the
 /// tests' GPU: one GEMM over the whole sequence, or none for a batch so small that the step
-/// kernel projects its input itself.
+/// kernel projects its input itself. (Whichever its width, a layer's step projects its input
+/// or not by the batch alone: the width only picks among the direct tiles.)
 pub fn projection_dispatches(batch: usize) -> usize {
     use lstm_wgpu::gpu::kernels::Kernel;
-    let step = Kernel::for_forward_step(batch, &gpu());
+    let step = Kernel::for_forward_step(batch, 64, &gpu());
     usize::from(step == Kernel::LstmForwardStep)
 }
 

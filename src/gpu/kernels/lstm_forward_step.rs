@@ -17,10 +17,11 @@
 //! Where the device's subgroups are 8 wide ([`Tuning::subgroups`]), [`SUBGROUP`] (entry
 //! `main_subgroup`, `shaders/lstm_forward_step_subgroup.wgsl`) takes [`DIRECT`]'s batches with
 //! its tile: each of the 8 invocations loads one row's `x_t` and `h_{t-1}` and hands them to the
-//! others (`subgroupBroadcast`), instead of every invocation loading all 8 rows.
+//! others (`subgroupBroadcast`), instead of every invocation loading all 8 rows; for layers of
+//! at most 32 units, [`SUBGROUP_NARROW`] does the same with 4 units per invocation.
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`],
-//! [`SUBGROUP_TEXELS`], constant `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's
+//! [`SUBGROUP_TEXELS`], [`SUBGROUP_NARROW_TEXELS`], constant `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's
 //! weight texture instead of `params` (chosen by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the
 //! texel twins, and the small-batch one has a tile of its own for them: 8 units per
 //! invocation instead of 2.
@@ -185,6 +186,25 @@ const _: () = assert!(
             .is_multiple_of(SUBGROUP_TILE.invocations)
 );
 
+/// The tile of the narrow subgroup variants, for layers of at most 32 units: 32 units by 8 rows,
+/// each invocation owning 4 units, where [`SUBGROUP_TILE`]'s 8 units per invocation would leave
+/// half of them clamped copies of the layer's last unit (computed, never stored). On a software
+/// adapter with 8-wide subgroups, the small forward pass (B8 T28 I28 H32, best of 20, six
+/// alternating runs): 1.18-1.26 ms against 1.47-1.55 with [`SUBGROUP_TILE`]. Wider layers keep
+/// [`SUBGROUP_TILE`]: the reference forward pass took 31-33 ms with this tile against 27-29.
+const SUBGROUP_NARROW_TILE: DirectTile = DirectTile {
+    units: 32,
+    rows: 8,
+    invocations: crate::gpu::Tuning::SUBGROUP_WIDTH,
+};
+const _: () = assert!(
+    SUBGROUP_NARROW_TILE.invocations == 8
+        && SUBGROUP_NARROW_TILE.rows == 8
+        && SUBGROUP_NARROW_TILE
+            .units
+            .is_multiple_of(SUBGROUP_NARROW_TILE.invocations)
+);
+
 /// [`DIRECT`] with the rows' inputs shared through a subgroup of 8
 /// (`shaders/lstm_forward_step_subgroup.wgsl`, entry `main_subgroup`), for devices whose
 /// subgroups are exactly 8 wide ([`Tuning::subgroups`]).
@@ -221,13 +241,38 @@ pub(crate) const SUBGROUP_TEXELS: KernelDesc = KernelDesc {
     ..SUBGROUP
 };
 
-/// The kernel for a batch of `batch` rows on a device with `limits` and `tuning`, reading the
-/// weights from textures where `texels` (a model that keeps them) and the kernel has a texel
-/// twin, and its tile: `(kernel, units, rows)` per workgroup. A direct variant needs its row
-/// tiles to fit one grid dimension; when they do not, the staged step (fewer row tiles) takes
-/// over.
+/// [`SUBGROUP`] with [`SUBGROUP_NARROW_TILE`], for layers of at most 32 units.
+pub(crate) const SUBGROUP_NARROW: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_subgroup_narrow",
+    constants: &[
+        ("TU", SUBGROUP_NARROW_TILE.units),
+        ("TB", SUBGROUP_NARROW_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
+    ..SUBGROUP
+};
+
+/// [`SUBGROUP_NARROW`] reading the weights from the layer's texture.
+pub(crate) const SUBGROUP_NARROW_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_subgroup_narrow_texels",
+    constants: &[
+        ("TU", SUBGROUP_NARROW_TILE.units),
+        ("TB", SUBGROUP_NARROW_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..SUBGROUP
+};
+
+/// The kernel for a batch of `batch` rows of a layer of `hidden` units on a device with
+/// `limits` and `tuning`, reading the weights from textures where `texels` (a model that keeps
+/// them) and the kernel has a texel twin, and its tile: `(kernel, units, rows)` per workgroup.
+/// A direct variant needs its row tiles to fit one grid dimension; when they do not, the staged
+/// step (fewer row tiles) takes over.
 pub(crate) fn variant(
     batch: usize,
+    hidden: usize,
     limits: &wgpu::Limits,
     tuning: Tuning,
     texels: bool,
@@ -241,9 +286,15 @@ pub(crate) fn variant(
             false => (Kernel::LstmForwardStepSmallBatch, &SMALL_TILE),
         }
     } else if direct && tuning.subgroups && fits(&SUBGROUP_TILE) {
-        match texels {
-            true => (Kernel::LstmForwardStepSubgroupTexels, &SUBGROUP_TILE),
-            false => (Kernel::LstmForwardStepSubgroup, &SUBGROUP_TILE),
+        let narrow = hidden <= SUBGROUP_NARROW_TILE.units as usize;
+        match (narrow, texels) {
+            (false, true) => (Kernel::LstmForwardStepSubgroupTexels, &SUBGROUP_TILE),
+            (false, false) => (Kernel::LstmForwardStepSubgroup, &SUBGROUP_TILE),
+            (true, true) => (
+                Kernel::LstmForwardStepSubgroupNarrowTexels,
+                &SUBGROUP_NARROW_TILE,
+            ),
+            (true, false) => (Kernel::LstmForwardStepSubgroupNarrow, &SUBGROUP_NARROW_TILE),
         }
     } else if direct && fits(&DIRECT_TILE) {
         match texels {
@@ -291,7 +342,7 @@ pub(crate) fn work(kernel: Kernel, batch: usize, (input, hidden, out): Sizes, di
 /// A layer's sizes: input features `I`, hidden units `H`, features of `h` `O`.
 pub(crate) type Sizes = (usize, usize, usize);
 
-/// Workgroups for a step of [`variant`]`(batch, limits, tuning, texels)` over `hidden` units
+/// Workgroups for a step of [`variant`]`(batch, hidden, limits, tuning, texels)` over `hidden` units
 /// in `dirs` directions, or [`Error::DeviceLimit`] when either exceeds what one grid dimension
 /// of the device holds.
 ///
@@ -302,6 +353,6 @@ pub(crate) fn grid(
     tuning: Tuning,
     texels: bool,
 ) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch, limits, tuning, texels);
+    let (_, units, rows) = variant(batch, hidden, limits, tuning, texels);
     lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
 }

@@ -141,6 +141,11 @@ pub enum Kernel {
     LstmForwardStepSubgroup,
     /// [`Kernel::LstmForwardStepSubgroup`] with the weights read from textures.
     LstmForwardStepSubgroupTexels,
+    /// [`Kernel::LstmForwardStepSubgroup`] with 4 units per invocation, for layers of at most
+    /// 32 units.
+    LstmForwardStepSubgroupNarrow,
+    /// [`Kernel::LstmForwardStepSubgroupNarrow`] with the weights read from textures.
+    LstmForwardStepSubgroupNarrowTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
@@ -186,7 +191,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 31] = [
+    pub const ALL: [Kernel; 33] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -199,6 +204,8 @@ impl Kernel {
         Kernel::LstmForwardStepDirectTexels,
         Kernel::LstmForwardStepSubgroup,
         Kernel::LstmForwardStepSubgroupTexels,
+        Kernel::LstmForwardStepSubgroupNarrow,
+        Kernel::LstmForwardStepSubgroupNarrowTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
         Kernel::LstmBackwardStepSubgroup,
@@ -226,15 +233,15 @@ impl Kernel {
         matmul::variant(spec, gpu.limits(), gpu.tuning().subgroups)
     }
 
-    /// The variant of the forward step that serves a batch of `batch` rows of a
-    /// [`crate::gpu::GpuLstm`] on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]): with
-    /// [`crate::gpu::Tuning::weight_texels`], the texel twin of a direct variant (for a model
-    /// whose layers fit the device's textures, `I + H` and `H` at most
-    /// `max_texture_dimension_2d`). The trainers' models always read their weights from
+    /// The variant of the forward step that serves a batch of `batch` rows of a layer of
+    /// `hidden` units of a [`crate::gpu::GpuLstm`] on `gpu` (by its limits and
+    /// [`crate::gpu::Gpu::tuning`]): with [`crate::gpu::Tuning::weight_texels`], the texel twin
+    /// of a direct variant (for a model whose layers fit the device's textures, `I + H` and `H`
+    /// at most `max_texture_dimension_2d`). The trainers' models always read their weights from
     /// storage.
-    pub fn for_forward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
+    pub fn for_forward_step(batch: usize, hidden: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         let texels = gpu.tuning().weight_texels;
-        lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), texels).0
+        lstm_forward_step::variant(batch, hidden, gpu.limits(), gpu.tuning(), texels).0
     }
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
@@ -261,6 +268,10 @@ impl Kernel {
             Kernel::LstmForwardStepDirectTexels => &lstm_forward_step::DIRECT_TEXELS,
             Kernel::LstmForwardStepSubgroup => &lstm_forward_step::SUBGROUP,
             Kernel::LstmForwardStepSubgroupTexels => &lstm_forward_step::SUBGROUP_TEXELS,
+            Kernel::LstmForwardStepSubgroupNarrow => &lstm_forward_step::SUBGROUP_NARROW,
+            Kernel::LstmForwardStepSubgroupNarrowTexels => {
+                &lstm_forward_step::SUBGROUP_NARROW_TEXELS
+            }
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::LstmBackwardStepSubgroup => &lstm_backward_step::SUBGROUP,

@@ -199,7 +199,7 @@ impl ForwardPlan {
         let state0 = gpu.storage("h0/c0/lengths", dims.state_len() + batch, U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", dims.state_len(), U::COPY_SRC)?;
         let (step_kernel, _, _) =
-            lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), false);
+            lstm_forward_step::variant(batch, dims.hidden, gpu.limits(), gpu.tuning(), false);
         let project = !lstm_forward_step::projects_input(step_kernel);
         let dropout = mode.dropout && dims.layers > 1;
         let layers = (0..dims.layers)
@@ -254,7 +254,7 @@ impl ForwardPlan {
         let texels = weights.texels.is_some();
         let grid = lstm_forward_step::grid((batch, h, d.dirs), gpu.limits(), gpu.tuning(), texels)?;
         let (step_kernel, _, _) =
-            lstm_forward_step::variant(batch, gpu.limits(), gpu.tuning(), texels);
+            lstm_forward_step::variant(batch, h, gpu.limits(), gpu.tuning(), texels);
         let unread = match weights.texels {
             Some(_) => None,
             None => Some(gpu.unread_texels()?),
