@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, GpuErrorKind, Result};
+use crate::error::{Error, Result};
+use crate::gpu::error_scope::catch;
 use crate::gpu::kernels::Kernels;
 use crate::gpu::mapping::Poller;
 use crate::gpu::profile::{PROFILE_FEATURES, Profile, Profiler};
@@ -123,7 +124,12 @@ impl Gpu {
         }
         let limits = device.limits();
         let tuning = Tuning::for_adapter(&info, device.features());
-        let kernels = catch(&device, "compiling the kernels", || Kernels::new(&device))?;
+        // wgpu's OpenGL backend runs every call under one context lock: no gain in threads.
+        let threads = match info.backend {
+            wgpu::Backend::Gl => 1,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        };
+        let kernels = Kernels::new(&device, tuning.subgroups, threads)?;
         let poller = Poller::new(&device).map_err(|e| {
             Error::Readback(format!("starting the thread that polls the device: {e}"))
         })?;
@@ -551,22 +557,6 @@ impl CancelOnDrop<'_> {
     }
 }
 
-/// An error and its sources on one line (wgpu's own display spreads them over several).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    let parts: Vec<&str> = parts
-        .iter()
-        .map(|p| p.lines().next().unwrap_or("").trim())
-        .filter(|p| !p.is_empty())
-        .collect();
-    parts.join(": ")
-}
-
 /// [`Error::DeviceLimit`] when `bytes` exceeds the device's `limit_name`.
 fn check_limit(tensor: &str, bytes: u64, limit_name: &'static str, limit: u64) -> Result<()> {
     if bytes > limit {
@@ -578,29 +568,4 @@ fn check_limit(tensor: &str, bytes: u64, limit_name: &'static str, limit: u64) -
         });
     }
     Ok(())
-}
-
-fn catch<T>(device: &wgpu::Device, context: &'static str, f: impl FnOnce() -> T) -> Result<T> {
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let out = f();
-    let errors = [
-        (
-            pollster::block_on(validation.pop()),
-            GpuErrorKind::Validation,
-        ),
-        (pollster::block_on(internal.pop()), GpuErrorKind::Internal),
-        (pollster::block_on(oom.pop()), GpuErrorKind::OutOfMemory),
-    ];
-    for (error, kind) in errors {
-        if let Some(e) = error {
-            return Err(Error::Gpu {
-                kind,
-                context,
-                message: error_chain(&e),
-            });
-        }
-    }
-    Ok(out)
 }

@@ -16,6 +16,7 @@
 pub mod caller_buffer;
 pub mod context;
 pub(crate) mod dispatch;
+pub(crate) mod error_scope;
 pub mod kernels;
 pub(crate) mod layout;
 pub mod lstm;

@@ -475,30 +475,63 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
 }
 
 /// Every kernel of the crate compiled for one device, indexed by [`Kernel`]; the kernels that
-/// use subgroups only where the device has them.
+/// use subgroups only where the device runs them.
 pub(crate) struct Kernels {
     compiled: Vec<Option<Compiled>>,
 }
 
 impl Kernels {
-    /// Compiles every kernel the device can run (errors surface through the caller's error
-    /// scope).
-    pub(crate) fn new(device: &wgpu::Device) -> Kernels {
-        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
-        Kernels {
-            compiled: Kernel::ALL
-                .iter()
-                .map(|k| (subgroups || !k.desc().subgroups).then(|| compile(device, k.desc())))
-                .collect(),
+    /// Compiles every kernel, those that use subgroups only where `subgroups` (the device can
+    /// run them and its tuning may choose them: [`crate::gpu::Tuning::subgroups`]), on up to
+    /// `threads` threads at once, each taking the next kernel not yet taken. A driver compiles
+    /// one pipeline on one thread: on lavapipe, with two cores, creating a `Gpu` took 200-210
+    /// ms this way against 350 on one thread. A compile error of any thread is the result
+    /// ([`Error::Gpu`], context "compiling the kernels"): error scopes are per thread, so each
+    /// thread opens its own.
+    pub(crate) fn new(device: &wgpu::Device, subgroups: bool, threads: usize) -> Result<Kernels> {
+        let wanted = |k: Kernel| subgroups || !k.desc().subgroups;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let compile_some = || {
+            crate::gpu::error_scope::catch(device, "compiling the kernels", || {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&k) = Kernel::ALL.get(i) else {
+                        return done;
+                    };
+                    if wanted(k) {
+                        done.push((i, compile(device, k.desc())));
+                    }
+                }
+            })
+        };
+        let parts: Vec<Result<Vec<(usize, Compiled)>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads.max(1))
+                .map(|_| scope.spawn(compile_some))
+                .collect();
+            let mut parts = vec![compile_some()];
+            for h in helpers {
+                // A panic inside wgpu on a helper thread is re-raised here, as it would have
+                // been on one thread.
+                parts.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            parts
+        });
+        let mut compiled: Vec<Option<Compiled>> = Kernel::ALL.iter().map(|_| None).collect();
+        for part in parts {
+            for (i, c) in part? {
+                compiled[i] = Some(c);
+            }
         }
+        Ok(Kernels { compiled })
     }
 
     pub(crate) fn get(&self, kernel: Kernel) -> &Compiled {
         // `Kernel::ALL` lists the variants in declaration order (tested below), so a kernel's
         // discriminant is its index in `compiled`.
-        self.compiled[kernel as usize]
-            .as_ref()
-            .expect("a device without subgroups never chooses a kernel that uses them (Gpu::new)")
+        self.compiled[kernel as usize].as_ref().expect(
+            "only a device that compiled the subgroup kernels chooses them (Gpu::with_tuning)",
+        )
     }
 }
 
