@@ -212,6 +212,12 @@ fn main_direct(
             }
         }
     }
+    finish_tile(d, u0, b0, acc);
+}
+
+// The direct steps' end: `finish` for each of the invocation's units u0 + WG_X·j of the tile's
+// rows b0 + r, from the sums `acc`.
+fn finish_tile(d: u32, u0: u32, b0: u32, acc: array<array<f32, RU>, TB>) {
     // Copied out with constant indices first (see `main`).
     var products: array<f32, TB * RU>;
     for (var r = 0u; r < TB; r++) {
@@ -223,7 +229,7 @@ fn main_direct(
         let b = b0 + r;
         for (var j = 0u; j < RU; j++) {
             let u = u0 + WG_X * j;
-            if (u < H && b < s.batch) {
+            if (u < s.hidden && b < s.batch) {
                 finish(d, u, b, products[r * RU + j]);
             }
         }

@@ -7,36 +7,8 @@
 // `lid.x` owns units lid.x, lid.x + 8, ... (RU of them) of all 8 rows, as in `main_direct`. There
 // every invocation loads all 8 rows' dgates_next[b, k] (or dh_t[b, k]) itself; here lane s of
 // the subgroup loads row s's only, and every invocation takes the other 7 from the lanes that
-// loaded them (subgroupBroadcast). The sums are `main_direct`'s, in the same order, so the step
-// has its bits.
-
-// The tile's 8 rows' values at one k, from the lanes that loaded them (lane s holds row s). The
-// broadcast lane must be a constant: the 8 lanes spelled out.
-fn shared_rows4(mine: vec4<f32>) -> array<vec4<f32>, TB> {
-    return array<vec4<f32>, TB>(
-        subgroupBroadcast(mine, 0u),
-        subgroupBroadcast(mine, 1u),
-        subgroupBroadcast(mine, 2u),
-        subgroupBroadcast(mine, 3u),
-        subgroupBroadcast(mine, 4u),
-        subgroupBroadcast(mine, 5u),
-        subgroupBroadcast(mine, 6u),
-        subgroupBroadcast(mine, 7u),
-    );
-}
-
-fn shared_rows(mine: f32) -> array<f32, TB> {
-    return array<f32, TB>(
-        subgroupBroadcast(mine, 0u),
-        subgroupBroadcast(mine, 1u),
-        subgroupBroadcast(mine, 2u),
-        subgroupBroadcast(mine, 3u),
-        subgroupBroadcast(mine, 4u),
-        subgroupBroadcast(mine, 5u),
-        subgroupBroadcast(mine, 6u),
-        subgroupBroadcast(mine, 7u),
-    );
-}
+// loaded them (`shared_rows`, subgroup_rows.wgsl). The sums are `main_direct`'s, in the same
+// order, so the step has its bits.
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main_subgroup(
@@ -108,20 +80,5 @@ fn main_subgroup(
             }
         }
     }
-    // Copied out with constant indices first (see `main`).
-    var products: array<f32, TB * RU>;
-    for (var r = 0u; r < TB; r++) {
-        for (var j = 0u; j < RU; j++) {
-            products[r * RU + j] = acc[r][j];
-        }
-    }
-    for (var r = 0u; r < TB; r++) {
-        let b = b0 + r;
-        for (var j = 0u; j < RU; j++) {
-            let u = u0 + WG_X * j;
-            if (u < H && b < s.batch) {
-                finish(d, u, b, products[r * RU + j]);
-            }
-        }
-    }
+    finish_tile(d, u0, b0, acc);
 }

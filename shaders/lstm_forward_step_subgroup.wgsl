@@ -7,24 +7,10 @@
 // `lid.x` owns units lid.x, lid.x + 8, ... (RU of them) of all 8 rows, as in `main_direct`. The
 // rows are the same for every invocation, so in `main_direct` each of them loads all 8 rows'
 // x_t[b, k] and h_prev[b, k] itself; here lane s of the subgroup loads row s's only, and every
-// invocation takes the other 7 from the lanes that loaded them (subgroupBroadcast). A software
+// invocation takes the other 7 from the lanes that loaded them (`shared_rows`,
+// subgroup_rows.wgsl: subgroupBroadcast). A software
 // adapter pays per load and per lane, and a broadcast is a register shuffle. The sums are
 // `main_direct`'s, in the same order, so the step has its bits.
-
-// The tile's 8 rows' values at one k, from the lanes that loaded them (lane s holds row s).
-// The broadcast lane must be a constant: the 8 lanes spelled out.
-fn shared_rows(mine: f32) -> array<f32, RB> {
-    return array<f32, RB>(
-        subgroupBroadcast(mine, 0u),
-        subgroupBroadcast(mine, 1u),
-        subgroupBroadcast(mine, 2u),
-        subgroupBroadcast(mine, 3u),
-        subgroupBroadcast(mine, 4u),
-        subgroupBroadcast(mine, 5u),
-        subgroupBroadcast(mine, 6u),
-        subgroupBroadcast(mine, 7u),
-    );
-}
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main_subgroup(

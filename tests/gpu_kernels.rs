@@ -75,7 +75,7 @@ mod matmul {
 
     /// Whether the tests' GPU runs [`Kernel::MatmulSubgroup`]: exactly where its subgroups are 8
     /// wide (the Vulkan pass on lavapipe; not the GL one, which has no subgroups). Where it does
-    /// not, the subgroup tests check only that (`a_device_runs_the_subgroups_...`).
+    /// not, the subgroup tests check only that (`a_device_runs_the_subgroup_matmul_...`).
     fn runs_subgroups() -> bool {
         let runs = gpu().tuning().subgroups;
         if !runs {
@@ -207,11 +207,11 @@ mod matmul {
         row_maps_on_both_operands_h(Kernel::MatmulBlockedVec4, 5, 61, 12);
     }
 
-    #[test]
-    fn the_vec4_blocked_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
-        // The weight gradients' layout (A transposed) at offsets and padded rows that keep every
-        // row of 4 aligned; 20 rows and 68 columns straddle the 8 x 128 tiles (the last invocation's
-        // second 4 columns past C's edge).
+    /// The weight gradients' layout (A transposed) at offsets and padded rows that keep every row
+    /// of 4 aligned, plain, with a bias, accumulating and both, on `kernel`: 20 rows and 68
+    /// columns straddle the vec4 kernel's 8 x 128 tiles and the subgroup kernel's 16 x 64 (the
+    /// last invocation's second 4 columns past C's edge in both).
+    fn aligned_bias_and_accumulate(kernel: Kernel) {
         let (m, n, k) = (20, 68, 260);
         let plain = GemmSpec::new(
             (m, n, k),
@@ -220,7 +220,6 @@ mod matmul {
             MatrixLayout::new(1, n + 3),
         );
         let lens = [4 + k * (m + 8), 8 + k * (n + 4), 3 + n, 1 + m * (n + 3)];
-        let kernel = Kernel::MatmulBlockedVec4;
         check_on(kernel, "plain", plain, lens);
         check_on(kernel, "with a bias", plain.with_bias(3), lens);
         check_on(kernel, "accumulating", plain.accumulating(true), lens);
@@ -229,7 +228,12 @@ mod matmul {
     }
 
     #[test]
-    fn the_subgroups_follows_row_maps_like_its_cpu_twin() {
+    fn the_vec4_blocked_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        aligned_bias_and_accumulate(Kernel::MatmulBlockedVec4);
+    }
+
+    #[test]
+    fn the_subgroup_matmul_follows_row_maps_like_its_cpu_twin() {
         // 20 rows of C (one tile of 16 and a partial one: lanes whose pair of rows is past C's
         // edge load the last pair inside) by 80 columns (the second 64-column tile has lanes
         // past C's edge); K = 5 · 60 = 300 terms.
@@ -239,30 +243,14 @@ mod matmul {
     }
 
     #[test]
-    fn the_subgroups_adds_a_bias_and_accumulates_like_its_cpu_twin() {
-        // The vec4 blocked test's product: 20 rows, 68 columns (the last invocation's second 4
-        // columns past C's edge), offsets and padded rows that keep every row of 4 aligned.
-        if !runs_subgroups() {
-            return;
+    fn the_subgroup_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        if runs_subgroups() {
+            aligned_bias_and_accumulate(Kernel::MatmulSubgroup);
         }
-        let (m, n, k) = (20, 68, 260);
-        let plain = GemmSpec::new(
-            (m, n, k),
-            MatrixLayout::new(4, m + 8).t(),
-            MatrixLayout::new(8, n + 4),
-            MatrixLayout::new(1, n + 3),
-        );
-        let lens = [4 + k * (m + 8), 8 + k * (n + 4), 3 + n, 1 + m * (n + 3)];
-        let kernel = Kernel::MatmulSubgroup;
-        check_on(kernel, "plain", plain, lens);
-        check_on(kernel, "with a bias", plain.with_bias(3), lens);
-        check_on(kernel, "accumulating", plain.accumulating(true), lens);
-        let both = plain.with_bias(3).accumulating(true);
-        check_on(kernel, "with both", both, lens);
     }
 
     #[test]
-    fn the_subgroups_gives_the_bits_of_the_vec4_blocked_matmul() {
+    fn the_subgroup_matmul_gives_the_bits_of_the_vec4_blocked_matmul() {
         // The same multiply-adds in the same order: not close, equal. dW_hh's product of the
         // reference classifier's shape, smaller (B10 T28 H32: 128 x 32 x 270).
         if !runs_subgroups() {
@@ -300,7 +288,7 @@ mod matmul {
     }
 
     #[test]
-    fn a_device_runs_the_subgroups_exactly_where_its_subgroups_are_8_wide() {
+    fn a_device_runs_the_subgroup_matmul_exactly_where_its_subgroups_are_8_wide() {
         let gpu = gpu();
         let info = gpu.adapter_info();
         let eight = gpu.device().features().contains(Features::SUBGROUP)

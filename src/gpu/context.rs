@@ -78,13 +78,16 @@ impl Gpu {
             }
         })
         .map_err(|_| Error::NoAdapter { backends })?;
+        // Subgroups only where the kernels that use them would run (`Tuning::subgroups`).
+        let subgroups = match subgroups_of_width(&adapter.get_info(), adapter.features()) {
+            true => wgpu::Features::SUBGROUP,
+            false => wgpu::Features::empty(),
+        };
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("lstm-wgpu"),
-                // Timestamps for `Gpu::profile`, and subgroups for the kernels that use them,
-                // where the adapter has them.
-                required_features: adapter.features()
-                    & (PROFILE_FEATURES | wgpu::Features::SUBGROUP),
+                // Timestamps for `Gpu::profile`, where the adapter has them.
+                required_features: (adapter.features() & PROFILE_FEATURES) | subgroups,
                 required_limits: adapter.limits(),
                 ..Default::default()
             }))?;
@@ -164,7 +167,7 @@ impl Gpu {
     /// results agree within the tests' tolerances; only the speed differs). For comparing
     /// variants on one adapter, or for running there the choices made for another.
     /// [`Tuning::subgroups`] is ignored (false) on a device whose subgroups are not
-    /// [`Tuning::SUBGROUP_WIDTH`] wide, which cannot run that kernel.
+    /// [`Tuning::SUBGROUP_WIDTH`] wide, which cannot run those kernels.
     ///
     /// ```no_run
     /// # fn main() -> lstm_wgpu::Result<()> {

@@ -96,6 +96,7 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
         PRELUDE[1],
         PRELUDE[2],
         shader_file!("lstm_backward_step.wgsl"),
+        shader_file!("subgroup_rows.wgsl"),
         shader_file!("lstm_backward_step_subgroup.wgsl"),
     ],
     entry: "main_subgroup",

@@ -215,6 +215,7 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
         PRELUDE[1],
         PRELUDE[2],
         shader_file!("lstm_forward_step.wgsl"),
+        shader_file!("subgroup_rows.wgsl"),
         shader_file!("lstm_forward_step_subgroup.wgsl"),
     ],
     entry: "main_subgroup",
