@@ -8,9 +8,8 @@
 // rows are the same for every invocation, so in `main_direct` each of them loads all 8 rows'
 // x_t[b, k] and h_prev[b, k] itself; here lane s of the subgroup loads row s's only, and every
 // invocation takes the other 7 from the lanes that loaded them (`shared_rows`,
-// subgroup_rows.wgsl: subgroupBroadcast). A software
-// adapter pays per load and per lane, and a broadcast is a register shuffle. The sums are
-// `main_direct`'s, in the same order, so the step has its bits.
+// subgroup_rows.wgsl). A software adapter pays per load and per lane, and a broadcast is a
+// register shuffle. The sums are `main_direct`'s, in the same order, so the step has its bits.
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main_subgroup(
