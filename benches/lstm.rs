@@ -13,7 +13,9 @@
 //!
 //! Before the cases, the adapter's [`lstm_wgpu::gpu::Peak`] is measured, and the CPU's FMA peak
 //! for each vector instruction set (`common/cpu_peak.rs`: independent multiply-add chains on
-//! every thread of the pool); after them a table reads every case against them: the median,
+//! every thread of the pool); after them the adapter's peak once more (each figure then counts
+//! at the better of its two readings, [`lstm_wgpu::gpu::Peak::best`]: on a shared machine one
+//! reading can halve), and a table reads every case against them: the median,
 //! GFLOP/s (forward `2·B·T·4H·(I+H)` FLOP, forward+backward three times that: the backward
 //! step's two products per step and the weight gradients'), the share of its device's FMA peak
 //! (the portable CPU path, without fused multiply-adds, has none), and on the GPU the median as
@@ -374,7 +376,7 @@ fn variant_ratios(cases: &[Case]) {
 fn summary(cases: &[Case], peak: Option<&Peak>, cpu_peaks: &[(String, f64)]) {
     println!();
     if let Some(p) = peak {
-        println!("adapter peak: {p}");
+        println!("adapter peak (the better of its readings before and after the cases): {p}");
     }
     for (device, gflops) in cpu_peaks {
         println!(
@@ -448,6 +450,15 @@ fn main() {
     let variants = bench_variants(&mut c, gpu.as_ref());
     c.final_summary();
     cases.extend(variants);
+    // The probe again after the cases: the table reads them against the better of the two
+    // readings of each figure (`Peak::best`), which a busy spell during either does not skew.
+    let peak = match (peak, gpu.as_ref().map(|g| g.measure_peak())) {
+        (Some(before), Some(Ok(after))) => {
+            eprintln!("adapter peak after the cases: {after}");
+            Some(before.best(after))
+        }
+        (peak, _) => peak,
+    };
     summary(&cases, peak.as_ref(), &cpu_peaks);
     variant_ratios(&cases);
 }
