@@ -50,6 +50,9 @@ var<private> s: Step;
 @group(0) @binding(6) var<storage, read_write> d_state: array<f32>;
 @group(0) @binding(7) var<storage, read_write> d_gates: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> dh_seq: array<f32>;
+// The layer's weight texture (lstm_forward_step.wgsl's layout), read by the texel variants only
+// (TEXELS = 1); the others bind any texture.
+@group(0) @binding(9) var weights: texture_2d<f32>;
 
 var<workgroup> dg_tile: array<vec4<f32>, TB * KC>;       // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, TU * (KC + 1u)>;  // [TU][KC + 1], padded against bank conflicts
@@ -141,6 +144,16 @@ fn main(
 
 const RU: u32 = TU / WG_X;
 
+// Row u of the stored W_hhᵀ at unit k of direction d: the four weights from h[u] into the gates
+// of unit k. From the parameters, or in the texel variants from the layer's weight texture, whose
+// row d·(I + O) + I + u holds the same row (a constant: the other branch compiles away).
+fn w_hh_t(d: u32, u: u32, k: u32) -> vec4<f32> {
+    if (TEXELS != 0u) {
+        return textureLoad(weights, vec2<u32>(k, d * (s.input + s.out) + s.input + u), 0);
+    }
+    return params[s.w_off + d * s.dir_params + u * s.hidden + k];
+}
+
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main_direct(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -196,11 +209,10 @@ fn main_direct(
         }
     } else {
         // Recurrent term dgates_next · W_hh.
-        let w_off = s.w_off + d * s.dir_params;
         for (var k = 0u; k < H; k++) {
             var w: array<vec4<f32>, RU>;
             for (var j = 0u; j < RU; j++) {
-                w[j] = params[w_off + units[j] * H + k];
+                w[j] = w_hh_t(d, units[j], k);
             }
             for (var r = 0u; r < TB; r++) {
                 if (needs[r]) {

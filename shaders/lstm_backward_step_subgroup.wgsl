@@ -63,12 +63,11 @@ fn main_subgroup(
         }
     } else {
         // Recurrent term dgates_next · W_hh.
-        let w_off = s.w_off + d * s.dir_params;
         let dg_at = dir_row(d, b_mine, next_mine.t, H);
         for (var k = 0u; k < H; k++) {
             var w: array<vec4<f32>, RU>;
             for (var j = 0u; j < RU; j++) {
-                w[j] = params[w_off + units[j] * H + k];
+                w[j] = w_hh_t(d, units[j], k);
             }
             let dg = shared_rows4(d_gates[dg_at + k]);
             for (var r = 0u; r < TB; r++) {

@@ -3,8 +3,8 @@ mod common;
 
 use common::{
     assert_close, gpu, gpu_tuned_as_hardware, gpu_tuned_as_software,
-    gpu_tuned_as_software_with_subgroups, random_array, random_state, random_weights,
-    runs_subgroups,
+    gpu_tuned_as_software_with_subgroups, gpu_tuned_as_software_without_texels, random_array,
+    random_state, random_weights, runs_subgroups,
 };
 use lstm_wgpu::Lstm;
 use lstm_wgpu::cpu;
@@ -119,13 +119,20 @@ fn matches_cpu_across_tile_boundaries_after_the_staged_forward_step() {
 #[test]
 fn matches_cpu_across_the_direct_backward_steps_unit_and_row_tiles() {
     // 70 units are one full 64-unit tile and a partial one, 21 rows two 8-row tiles and a
-    // partial one.
-    let gpu = gpu_tuned_as_software();
-    assert_eq!(
-        Kernel::for_backward_step(21, &gpu),
-        Kernel::LstmBackwardStepDirect
-    );
-    compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+    // partial one; W_hh from storage (the trainers' models) and from the model's textures.
+    for (gpu, kernel) in [
+        (
+            gpu_tuned_as_software_without_texels(),
+            Kernel::LstmBackwardStepDirect,
+        ),
+        (
+            gpu_tuned_as_software(),
+            Kernel::LstmBackwardStepDirectTexels,
+        ),
+    ] {
+        assert_eq!(Kernel::for_backward_step(21, &gpu), kernel);
+        compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+    }
 }
 
 #[test]
@@ -135,12 +142,56 @@ fn matches_cpu_across_the_subgroup_backward_steps_unit_and_row_tiles() {
     if !runs_subgroups() {
         return;
     }
-    let gpu = gpu_tuned_as_software_with_subgroups(false);
-    assert_eq!(
-        Kernel::for_backward_step(21, &gpu),
-        Kernel::LstmBackwardStepSubgroup
-    );
-    compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+    for (texels, kernel) in [
+        (false, Kernel::LstmBackwardStepSubgroup),
+        (true, Kernel::LstmBackwardStepSubgroupTexels),
+    ] {
+        let gpu = gpu_tuned_as_software_with_subgroups(texels);
+        assert_eq!(Kernel::for_backward_step(21, &gpu), kernel);
+        compare_on(&gpu, (21, 6, 5, 70, 2), true, Up::All);
+    }
+}
+
+/// A forward and backward pass of 13 rows of a two-layer model of 70 units on `a` and on `b`
+/// give the same bits in `dx` and in every weight gradient (`what` names the pair).
+fn same_gradient_bits(a: &Gpu, b: &Gpu, what: &str) {
+    let config = LstmConfig::new(5, 70, 2).unwrap();
+    let w = random_weights(config, 3, 2.0);
+    let (batch, t) = (13, 6);
+    let x: Array3<f32> = random_array((batch, t, 5), 4, -1.0, 1.0);
+    let upstream = Upstream {
+        dy: Some(random_array((batch, t, 70), 5, -1.0, 1.0)),
+        dh_n: Some(random_array((2, batch, 70), 6, -1.0, 1.0)),
+        dc_n: Some(random_array((2, batch, 70), 7, -1.0, 1.0)),
+    };
+    let grads = |gpu: &Gpu| {
+        let mut lstm = GpuLstm::new(gpu, &w).unwrap();
+        let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
+        lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap()
+    };
+    let (p, q) = (grads(a), grads(b));
+    let (px, qx) = (p.x.unwrap(), q.x.unwrap());
+    let differ = px
+        .iter()
+        .zip(&qx)
+        .position(|(u, v)| u.to_bits() != v.to_bits());
+    if let Some(i) = differ {
+        let (u, v) = (px.as_slice().unwrap()[i], qx.as_slice().unwrap()[i]);
+        panic!("{what}: dx element {i}: {u} vs {v}");
+    }
+    let (pl, ql) = (p.layers.unwrap(), q.layers.unwrap());
+    for (l, (g, h)) in pl.iter().zip(&ql).enumerate() {
+        for ((name, g), (_, h)) in g.named(l, 0).into_iter().zip(h.named(l, 0)) {
+            let differ = g
+                .iter()
+                .zip(h.iter())
+                .position(|(u, v)| u.to_bits() != v.to_bits());
+            assert!(
+                differ.is_none(),
+                "{what}: layer {l} d{name}: element {differ:?} differs"
+            );
+        }
+    }
 }
 
 #[test]
@@ -149,51 +200,40 @@ fn the_subgroup_backward_step_gives_the_bits_of_the_direct_one() {
     if !runs_subgroups() {
         return;
     }
-    let config = LstmConfig::new(5, 70, 2).unwrap();
-    let w = random_weights(config, 3, 2.0);
-    let (b, t) = (13, 6);
-    let x: Array3<f32> = random_array((b, t, 5), 4, -1.0, 1.0);
-    let upstream = Upstream {
-        dy: Some(random_array((b, t, 70), 5, -1.0, 1.0)),
-        dh_n: Some(random_array((2, b, 70), 6, -1.0, 1.0)),
-        dc_n: Some(random_array((2, b, 70), 7, -1.0, 1.0)),
-    };
     let with = gpu_tuned_as_software_with_subgroups(false);
     let without = with.with_tuning(Tuning {
         subgroups: false,
         ..with.tuning()
     });
     assert_eq!(
-        Kernel::for_backward_step(b, &without),
+        Kernel::for_backward_step(13, &without),
         Kernel::LstmBackwardStepDirect
     );
-    let grads = |gpu: &Gpu| {
-        let mut lstm = GpuLstm::new(gpu, &w).unwrap();
-        let (_, tape) = lstm.forward_train(x.view(), None).unwrap();
-        lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap()
-    };
-    let (a, z) = (grads(&with), grads(&without));
-    let (ax, zx) = (a.x.unwrap(), z.x.unwrap());
-    let differ = ax
-        .iter()
-        .zip(&zx)
-        .position(|(p, q)| p.to_bits() != q.to_bits());
-    if let Some(i) = differ {
-        let (p, q) = (ax.as_slice().unwrap()[i], zx.as_slice().unwrap()[i]);
-        panic!("dx element {i}: subgroup {p} vs direct {q}");
-    }
-    let (al, zl) = (a.layers.unwrap(), z.layers.unwrap());
-    for (l, (p, q)) in al.iter().zip(&zl).enumerate() {
-        for ((name, g), (_, h)) in p.named(l, 0).into_iter().zip(q.named(l, 0)) {
-            let differ = g
-                .iter()
-                .zip(h.iter())
-                .position(|(u, v)| u.to_bits() != v.to_bits());
-            assert!(
-                differ.is_none(),
-                "layer {l} d{name}: element {differ:?} differs"
-            );
-        }
+    same_gradient_bits(&with, &without, "subgroup vs direct");
+}
+
+#[test]
+fn the_texel_backward_steps_give_the_bits_of_the_storage_ones() {
+    // The same weights fetched another way: equal gradients.
+    let (texels, storage) = (
+        gpu_tuned_as_software(),
+        gpu_tuned_as_software_without_texels(),
+    );
+    assert_eq!(
+        Kernel::for_backward_step(13, &texels),
+        Kernel::LstmBackwardStepDirectTexels
+    );
+    same_gradient_bits(&texels, &storage, "direct, texels vs storage");
+    if runs_subgroups() {
+        let (texels, storage) = (
+            gpu_tuned_as_software_with_subgroups(true),
+            gpu_tuned_as_software_with_subgroups(false),
+        );
+        assert_eq!(
+            Kernel::for_backward_step(13, &texels),
+            Kernel::LstmBackwardStepSubgroupTexels
+        );
+        same_gradient_bits(&texels, &storage, "subgroup, texels vs storage");
     }
 }
 
@@ -232,7 +272,7 @@ fn matches_cpu_across_tile_boundaries_after_the_direct_forward_step() {
     );
     assert_eq!(
         Kernel::for_backward_step(20, &gpu),
-        Kernel::LstmBackwardStepDirect
+        Kernel::LstmBackwardStepDirectTexels
     );
     compare_on(&gpu, (20, 7, 19, 33, 2), true, Up::All);
 }

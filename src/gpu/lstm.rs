@@ -236,8 +236,8 @@ impl GpuLstm {
         let backward = match (&self.grads, train) {
             (Some(grads), true) => {
                 staging_len += d.batch * d.seq * d.input + d.state_len() + self.arena_len;
-                let bw =
-                    BackwardPlan::new(gpu, counters, &self.slots, &self.params, grads, &forward)?;
+                let weights = (&self.slots, &self.params, self.texels.as_deref());
+                let bw = BackwardPlan::new(gpu, counters, weights, grads, &forward)?;
                 Some(bw)
             }
             _ => None,

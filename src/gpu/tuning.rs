@@ -26,8 +26,9 @@
 //! per layer instead of the parameter buffer (`src/gpu/weight_texels.rs`). A software adapter
 //! loads a storage buffer lane by lane, a texture through its sampler several times as fast,
 //! so there the models whose weights are written from the host (`GpuLstm`, its streams) use
-//! them. On a GPU both go through caches at similar rates, and the extra copy of the weights
-//! is not worth it until a measurement says otherwise.
+//! them. Their direct backward steps read `W_hh` from the same textures (the same rows of
+//! `W_hhᵀ`, fetched by unit instead of by input). On a GPU both go through caches at similar
+//! rates, and the extra copy of the weights is not worth it until a measurement says otherwise.
 //!
 //! The weight gradients' GEMM and the direct forward and backward steps have subgroup variants
 //! (`shaders/matmul_subgroup.wgsl`, `shaders/lstm_forward_step_subgroup.wgsl`,
@@ -51,7 +52,7 @@ pub struct Tuning {
     /// [`Tuning::SMALL_BATCH`] on every adapter the crate chooses for.
     pub direct_step_max_batch: usize,
     /// Whether a `GpuLstm` keeps a copy of its weights in textures, which its direct forward
-    /// steps read instead of the parameter buffer (see the module comment).
+    /// and backward steps read instead of the parameter buffer (see the module comment).
     pub weight_texels: bool,
     /// Whether the weight gradients' GEMM and the direct steps share rows through subgroups of
     /// 8 (see the module comment). A device whose subgroups are not exactly 8 wide ignores it

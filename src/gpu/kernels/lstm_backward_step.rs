@@ -2,7 +2,8 @@
 //! CPU twin [`crate::cpu::lstm_backward_step`]. Uniform and tiling: [`super::lstm_step`].
 //!
 //! Bindings: `params`, `gates`, `saved` (`c` first), `state0` (`c0` and the lengths), `dy`
-//! (read), `d_state`, `d_gates`, `dh_seq` (read; projected layers).
+//! (read), `d_state`, `d_gates`, `dh_seq` (read; projected layers), then the layer's weight
+//! texture (read by the texel variants only; the others bind any texture).
 //!
 //! Four variants: [`DESC`] (entry `main`) stages `W_hh` and `dgates_next` through workgroup
 //! memory; [`DIRECT`] (entry `main_direct`) reads them (or, in a projected layer, `W_hr` and
@@ -10,15 +11,31 @@
 //! batches a software adapter runs direct; [`NARROW`] is the same entry with 4 units per
 //! invocation, for the few rows every adapter runs direct and a projected layer's batches on a
 //! GPU; and [`SINGLE_ROW`] is that for a batch of one, whose tile is that one row. [`variant`]
-//! picks by batch, [`Tuning`] and projection. All run all directions of a layer, one per
-//! workgroup layer in z.
+//! picks by batch, [`Tuning`] and projection. [`SUBGROUP`] is [`DIRECT`] sharing its rows'
+//! inputs through a subgroup of 8. [`DIRECT`] and [`SUBGROUP`] have texel twins
+//! ([`DIRECT_TEXELS`], [`SUBGROUP_TEXELS`], constant `TEXELS = 1`) that read `W_hh` from the
+//! layer's weight texture, which a `GpuLstm` on a software adapter keeps for its forward steps
+//! (`crate::gpu::weight_texels`): the same rows of `W_hhᵀ`, fetched as texels. All run all
+//! directions of a layer, one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
 use crate::error::Result;
 use crate::gpu::tuning::Tuning;
 
-pub(crate) const DESC: KernelDesc = step_kernel(
+/// The staged variant.
+pub(crate) const DESC: KernelDesc = KernelDesc {
+    constants: &[
+        ("TU", lstm_step::TU),
+        ("TB", lstm_step::TB),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
+    textures: 1,
+    ..STEP
+};
+
+const STEP: KernelDesc = step_kernel(
     "lstm_backward_step",
     &[
         PRELUDE[0],
@@ -80,6 +97,7 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
         ("TU", DIRECT_UNITS),
         ("TB", DIRECT_ROWS),
         ("KC", lstm_step::KC),
+        ("TEXELS", 0),
     ],
     ..DESC
 };
@@ -104,6 +122,30 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
     ..DIRECT
 };
 
+/// [`DIRECT`] reading `W_hh` from the layer's weight texture.
+pub(crate) const DIRECT_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_direct_texels",
+    constants: &[
+        ("TU", DIRECT_UNITS),
+        ("TB", DIRECT_ROWS),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..DIRECT
+};
+
+/// [`SUBGROUP`] reading `W_hh` from the layer's weight texture.
+pub(crate) const SUBGROUP_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_backward_step_subgroup_texels",
+    constants: &[
+        ("TU", DIRECT_UNITS),
+        ("TB", DIRECT_ROWS),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..SUBGROUP
+};
+
 // `main_subgroup` gives each of its lanes one row of the tile, in one row of invocations.
 const _: () = assert!(DIRECT_WG[0] == Tuning::SUBGROUP_WIDTH && DIRECT_ROWS == DIRECT_WG[0]);
 
@@ -117,6 +159,7 @@ pub(crate) const NARROW: KernelDesc = KernelDesc {
         ("TU", NARROW_UNITS),
         ("TB", NARROW_ROWS),
         ("KC", lstm_step::KC),
+        ("TEXELS", 0),
     ],
     ..DIRECT
 };
@@ -128,7 +171,12 @@ pub(crate) const NARROW: KernelDesc = KernelDesc {
 /// (each weight loaded once per row instead of once per tile), so only a batch of one takes it.
 pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
     name: "lstm_backward_step_single_row",
-    constants: &[("TU", NARROW_UNITS), ("TB", 1), ("KC", lstm_step::KC)],
+    constants: &[
+        ("TU", NARROW_UNITS),
+        ("TB", 1),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
     ..NARROW
 };
 
@@ -139,12 +187,14 @@ pub(crate) const SINGLE_ROW: KernelDesc = KernelDesc {
 /// the recurrent term), when its row tiles fit one grid dimension (a batch of one in a tile of
 /// its own); else staged. Of the direct tiles, [`DIRECT`] serves the batches of more than
 /// [`Tuning::SMALL_BATCH`] rows that the adapter runs direct by choice ([`SUBGROUP`] where
-/// [`Tuning::subgroups`]), [`NARROW`] the rest.
+/// [`Tuning::subgroups`]; either one's texel twin where `texels`, a model that keeps its
+/// weights in textures), [`NARROW`] the rest.
 pub(crate) fn variant(
     batch: usize,
     projected: bool,
     limits: &wgpu::Limits,
     tuning: Tuning,
+    texels: bool,
 ) -> (Kernel, u32, u32) {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     let chosen = batch <= tuning.direct_step_max_batch;
@@ -153,10 +203,13 @@ pub(crate) fn variant(
     if direct && batch == 1 {
         (Kernel::LstmBackwardStepSingleRow, NARROW_UNITS, 1)
     } else if chosen && batch > Tuning::SMALL_BATCH && fits(DIRECT_ROWS) {
-        match tuning.subgroups {
-            true => (Kernel::LstmBackwardStepSubgroup, DIRECT_UNITS, DIRECT_ROWS),
-            false => (Kernel::LstmBackwardStepDirect, DIRECT_UNITS, DIRECT_ROWS),
-        }
+        let kernel = match (tuning.subgroups, texels) {
+            (true, true) => Kernel::LstmBackwardStepSubgroupTexels,
+            (true, false) => Kernel::LstmBackwardStepSubgroup,
+            (false, true) => Kernel::LstmBackwardStepDirectTexels,
+            (false, false) => Kernel::LstmBackwardStepDirect,
+        };
+        (kernel, DIRECT_UNITS, DIRECT_ROWS)
     } else if direct && fits(NARROW_ROWS) {
         (Kernel::LstmBackwardStepNarrow, NARROW_UNITS, NARROW_ROWS)
     } else {
@@ -175,7 +228,8 @@ pub(crate) fn grid(
     limits: &wgpu::Limits,
     tuning: Tuning,
 ) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch, projected, limits, tuning);
+    // The texel twins have their storage variants' tiles.
+    let (_, units, rows) = variant(batch, projected, limits, tuning, false);
     lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
 }
 

@@ -154,6 +154,10 @@ pub enum Kernel {
     /// [`Kernel::LstmBackwardStepDirect`] with the rows' inputs shared through a subgroup of 8
     /// (devices with [`crate::gpu::Tuning::subgroups`] only).
     LstmBackwardStepSubgroup,
+    /// [`Kernel::LstmBackwardStepDirect`] reading `W_hh` from the layer's weight texture.
+    LstmBackwardStepDirectTexels,
+    /// [`Kernel::LstmBackwardStepSubgroup`] reading `W_hh` from the layer's weight texture.
+    LstmBackwardStepSubgroupTexels,
     /// [`Kernel::LstmBackwardStepDirect`] with 4 units per invocation (2 to 4 rows, and a
     /// projected layer's batches on a GPU).
     LstmBackwardStepNarrow,
@@ -191,7 +195,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 33] = [
+    pub const ALL: [Kernel; 35] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -209,6 +213,8 @@ impl Kernel {
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
         Kernel::LstmBackwardStepSubgroup,
+        Kernel::LstmBackwardStepDirectTexels,
+        Kernel::LstmBackwardStepSubgroupTexels,
         Kernel::LstmBackwardStepNarrow,
         Kernel::LstmBackwardStepSingleRow,
         Kernel::LstmProjectionStep,
@@ -245,12 +251,17 @@ impl Kernel {
     }
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
-    /// layer on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]); projected layers always
-    /// run a direct one: [`Kernel::LstmBackwardStepSingleRow`] for a batch of one,
-    /// [`Kernel::LstmBackwardStepDirect`] for more than 4 rows where the adapter runs those
-    /// direct anyway (a software one), else [`Kernel::LstmBackwardStepNarrow`].
+    /// layer of a [`crate::gpu::GpuLstm`] on `gpu` (by its limits and
+    /// [`crate::gpu::Gpu::tuning`]): with [`crate::gpu::Tuning::weight_texels`], the texel twin
+    /// of a direct variant that has one (the model's weight textures serve its backward steps
+    /// too). The trainers' models read storage. Projected layers always run a direct one:
+    /// [`Kernel::LstmBackwardStepSingleRow`] for a batch of one,
+    /// [`Kernel::LstmBackwardStepDirect`] (or its subgroup or texel twin) for more than 4 rows
+    /// where the adapter runs those direct anyway (a software one), else
+    /// [`Kernel::LstmBackwardStepNarrow`].
     pub fn for_backward_step(batch: usize, gpu: &crate::gpu::Gpu) -> Kernel {
-        lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning()).0
+        let texels = gpu.tuning().weight_texels;
+        lstm_backward_step::variant(batch, false, gpu.limits(), gpu.tuning(), texels).0
     }
 
     /// The kernel's descriptor.
@@ -275,6 +286,8 @@ impl Kernel {
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::LstmBackwardStepSubgroup => &lstm_backward_step::SUBGROUP,
+            Kernel::LstmBackwardStepDirectTexels => &lstm_backward_step::DIRECT_TEXELS,
+            Kernel::LstmBackwardStepSubgroupTexels => &lstm_backward_step::SUBGROUP_TEXELS,
             Kernel::LstmBackwardStepNarrow => &lstm_backward_step::NARROW,
             Kernel::LstmBackwardStepSingleRow => &lstm_backward_step::SINGLE_ROW,
             Kernel::LstmProjectionStep => &lstm_projection_step::DESC,

@@ -22,6 +22,7 @@ use crate::gpu::plan::forward::{Dims, ForwardPlan};
 use crate::gpu::readback::ReadPlan;
 use crate::gpu::region::Region;
 use crate::gpu::stats::Counters;
+use crate::gpu::weight_texels::WeightTexels;
 use crate::lstm::{Dropout, GradRequest, Upstream};
 
 /// Backward for one `(B, T)`; gradients of the parameters land in the gradient arena given to
@@ -54,15 +55,20 @@ struct LayerIo<'a> {
     grads: &'a wgpu::Buffer,
     d_gates: &'a wgpu::Buffer,
     dh_seq: &'a wgpu::Buffer,
+    /// The layer's weight texture, which the step's texel variants read, or an unread one
+    /// where the model keeps none.
+    texels: &'a wgpu::TextureView,
+    /// Whether `texels` holds the layer's weights.
+    has_texels: bool,
 }
 
 impl BackwardPlan {
-    /// Buffers and dispatches for the shape of `fwd` (which must keep its activations).
+    /// Buffers and dispatches for the shape of `fwd` (which must keep its activations); where
+    /// the model keeps its weights in textures (`texels`), the steps read `W_hh` from them.
     pub(crate) fn new(
         gpu: &Gpu,
         counters: &Counters,
-        slots: &LstmSlots,
-        params: &wgpu::Buffer,
+        (slots, params, texels): (&LstmSlots, &wgpu::Buffer, Option<&WeightTexels>),
         grads: &wgpu::Buffer,
         fwd: &ForwardPlan,
     ) -> Result<BackwardPlan> {
@@ -91,6 +97,10 @@ impl BackwardPlan {
             false => None,
         };
         let dx = gpu.storage("dx", rows * dims.input, U::COPY_SRC)?;
+        let unread = match texels {
+            Some(_) => None,
+            None => Some(gpu.unread_texels()?),
+        };
         let io = |l: usize| LayerIo {
             l,
             slots,
@@ -98,6 +108,12 @@ impl BackwardPlan {
             grads,
             d_gates: &d_gates[l],
             dh_seq: &dh_seq[l],
+            texels: match (texels, &unread) {
+                (Some(t), _) => t.view(l),
+                (None, Some(unread)) => unread,
+                (None, None) => unreachable!("made above when the model keeps no textures"),
+            },
+            has_texels: texels.is_some(),
         };
         let dx_gemms = input_gradient(gpu, counters, &dims, &io(0), &dx)?;
         let mut plan = BackwardPlan {
@@ -163,12 +179,14 @@ impl BackwardPlan {
         ];
         let work = lstm_backward_step::work(d.batch, d.hidden, d.out, d.dirs);
         let projected = d.projected();
-        let (kernel, _, _) = lstm_backward_step::variant(d.batch, projected, limits, tuning);
+        let (kernel, _, _) =
+            lstm_backward_step::variant(d.batch, projected, limits, tuning, io.has_texels);
+        let texels = io.texels;
         let step = Dispatch::with_shared_uniform(
             gpu,
             (kernel, "backward step", work),
             fwd.step_binding(),
-            (&buffers, &[]),
+            (&buffers, &[texels]),
             lstm_backward_step::grid((d.batch, d.hidden, d.dirs), projected, limits, tuning)?,
         );
         if !projected {
@@ -176,7 +194,7 @@ impl BackwardPlan {
                 gpu,
                 (kernel, "dh0", work),
                 fwd.step_binding(),
-                (&buffers, &[]),
+                (&buffers, &[texels]),
                 lstm_backward_step::grid((d.batch, d.hidden, d.dirs), false, limits, tuning)?,
             );
             return Ok((vec![step], dh0));

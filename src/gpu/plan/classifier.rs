@@ -96,8 +96,7 @@ impl ClassifierPlan {
             true => Some(BackwardPlan::new(
                 gpu,
                 counters,
-                lstm,
-                &arenas.params,
+                (lstm, &arenas.params, None),
                 &arenas.grads,
                 &forward,
             )?),
