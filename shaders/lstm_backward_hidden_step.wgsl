@@ -24,8 +24,6 @@ var<private> s: Step;
 @group(0) @binding(5) var<storage, read_write> d_state: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dh_seq: array<f32>;
 
-const RU: u32 = TU / WG_X;
-
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -39,10 +37,7 @@ fn main(
     let O = s.out;
     let w_off = s.w_off + d * s.dir_params;
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var outs: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        outs[j] = min(j0 + WG_X * j, O - 1u);
-    }
+    let outs = tile_columns(j0, O);
     var lens: array<u32, TB>;
     var has_next: array<bool, TB>;
     var t_next: array<u32, TB>;

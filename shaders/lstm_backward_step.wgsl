@@ -142,8 +142,6 @@ fn main(
     }
 }
 
-const RU: u32 = TU / WG_X;
-
 // Row u of the stored W_hhᵀ at unit k of direction d: the four weights from h[u] into the gates
 // of unit k. From the parameters, or in the texel variants from the layer's weight texture, whose
 // row d·(I + O) + I + u holds the same row (a constant: the other branch compiles away).
@@ -166,10 +164,7 @@ fn main_direct(
     let H = s.hidden;
     let O = s.out;
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var units: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        units[j] = min(u0 + WG_X * j, H - 1u);
-    }
+    let units = tile_columns(u0, H);
     var bs: array<u32, TB>;
     var nexts: array<Next, TB>;
     // Whether a row of the tile needs the product: a row of the batch (not a clamped copy past

@@ -23,10 +23,7 @@ fn main_subgroup(
     let H = s.hidden;
     let O = s.out;
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var units: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        units[j] = min(u0 + WG_X * j, H - 1u);
-    }
+    let units = tile_columns(u0, H);
     // Which rows need the product, as in `main_direct` (the same for every lane).
     var needs: array<bool, TB>;
     var needed = false;

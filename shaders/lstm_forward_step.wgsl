@@ -168,8 +168,6 @@ fn main(
     }
 }
 
-const RU: u32 = TU / WG_X;
-
 // W_ihᵀ[k, u] and W_hhᵀ[k, u] (the four gates of unit u) of direction d, from the parameters,
 // or from the layer's weight texture in the texel variants (a constant: the other branch
 // compiles away).
@@ -221,10 +219,7 @@ fn main_direct(
     let b0 = wg.y * TB + lid.y;
     let H = s.hidden;
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var units: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        units[j] = min(u0 + WG_X * j, H - 1u);
-    }
+    let units = tile_columns(u0, H);
     var rows: array<Row, RB>;
     var bs: array<u32, RB>;
     var any_running = false;

@@ -23,10 +23,7 @@ fn main_subgroup(
     let b0 = wg.y * TB;
     let H = s.hidden;
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var units: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        units[j] = min(u0 + WG_X * j, H - 1u);
-    }
+    let units = tile_columns(u0, H);
     var rows: array<Row, RB>;
     var any_running = false;
     for (var r = 0u; r < RB; r++) {

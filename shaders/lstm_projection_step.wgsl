@@ -23,8 +23,6 @@ var<private> s: Step;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
 
-const RU: u32 = TU / WG_X;
-
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -39,10 +37,7 @@ fn main(
     let w_hr = s.wr_off + 4u * d * s.dir_params;
     let r_at = select(0u, s.dirs * s.batch * s.seq * (H + O), s.save != 0u);
     // Indices clamped into the matrix: the edge invocations compute a copy and store nothing.
-    var outs: array<u32, RU>;
-    for (var j = 0u; j < RU; j++) {
-        outs[j] = min(j0 + WG_X * j, O - 1u);
-    }
+    let outs = tile_columns(j0, O);
     var lens: array<u32, TB>;
     var times: array<u32, TB>;
     // A tile of finished rows skips the sum (it only zeroes their outputs).

@@ -33,6 +33,19 @@ struct Step {
 const WG: u32 = WG_X * WG_Y;
 const RB: u32 = TB / WG_Y;
 
+// The direct tiles (one row of invocations) give each invocation RU columns of the tile (units,
+// or outputs of a projection): j0, j0 + WG_X, ... Those past the last of `width` columns read
+// a clamped copy of it (in range) and store nothing.
+const RU: u32 = TU / WG_X;
+
+fn tile_columns(j0: u32, width: u32) -> array<u32, RU> {
+    var columns: array<u32, RU>;
+    for (var j = 0u; j < RU; j++) {
+        columns[j] = min(j0 + WG_X * j, width - 1u);
+    }
+    return columns;
+}
+
 // Where a row stands. Sequence b has n = lengths[b] steps (1 ≤ n ≤ T). Processing step s of the
 // forward direction reads time s, of the reverse direction time n - 1 - s; for s ≥ n the row is
 // finished: its state stays as it is, and time s (past its end) is padding, which the kernels
