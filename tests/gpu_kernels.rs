@@ -3,7 +3,7 @@
 //! workgroup grid.
 mod common;
 
-use common::{assert_close, gpu, random_array};
+use common::{assert_close, gpu, random_array, runs_subgroups};
 use lstm_wgpu::cpu;
 use lstm_wgpu::gemm::{GemmSpec, MatrixLayout};
 use lstm_wgpu::gpu::kernels::Kernel;
@@ -71,17 +71,6 @@ mod matmul {
             subgroups: false,
             ..gpu.tuning()
         })
-    }
-
-    /// Whether the tests' GPU runs [`Kernel::MatmulSubgroup`]: exactly where its subgroups are 8
-    /// wide (the Vulkan pass on lavapipe; not the GL one, which has no subgroups). Where it does
-    /// not, the subgroup tests check only that (`a_device_runs_the_subgroup_matmul_...`).
-    fn runs_subgroups() -> bool {
-        let runs = gpu().tuning().subgroups;
-        if !runs {
-            eprintln!("this adapter has no 8-wide subgroups: the subgroup matmul does not run");
-        }
-        runs
     }
 
     /// Every transpose combination at `m` rows; `n` = 67 and `k` = 19 straddle the column tiles
