@@ -14,7 +14,8 @@
 //
 // Layouts. Gates are interleaved: a vec4 holds (i, f, g, o) of one hidden unit, so one invocation
 // owns all four gates of a unit and the cell update needs no exchange between invocations.
-//   xproj   [D, B, T, H] vec4   (staged entry only)
+//   xproj   [D, B, T, H] vec4   (staged entry only; the tall step, lstm_forward_step_tall.wgsl,
+//           keeps h transposed in this binding instead)
 //   y       [B, T, D·O]         the layer's output, [forward | reverse] at each time
 //   w_hh    [O, H] vec4 = W_hhᵀ with the four gate rows of unit u side by side; b_hh [H] vec4
 //   w_ih    [I, H] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
@@ -51,7 +52,7 @@
 // The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
 // afresh at every use, and the loops below use it at every k.
 var<private> s: Step;
-@group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> xproj: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> state0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
@@ -312,7 +313,8 @@ fn finish_tile(
 
 // The rest of the step for unit u < H of batch row b < B in direction d: `a` holds the four
 // gates' pre-activations of u, xproj_t + b_hh + h_prev · W_hhᵀ (meaningless for a finished row).
-fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) {
+// Returns r (0 for a finished row), which only the tall step uses.
+fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
     let H = s.hidden;
     let O = s.out;
     let projected = O < H;
@@ -329,7 +331,7 @@ fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) {
         if (s.save != 0u && u < O) {
             saved[rows_h + dir_row(d, b, s.step, O) + u] = 0.0;
         }
-        return;
+        return 0.0;
     }
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
@@ -362,4 +364,5 @@ fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) {
             saved[rows_h + dir_row(d, b, row.t, O) + u] = h_prev(d, b, row, u);
         }
     }
+    return r;
 }

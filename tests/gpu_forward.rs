@@ -206,6 +206,79 @@ fn the_subgroup_step_gives_the_bits_of_the_direct_step() {
 }
 
 #[test]
+fn the_tall_step_serves_batches_of_32_rows_and_more_and_matches_cpu() {
+    // Tiles of 32 rows by 8 units. B = 70: two full row tiles and one of 6 (its lanes 2-7 load
+    // clamped copies of the last row); H = 33: four unit tiles and one of a single unit (lanes
+    // 1-7 compute copies and store nothing). With h0/c0 (the first step reads h0 row by row) and
+    // two layers (the second reads the first's output as x_t). 31 rows keep the 8-row tile.
+    if !runs_subgroups() {
+        return;
+    }
+    for texels in [false, true] {
+        let gpu = gpu_tuned_as_software_with_subgroups(texels);
+        let (tall, short) = match texels {
+            false => (Kernel::LstmForwardStepTall, Kernel::LstmForwardStepSubgroup),
+            true => (
+                Kernel::LstmForwardStepTallTexels,
+                Kernel::LstmForwardStepSubgroupTexels,
+            ),
+        };
+        assert_eq!(Kernel::for_forward_step(31, 33, &gpu), short);
+        assert_eq!(Kernel::for_forward_step(32, 33, &gpu), tall);
+        assert_eq!(Kernel::for_forward_step(70, 33, &gpu), tall);
+        compare_on(&gpu, 70, 6, 19, 33, 2, true);
+    }
+}
+
+#[test]
+fn the_tall_step_gives_the_bits_of_the_direct_step() {
+    // The direct step's sums in its order, with h_prev read from the transposed copy the step
+    // before wrote: equal, not close. 40 rows (a full row tile and a partial one), 70 units
+    // (a partial unit tile), h0/c0 and two layers.
+    if !runs_subgroups() {
+        return;
+    }
+    for texels in [false, true] {
+        let config = LstmConfig::new(19, 70, 2).unwrap();
+        let w = random_weights(config, 6, 1.0);
+        let x: Array3<f32> = random_array((40, 6, 19), 7, -1.0, 1.0);
+        let state = random_state(&config, 40, 8);
+        let with = gpu_tuned_as_software_with_subgroups(texels);
+        let without = with.with_tuning(Tuning {
+            subgroups: false,
+            ..with.tuning()
+        });
+        let tall = match texels {
+            false => Kernel::LstmForwardStepTall,
+            true => Kernel::LstmForwardStepTallTexels,
+        };
+        assert_eq!(Kernel::for_forward_step(40, 70, &with), tall);
+        let a = GpuLstm::new(&with, &w)
+            .unwrap()
+            .forward(x.view(), Some(&state))
+            .unwrap();
+        let b = GpuLstm::new(&without, &w)
+            .unwrap()
+            .forward(x.view(), Some(&state))
+            .unwrap();
+        for (name, p, q) in [
+            ("y", a.y.view().into_dyn(), b.y.view().into_dyn()),
+            ("h_n", a.h_n.view().into_dyn(), b.h_n.view().into_dyn()),
+            ("c_n", a.c_n.view().into_dyn(), b.c_n.view().into_dyn()),
+        ] {
+            let differ = p
+                .iter()
+                .zip(q.iter())
+                .position(|(p, q)| p.to_bits() != q.to_bits());
+            if let Some(i) = differ {
+                let (p, q) = (p.iter().nth(i).unwrap(), q.iter().nth(i).unwrap());
+                panic!("texels {texels}: {name} element {i}: tall {p} vs direct {q}");
+            }
+        }
+    }
+}
+
+#[test]
 fn the_small_batch_step_matches_cpu_across_its_unit_tiles() {
     // H = 70 straddles the 64 units of a small-batch workgroup (and the 32 invocations, each
     // owning two units).

@@ -93,6 +93,34 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Batches of 32 rows and more: the tall forward steps where layers are unprojected.
+fn tall_cases() -> Vec<Case> {
+    let lengths = |b: usize, seq: usize| (0..b).map(|r| 1 + r * 7 % seq).collect::<Vec<_>>();
+    vec![
+        Case {
+            name: "bidirectional, two layers, variable lengths",
+            config: config(3, 13, 2, true, 0, true),
+            lengths: lengths(35, 5),
+            seq: 5,
+            dropout: None,
+        },
+        Case {
+            name: "two layers without biases, dropout",
+            config: config(4, 20, 2, false, 0, false),
+            lengths: vec![4; 33],
+            seq: 4,
+            dropout: Some(Dropout::new(0.5, 9).unwrap()),
+        },
+        Case {
+            name: "projected (no tall step), variable lengths",
+            config: config(4, 9, 1, false, 5, true),
+            lengths: lengths(32, 4),
+            seq: 4,
+            dropout: None,
+        },
+    ]
+}
+
 /// Forward (training) and backward of `c` with random state and upstream gradients on `lstm`.
 fn run(lstm: &mut dyn Lstm, w: &LstmWeights<f32>, c: &Case) -> (LstmOutput<f32>, LstmGrads<f32>) {
     let config = *w.config();
@@ -136,7 +164,11 @@ const RTOL_FWD: f64 = 1e-5;
 const RTOL_BWD: f64 = 2e-5;
 
 fn gpu_matches_cpu_on(gpu: &Gpu, tuning: &str) {
-    for c in cases() {
+    gpu_matches_cpu_on_cases(gpu, tuning, cases());
+}
+
+fn gpu_matches_cpu_on_cases(gpu: &Gpu, tuning: &str, cases: Vec<Case>) {
+    for c in cases {
         let w = random_weights(c.config, 7, 1.5);
         let what = format!("{tuning}, {}", c.name);
         let (want, want_g) = run(&mut CpuLstm::new(w.clone()).unwrap(), &w, &c);
@@ -201,6 +233,18 @@ fn the_subgroup_steps_match_the_cpu_on_every_variant() {
     gpu_matches_cpu_on(&textures, "subgroups, textures");
     let storage = gpu_tuned_as_software_with_subgroups(false);
     gpu_matches_cpu_on(&storage, "subgroups, storage");
+}
+
+#[test]
+fn the_tall_steps_match_the_cpu_on_large_batches_of_every_unprojected_variant() {
+    // Forward (training, so the step also saves what backward reads) and backward.
+    if !runs_subgroups() {
+        return;
+    }
+    let textures = gpu_tuned_as_software_with_subgroups(true);
+    gpu_matches_cpu_on_cases(&textures, "subgroups, textures", tall_cases());
+    let storage = gpu_tuned_as_software_with_subgroups(false);
+    gpu_matches_cpu_on_cases(&storage, "subgroups, storage", tall_cases());
 }
 
 #[test]

@@ -38,8 +38,11 @@
 //! adapter runs one lane of a subgroup per element of a vector register, so a value one lane
 //! loaded reaches the others through a register shuffle, where loading it in every lane costs a
 //! load per lane: the reference classifier's `dW_hh` took 40% less time, its forward and
-//! backward steps 10-20% less. GPUs with wider subgroups keep the variants without subgroups
-//! until ones are written and measured for them.
+//! backward steps 10-20% less. The forward step has a tall subgroup variant for batches of 32
+//! rows and more (`shaders/lstm_forward_step_tall.wgsl`): one unit of 32 rows per lane, where
+//! each weight it loads serves four times the rows, with `h_{t-1}` read from a transposed copy.
+//! GPUs with wider subgroups keep the variants without subgroups until ones are written and
+//! measured for them.
 
 /// Which variants a [`crate::gpu::Gpu`] runs; [`Tuning::for_device_type`] chooses from the
 /// adapter, and [`crate::gpu::Gpu::with_tuning`] overrides it (to compare variants, or to test

@@ -18,15 +18,22 @@
 //! `main_subgroup`, `shaders/lstm_forward_step_subgroup.wgsl`) takes [`DIRECT`]'s batches with
 //! its tile: each of the 8 invocations loads one row's `x_t` and `h_{t-1}` and hands them to the
 //! others (`subgroupBroadcast`), instead of every invocation loading all 8 rows; for layers of
-//! at most 32 units, [`SUBGROUP_NARROW`] does the same with 4 units per invocation.
+//! at most 32 units, [`SUBGROUP_NARROW`] does the same with 4 units per invocation. Batches of
+//! at least 32 rows of unprojected layers no wider than their inputs take [`TALL`] (entry
+//! `main_tall`, `shaders/lstm_forward_step_tall.wgsl`): 32 rows by 8 units, one unit per
+//! invocation, so that each weight loaded serves 32 rows; it reads `h_{t-1}` from a copy
+//! transposed to `[O, B]` (a vec4 holds 4 rows) that each step writes into its `xproj` binding
+//! for the next.
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`],
-//! [`SUBGROUP_TEXELS`], [`SUBGROUP_NARROW_TEXELS`], constant `TEXELS = 1`) that reads `W_ihᵀ` and `W_hhᵀ` from the layer's
-//! weight texture instead of `params` (chosen by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the
-//! texel twins, and the small-batch one has a tile of its own for them: 8 units per
-//! invocation instead of 2.
+//! [`SUBGROUP_TEXELS`], [`SUBGROUP_NARROW_TEXELS`], [`TALL_TEXELS`], constant `TEXELS = 1`)
+//! that reads `W_ihᵀ` and `W_hhᵀ` from the layer's weight texture instead of `params` (chosen
+//! by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the texel twins,
+//! and the small-batch one has a tile of its own for them: 8 units per invocation instead of 2.
 //!
-//! Bindings: `xproj`, `params` (read), `state0` (read; `h0`, `c0` and the lengths), `y`,
+//! Bindings: `xproj` (the staged variant's input projection, the tall variants' `h`
+//! transposed, unread by the others), `params` (read), `state0` (read; `h0`, `c0` and the
+//! lengths), `y`,
 //! `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's input
 //! `[B, T, I]`, read by the direct variants only), then the weight texture (read by the texel
 //! variants only; the others bind any texture). Every variant runs all directions of a layer,
@@ -58,7 +65,8 @@ const STEP: KernelDesc = step_kernel(
         shader_file!("lstm_forward_step.wgsl"),
     ],
     &[
-        Access::Read,
+        // `xproj`, which the tall variants use for `h` transposed (written)
+        Access::ReadWrite,
         Access::Read,
         Access::Read,
         Access::ReadWrite,
@@ -266,14 +274,119 @@ pub(crate) const SUBGROUP_NARROW_TEXELS: KernelDesc = KernelDesc {
     ..SUBGROUP
 };
 
-/// The kernel for a batch of `batch` rows of a layer of `hidden` units on a device with
+/// The tile of the tall variants: 32 rows by 8 units, one unit per lane, so that each weight
+/// loaded serves 32 rows. On a software adapter with 8-wide subgroups, the products alone of
+/// the reference step (28 dispatches, best of 15, two runs) took 13.5 ms against 17.1-17.4 for
+/// [`SUBGROUP_TILE`]'s, with `h_prev` read a vec4 of 4 rows at a time (14.3 ms from storage,
+/// 13.5 from a texture); 32 or 64 rows of 2 units, or 64 rows of one, took 10-15 times as long.
+const TALL_TILE: DirectTile = DirectTile {
+    units: 8,
+    rows: 32,
+    invocations: crate::gpu::Tuning::SUBGROUP_WIDTH,
+};
+// `main_tall` gives each lane one unit and 4 of the 32 rows to load, in one row of invocations.
+const _: () = assert!(TALL_TILE.invocations == 8 && TALL_TILE.units == 8 && TALL_TILE.rows == 32);
+
+/// The tall variant (`shaders/lstm_forward_step_tall.wgsl`, entry `main_tall`): 32 rows by 8
+/// units, reading `h_{t-1}` transposed from what the step before wrote into its `xproj`
+/// binding ([`reads_h_transposed`]), for devices whose subgroups are 8 wide, batches of at
+/// least 32 rows and unprojected layers.
+pub(crate) const TALL: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_tall",
+    files: &[
+        PRELUDE[0],
+        PRELUDE[1],
+        PRELUDE[2],
+        shader_file!("lstm_forward_step.wgsl"),
+        shader_file!("subgroup_rows.wgsl"),
+        shader_file!("lstm_forward_step_tall.wgsl"),
+    ],
+    entry: "main_tall",
+    workgroup_size: [TALL_TILE.invocations, 1, 1],
+    constants: &[
+        ("TU", TALL_TILE.units),
+        ("TB", TALL_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 0),
+    ],
+    subgroups: true,
+    ..DESC
+};
+
+/// [`TALL`] reading the weights from the layer's texture.
+pub(crate) const TALL_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_tall_texels",
+    constants: &[
+        ("TU", TALL_TILE.units),
+        ("TB", TALL_TILE.rows),
+        ("KC", lstm_step::KC),
+        ("TEXELS", 1),
+    ],
+    ..TALL
+};
+
+/// Whether the step `kernel` keeps `h` transposed in its layer's `xproj` buffer (the tall
+/// variants), which then needs [`h_transposed_len`] floats.
+pub(crate) fn reads_h_transposed(kernel: Kernel) -> bool {
+    matches!(
+        kernel,
+        Kernel::LstmForwardStepTall | Kernel::LstmForwardStepTallTexels
+    )
+}
+
+/// Floats of `h` transposed for the tall variants: two steps' `[D, O, B']` with `B'` the batch
+/// rounded up to whole tiles (`shaders/lstm_forward_step_tall.wgsl`).
+pub(crate) fn h_transposed_len(batch: usize, out: usize, dirs: usize) -> usize {
+    let rows = batch.div_ceil(TALL_TILE.rows as usize) * TALL_TILE.rows as usize;
+    2 * dirs * out * rows
+}
+
+/// What the choice of a step variant needs to know of a model's layers (one variant serves
+/// them all).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layers {
+    /// Units per layer.
+    pub(crate) hidden: usize,
+    /// The widest layer input (the first layer's, or `D·O` above it).
+    pub(crate) widest_input: usize,
+    /// Whether the layers project `h` (`O < H`).
+    pub(crate) projected: bool,
+}
+
+impl Layers {
+    /// The layers of `config`.
+    pub(crate) fn of(config: &crate::LstmConfig) -> Layers {
+        let widest_input = (0..config.num_layers)
+            .map(|l| config.layer_input_size(l))
+            .max()
+            .unwrap_or(config.input_size);
+        Layers {
+            hidden: config.hidden_size,
+            widest_input,
+            projected: config.output_size() < config.hidden_size,
+        }
+    }
+
+    /// Whether the tall variants serve these layers: unprojected (a projected layer's `h` is
+    /// the projection step's output, which does not write it transposed), and inputs no wider
+    /// than the layer. The tall tile reads `x_t` four rows to a lane and one value at a time,
+    /// so its input products cost more than the 8-row tile's: on a software adapter with
+    /// 8-wide subgroups (forward, best of 20, alternating runs), B64 H256 took 98-113 ms
+    /// against 109-115 at I128 (T50), 126-135 against 146-149 at I256 (T50), 126-133 against
+    /// 123-126 at I512 (T30); B32 H512 I512 T50 254-265 against 261-266.
+    fn tall_fits(&self) -> bool {
+        !self.projected && self.widest_input <= self.hidden
+    }
+}
+
+/// The kernel for a batch of `batch` rows of `layers` on a device with
 /// `limits` and `tuning`, reading the weights from textures where `texels` (a model that keeps
 /// them) and the kernel has a texel twin, and its tile: `(kernel, units, rows)` per workgroup.
 /// A direct variant needs its row tiles to fit one grid dimension; when they do not, the staged
 /// step (fewer row tiles) takes over.
 pub(crate) fn variant(
     batch: usize,
-    hidden: usize,
+    layers: Layers,
     limits: &wgpu::Limits,
     tuning: Tuning,
     texels: bool,
@@ -286,8 +399,18 @@ pub(crate) fn variant(
             true => (Kernel::LstmForwardStepSmallBatchTexels, &SMALL_TEXELS_TILE),
             false => (Kernel::LstmForwardStepSmallBatch, &SMALL_TILE),
         }
+    } else if direct
+        && tuning.subgroups
+        && layers.tall_fits()
+        && batch >= TALL_TILE.rows as usize
+        && fits(&TALL_TILE)
+    {
+        match texels {
+            true => (Kernel::LstmForwardStepTallTexels, &TALL_TILE),
+            false => (Kernel::LstmForwardStepTall, &TALL_TILE),
+        }
     } else if direct && tuning.subgroups && fits(&SUBGROUP_TILE) {
-        let narrow = hidden <= SUBGROUP_NARROW_TILE.units as usize;
+        let narrow = layers.hidden <= SUBGROUP_NARROW_TILE.units as usize;
         match (narrow, texels) {
             (false, true) => (Kernel::LstmForwardStepSubgroupTexels, &SUBGROUP_TILE),
             (false, false) => (Kernel::LstmForwardStepSubgroup, &SUBGROUP_TILE),
@@ -349,11 +472,11 @@ pub(crate) type Sizes = (usize, usize, usize);
 ///
 /// [`Error::DeviceLimit`]: crate::Error::DeviceLimit
 pub(crate) fn grid(
-    (batch, hidden, dirs): (usize, usize, usize),
+    (batch, layers, dirs): (usize, Layers, usize),
     limits: &wgpu::Limits,
     tuning: Tuning,
     texels: bool,
 ) -> Result<[u32; 3]> {
-    let (_, units, rows) = variant(batch, hidden, limits, tuning, texels);
-    lstm_step::grid((batch, hidden, dirs), (units, rows), limits)
+    let (_, units, rows) = variant(batch, layers, limits, tuning, texels);
+    lstm_step::grid((batch, layers.hidden, dirs), (units, rows), limits)
 }

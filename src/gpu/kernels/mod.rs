@@ -146,6 +146,12 @@ pub enum Kernel {
     LstmForwardStepSubgroupNarrow,
     /// [`Kernel::LstmForwardStepSubgroupNarrow`] with the weights read from textures.
     LstmForwardStepSubgroupNarrowTexels,
+    /// [`Kernel::LstmForwardStepSubgroup`] with a tile of 32 rows by 8 units, reading `h_{t-1}`
+    /// transposed (devices with [`crate::gpu::Tuning::subgroups`] only).
+    LstmForwardStepTall,
+    /// [`Kernel::LstmForwardStepTall`] reading the weights from textures (devices with
+    /// [`crate::gpu::Tuning::subgroups`] only).
+    LstmForwardStepTallTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
@@ -195,7 +201,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 35] = [
+    pub const ALL: [Kernel; 37] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -210,6 +216,8 @@ impl Kernel {
         Kernel::LstmForwardStepSubgroupTexels,
         Kernel::LstmForwardStepSubgroupNarrow,
         Kernel::LstmForwardStepSubgroupNarrowTexels,
+        Kernel::LstmForwardStepTall,
+        Kernel::LstmForwardStepTallTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
         Kernel::LstmBackwardStepSubgroup,
@@ -239,15 +247,21 @@ impl Kernel {
         matmul::variant(spec, gpu.limits(), gpu.tuning().subgroups)
     }
 
-    /// The variant of the forward step that serves a batch of `batch` rows of a layer of
-    /// `hidden` units of a [`crate::gpu::GpuLstm`] on `gpu` (by its limits and
+    /// The variant of the forward step that serves a batch of `batch` rows of an unprojected
+    /// layer of `hidden` units, whose input is at most as wide, of a [`crate::gpu::GpuLstm`] on
+    /// `gpu` (by its limits and
     /// [`crate::gpu::Gpu::tuning`]): with [`crate::gpu::Tuning::weight_texels`], the texel twin
     /// of a direct variant (for a model whose layers fit the device's textures, `I + H` and `H`
     /// at most `max_texture_dimension_2d`). The trainers' models always read their weights from
     /// storage.
     pub fn for_forward_step(batch: usize, hidden: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         let texels = gpu.tuning().weight_texels;
-        lstm_forward_step::variant(batch, hidden, gpu.limits(), gpu.tuning(), texels).0
+        let layers = lstm_forward_step::Layers {
+            hidden,
+            widest_input: hidden,
+            projected: false,
+        };
+        lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels).0
     }
 
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
@@ -283,6 +297,8 @@ impl Kernel {
             Kernel::LstmForwardStepSubgroupNarrowTexels => {
                 &lstm_forward_step::SUBGROUP_NARROW_TEXELS
             }
+            Kernel::LstmForwardStepTall => &lstm_forward_step::TALL,
+            Kernel::LstmForwardStepTallTexels => &lstm_forward_step::TALL_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::LstmBackwardStepSubgroup => &lstm_backward_step::SUBGROUP,

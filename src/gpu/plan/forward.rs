@@ -198,9 +198,16 @@ impl ForwardPlan {
         let x = gpu.storage("x", batch * seq * dims.input, U::COPY_DST)?;
         let state0 = gpu.storage("h0/c0/lengths", dims.state_len() + batch, U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", dims.state_len(), U::COPY_SRC)?;
+        let shape = lstm_forward_step::Layers::of(&c);
         let (step_kernel, _, _) =
-            lstm_forward_step::variant(batch, dims.hidden, gpu.limits(), gpu.tuning(), false);
+            lstm_forward_step::variant(batch, shape, gpu.limits(), gpu.tuning(), false);
         let project = !lstm_forward_step::projects_input(step_kernel);
+        // The tall steps keep h transposed where the staged ones keep the input projection.
+        let xproj_len = match (project, lstm_forward_step::reads_h_transposed(step_kernel)) {
+            (true, _) => 4 * dims.per_dir(dims.hidden),
+            (false, true) => lstm_forward_step::h_transposed_len(batch, dims.out, dims.dirs),
+            (false, false) => 4,
+        };
         let dropout = mode.dropout && dims.layers > 1;
         let layers = (0..dims.layers)
             .map(|l| {
@@ -208,7 +215,7 @@ impl ForwardPlan {
                     gpu,
                     &dims,
                     mode.save,
-                    project,
+                    xproj_len,
                     dropout && l + 1 < dims.layers,
                 )
             })
@@ -252,9 +259,11 @@ impl ForwardPlan {
         let d = self.dims;
         let (batch, seq, h) = (d.batch, d.seq, d.hidden);
         let texels = weights.texels.is_some();
-        let grid = lstm_forward_step::grid((batch, h, d.dirs), gpu.limits(), gpu.tuning(), texels)?;
+        let layers = lstm_forward_step::Layers::of(&slots.config);
+        let grid =
+            lstm_forward_step::grid((batch, layers, d.dirs), gpu.limits(), gpu.tuning(), texels)?;
         let (step_kernel, _, _) =
-            lstm_forward_step::variant(batch, h, gpu.limits(), gpu.tuning(), texels);
+            lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels);
         let unread = match weights.texels {
             Some(_) => None,
             None => Some(gpu.unread_texels()?),
@@ -560,13 +569,14 @@ impl ForwardPlan {
     }
 }
 
-/// One layer's buffers; `xproj` only when `project` (the GEMM fills it), the saved activations
-/// only when `save`, `y_drop` only when `drop`.
+/// One layer's buffers; `xproj` of `xproj_len` floats (the input projection where a GEMM makes
+/// it, `h` transposed for the tall steps, else a placeholder), the saved activations only when
+/// `save`, `y_drop` only when `drop`.
 fn layer_buffers(
     gpu: &Gpu,
     d: &Dims,
     save: bool,
-    project: bool,
+    xproj_len: usize,
     drop: bool,
 ) -> Result<LayerBuffers> {
     let rows_h = d.per_dir(d.hidden);
@@ -576,7 +586,6 @@ fn layer_buffers(
         false => r_len.max(4),
     };
     let g_len = if save { 4 * rows_h } else { 4 };
-    let xproj_len = if project { 4 * rows_h } else { 4 };
     let none = wgpu::BufferUsages::empty();
     let y_len = d.batch * d.seq * d.layer_out();
     Ok(LayerBuffers {

@@ -1,0 +1,125 @@
+// The direct forward step with a tall tile, 32 rows by 8 units, reading h_prev transposed. CPU
+// twin: src/cpu/lstm_forward_step.rs, as for lstm_forward_step.wgsl, which comes first and
+// provides the bindings, `finish` and the weight loads (subgroup_rows.wgsl the broadcasts).
+//
+// A workgroup is one subgroup of 8 invocations (devices whose subgroups are exactly 8 wide:
+// src/gpu/tuning.rs) and owns TU = 8 units of TB = 32 rows; invocation `lid.x` owns unit
+// wg.x·8 + lid.x of all 32 rows. Each weight it loads (the four gates of its unit at one k)
+// serves 32 rows, where the subgroup step's serves 8: a software adapter pays per load and
+// per lane, so the weight loads per product fall fourfold. The rows' inputs come four rows to a
+// vec4: lane s loads rows 4s .. 4s + 3 and every lane takes the others' (`shared_rows4`).
+// h_prev comes from `ht`, which each step writes transposed for the next:
+//
+//   ht (the `xproj` binding)  [2, D, O, BQ] vec4, BQ = ceil(B / 32) · 8; the vec4 (p, d, k, q)
+//                             holds h[4q .. 4q + 3, k] of direction d from the last step of
+//                             parity p (0 for rows past B, or finished at that step)
+//
+// so one vec4 load per lane brings all 32 rows' h_prev[·, k]. The first step reads h0 from
+// `state0`, and x_t comes from `input`, both row by row (four loads per lane and k). The sums
+// are `main_direct`'s, in the same order: x_t · W_ihᵀ, then h_prev · W_hhᵀ, then b_ih, then b_hh,
+// so the step has the direct step's bits. Unprojected layers only (a projected layer's h is the
+// projection step's output).
+
+// Offset of ht's (p, d, k, 0).
+fn ht_at(p: u32, d: u32, k: u32) -> u32 {
+    return ((p * s.dirs + d) * s.out + k) * ht_quads();
+}
+
+// BQ: vec4s per feature of ht.
+fn ht_quads() -> u32 {
+    return (s.batch + TB - 1u) / TB * (TB / 4u);
+}
+
+// One k of the tile's sums: acc[4q + e] += h[q][e] · w (row 4q + e, the four gates of the unit).
+fn tall_products(acc: ptr<function, array<vec4<f32>, RB>>, h: array<vec4<f32>, 8>, w: vec4<f32>) {
+    for (var q = 0u; q < 8u; q++) {
+        let v = h[q];
+        (*acc)[4u * q] = fma(vec4<f32>(v.x), w, (*acc)[4u * q]);
+        (*acc)[4u * q + 1u] = fma(vec4<f32>(v.y), w, (*acc)[4u * q + 1u]);
+        (*acc)[4u * q + 2u] = fma(vec4<f32>(v.z), w, (*acc)[4u * q + 2u]);
+        (*acc)[4u * q + 3u] = fma(vec4<f32>(v.w), w, (*acc)[4u * q + 3u]);
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y, WG_Z)
+fn main_tall(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    s = step;
+    let d = wg.z;
+    let u0 = wg.x * TU + lid.x;
+    let b0 = wg.y * TB;
+    // Clamped into the layer: an edge invocation computes a copy and stores nothing.
+    let unit = tile_columns(u0, s.hidden)[0];
+    var rows: array<Row, RB>;
+    var any_running = false;
+    for (var r = 0u; r < RB; r++) {
+        rows[r] = row_at(d, min(b0 + r, s.batch - 1u));
+        any_running = any_running || rows[r].running;
+    }
+    var acc: array<vec4<f32>, RB>;
+    // The rows are the workgroup's, so this branch is the same for every lane.
+    if (any_running) {
+        // This lane's rows b0 + 4·lane + e (clamped into the batch) and where their x_t starts.
+        var mine: array<u32, 4>;
+        var x_at: array<u32, 4>;
+        for (var e = 0u; e < 4u; e++) {
+            mine[e] = min(b0 + 4u * lane + e, s.batch - 1u);
+            x_at[e] = (mine[e] * s.seq + row_at(d, mine[e]).t) * s.input;
+        }
+        for (var k = 0u; k < s.input; k++) {
+            let x = vec4<f32>(
+                input[x_at[0] + k],
+                input[x_at[1] + k],
+                input[x_at[2] + k],
+                input[x_at[3] + k],
+            );
+            tall_products(&acc, shared_rows4(x), w_ih(d, k, unit));
+        }
+        // h_prev: h0 row by row at the first step, else the last step's ht.
+        if (s.step == 0u) {
+            var h_at: array<u32, 4>;
+            for (var e = 0u; e < 4u; e++) {
+                h_at[e] = h_prev_at(d, mine[e], row_at(d, mine[e]));
+            }
+            for (var k = 0u; k < s.out; k++) {
+                let h = vec4<f32>(
+                    state0[h_at[0] + k],
+                    state0[h_at[1] + k],
+                    state0[h_at[2] + k],
+                    state0[h_at[3] + k],
+                );
+                tall_products(&acc, shared_rows4(h), w_hh(d, k, unit));
+            }
+        } else {
+            let at = ht_at((s.step + 1u) % 2u, d, 0u) + b0 / 4u + lane;
+            let quads = ht_quads();
+            for (var k = 0u; k < s.out; k++) {
+                tall_products(&acc, shared_rows4(xproj[at + k * quads]), w_hh(d, k, unit));
+            }
+        }
+    }
+    // Copied out with constant indices first (see `main` in lstm_forward_step.wgsl).
+    var pre: array<vec4<f32>, RB>;
+    for (var r = 0u; r < RB; r++) {
+        pre[r] = acc[r];
+    }
+    let bias = s.dir_params * d;
+    let b_ih = params[s.bi_off + bias + unit];
+    let b_hh = params[s.b_off + bias + unit];
+    let ht_out = ht_at(s.step % 2u, d, u0) + b0 / 4u;
+    for (var q = 0u; q < TB / 4u; q++) {
+        var h = vec4<f32>(0.0);
+        for (var e = 0u; e < 4u; e++) {
+            let r = 4u * q + e;
+            if (u0 < s.hidden && b0 + r < s.batch) {
+                h[e] = finish(d, u0, b0 + r, rows[r], pre[r] + b_ih + b_hh);
+            }
+        }
+        if (u0 < s.hidden) {
+            xproj[ht_out + q] = h;
+        }
+    }
+}
