@@ -59,7 +59,10 @@ var<private> s: Step;
 @group(0) @binding(5) var<storage, read_write> state_n: array<f32>;
 @group(0) @binding(6) var<storage, read_write> saved: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> input: array<f32>;
+// The layer's input as vec4s, so that the tall variants can load four features of a row at once
+// where each row starts on a vec4; the others read it one feature at a time (`input_at`). The
+// buffers behind it hold a whole number of vec4s (src/gpu/plan/forward.rs).
+@group(0) @binding(8) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(9) var weights: texture_2d<f32>;
 
 var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
@@ -74,7 +77,11 @@ struct Row {
 }
 
 fn row_at(d: u32, b: u32) -> Row {
-    let n = seq_len(s.len_off, b);
+    return row_of_length(d, seq_len(s.len_off, b));
+}
+
+// Where a row of n steps stands.
+fn row_of_length(d: u32, n: u32) -> Row {
     let running = s.step < n;
     return Row(n, running, select(s.step, time_of(d, s.step, n), running));
 }
@@ -97,6 +104,11 @@ fn h_prev_at(d: u32, b: u32, r: Row) -> u32 {
     }
     let t_prev = select(0u, time_of(d, s.step - 1u, r.n), r.running);
     return (b * s.seq + t_prev) * s.dirs * s.out + d * s.out;
+}
+
+// Element i of the layer's input [B, T, I].
+fn input_at(i: u32) -> f32 {
+    return input[i / 4u][i % 4u];
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -242,7 +254,7 @@ fn main_direct(
             }
             var xs: array<f32, RB>;
             for (var r = 0u; r < RB; r++) {
-                xs[r] = input[(bs[r] * s.seq + rows[r].t) * s.input + k];
+                xs[r] = input_at((bs[r] * s.seq + rows[r].t) * s.input + k);
             }
             products(&acc, xs, w);
         }

@@ -43,7 +43,7 @@ fn main_subgroup(
             for (var j = 0u; j < RU; j++) {
                 w[j] = w_ih(d, k, units[j]);
             }
-            products(&acc, shared_rows(input[x_at + k]), w);
+            products(&acc, shared_rows(input_at(x_at + k)), w);
         }
         // h_prev from `state0` at the first step, from `y` after, each in a loop of its own (see
         // `main_direct`).

@@ -15,7 +15,8 @@
 //                             parity p (0 for rows past B, or finished at that step)
 //
 // so one vec4 load per lane brings all 32 rows' h_prev[·, k]. The first step reads h0 from
-// `state0`, and x_t comes from `input`, both row by row (four loads per lane and k). The sums
+// `state0` row by row (four loads per lane and k); x_t comes from `input` likewise, or, where I
+// is a multiple of 4 (so each row's x_t starts on a vec4), four features of a row to a load. The rows' lengths too are loaded four to a lane and handed round. The sums
 // are `main_direct`'s, in the same order: x_t · W_ihᵀ, then h_prev · W_hhᵀ, then b_ih, then b_hh,
 // so the step has the direct step's bits. Unprojected layers only (a projected layer's h is the
 // projection step's output).
@@ -53,36 +54,71 @@ fn main_tall(
     let b0 = wg.y * TB;
     // Clamped into the layer: an edge invocation computes a copy and stores nothing.
     let unit = tile_columns(u0, s.hidden)[0];
+    // This lane's rows b0 + 4·lane + e (clamped into the batch): it loads their lengths, x_t and
+    // h0, and hands them round.
+    var mine: array<u32, 4>;
+    for (var e = 0u; e < 4u; e++) {
+        mine[e] = min(b0 + 4u * lane + e, s.batch - 1u);
+    }
+    let n_mine = vec4<u32>(
+        seq_len(s.len_off, mine[0]),
+        seq_len(s.len_off, mine[1]),
+        seq_len(s.len_off, mine[2]),
+        seq_len(s.len_off, mine[3]),
+    );
+    let n_all = shared_rows4u(n_mine);
     var rows: array<Row, RB>;
     var any_running = false;
+    for (var q = 0u; q < 8u; q++) {
+        rows[4u * q] = row_of_length(d, n_all[q].x);
+        rows[4u * q + 1u] = row_of_length(d, n_all[q].y);
+        rows[4u * q + 2u] = row_of_length(d, n_all[q].z);
+        rows[4u * q + 3u] = row_of_length(d, n_all[q].w);
+    }
     for (var r = 0u; r < RB; r++) {
-        rows[r] = row_at(d, min(b0 + r, s.batch - 1u));
         any_running = any_running || rows[r].running;
     }
     var acc: array<vec4<f32>, RB>;
     // The rows are the workgroup's, so this branch is the same for every lane.
     if (any_running) {
-        // This lane's rows b0 + 4·lane + e (clamped into the batch) and where their x_t starts.
-        var mine: array<u32, 4>;
+        // Where this lane's rows' x_t start.
         var x_at: array<u32, 4>;
         for (var e = 0u; e < 4u; e++) {
-            mine[e] = min(b0 + 4u * lane + e, s.batch - 1u);
-            x_at[e] = (mine[e] * s.seq + row_at(d, mine[e]).t) * s.input;
+            x_at[e] = (mine[e] * s.seq + row_of_length(d, n_mine[e]).t) * s.input;
         }
-        for (var k = 0u; k < s.input; k++) {
-            let x = vec4<f32>(
-                input[x_at[0] + k],
-                input[x_at[1] + k],
-                input[x_at[2] + k],
-                input[x_at[3] + k],
-            );
-            tall_products(&acc, shared_rows4(x), w_ih(d, k, unit));
+        if (s.input % 4u == 0u) {
+            // Four features of each row to a load (x_t starts on a vec4).
+            for (var k4 = 0u; k4 < s.input / 4u; k4++) {
+                var x: array<vec4<f32>, 4>;
+                for (var e = 0u; e < 4u; e++) {
+                    x[e] = input[x_at[e] / 4u + k4];
+                }
+                let k = 4u * k4;
+                let x0 = vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x);
+                tall_products(&acc, shared_rows4(x0), w_ih(d, k, unit));
+                let x1 = vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y);
+                tall_products(&acc, shared_rows4(x1), w_ih(d, k + 1u, unit));
+                let x2 = vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z);
+                tall_products(&acc, shared_rows4(x2), w_ih(d, k + 2u, unit));
+                let x3 = vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w);
+                tall_products(&acc, shared_rows4(x3), w_ih(d, k + 3u, unit));
+            }
+        } else {
+            for (var k = 0u; k < s.input; k++) {
+                let x = vec4<f32>(
+                    input_at(x_at[0] + k),
+                    input_at(x_at[1] + k),
+                    input_at(x_at[2] + k),
+                    input_at(x_at[3] + k),
+                );
+                tall_products(&acc, shared_rows4(x), w_ih(d, k, unit));
+            }
         }
         // h_prev: h0 row by row at the first step, else the last step's ht.
         if (s.step == 0u) {
             var h_at: array<u32, 4>;
             for (var e = 0u; e < 4u; e++) {
-                h_at[e] = h_prev_at(d, mine[e], row_at(d, mine[e]));
+                h_at[e] = h_prev_at(d, mine[e], row_of_length(d, n_mine[e]));
             }
             for (var k = 0u; k < s.out; k++) {
                 let h = vec4<f32>(

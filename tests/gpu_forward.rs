@@ -211,6 +211,7 @@ fn the_tall_step_serves_batches_of_32_rows_and_more_and_matches_cpu() {
     // clamped copies of the last row); H = 33: four unit tiles and one of a single unit (lanes
     // 1-7 compute copies and store nothing). With h0/c0 (the first step reads h0 row by row) and
     // two layers (the second reads the first's output as x_t). 31 rows keep the 8-row tile.
+    // 19 inputs are read one by one, 24 four to a load.
     if !runs_subgroups() {
         return;
     }
@@ -227,6 +228,8 @@ fn the_tall_step_serves_batches_of_32_rows_and_more_and_matches_cpu() {
         assert_eq!(Kernel::for_forward_step(32, 33, &gpu), tall);
         assert_eq!(Kernel::for_forward_step(70, 33, &gpu), tall);
         compare_on(&gpu, 70, 6, 19, 33, 2, true);
+        // Four input features to a load (the second layer's 33 one by one).
+        compare_on(&gpu, 70, 6, 24, 33, 2, true);
     }
 }
 
@@ -238,10 +241,11 @@ fn the_tall_step_gives_the_bits_of_the_direct_step() {
     if !runs_subgroups() {
         return;
     }
-    for texels in [false, true] {
-        let config = LstmConfig::new(19, 70, 2).unwrap();
+    // 19 inputs are read one by one, 20 four to a load (the second layer's 70 one by one).
+    for (texels, input) in [(false, 19), (true, 19), (false, 20), (true, 20)] {
+        let config = LstmConfig::new(input, 70, 2).unwrap();
         let w = random_weights(config, 6, 1.0);
-        let x: Array3<f32> = random_array((40, 6, 19), 7, -1.0, 1.0);
+        let x: Array3<f32> = random_array((40, 6, input), 7, -1.0, 1.0);
         let state = random_state(&config, 40, 8);
         let with = gpu_tuned_as_software_with_subgroups(texels);
         let without = with.with_tuning(Tuning {
@@ -272,7 +276,7 @@ fn the_tall_step_gives_the_bits_of_the_direct_step() {
                 .position(|(p, q)| p.to_bits() != q.to_bits());
             if let Some(i) = differ {
                 let (p, q) = (p.iter().nth(i).unwrap(), q.iter().nth(i).unwrap());
-                panic!("texels {texels}: {name} element {i}: tall {p} vs direct {q}");
+                panic!("I {input}, texels {texels}: {name} element {i}: tall {p} vs direct {q}");
             }
         }
     }

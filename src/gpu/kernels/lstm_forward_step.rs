@@ -347,8 +347,8 @@ pub(crate) fn h_transposed_len(batch: usize, out: usize, dirs: usize) -> usize {
 pub(crate) struct Layers {
     /// Units per layer.
     pub(crate) hidden: usize,
-    /// The widest layer input (the first layer's, or `D·O` above it).
-    pub(crate) widest_input: usize,
+    /// Whether some layer's input is wider than `hidden` and not a multiple of 4 wide.
+    pub(crate) wide_unaligned_input: bool,
     /// Whether the layers project `h` (`O < H`).
     pub(crate) projected: bool,
 }
@@ -356,26 +356,27 @@ pub(crate) struct Layers {
 impl Layers {
     /// The layers of `config`.
     pub(crate) fn of(config: &crate::LstmConfig) -> Layers {
-        let widest_input = (0..config.num_layers)
+        let hidden = config.hidden_size;
+        let wide_unaligned_input = (0..config.num_layers)
             .map(|l| config.layer_input_size(l))
-            .max()
-            .unwrap_or(config.input_size);
+            .any(|i| i > hidden && !i.is_multiple_of(4));
         Layers {
-            hidden: config.hidden_size,
-            widest_input,
-            projected: config.output_size() < config.hidden_size,
+            hidden,
+            wide_unaligned_input,
+            projected: config.output_size() < hidden,
         }
     }
 
     /// Whether the tall variants serve these layers: unprojected (a projected layer's `h` is
-    /// the projection step's output, which does not write it transposed), and inputs no wider
-    /// than the layer. The tall tile reads `x_t` four rows to a lane and one value at a time,
-    /// so its input products cost more than the 8-row tile's: on a software adapter with
-    /// 8-wide subgroups (forward, best of 20, alternating runs), B64 H256 took 98-113 ms
-    /// against 109-115 at I128 (T50), 126-135 against 146-149 at I256 (T50), 126-133 against
-    /// 123-126 at I512 (T30); B32 H512 I512 T50 254-265 against 261-266.
+    /// the projection step's output, which does not write it transposed), with inputs that
+    /// are a multiple of 4 wide or no wider than the layer. The tall tile reads `x_t` four
+    /// rows to a lane, four features to a load where they start on a vec4, else one by one:
+    /// on a software adapter with 8-wide subgroups (forward, best of 20, alternating runs),
+    /// one by one B64 H256 took 126-133 ms against the 8-row tile's 123-126 at I512 T30 (but
+    /// 126-135 against 146-149 at I256 T50); four to a load 86-93 against 116-118 at I512,
+    /// 71 against 96-99 at B32 H256 I1024 T30, 119-121 against 152-157 at B32 H512 I512 T30.
     fn tall_fits(&self) -> bool {
-        !self.projected && self.widest_input <= self.hidden
+        !self.projected && !self.wide_unaligned_input
     }
 }
 
@@ -479,4 +480,34 @@ pub(crate) fn grid(
 ) -> Result<[u32; 3]> {
     let (_, units, rows) = variant(batch, layers, limits, tuning, texels);
     lstm_step::grid((batch, layers.hidden, dirs), (units, rows), limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layers;
+    use crate::LstmConfig;
+
+    fn tall_fits(config: LstmConfig) -> bool {
+        Layers::of(&config).tall_fits()
+    }
+
+    #[test]
+    fn the_tall_step_serves_inputs_narrow_or_in_whole_vec4s() {
+        let layer = |i, h| LstmConfig::new(i, h, 1).unwrap();
+        assert!(tall_fits(layer(28, 128)), "narrower than the layer");
+        assert!(tall_fits(layer(130, 130)), "as wide as the layer");
+        assert!(tall_fits(layer(132, 64)), "wider, in whole vec4s");
+        assert!(!tall_fits(layer(130, 64)), "wider, not in whole vec4s");
+        // The second layer reads both directions: 2·33 = 66 features for 33 units.
+        let bidirectional = LstmConfig::new(8, 33, 2)
+            .unwrap()
+            .with_bidirectional(true)
+            .unwrap();
+        assert!(!tall_fits(bidirectional));
+        let projected = LstmConfig::new(8, 64, 1)
+            .unwrap()
+            .with_proj_size(32)
+            .unwrap();
+        assert!(!tall_fits(projected), "projected");
+    }
 }

@@ -258,7 +258,7 @@ impl Kernel {
         let texels = gpu.tuning().weight_texels;
         let layers = lstm_forward_step::Layers {
             hidden,
-            widest_input: hidden,
+            wide_unaligned_input: false,
             projected: false,
         };
         lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels).0

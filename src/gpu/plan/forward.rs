@@ -195,7 +195,9 @@ impl ForwardPlan {
             dirs: c.num_directions(),
             layers: c.num_layers,
         };
-        let x = gpu.storage("x", batch * seq * dims.input, U::COPY_DST)?;
+        // A whole number of vec4s: the step kernels read it four floats at a time.
+        let x_len = (batch * seq * dims.input).next_multiple_of(4);
+        let x = gpu.storage("x", x_len, U::COPY_DST)?;
         let state0 = gpu.storage("h0/c0/lengths", dims.state_len() + batch, U::COPY_DST)?;
         let state_n = gpu.storage("h_n/c_n", dims.state_len(), U::COPY_SRC)?;
         let shape = lstm_forward_step::Layers::of(&c);
@@ -587,7 +589,8 @@ fn layer_buffers(
     };
     let g_len = if save { 4 * rows_h } else { 4 };
     let none = wgpu::BufferUsages::empty();
-    let y_len = d.batch * d.seq * d.layer_out();
+    // A whole number of vec4s: the layer above reads it as its input, four floats at a time.
+    let y_len = (d.batch * d.seq * d.layer_out()).next_multiple_of(4);
     Ok(LayerBuffers {
         xproj: gpu.storage("xproj", xproj_len, none)?,
         y: gpu.storage("y", y_len, wgpu::BufferUsages::COPY_SRC)?,
