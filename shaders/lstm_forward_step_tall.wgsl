@@ -16,10 +16,11 @@
 //
 // so one vec4 load per lane brings all 32 rows' h_prev[·, k]. The first step reads h0 from
 // `state0` row by row (four loads per lane and k); x_t comes from `input` likewise, or, where I
-// is a multiple of 4 (so each row's x_t starts on a vec4), four features of a row to a load. The rows' lengths too are loaded four to a lane and handed round. The sums
-// are `main_direct`'s, in the same order: x_t · W_ihᵀ, then h_prev · W_hhᵀ, then b_ih, then b_hh,
-// so the step has the direct step's bits. Unprojected layers only (a projected layer's h is the
-// projection step's output).
+// is a multiple of 4 (so each row's x_t starts on a vec4), four features of a row to a load. The
+// rows' lengths too are loaded four to a lane and handed round. The sums are `main_direct`'s, in
+// the same order: x_t · W_ihᵀ, then h_prev · W_hhᵀ, then b_ih, then b_hh, so the step has the
+// direct step's bits. Unprojected layers only (a projected layer's h is the projection step's
+// output).
 
 // Offset of ht's (p, d, k, 0).
 fn ht_at(p: u32, d: u32, k: u32) -> u32 {

@@ -19,11 +19,11 @@
 //! its tile: each of the 8 invocations loads one row's `x_t` and `h_{t-1}` and hands them to the
 //! others (`subgroupBroadcast`), instead of every invocation loading all 8 rows; for layers of
 //! at most 32 units, [`SUBGROUP_NARROW`] does the same with 4 units per invocation. Batches of
-//! at least 32 rows of unprojected layers no wider than their inputs take [`TALL`] (entry
-//! `main_tall`, `shaders/lstm_forward_step_tall.wgsl`): 32 rows by 8 units, one unit per
-//! invocation, so that each weight loaded serves 32 rows; it reads `h_{t-1}` from a copy
-//! transposed to `[O, B]` (a vec4 holds 4 rows) that each step writes into its `xproj` binding
-//! for the next.
+//! at least 32 rows of unprojected layers whose inputs are a multiple of 4 wide or no wider than
+//! the layer ([`Layers`]) take [`TALL`] (entry `main_tall`,
+//! `shaders/lstm_forward_step_tall.wgsl`): 32 rows by 8 units, one unit per invocation, so that
+//! each weight loaded serves 32 rows; it reads `h_{t-1}` from a copy transposed to `[O, B]` (a
+//! vec4 holds 4 rows) that each step writes into its `xproj` binding for the next.
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`],
 //! [`SUBGROUP_TEXELS`], [`SUBGROUP_NARROW_TEXELS`], [`TALL_TEXELS`], constant `TEXELS = 1`)
@@ -33,10 +33,9 @@
 //!
 //! Bindings: `xproj` (the staged variant's input projection, the tall variants' `h`
 //! transposed, unread by the others), `params` (read), `state0` (read; `h0`, `c0` and the
-//! lengths), `y`,
-//! `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's input
-//! `[B, T, I]`, read by the direct variants only), then the weight texture (read by the texel
-//! variants only; the others bind any texture). Every variant runs all directions of a layer,
+//! lengths), `y`, `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's
+//! input `[B, T, I]` as vec4s, read by the direct variants only), then the weight texture (read
+//! by the texel variants only; the others bind any texture). Every variant runs all directions of a layer,
 //! one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
@@ -278,7 +277,10 @@ pub(crate) const SUBGROUP_NARROW_TEXELS: KernelDesc = KernelDesc {
 /// loaded serves 32 rows. On a software adapter with 8-wide subgroups, the products alone of
 /// the reference step (28 dispatches, best of 15, two runs) took 13.5 ms against 17.1-17.4 for
 /// [`SUBGROUP_TILE`]'s, with `h_prev` read a vec4 of 4 rows at a time (14.3 ms from storage,
-/// 13.5 from a texture); 32 or 64 rows of 2 units, or 64 rows of one, took 10-15 times as long.
+/// 13.5 from a texture); 32 or 64 rows of 2 units, or 64 rows of one, took 10-15 times as long
+/// (their accumulators, one array of 64 vec4s, compile to memory). 64 rows with the accumulators
+/// in two arrays of 32 made the products alone 8% faster but the whole reference step no faster
+/// (best of 20, six alternating runs: 23.7 against 23.5 ms).
 const TALL_TILE: DirectTile = DirectTile {
     units: 8,
     rows: 32,

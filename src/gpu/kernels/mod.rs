@@ -248,12 +248,11 @@ impl Kernel {
     }
 
     /// The variant of the forward step that serves a batch of `batch` rows of an unprojected
-    /// layer of `hidden` units, whose input is at most as wide, of a [`crate::gpu::GpuLstm`] on
-    /// `gpu` (by its limits and
-    /// [`crate::gpu::Gpu::tuning`]): with [`crate::gpu::Tuning::weight_texels`], the texel twin
-    /// of a direct variant (for a model whose layers fit the device's textures, `I + H` and `H`
-    /// at most `max_texture_dimension_2d`). The trainers' models always read their weights from
-    /// storage.
+    /// layer of `hidden` units, whose input is no wider or a multiple of 4 wide, of a
+    /// [`crate::gpu::GpuLstm`] on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]): with
+    /// [`crate::gpu::Tuning::weight_texels`], the texel twin of a direct variant (for a model
+    /// whose layers fit the device's textures, `I + H` and `H` at most
+    /// `max_texture_dimension_2d`). The trainers' models always read their weights from storage.
     pub fn for_forward_step(batch: usize, hidden: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         let texels = gpu.tuning().weight_texels;
         let layers = lstm_forward_step::Layers {
