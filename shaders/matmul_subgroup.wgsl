@@ -7,32 +7,35 @@
 // with A stored [K, M] (transposed) and B stored [K, N], as in matmul_blocked_vec4.wgsl.
 //
 // A workgroup is one subgroup of 8 invocations (the host picks this kernel only on adapters whose
-// subgroups are exactly 8 wide: src/gpu/tuning.rs) and owns a tile of TM = 16 rows by TN = 64
-// columns of C. At each k, lane s of the subgroup loads rows m0 + 2s and m0 + 2s + 1 of A's
-// stored row k (one vec2), and every invocation takes all 16 rows from the lanes that loaded
+// subgroups are exactly 8 wide: src/gpu/tuning.rs) and owns a tile of TM = 32 rows by TN = 64
+// columns of C. At each k, lane s of the subgroup loads rows m0 + 4s .. m0 + 4s + 3 of A's
+// stored row k (one vec4), and every invocation takes all 32 rows from the lanes that loaded
 // them (subgroupBroadcast); each invocation loads its own 8 columns of B (two vec4) and does the
-// 16 x 8 multiply-adds. A software adapter pays per load and per lane, while a broadcast is a
+// 32 x 8 multiply-adds. A software adapter pays per load and per lane, while a broadcast is a
 // register shuffle: matmul_blocked_vec4 loads 4 vec4s per invocation and k for 64 products,
-// this kernel a vec2 and 2 vec4s for 128.
+// this kernel 3 vec4s for 256. Each half of the columns keeps its sums in an array of 32 vec4s:
+// one array of 64 would be compiled to memory.
 //
 // The multiply-adds are those of matmul_blocked_vec4, in the same order (k ascending, one fma
 // per term), so C has the same bits. The host picks this kernel only where matmul_blocked_vec4
-// could run (every row of 4 aligned: src/gpu/kernels/matmul.rs), so a pair of rows of A lies in
-// one vec2 and 4 columns of C are all inside it or all outside.
+// could run (every row of 4 aligned: src/gpu/kernels/matmul.rs), so 4 rows of A lie in one vec4
+// and 4 columns of C are all inside it or all outside.
 
 // The uniform `Params` and `store_element` come from matmul_output.wgsl.
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-// acc[2i] += rows.x · col, acc[2i + 1] += rows.y · col: rows m0 + 2i and m0 + 2i + 1 of the
-// tile against 4 columns. Called with constant i only, so `acc` stays in registers.
-fn pair(acc: ptr<function, array<vec4<f32>, 16>>, i: u32, rows: vec2<f32>, col: vec4<f32>) {
-    (*acc)[2u * i] = fma(vec4<f32>(rows.x), col, (*acc)[2u * i]);
-    (*acc)[2u * i + 1u] = fma(vec4<f32>(rows.y), col, (*acc)[2u * i + 1u]);
+// acc[4i + e] += rows[e] · col: rows m0 + 4i + e of the tile against 4 columns. Called with
+// constant i only, so `acc` stays out of memory.
+fn quad(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, rows: vec4<f32>, col: vec4<f32>) {
+    (*acc)[4u * i] = fma(vec4<f32>(rows.x), col, (*acc)[4u * i]);
+    (*acc)[4u * i + 1u] = fma(vec4<f32>(rows.y), col, (*acc)[4u * i + 1u]);
+    (*acc)[4u * i + 2u] = fma(vec4<f32>(rows.z), col, (*acc)[4u * i + 2u]);
+    (*acc)[4u * i + 3u] = fma(vec4<f32>(rows.w), col, (*acc)[4u * i + 3u]);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -47,25 +50,25 @@ fn main(
     // (a tile past C's edge reads clamped elements inside it and stores nothing).
     let m0 = first_row(wg, groups);
     let n0 = wg.x * TN + 8u * lid.x;
-    // vec2 index in stored row 0 of this lane's rows of A (a pair past C's last row reads the
-    // last pair inside); vec4 indices of this invocation's columns of B, as in
+    // vec4 index in stored row 0 of this lane's rows of A (4 rows past C's last row read the
+    // last 4 inside); vec4 indices of this invocation's columns of B, as in
     // matmul_blocked_vec4.wgsl.
-    let a_at = (p.a_off + min(m0 + 2u * lane, p.m - 2u)) / 2u;
+    let a_at = (p.a_off + min(m0 + 4u * lane, p.m - 4u)) / 4u;
     let b_lo = (p.b_off + min(n0, p.n - 4u)) / 4u;
     let b_hi = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
-    let lda2 = p.lda / 2u;
+    let lda4 = p.lda / 4u;
     let ldb4 = p.ldb / 4u;
     var a_base = 0u; var a_pos = 0u;
     var b_base = 0u; var b_pos = 0u;
     // acc[i] = C[m0 + i, n0 .. n0 + 3], acc_hi[i] = C[m0 + i, n0 + 4 .. n0 + 7].
-    var acc: array<vec4<f32>, 16>;
-    var acc_hi: array<vec4<f32>, 16>;
+    var acc: array<vec4<f32>, 32>;
+    var acc_hi: array<vec4<f32>, 32>;
     for (var k = 0u; k < p.k; k++) {
-        let mine = a[a_at + (a_base + a_pos) * lda2];
+        let mine = a[a_at + (a_base + a_pos) * lda4];
         let bk = (b_base + b_pos) * ldb4;
         let lo = b[b_lo + bk];
         let hi = b[b_hi + bk];
-        // The broadcast lane must be a constant: the 8 pairs spelled out.
+        // The broadcast lane must be a constant: the 8 lanes' rows spelled out.
         let r0 = subgroupBroadcast(mine, 0u);
         let r1 = subgroupBroadcast(mine, 1u);
         let r2 = subgroupBroadcast(mine, 2u);
@@ -74,30 +77,30 @@ fn main(
         let r5 = subgroupBroadcast(mine, 5u);
         let r6 = subgroupBroadcast(mine, 6u);
         let r7 = subgroupBroadcast(mine, 7u);
-        pair(&acc, 0u, r0, lo); pair(&acc_hi, 0u, r0, hi);
-        pair(&acc, 1u, r1, lo); pair(&acc_hi, 1u, r1, hi);
-        pair(&acc, 2u, r2, lo); pair(&acc_hi, 2u, r2, hi);
-        pair(&acc, 3u, r3, lo); pair(&acc_hi, 3u, r3, hi);
-        pair(&acc, 4u, r4, lo); pair(&acc_hi, 4u, r4, hi);
-        pair(&acc, 5u, r5, lo); pair(&acc_hi, 5u, r5, hi);
-        pair(&acc, 6u, r6, lo); pair(&acc_hi, 6u, r6, hi);
-        pair(&acc, 7u, r7, lo); pair(&acc_hi, 7u, r7, hi);
+        quad(&acc, 0u, r0, lo); quad(&acc_hi, 0u, r0, hi);
+        quad(&acc, 1u, r1, lo); quad(&acc_hi, 1u, r1, hi);
+        quad(&acc, 2u, r2, lo); quad(&acc_hi, 2u, r2, hi);
+        quad(&acc, 3u, r3, lo); quad(&acc_hi, 3u, r3, hi);
+        quad(&acc, 4u, r4, lo); quad(&acc_hi, 4u, r4, hi);
+        quad(&acc, 5u, r5, lo); quad(&acc_hi, 5u, r5, hi);
+        quad(&acc, 6u, r6, lo); quad(&acc_hi, 6u, r6, hi);
+        quad(&acc, 7u, r7, lo); quad(&acc_hi, 7u, r7, hi);
         a_pos += 1u;
         if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }
         b_pos += 1u;
         if (b_pos == p.b_group) { b_pos = 0u; b_base += p.b_group_stride; }
     }
     // Copied out with constant indices first (see matmul_blocked_vec4.wgsl).
-    var block: array<vec4<f32>, 16>;
-    var block_hi: array<vec4<f32>, 16>;
-    for (var i = 0u; i < 16u; i++) {
+    var block: array<vec4<f32>, 32>;
+    var block_hi: array<vec4<f32>, 32>;
+    for (var i = 0u; i < 32u; i++) {
         block[i] = acc[i];
         block_hi[i] = acc_hi[i];
     }
     if (n0 >= p.n) {
         return;
     }
-    for (var i = 0u; i < 16u; i++) {
+    for (var i = 0u; i < 32u; i++) {
         let m = m0 + i;
         if (m < p.m) {
             for (var j = 0u; j < 4u; j++) {

@@ -197,11 +197,11 @@ mod matmul {
     }
 
     /// The weight gradients' layout (A transposed) at offsets and padded rows that keep every row
-    /// of 4 aligned, plain, with a bias, accumulating and both, on `kernel`: 20 rows and 68
-    /// columns straddle the vec4 kernel's 8 x 128 tiles and the subgroup kernel's 16 x 64 (the
+    /// of 4 aligned, plain, with a bias, accumulating and both, on `kernel`: 36 rows and 68
+    /// columns straddle the vec4 kernel's 8 x 128 tiles and the subgroup kernel's 32 x 64 (the
     /// last invocation's second 4 columns past C's edge in both).
     fn aligned_bias_and_accumulate(kernel: Kernel) {
-        let (m, n, k) = (20, 68, 260);
+        let (m, n, k) = (36, 68, 260);
         let plain = GemmSpec::new(
             (m, n, k),
             MatrixLayout::new(4, m + 8).t(),
@@ -223,11 +223,11 @@ mod matmul {
 
     #[test]
     fn the_subgroup_matmul_follows_row_maps_like_its_cpu_twin() {
-        // 20 rows of C (one tile of 16 and a partial one: lanes whose pair of rows is past C's
-        // edge load the last pair inside) by 80 columns (the second 64-column tile has lanes
-        // past C's edge); K = 5 · 60 = 300 terms.
+        // 36 rows of C (one tile of 32 and a partial one of 4: lanes whose 4 rows are past C's
+        // edge load the last 4 inside) by 144 columns (the third 64-column tile has lanes past
+        // C's edge); K = 5 · 60 = 300 terms.
         if runs_subgroups() {
-            row_maps_on_both_operands_h(Kernel::MatmulSubgroup, 5, 61, 20);
+            row_maps_on_both_operands_h(Kernel::MatmulSubgroup, 5, 61, 36);
         }
     }
 

@@ -24,9 +24,9 @@
 //!   invocation 8 columns, 4 loads per step of `K` for 64 products where [`BLOCKED`] spends 12
 //!   for 32, with the same multiply-adds in the same order.
 //! * [`SUBGROUP`] (`shaders/matmul_subgroup.wgsl`) is [`BLOCKED_VEC4`] with the rows of `A`
-//!   shared through a subgroup of 8: each lane loads 2 of the tile's 16 rows and takes the other
-//!   14 from its neighbours (`subgroupBroadcast`), a vec2 and 2 vec4 loads per step of `K` for
-//!   128 products, again with the same multiply-adds in the same order. Only devices whose
+//!   shared through a subgroup of 8: each lane loads 4 of the tile's 32 rows and takes the other
+//!   28 from its neighbours (`subgroupBroadcast`), 3 vec4 loads per step of `K` for 256
+//!   products, again with the same multiply-adds in the same order. Only devices whose
 //!   subgroups are exactly 8 wide run it ([`crate::gpu::Tuning::subgroups`]).
 //!
 //! [`Matmul`] picks the variant from the spec and the device's tuning.
@@ -177,19 +177,22 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
 };
 
 /// The subgroup width [`SUBGROUP`] is written for: its workgroup is one subgroup, whose lanes
-/// 0..8 each load 2 of the tile's rows.
+/// 0..8 each load 4 of the tile's rows.
 pub(crate) const SUBGROUP_WIDTH: u32 = crate::gpu::Tuning::SUBGROUP_WIDTH;
-/// Output tile rows per workgroup of [`SUBGROUP`]: 2 per lane. At the reference classifier's
+/// Output tile rows per workgroup of [`SUBGROUP`]: 4 per lane. At the reference classifier's
 /// `dW_hh` (512 x 128 x 3584) on a software adapter with 8-wide subgroups, in one run, best of
 /// 12 (ms): 16 rows by 8 columns per invocation 12.0-13.2, 32 rows by 4 columns 13.6-16.8,
 /// 16 by 4 16.0-16.1, 8 by 8 17.9-18.6, and [`BLOCKED_VEC4`]'s tile without subgroups 24.0-24.6.
-pub(crate) const SUBGROUP_TM: u32 = 16;
+/// Later, 32 rows by 8 columns (the sums in two arrays of 32 vec4s) against 16 by 8, GPU
+/// timestamps of the reference forward+backward, four alternating runs: `dW_hh` 13.9-15.0
+/// against 16.5-19.7, `dW_ih` 3.8-4.1 against 4.4-5.0.
+pub(crate) const SUBGROUP_TM: u32 = 32;
 /// Output tile columns per workgroup of [`SUBGROUP`]: 8 adjacent columns per invocation.
 pub(crate) const SUBGROUP_TN: u32 = 64;
 
-// The shader spells out the 8 lanes' pairs of rows and each invocation's 8 columns.
+// The shader spells out the 8 lanes' 4 rows each and each invocation's 8 columns.
 const _: () = assert!(
-    SUBGROUP_WIDTH == 8 && SUBGROUP_TM == 2 * SUBGROUP_WIDTH && SUBGROUP_TN == 8 * SUBGROUP_WIDTH
+    SUBGROUP_WIDTH == 8 && SUBGROUP_TM == 4 * SUBGROUP_WIDTH && SUBGROUP_TN == 8 * SUBGROUP_WIDTH
 );
 
 /// Whether [`BLOCKED_VEC4`] can compute `spec`: `A` transposed and `B` not (the weight
