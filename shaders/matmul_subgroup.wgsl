@@ -7,14 +7,16 @@
 // with A stored [K, M] (transposed) and B stored [K, N], as in matmul_blocked_vec4.wgsl.
 //
 // A workgroup is one subgroup of 8 invocations (the host picks this kernel only on adapters whose
-// subgroups are exactly 8 wide: src/gpu/tuning.rs) and owns a tile of TM = 32 rows by TN = 64
-// columns of C. At each k, lane s of the subgroup loads rows m0 + 4s .. m0 + 4s + 3 of A's
-// stored row k (one vec4), and every invocation takes all 32 rows from the lanes that loaded
-// them (subgroupBroadcast); each invocation loads its own 8 columns of B (two vec4) and does the
-// 32 x 8 multiply-adds. A software adapter pays per load and per lane, while a broadcast is a
-// register shuffle: matmul_blocked_vec4 loads 4 vec4s per invocation and k for 64 products,
-// this kernel 3 vec4s for 256. Each half of the columns keeps its sums in an array of 32 vec4s:
-// one array of 64 would be compiled to memory.
+// subgroups are exactly 8 wide: src/gpu/tuning.rs) and owns a tile of TM = 32 (or 64) rows by
+// TN = 64 columns of C. At each k, lane s of the subgroup loads rows m0 + 4s .. m0 + 4s + 3 of
+// A's stored row k (one vec4; with 64 rows also m0 + 32 + 4s .. m0 + 32 + 4s + 3), and every
+// invocation takes all the rows from the lanes that loaded them (subgroupBroadcast); each
+// invocation loads its own 8 columns of B (two vec4) and does the TM x 8 multiply-adds. A
+// software adapter pays per load and per lane, while a broadcast is a register shuffle:
+// matmul_blocked_vec4 loads 4 vec4s per invocation and k for 64 products, this kernel 3 vec4s
+// for 256 (4 for 512 with 64 rows, where B is read by half as many tiles). Each half of the
+// columns of each group of 32 rows keeps its sums in an array of 32 vec4s: one array of 64 would
+// be compiled to memory.
 //
 // The multiply-adds are those of matmul_blocked_vec4, in the same order (k ascending, one fma
 // per term), so C has the same bits. The host picks this kernel only where matmul_blocked_vec4
@@ -28,6 +30,9 @@
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// Groups of 32 rows in the tile.
+const GROUPS: u32 = TM / 32u;
 
 // acc[4i + e] += rows[e] · col: rows m0 + 4i + e of the tile against 4 columns. Called with
 // constant i only, so `acc` stays out of memory.
@@ -54,15 +59,19 @@ fn main(
     // last 4 inside); vec4 indices of this invocation's columns of B, as in
     // matmul_blocked_vec4.wgsl.
     let a_at = (p.a_off + min(m0 + 4u * lane, p.m - 4u)) / 4u;
+    let a_at2 = (p.a_off + min(m0 + 32u * (GROUPS - 1u) + 4u * lane, p.m - 4u)) / 4u;
     let b_lo = (p.b_off + min(n0, p.n - 4u)) / 4u;
     let b_hi = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
     let lda4 = p.lda / 4u;
     let ldb4 = p.ldb / 4u;
     var a_base = 0u; var a_pos = 0u;
     var b_base = 0u; var b_pos = 0u;
-    // acc[i] = C[m0 + i, n0 .. n0 + 3], acc_hi[i] = C[m0 + i, n0 + 4 .. n0 + 7].
+    // acc[i] = C[m0 + i, n0 .. n0 + 3], acc_hi[i] = C[m0 + i, n0 + 4 .. n0 + 7]; acc2 and acc2_hi
+    // the same for rows m0 + 32 + i (TM = 64 only).
     var acc: array<vec4<f32>, 32>;
     var acc_hi: array<vec4<f32>, 32>;
+    var acc2: array<vec4<f32>, 32>;
+    var acc2_hi: array<vec4<f32>, 32>;
     for (var k = 0u; k < p.k; k++) {
         let mine = a[a_at + (a_base + a_pos) * lda4];
         let bk = (b_base + b_pos) * ldb4;
@@ -85,22 +94,45 @@ fn main(
         quad(&acc, 5u, r5, lo); quad(&acc_hi, 5u, r5, hi);
         quad(&acc, 6u, r6, lo); quad(&acc_hi, 6u, r6, hi);
         quad(&acc, 7u, r7, lo); quad(&acc_hi, 7u, r7, hi);
+        if (GROUPS > 1u) {
+            let mine2 = a[a_at2 + (a_base + a_pos) * lda4];
+            let s0 = subgroupBroadcast(mine2, 0u);
+            let s1 = subgroupBroadcast(mine2, 1u);
+            let s2 = subgroupBroadcast(mine2, 2u);
+            let s3 = subgroupBroadcast(mine2, 3u);
+            let s4 = subgroupBroadcast(mine2, 4u);
+            let s5 = subgroupBroadcast(mine2, 5u);
+            let s6 = subgroupBroadcast(mine2, 6u);
+            let s7 = subgroupBroadcast(mine2, 7u);
+            quad(&acc2, 0u, s0, lo); quad(&acc2_hi, 0u, s0, hi);
+            quad(&acc2, 1u, s1, lo); quad(&acc2_hi, 1u, s1, hi);
+            quad(&acc2, 2u, s2, lo); quad(&acc2_hi, 2u, s2, hi);
+            quad(&acc2, 3u, s3, lo); quad(&acc2_hi, 3u, s3, hi);
+            quad(&acc2, 4u, s4, lo); quad(&acc2_hi, 4u, s4, hi);
+            quad(&acc2, 5u, s5, lo); quad(&acc2_hi, 5u, s5, hi);
+            quad(&acc2, 6u, s6, lo); quad(&acc2_hi, 6u, s6, hi);
+            quad(&acc2, 7u, s7, lo); quad(&acc2_hi, 7u, s7, hi);
+        }
         a_pos += 1u;
         if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }
         b_pos += 1u;
         if (b_pos == p.b_group) { b_pos = 0u; b_base += p.b_group_stride; }
     }
     // Copied out with constant indices first (see matmul_blocked_vec4.wgsl).
-    var block: array<vec4<f32>, 32>;
-    var block_hi: array<vec4<f32>, 32>;
+    var block: array<vec4<f32>, TM>;
+    var block_hi: array<vec4<f32>, TM>;
     for (var i = 0u; i < 32u; i++) {
         block[i] = acc[i];
         block_hi[i] = acc_hi[i];
+        if (GROUPS > 1u) {
+            block[32u + i] = acc2[i];
+            block_hi[32u + i] = acc2_hi[i];
+        }
     }
     if (n0 >= p.n) {
         return;
     }
-    for (var i = 0u; i < 32u; i++) {
+    for (var i = 0u; i < TM; i++) {
         let m = m0 + i;
         if (m < p.m) {
             for (var j = 0u; j < 4u; j++) {

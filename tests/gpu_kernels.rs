@@ -49,11 +49,11 @@ mod matmul {
     }
 
     /// [`check`] on `spec`, after making sure it runs on the variant `kernel`: on the tests'
-    /// GPU for [`Kernel::MatmulSubgroup`], on the same device without subgroups for the others
+    /// GPU for the subgroup variants, on the same device without subgroups for the others
     /// (which it would otherwise replace).
     fn check_on(kernel: Kernel, what: &str, spec: GemmSpec, lens: [usize; 4]) {
         let gpu = match kernel {
-            Kernel::MatmulSubgroup => gpu(),
+            Kernel::MatmulSubgroup | Kernel::MatmulSubgroupTall => gpu(),
             _ => without_subgroups(),
         };
         assert_eq!(
@@ -201,7 +201,12 @@ mod matmul {
     /// columns straddle the vec4 kernel's 8 x 128 tiles and the subgroup kernel's 32 x 64 (the
     /// last invocation's second 4 columns past C's edge in both).
     fn aligned_bias_and_accumulate(kernel: Kernel) {
-        let (m, n, k) = (36, 68, 260);
+        aligned_bias_and_accumulate_m(kernel, 36);
+    }
+
+    /// [`aligned_bias_and_accumulate`] with `m` rows.
+    fn aligned_bias_and_accumulate_m(kernel: Kernel, m: usize) {
+        let (n, k) = (68, 260);
         let plain = GemmSpec::new(
             (m, n, k),
             MatrixLayout::new(4, m + 8).t(),
@@ -239,13 +244,41 @@ mod matmul {
     }
 
     #[test]
+    fn the_tall_subgroup_matmul_follows_row_maps_like_its_cpu_twin() {
+        // 68 rows of C (one tile of 64 and a partial one of 4, in its first group of 32) by 272
+        // columns (five 64-column tiles, the last with lanes past C's edge); K = 300 terms.
+        if runs_subgroups() {
+            row_maps_on_both_operands_h(Kernel::MatmulSubgroupTall, 5, 61, 68);
+        }
+    }
+
+    #[test]
+    fn the_tall_subgroup_matmul_adds_a_bias_and_accumulates_like_its_cpu_twin() {
+        // 100 rows: a tile of 64 and one of 36 (its second group of 32 holds 4 rows).
+        if runs_subgroups() {
+            aligned_bias_and_accumulate_m(Kernel::MatmulSubgroupTall, 100);
+        }
+    }
+
+    #[test]
     fn the_subgroup_matmul_gives_the_bits_of_the_vec4_blocked_matmul() {
         // The same multiply-adds in the same order: not close, equal. dW_hh's product of the
-        // reference classifier's shape, smaller (B10 T28 H32: 128 x 32 x 270).
+        // reference classifier's shape, smaller (B10 T28 H32: 128 x 32 x 270), and with 80
+        // units (320 x 80: more than one column tile, so 64-row tiles).
         if !runs_subgroups() {
             return;
         }
-        let (batch, seq, h) = (10, 28, 32);
+        for (h, kernel) in [
+            (32, Kernel::MatmulSubgroup),
+            (80, Kernel::MatmulSubgroupTall),
+        ] {
+            same_bits_as_vec4(h, kernel);
+        }
+    }
+
+    /// [`Kernel::MatmulSubgroup`]'s test of bits at `h` units, on `kernel`.
+    fn same_bits_as_vec4(h: usize, kernel: Kernel) {
+        let (batch, seq) = (10, 28);
         let spec = GemmSpec::new(
             (4 * h, h, batch * (seq - 1)),
             MatrixLayout::new(0, 4 * h).t().rows(seq - 1, seq),
@@ -256,7 +289,7 @@ mod matmul {
         let b = vector(batch * seq * h, 8, -1.0, 1.0);
         let mut with = vec![0.0; 4 * h * h];
         let mut without = with.clone();
-        assert_eq!(Kernel::for_gemm(&spec, &gpu()), Kernel::MatmulSubgroup);
+        assert_eq!(Kernel::for_gemm(&spec, &gpu()), kernel);
         ops::matmul(&gpu(), &spec, &a, &b, &[], &mut with).unwrap();
         let plain = without_subgroups();
         assert_eq!(Kernel::for_gemm(&spec, &plain), Kernel::MatmulBlockedVec4);
@@ -267,7 +300,7 @@ mod matmul {
             .position(|(x, y)| x.to_bits() != y.to_bits());
         if let Some(i) = differ {
             panic!(
-                "element {i} (row {}, column {}): subgroup {} vs vec4 {}",
+                "H {h}: element {i} (row {}, column {}): {kernel:?} {} vs vec4 {}",
                 i / h,
                 i % h,
                 with[i],

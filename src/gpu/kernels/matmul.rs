@@ -26,7 +26,9 @@
 //! * [`SUBGROUP`] (`shaders/matmul_subgroup.wgsl`) is [`BLOCKED_VEC4`] with the rows of `A`
 //!   shared through a subgroup of 8: each lane loads 4 of the tile's 32 rows and takes the other
 //!   28 from its neighbours (`subgroupBroadcast`), 3 vec4 loads per step of `K` for 256
-//!   products, again with the same multiply-adds in the same order. Only devices whose
+//!   products, again with the same multiply-adds in the same order. [`SUBGROUP_TALL`] does the
+//!   same with 64 rows (two groups of 32) for products of more than one column tile, so that
+//!   `B` is read by half as many tiles. Only devices whose
 //!   subgroups are exactly 8 wide run it ([`crate::gpu::Tuning::subgroups`]).
 //!
 //! [`Matmul`] picks the variant from the spec and the device's tuning.
@@ -176,6 +178,14 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
     ..BLOCKED
 };
 
+/// [`SUBGROUP`] with [`SUBGROUP_TALL_TM`] rows per tile, for products of more than one column
+/// tile ([`SUBGROUP_TN`]) and at least as many rows.
+pub(crate) const SUBGROUP_TALL: KernelDesc = KernelDesc {
+    name: "matmul_subgroup_tall",
+    constants: &constants(SUBGROUP_TALL_TM, SUBGROUP_TN),
+    ..SUBGROUP
+};
+
 /// The subgroup width [`SUBGROUP`] is written for: its workgroup is one subgroup, whose lanes
 /// 0..8 each load 4 of the tile's rows.
 pub(crate) const SUBGROUP_WIDTH: u32 = crate::gpu::Tuning::SUBGROUP_WIDTH;
@@ -187,12 +197,25 @@ pub(crate) const SUBGROUP_WIDTH: u32 = crate::gpu::Tuning::SUBGROUP_WIDTH;
 /// timestamps of the reference forward+backward, four alternating runs: `dW_hh` 13.9-15.0
 /// against 16.5-19.7, `dW_ih` 3.8-4.1 against 4.4-5.0.
 pub(crate) const SUBGROUP_TM: u32 = 32;
+/// Output tile rows per workgroup of [`SUBGROUP_TALL`]: two groups of 32. `B` is read once per
+/// row tile, so twice the rows read it half as often; a product of one column tile gains
+/// nothing but loses half its workgroups, and one of fewer rows computes padding. GPU timestamps of the reference forward+backward and
+/// of B64 T100 I64 H256, three alternating runs against [`SUBGROUP_TM`] for every product (ms):
+/// `dW_hh` (N = 128, 256) 11.3-12.0 against 13.9-15.1 and 106-118 against 133-139; the
+/// reference `dW_ih` (28 rows, so 36 of a 64-row tile's rows are padding) 6.3-8.9 against
+/// 3.8-4.0. With the choice here, three more: `dW_hh` 11.5-11.7 against 16.2-24.3 and 93-141
+/// against 120-268; the medium `dW_ih` (64 x 1024) 25-28 against 25-26.
+pub(crate) const SUBGROUP_TALL_TM: u32 = 64;
 /// Output tile columns per workgroup of [`SUBGROUP`]: 8 adjacent columns per invocation.
 pub(crate) const SUBGROUP_TN: u32 = 64;
 
-// The shader spells out the 8 lanes' 4 rows each and each invocation's 8 columns.
+// The shader spells out the 8 lanes' 4 rows each (of one or two groups of 32) and each
+// invocation's 8 columns.
 const _: () = assert!(
-    SUBGROUP_WIDTH == 8 && SUBGROUP_TM == 4 * SUBGROUP_WIDTH && SUBGROUP_TN == 8 * SUBGROUP_WIDTH
+    SUBGROUP_WIDTH == 8
+        && SUBGROUP_TM == 4 * SUBGROUP_WIDTH
+        && SUBGROUP_TALL_TM == 2 * SUBGROUP_TM
+        && SUBGROUP_TN == 8 * SUBGROUP_WIDTH
 );
 
 /// Whether [`BLOCKED_VEC4`] can compute `spec`: `A` transposed and `B` not (the weight
@@ -242,7 +265,8 @@ pub(crate) struct Params {
 /// [`Kernel::MatmulDirect`] for at most [`DIRECT_MAX_ROWS`] rows without a row map (and its
 /// one-row tiles within one grid dimension), else [`Kernel::Matmul`]. Where `subgroups` (the
 /// device runs [`SUBGROUP`]), [`Kernel::MatmulSubgroup`] takes [`Kernel::MatmulBlockedVec4`]'s
-/// products.
+/// products, [`Kernel::MatmulSubgroupTall`] those of more than one column tile and at least
+/// [`SUBGROUP_TALL_TM`] rows.
 pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits, subgroups: bool) -> Kernel {
     let unmapped = spec.a.row_map.is_none() && spec.b.row_map.is_none();
     let row_tiles = spec.m.div_ceil(DIRECT_TM as usize);
@@ -252,7 +276,10 @@ pub(crate) fn variant(spec: &GemmSpec, limits: &wgpu::Limits, subgroups: bool) -
         false => BLOCKED_MIN_K,
     };
     if spec.k >= min_k && spec.m >= BLOCKED_TM as usize {
-        return if vec4_aligned(spec) && subgroups {
+        let tall = spec.n > SUBGROUP_TN as usize && spec.m >= SUBGROUP_TALL_TM as usize;
+        return if vec4_aligned(spec) && subgroups && tall {
+            Kernel::MatmulSubgroupTall
+        } else if vec4_aligned(spec) && subgroups {
             Kernel::MatmulSubgroup
         } else if vec4_aligned(spec) {
             Kernel::MatmulBlockedVec4
@@ -362,6 +389,7 @@ impl Call for Matmul<'_> {
             Kernel::MatmulBlocked => (BLOCKED_TM, BLOCKED_TN),
             Kernel::MatmulBlockedVec4 => (BLOCKED_TM, BLOCKED_VEC4_TN),
             Kernel::MatmulSubgroup => (SUBGROUP_TM, SUBGROUP_TN),
+            Kernel::MatmulSubgroupTall => (SUBGROUP_TALL_TM, SUBGROUP_TN),
             _ => (TM, TN),
         };
         let col_tiles = within_limit(u32_of("GEMM n", self.spec.n)?.div_ceil(tn), limits)?;

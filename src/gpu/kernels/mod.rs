@@ -124,6 +124,9 @@ pub enum Kernel {
     /// [`Kernel::MatmulBlockedVec4`] sharing the rows of `A` through a subgroup of 8 (devices
     /// with [`crate::gpu::Tuning::subgroups`] only).
     MatmulSubgroup,
+    /// [`Kernel::MatmulSubgroup`] with 64 rows per tile, for products of more than one column
+    /// tile (devices with [`crate::gpu::Tuning::subgroups`] only).
+    MatmulSubgroupTall,
     /// One forward timestep of one layer.
     LstmForwardStep,
     /// One forward timestep of one layer, for a batch of a few rows, read straight from
@@ -201,12 +204,13 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 37] = [
+    pub const ALL: [Kernel; 38] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
         Kernel::MatmulBlockedVec4,
         Kernel::MatmulSubgroup,
+        Kernel::MatmulSubgroupTall,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
@@ -285,6 +289,7 @@ impl Kernel {
             Kernel::MatmulBlocked => &matmul::BLOCKED,
             Kernel::MatmulBlockedVec4 => &matmul::BLOCKED_VEC4,
             Kernel::MatmulSubgroup => &matmul::SUBGROUP,
+            Kernel::MatmulSubgroupTall => &matmul::SUBGROUP_TALL,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
