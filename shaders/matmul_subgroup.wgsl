@@ -23,7 +23,8 @@
 // could run (every row of 4 aligned: src/gpu/kernels/matmul.rs), so 4 rows of A lie in one vec4
 // and 4 columns of C are all inside it or all outside.
 
-// The uniform `Params` and `store_element` come from matmul_output.wgsl.
+// The uniform `Params` and `store_element` come from matmul_output.wgsl, `shared_rows4` from
+// subgroup_rows.wgsl.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -41,6 +42,26 @@ fn quad(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, rows: vec4<f32>, col: 
     (*acc)[4u * i + 1u] = fma(vec4<f32>(rows.y), col, (*acc)[4u * i + 1u]);
     (*acc)[4u * i + 2u] = fma(vec4<f32>(rows.z), col, (*acc)[4u * i + 2u]);
     (*acc)[4u * i + 3u] = fma(vec4<f32>(rows.w), col, (*acc)[4u * i + 3u]);
+}
+
+// One k of a group of 32 rows of the tile: the 8 lanes' 4 rows of A each (this lane's are
+// `mine`) against this invocation's 8 columns of B (`lo`, `hi`), into `acc` and `acc_hi`.
+fn group_products(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    acc_hi: ptr<function, array<vec4<f32>, 32>>,
+    mine: vec4<f32>,
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+) {
+    let r = shared_rows4(mine);
+    quad(acc, 0u, r[0], lo); quad(acc_hi, 0u, r[0], hi);
+    quad(acc, 1u, r[1], lo); quad(acc_hi, 1u, r[1], hi);
+    quad(acc, 2u, r[2], lo); quad(acc_hi, 2u, r[2], hi);
+    quad(acc, 3u, r[3], lo); quad(acc_hi, 3u, r[3], hi);
+    quad(acc, 4u, r[4], lo); quad(acc_hi, 4u, r[4], hi);
+    quad(acc, 5u, r[5], lo); quad(acc_hi, 5u, r[5], hi);
+    quad(acc, 6u, r[6], lo); quad(acc_hi, 6u, r[6], hi);
+    quad(acc, 7u, r[7], lo); quad(acc_hi, 7u, r[7], hi);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -73,45 +94,12 @@ fn main(
     var acc2: array<vec4<f32>, 32>;
     var acc2_hi: array<vec4<f32>, 32>;
     for (var k = 0u; k < p.k; k++) {
-        let mine = a[a_at + (a_base + a_pos) * lda4];
         let bk = (b_base + b_pos) * ldb4;
         let lo = b[b_lo + bk];
         let hi = b[b_hi + bk];
-        // The broadcast lane must be a constant: the 8 lanes' rows spelled out.
-        let r0 = subgroupBroadcast(mine, 0u);
-        let r1 = subgroupBroadcast(mine, 1u);
-        let r2 = subgroupBroadcast(mine, 2u);
-        let r3 = subgroupBroadcast(mine, 3u);
-        let r4 = subgroupBroadcast(mine, 4u);
-        let r5 = subgroupBroadcast(mine, 5u);
-        let r6 = subgroupBroadcast(mine, 6u);
-        let r7 = subgroupBroadcast(mine, 7u);
-        quad(&acc, 0u, r0, lo); quad(&acc_hi, 0u, r0, hi);
-        quad(&acc, 1u, r1, lo); quad(&acc_hi, 1u, r1, hi);
-        quad(&acc, 2u, r2, lo); quad(&acc_hi, 2u, r2, hi);
-        quad(&acc, 3u, r3, lo); quad(&acc_hi, 3u, r3, hi);
-        quad(&acc, 4u, r4, lo); quad(&acc_hi, 4u, r4, hi);
-        quad(&acc, 5u, r5, lo); quad(&acc_hi, 5u, r5, hi);
-        quad(&acc, 6u, r6, lo); quad(&acc_hi, 6u, r6, hi);
-        quad(&acc, 7u, r7, lo); quad(&acc_hi, 7u, r7, hi);
+        group_products(&acc, &acc_hi, a[a_at + (a_base + a_pos) * lda4], lo, hi);
         if (GROUPS > 1u) {
-            let mine2 = a[a_at2 + (a_base + a_pos) * lda4];
-            let s0 = subgroupBroadcast(mine2, 0u);
-            let s1 = subgroupBroadcast(mine2, 1u);
-            let s2 = subgroupBroadcast(mine2, 2u);
-            let s3 = subgroupBroadcast(mine2, 3u);
-            let s4 = subgroupBroadcast(mine2, 4u);
-            let s5 = subgroupBroadcast(mine2, 5u);
-            let s6 = subgroupBroadcast(mine2, 6u);
-            let s7 = subgroupBroadcast(mine2, 7u);
-            quad(&acc2, 0u, s0, lo); quad(&acc2_hi, 0u, s0, hi);
-            quad(&acc2, 1u, s1, lo); quad(&acc2_hi, 1u, s1, hi);
-            quad(&acc2, 2u, s2, lo); quad(&acc2_hi, 2u, s2, hi);
-            quad(&acc2, 3u, s3, lo); quad(&acc2_hi, 3u, s3, hi);
-            quad(&acc2, 4u, s4, lo); quad(&acc2_hi, 4u, s4, hi);
-            quad(&acc2, 5u, s5, lo); quad(&acc2_hi, 5u, s5, hi);
-            quad(&acc2, 6u, s6, lo); quad(&acc2_hi, 6u, s6, hi);
-            quad(&acc2, 7u, s7, lo); quad(&acc2_hi, 7u, s7, hi);
+            group_products(&acc2, &acc2_hi, a[a_at2 + (a_base + a_pos) * lda4], lo, hi);
         }
         a_pos += 1u;
         if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }

@@ -1,7 +1,7 @@
 // The values of a tile's 8 rows, shared between the 8 lanes of a subgroup that each loaded one:
-// lane s holds row s's value, and every lane gets all 8 (prelude of the step kernels' subgroup
-// variants: lstm_forward_step_subgroup.wgsl, lstm_forward_step_tall.wgsl,
-// lstm_backward_step_subgroup.wgsl). A broadcast's lane must be a constant: the 8 lanes spelled
+// lane s holds row s's value, and every lane gets all 8 (prelude of the subgroup variants:
+// lstm_forward_step_subgroup.wgsl, lstm_forward_step_tall.wgsl, lstm_backward_step_subgroup.wgsl,
+// matmul_subgroup.wgsl). A broadcast's lane must be a constant: the 8 lanes spelled
 // out, for a float, a vec4 and a vec4 of u32.
 
 fn shared_rows(mine: f32) -> array<f32, 8> {

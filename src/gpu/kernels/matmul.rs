@@ -169,6 +169,7 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
     name: "matmul_subgroup",
     files: &[
         shader_file!("matmul_output.wgsl"),
+        shader_file!("subgroup_rows.wgsl"),
         shader_file!("matmul_subgroup.wgsl"),
     ],
     entry: "main",
