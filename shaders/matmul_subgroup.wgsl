@@ -36,7 +36,7 @@
 const GROUPS: u32 = TM / 32u;
 
 // acc[4i + e] += rows[e] · col: rows m0 + 4i + e of the tile against 4 columns. Called with
-// constant i only, so `acc` stays out of memory.
+// constant i only, so `acc` is not moved to memory.
 fn quad(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, rows: vec4<f32>, col: vec4<f32>) {
     (*acc)[4u * i] = fma(vec4<f32>(rows.x), col, (*acc)[4u * i]);
     (*acc)[4u * i + 1u] = fma(vec4<f32>(rows.y), col, (*acc)[4u * i + 1u]);
