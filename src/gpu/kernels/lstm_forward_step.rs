@@ -84,6 +84,19 @@ struct DirectTile {
     invocations: u32,
 }
 
+impl DirectTile {
+    /// The shader constants of a variant with this tile, reading the weights from the layer's
+    /// texture where `texels` (`KC` only sizes the staged tiles of `main`).
+    const fn constants(&self, texels: bool) -> [(&'static str, u32); 4] {
+        [
+            ("TU", self.units),
+            ("TB", self.rows),
+            ("KC", lstm_step::KC),
+            ("TEXELS", texels as u32),
+        ]
+    }
+}
+
 const SMALL_TILE: DirectTile = DirectTile {
     units: 64,
     rows: 1,
@@ -127,12 +140,7 @@ pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
     name: "lstm_forward_step_small_batch",
     entry: "main_direct",
     workgroup_size: [SMALL_TILE.invocations, 1, 1],
-    constants: &[
-        ("TU", SMALL_TILE.units),
-        ("TB", SMALL_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 0),
-    ],
+    constants: &SMALL_TILE.constants(false),
     ..DESC
 };
 
@@ -140,24 +148,14 @@ pub(crate) const SMALL_BATCH: KernelDesc = KernelDesc {
 pub(crate) const SMALL_BATCH_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_small_batch_texels",
     workgroup_size: [SMALL_TEXELS_TILE.invocations, 1, 1],
-    constants: &[
-        ("TU", SMALL_TEXELS_TILE.units),
-        ("TB", SMALL_TEXELS_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 1),
-    ],
+    constants: &SMALL_TEXELS_TILE.constants(true),
     ..SMALL_BATCH
 };
 
 /// The direct variant for larger batches, 8 rows per invocation.
 pub(crate) const DIRECT: KernelDesc = KernelDesc {
     name: "lstm_forward_step_direct",
-    constants: &[
-        ("TU", DIRECT_TILE.units),
-        ("TB", DIRECT_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 0),
-    ],
+    constants: &DIRECT_TILE.constants(false),
     workgroup_size: [DIRECT_TILE.invocations, 1, 1],
     ..SMALL_BATCH
 };
@@ -165,12 +163,7 @@ pub(crate) const DIRECT: KernelDesc = KernelDesc {
 /// [`DIRECT`] reading the weights from the layer's texture.
 pub(crate) const DIRECT_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_direct_texels",
-    constants: &[
-        ("TU", DIRECT_TILE.units),
-        ("TB", DIRECT_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 1),
-    ],
+    constants: &DIRECT_TILE.constants(true),
     ..DIRECT
 };
 
@@ -227,12 +220,7 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
     ],
     entry: "main_subgroup",
     workgroup_size: [SUBGROUP_TILE.invocations, 1, 1],
-    constants: &[
-        ("TU", SUBGROUP_TILE.units),
-        ("TB", SUBGROUP_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 0),
-    ],
+    constants: &SUBGROUP_TILE.constants(false),
     subgroups: true,
     ..DESC
 };
@@ -240,36 +228,21 @@ pub(crate) const SUBGROUP: KernelDesc = KernelDesc {
 /// [`SUBGROUP`] reading the weights from the layer's texture.
 pub(crate) const SUBGROUP_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_subgroup_texels",
-    constants: &[
-        ("TU", SUBGROUP_TILE.units),
-        ("TB", SUBGROUP_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 1),
-    ],
+    constants: &SUBGROUP_TILE.constants(true),
     ..SUBGROUP
 };
 
 /// [`SUBGROUP`] with [`SUBGROUP_NARROW_TILE`], for layers of at most 32 units.
 pub(crate) const SUBGROUP_NARROW: KernelDesc = KernelDesc {
     name: "lstm_forward_step_subgroup_narrow",
-    constants: &[
-        ("TU", SUBGROUP_NARROW_TILE.units),
-        ("TB", SUBGROUP_NARROW_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 0),
-    ],
+    constants: &SUBGROUP_NARROW_TILE.constants(false),
     ..SUBGROUP
 };
 
 /// [`SUBGROUP_NARROW`] reading the weights from the layer's texture.
 pub(crate) const SUBGROUP_NARROW_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_subgroup_narrow_texels",
-    constants: &[
-        ("TU", SUBGROUP_NARROW_TILE.units),
-        ("TB", SUBGROUP_NARROW_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 1),
-    ],
+    constants: &SUBGROUP_NARROW_TILE.constants(true),
     ..SUBGROUP
 };
 
@@ -305,12 +278,7 @@ pub(crate) const TALL: KernelDesc = KernelDesc {
     ],
     entry: "main_tall",
     workgroup_size: [TALL_TILE.invocations, 1, 1],
-    constants: &[
-        ("TU", TALL_TILE.units),
-        ("TB", TALL_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 0),
-    ],
+    constants: &TALL_TILE.constants(false),
     subgroups: true,
     ..DESC
 };
@@ -318,12 +286,7 @@ pub(crate) const TALL: KernelDesc = KernelDesc {
 /// [`TALL`] reading the weights from the layer's texture.
 pub(crate) const TALL_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_tall_texels",
-    constants: &[
-        ("TU", TALL_TILE.units),
-        ("TB", TALL_TILE.rows),
-        ("KC", lstm_step::KC),
-        ("TEXELS", 1),
-    ],
+    constants: &TALL_TILE.constants(true),
     ..TALL
 };
 
