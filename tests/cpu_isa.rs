@@ -1,6 +1,6 @@
-//! Every instruction set the CPU path has code for (`Isa`: AVX-512, AVX2, portable) gives the
-//! results the golden files hold; AVX-512 and AVX2 give the same bits, and the portable path
-//! agrees with them to rounding. Each runs here on every path this processor supports, chosen
+//! Every instruction set the CPU path has code for (`Isa`: AVX-512, AVX2, NEON, portable) gives
+//! the results the golden files hold; the fused multiply-add paths (AVX-512, AVX2, NEON) give the
+//! same bits, and the portable path agrees with them to rounding. Each runs here on every path this processor supports, chosen
 //! per model with `CpuLstm::with_isa` (the `LSTM_WGPU_CPU_ISA` variable caps it for a whole
 //! program).
 mod common;
@@ -83,7 +83,7 @@ fn every_supported_instruction_set_matches_pytorch_on_every_golden_case() {
 }
 
 #[test]
-fn avx512_and_avx2_give_the_same_bits_and_the_portable_path_agrees_to_rounding() {
+fn the_fma_paths_give_the_same_bits_and_the_portable_path_agrees_to_rounding() {
     let scalar = three_layers(Isa::Scalar);
     let scalar = tensors(&scalar.0, &scalar.1);
     let mut first_fma: Option<(Isa, (LstmOutput, LstmGrads))> = None;

@@ -8,7 +8,7 @@
 //!
 //! Enough independent chains to hide the multiply-add's latency (4 cycles on 2 units: 8 would
 //! do), yet few enough to stay in registers (24 of AVX-512's 32, 12 of AVX2's 16), so the loop
-//! runs at the processor's multiply-add throughput. FLOP per thread:
+//! runs at the processor's multiply-add throughput (NEON: 24 of 32 128-bit registers). FLOP per thread:
 //! `2 · chains · lanes · ITERS`.
 
 use std::time::Instant;
@@ -19,6 +19,9 @@ use lstm_wgpu::cpu::isa::Isa;
 const CHAINS_512: usize = 24;
 /// Independent chains per thread in 256-bit registers.
 const CHAINS_256: usize = 12;
+/// Independent chains per thread in NEON's 128-bit registers.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+const CHAINS_128: usize = 24;
 /// Steps of each chain per timed run (about 40 ms at 16 lanes and 200 GFLOP/s per core).
 const ITERS: usize = 10_000_000;
 /// The factor each step moves a chain towards 1 by (the chains stay finite and normal).
@@ -31,6 +34,7 @@ pub fn fma_gflops(isa: Isa) -> Option<f64> {
     let (chains_per_thread, lanes) = match isa {
         Isa::Avx512 => (CHAINS_512, 16),
         Isa::Avx2 => (CHAINS_256, 8),
+        Isa::Neon => (CHAINS_128, 4),
         Isa::Scalar => return None,
     };
     if !isa.is_supported() {
@@ -54,18 +58,19 @@ pub fn fma_gflops(isa: Isa) -> Option<f64> {
     Some(flop / best / 1e9)
 }
 
-/// One thread's chains on `isa` (AVX-512 or AVX2, supported): the sum of their final values.
+/// One thread's chains on `isa` (AVX-512, AVX2 or NEON, supported): the sum of their final
+/// values.
 fn chains(isa: Isa) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `fma_gflops` checked that the processor has the instruction set.
-    unsafe {
-        match isa {
-            Isa::Avx512 => return x86::avx512(),
-            Isa::Avx2 => return x86::avx2(),
-            Isa::Scalar => {}
-        }
+    // SAFETY (every arm): `fma_gflops` checked that the processor has the instruction set.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::avx512() },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::avx2() },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { arm::neon() },
+        _ => unreachable!("no FMA chains for {isa}"),
     }
-    unreachable!("no FMA chains for {isa}")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -124,5 +129,35 @@ mod x86 {
         // SAFETY: `lanes` holds the 8 floats of one vector.
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
         lanes.iter().sum()
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    use super::{CHAINS_128, ITERS, M};
+
+    /// The NEON chains: the sum of their final values.
+    ///
+    /// # Safety
+    /// The processor has NEON (every aarch64 processor does).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn neon() -> f32 {
+        let (m, c) = (vdupq_n_f32(M), vdupq_n_f32(1.0 - M));
+        let mut a = [vdupq_n_f32(0.0); CHAINS_128];
+        for (j, x) in a.iter_mut().enumerate() {
+            *x = vdupq_n_f32(j as f32 / 64.0);
+        }
+        for _ in 0..ITERS {
+            for x in a.iter_mut() {
+                *x = vfmaq_f32(c, *x, m);
+            }
+        }
+        let mut sum = vdupq_n_f32(0.0);
+        for x in a {
+            sum = vaddq_f32(sum, x);
+        }
+        vaddvq_f32(sum)
     }
 }

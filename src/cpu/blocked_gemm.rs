@@ -750,6 +750,49 @@ mod tests {
     }
 
     #[test]
+    fn every_fma_path_builds_each_element_as_one_chain_of_fused_multiply_adds_in_order() {
+        // The AVX-512, AVX2 and NEON kernels against that chain written out in plain Rust
+        // (`f32::mul_add`, from the bias, k = 0, 1, ... in order): the same bits, so results
+        // are the same on every processor with FMA. K past a block (KC = 512), rows off every
+        // path's MR and 1-2 rows (the multi-panel tiles), a partial panel; A row-major (read
+        // in place) and transposed (packed).
+        let mut fma_paths = 0;
+        for (m, k, n) in [(1, 40, 100), (2, 600, 70), (13, 35, 33), (27, 530, 64)] {
+            let a_rows = matrix(m, k, 21);
+            let a_t = matrix(k, m, 21);
+            let b = matrix(k, n, 22);
+            let bias = matrix(1, n, 23).into_raw_vec_and_offset().0;
+            let packed = PackedB::of(b.view());
+            for (layout, a) in [("row-major", a_rows.view()), ("transposed", a_t.t())] {
+                let want = Array2::from_shape_fn((m, n), |(i, j)| {
+                    (0..k).fold(bias[j], |s, kk| a[[i, kk]].mul_add(b[[kk, j]], s))
+                });
+                for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
+                    fma_paths += 1;
+                    let mut c = Array2::zeros((m, n));
+                    gemm(
+                        isa,
+                        &[a],
+                        packed.all(),
+                        Init::Bias(&bias),
+                        &mut c.view_mut(),
+                        &mut GemmScratch::default(),
+                    );
+                    let (d, i) = worst(&c, &want.mapv(f64::from));
+                    assert!(
+                        d == 0.0,
+                        "{isa} {layout} {m}x{k}x{n}: differs by {d} at {i:?}"
+                    );
+                }
+            }
+        }
+        // Every aarch64 processor has NEON; x86-64 ones since 2013 have AVX2.
+        if cfg!(target_arch = "aarch64") {
+            assert!(fma_paths > 0, "no FMA path ran");
+        }
+    }
+
+    #[test]
     fn row_tiles_cover_the_block_once_with_at_most_mr_rows_each() {
         for mc in 1..=MC {
             for mr in [4, 6, 12] {
@@ -936,7 +979,7 @@ mod tests {
     }
 
     #[test]
-    fn avx2_and_avx512_give_the_same_bits_and_threads_change_nothing() {
+    fn the_fma_paths_give_the_same_bits_and_threads_change_nothing() {
         same_bits_on_every_isa_and_thread_count(300, 600, 100, false, false);
     }
 

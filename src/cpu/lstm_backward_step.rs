@@ -150,3 +150,53 @@ fn rows<F: Real, M: MulAdd>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::{Fused, Separate};
+    use crate::cpu::simd::test_values as values;
+
+    #[test]
+    fn each_path_runs_the_fused_or_the_separate_gate_loop_as_its_instruction_set_has_fma() {
+        // 5 rows of 37 units (no multiple of a vector); activations in (0, 1), states in
+        // [-3, 3) (tanh(c_t) is the one polynomial here).
+        let (batch, hidden) = (5, 37);
+        let gates = values(batch * 4 * hidden, 1, 0.01, 0.99);
+        let (c_t, c_prev) = (
+            values(batch * hidden, 2, -3.0, 3.0),
+            values(batch * hidden, 3, -3.0, 3.0),
+        );
+        let (dh, dc0) = (
+            values(batch * hidden, 4, -1.0, 1.0),
+            values(batch * hidden, 5, -1.0, 1.0),
+        );
+        let run = |step: &dyn Fn(&mut [f32], &mut [f32])| {
+            let (mut dc, mut dgates) = (dc0.clone(), vec![0.0; gates.len()]);
+            step(&mut dc, &mut dgates);
+            [dc, dgates]
+        };
+        let fused = run(&|dc, dg| rows::<f32, Fused>(&gates, &c_t, &c_prev, &dh, dc, dg, hidden));
+        let separate =
+            run(&|dc, dg| rows::<f32, Separate>(&gates, &c_t, &c_prev, &dh, dc, dg, hidden));
+        // The two roundings differ on these inputs, so a path running the wrong one is seen.
+        assert_ne!(fused, separate);
+        for isa in Isa::supported() {
+            let got = run(&|dc, dg| {
+                lstm_backward_step_rows(isa, &gates, &c_t, &c_prev, &dh, dc, dg, hidden)
+            });
+            let want = if isa == Isa::Scalar {
+                &separate
+            } else {
+                &fused
+            };
+            for (name, (got, want)) in ["dc", "dgates"].iter().zip(got.iter().zip(want)) {
+                let bad = got
+                    .iter()
+                    .zip(want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert!(bad.is_none(), "{isa} {name}: differs at {bad:?}");
+            }
+        }
+    }
+}

@@ -167,3 +167,49 @@ fn cell<F: Real, M: MulAdd>(
         h[u] = ao[u] * c[u].tanh_stable_with::<M>();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::{Fused, Separate};
+    use crate::cpu::simd::test_values as values;
+
+    /// A gate loop writing `gates`, `c` and `h`.
+    type Step<'a> = dyn Fn(&mut [f32], &mut [f32], &mut [f32]) + 'a;
+
+    #[test]
+    fn each_path_runs_the_fused_or_the_separate_gate_loop_as_its_instruction_set_has_fma() {
+        // 5 rows of 37 units (no multiple of a vector), pre-activations in [-6, 6).
+        let (batch, hidden) = (5, 37);
+        let gates = values(batch * 4 * hidden, 1, -6.0, 6.0);
+        let c_prev = values(batch * hidden, 2, -2.0, 2.0);
+        let run = |step: &Step<'_>| {
+            let (mut g, mut c, mut h) = (
+                gates.clone(),
+                vec![0.0; c_prev.len()],
+                vec![0.0; c_prev.len()],
+            );
+            step(&mut g, &mut c, &mut h);
+            [g, c, h]
+        };
+        let fused = run(&|g, c, h| rows::<f32, Fused>(g, &c_prev, c, h, hidden));
+        let separate = run(&|g, c, h| rows::<f32, Separate>(g, &c_prev, c, h, hidden));
+        // The two roundings differ on these inputs, so a path running the wrong one is seen.
+        assert_ne!(fused, separate);
+        for isa in Isa::supported() {
+            let got = run(&|g, c, h| lstm_forward_step_rows(isa, g, &c_prev, c, h, hidden));
+            let want = if isa == Isa::Scalar {
+                &separate
+            } else {
+                &fused
+            };
+            for (name, (got, want)) in ["gates", "c", "h"].iter().zip(got.iter().zip(want)) {
+                let bad = got
+                    .iter()
+                    .zip(want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert!(bad.is_none(), "{isa} {name}: differs at {bad:?}");
+            }
+        }
+    }
+}

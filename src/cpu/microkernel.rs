@@ -15,7 +15,7 @@
 //! stay in flight.
 //!
 //! Each sum is built the same way on every path: start from `init`, then one fused multiply-add
-//! per `k`, in order. The AVX-512 and AVX2 kernels therefore give the same bits, and so does a
+//! per `k`, in order. The AVX-512, AVX2 and NEON kernels therefore give the same bits, and so does a
 //! tile computed in one call or split over several calls along `k` (the partial sums pass
 //! through `C` exactly). The portable kernel, for processors without FMA, multiplies and adds
 //! separately: same order, one more rounding per step.
@@ -36,6 +36,9 @@ const MR_AVX512: usize = 12;
 /// = 12 accumulators of 16 registers, leaving room for two values of `B` and a broadcast (a
 /// whole panel's 4 vectors per row would leave too few, and the compiler spills).
 const MR_AVX2: usize = 6;
+/// Rows of a packed panel of `A` on the NEON path: 6 rows × 4 vectors (half a panel at a time,
+/// as on AVX2) = 24 accumulators of 32 registers, with four for the row of `B` and a broadcast.
+const MR_NEON: usize = 6;
 /// Rows of a packed panel of `A` for the portable kernel.
 const MR_PORTABLE: usize = 4;
 /// The largest `MR` of any path (for tiles on the stack).
@@ -140,6 +143,7 @@ pub(crate) fn mr<F: Real>(isa: Isa) -> usize {
     match (is_f32::<F>(), isa) {
         (true, Isa::Avx512) => MR_AVX512,
         (true, Isa::Avx2) => MR_AVX2,
+        (true, Isa::Neon) => MR_NEON,
         _ => MR_PORTABLE,
     }
 }
@@ -151,7 +155,7 @@ pub(crate) fn panels_per_tile<F: Real>(isa: Isa, rows: usize) -> usize {
     match (is_f32::<F>(), isa) {
         (true, Isa::Avx512) if rows <= 2 => 4,
         (true, Isa::Avx512) if rows <= 4 => 2,
-        (true, Isa::Avx2) if rows == 1 => 2,
+        (true, Isa::Avx2 | Isa::Neon) if rows == 1 => 2,
         _ => 1,
     }
 }
@@ -188,7 +192,7 @@ pub(crate) unsafe fn tile<F: Real>(
     ldc: usize,
     init: TileInit<F>,
 ) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if is_f32::<F>() && isa != Isa::Scalar {
         let init = match init {
             TileInit::Zero => TileInit::Zero,
@@ -206,7 +210,7 @@ pub(crate) unsafe fn tile<F: Real>(
             tail: cast(a.tail),
         };
         let (b, c) = (b.cast::<f32>(), c.cast::<f32>());
-        let args = x86::Args {
+        let args = Args {
             kc,
             a,
             b,
@@ -215,14 +219,20 @@ pub(crate) unsafe fn tile<F: Real>(
             ldc,
             init,
         };
-        // SAFETY (both arms): the caller's contract; F is f32, so the casts change nothing.
+        // SAFETY (every arm): the caller's contract; F is f32, so the casts change nothing.
         unsafe {
             match isa {
-                Isa::Avx512 => x86::avx512(rows, panels, &args),
-                _ => x86::avx2(rows, panels, &args),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => return x86::avx512(rows, panels, &args),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => return x86::avx2(rows, panels, &args),
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon => return arm::neon(rows, panels, &args),
+                // Another architecture's set, never supported here (the GEMM runs the
+                // portable kernel instead).
+                _ => {}
             }
         }
-        return;
     }
     let _ = (isa, panels, b_stride);
     // SAFETY: the caller's contract, for the portable kernel's one panel.
@@ -271,24 +281,25 @@ unsafe fn tile_portable<F: Real>(
     }
 }
 
+/// The arguments of [`tile`] after the shape, for the f32 vector kernels, passed to them by
+/// reference (not copied once more on the way).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Clone, Copy)]
+struct Args {
+    kc: usize,
+    a: ABlocks<f32>,
+    b: *const f32,
+    b_stride: usize,
+    c: *mut f32,
+    ldc: usize,
+    init: TileInit<f32>,
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{ABlocks, MR_AVX512, NR, TileInit};
-
-    /// The arguments of [`super::tile`] after the shape, passed to the kernels by reference
-    /// (not copied once more on the way).
-    #[derive(Clone, Copy)]
-    pub(super) struct Args {
-        pub kc: usize,
-        pub a: ABlocks<f32>,
-        pub b: *const f32,
-        pub b_stride: usize,
-        pub c: *mut f32,
-        pub ldc: usize,
-        pub init: TileInit<f32>,
-    }
+    use super::{Args, MR_AVX512, NR, TileInit};
 
     /// Picks the AVX-512 kernel for a tile shape.
     ///
@@ -533,6 +544,126 @@ mod x86 {
             for (p, panel) in row.iter().enumerate() {
                 for (v, &x) in panel.iter().enumerate() {
                     unsafe { _mm256_storeu_ps(c.add(r * ldc + p * NR + v * W), x) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    use super::{Args, NR, TileInit};
+
+    /// Picks the NEON kernel for a tile shape: one or two rows span whole panels (16 or 8
+    /// accumulators), more rows take a panel in two halves of 16 columns (up to 24).
+    ///
+    /// # Safety
+    /// As [`super::tile`]; the processor has NEON (every aarch64 processor does).
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn neon(rows: usize, panels: usize, g: &Args) {
+        // SAFETY: the caller's contract, for the shape each arm names.
+        unsafe {
+            match (rows, panels) {
+                (1, 2) => neon_tile::<1, 2, 8>(g, 0),
+                (1, _) => neon_tile::<1, 1, 8>(g, 0),
+                (2, _) => neon_tile::<2, 1, 8>(g, 0),
+                (3, _) => neon_halves::<3>(g),
+                (4, _) => neon_halves::<4>(g),
+                (5, _) => neon_halves::<5>(g),
+                _ => neon_halves::<6>(g),
+            }
+        }
+    }
+
+    /// One panel of `R` rows as two tiles of 16 columns each.
+    ///
+    /// # Safety
+    /// As [`super::tile`] with `rows = R`, `panels = 1`.
+    #[target_feature(enable = "neon")]
+    unsafe fn neon_halves<const R: usize>(g: &Args) {
+        // SAFETY: the caller's contract; each half lies inside the panel.
+        unsafe {
+            neon_tile::<R, 1, 4>(g, 0);
+            neon_tile::<R, 1, 4>(g, NR / 2);
+        }
+    }
+
+    /// `R` rows × `P` panels, in each panel the `V` vectors of 4 columns from column `col`, in
+    /// `R·P·V` accumulators: the twin of the AVX2 kernel, with `vfmaq_f32` (one rounding) for
+    /// its `_mm256_fmadd_ps`.
+    ///
+    /// # Safety
+    /// As [`super::tile`] with `rows = R`, `panels = P`; `col + 4·V ≤ NR`.
+    #[target_feature(enable = "neon")]
+    unsafe fn neon_tile<const R: usize, const P: usize, const V: usize>(g: &Args, col: usize) {
+        const W: usize = 4;
+        let Args {
+            kc,
+            a,
+            b,
+            b_stride,
+            c,
+            ldc,
+            init,
+        } = *g;
+        // SAFETY: `col` columns into the panels and their tile of `C` (the caller's contract).
+        let (b, c) = unsafe { (b.add(col), c.add(col)) };
+        let init = match init {
+            // SAFETY: as above, for the bias row.
+            TileInit::Bias(bias) => TileInit::Bias(unsafe { bias.add(col) }),
+            other => other,
+        };
+        let mut acc = [[[vdupq_n_f32(0.0); V]; P]; R];
+        // SAFETY (every block below): the pointer ranges of the caller's contract.
+        match init {
+            TileInit::Zero => {}
+            TileInit::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { vld1q_f32(c.add(r * ldc + p * NR + v * W)) };
+                        }
+                    }
+                }
+            }
+            TileInit::Bias(bias) => {
+                for row in acc.iter_mut() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = unsafe { vld1q_f32(bias.add(p * NR + v * W)) };
+                        }
+                    }
+                }
+            }
+        }
+        // Each block of A in turn, the sums carried over in registers.
+        let split = a.split.min(kc);
+        for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
+            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
+            for k in 0..steps {
+                // SAFETY: row k0 + k of the P panels (the caller's contract).
+                let bv: [[float32x4_t; V]; P] = std::array::from_fn(|p| {
+                    std::array::from_fn(|v| unsafe {
+                        vld1q_f32(b.add(p * b_stride + (k0 + k) * NR + v * W))
+                    })
+                });
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: element (r, k) of the block (the caller's contract).
+                    let ar = vdupq_n_f32(unsafe { *rows[r].add(k * a.ks) });
+                    for (panel, bp) in row.iter_mut().zip(&bv) {
+                        for (x, &bv) in panel.iter_mut().zip(bp) {
+                            *x = vfmaq_f32(*x, ar, bv);
+                        }
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (p, panel) in row.iter().enumerate() {
+                for (v, &x) in panel.iter().enumerate() {
+                    unsafe { vst1q_f32(c.add(r * ldc + p * NR + v * W), x) };
                 }
             }
         }
