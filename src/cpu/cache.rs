@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 const DEFAULT_L2_BYTES: usize = 2 << 20;
 
 /// Bytes of L2 cache per core: what the processor reports (`cpuid` leaf `0x8000_0006` on
-/// x86-64, which Intel and AMD both fill in), else [`DEFAULT_L2_BYTES`]. Read once.
+/// x86-64, which Intel and AMD both fill in; elsewhere what Linux reads from it), else
+/// [`DEFAULT_L2_BYTES`]. Read once.
 pub(crate) fn l2_bytes() -> usize {
     static L2: OnceLock<usize> = OnceLock::new();
     *L2.get_or_init(|| reported_l2_bytes().unwrap_or(DEFAULT_L2_BYTES))
@@ -27,10 +28,39 @@ fn reported_l2_bytes() -> Option<usize> {
     (kib > 0).then_some(kib << 10)
 }
 
-/// The L2 size the processor reports, if any (not read on this architecture).
+/// The L2 size the kernel reports for the first core, if any: Linux's
+/// `/sys/devices/system/cpu/cpu0/cache/index*/` (`level` 2, `type` Unified or Data, `size`).
 #[cfg(not(target_arch = "x86_64"))]
 fn reported_l2_bytes() -> Option<usize> {
-    None
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.flatten().find_map(|entry| {
+        let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
+        let level = read("level")?;
+        let kind = read("type")?;
+        (level.trim() == "2" && matches!(kind.trim(), "Unified" | "Data"))
+            .then(|| read("size"))
+            .flatten()
+            .and_then(|size| parse_size(&size))
+    })
+}
+
+/// A cache size as sysfs writes it (`1024K`, `2M`, or bytes), in bytes.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return None,
+    };
+    let n: usize = digits.parse().ok()?;
+    (n > 0).then_some(n << shift)
 }
 
 #[cfg(test)]
@@ -45,5 +75,15 @@ mod tests {
             (128 << 10..=64 << 20).contains(&l2) && l2.is_multiple_of(1024),
             "L2 of {l2} bytes"
         );
+    }
+
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_size("1024K\n"), Some(1 << 20));
+        assert_eq!(parse_size("2M"), Some(2 << 20));
+        assert_eq!(parse_size("524288"), Some(1 << 19));
+        for bad in ["", "K", "0K", "12Q", "1.5M", "-1K"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
     }
 }
