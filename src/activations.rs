@@ -26,9 +26,10 @@
 //! Each polynomial step `a·b + c` is rounded as a [`MulAdd`] says: [`Fused`] (one rounding, a
 //! single instruction on processors with FMA, and half the instructions of the whole
 //! activation) or [`Separate`] (multiply, then add: processors without FMA, where a fused
-//! multiply-add would be a slow library call). The CPU path's SIMD loops use `Fused` on AVX2
-//! and AVX-512 and on NEON, `Separate` elsewhere; the plain functions ([`sigmoid`], [`tanh_stable`],
-//! [`exp_nonpositive`], [`expm1_nonpositive`]) are the `Separate` ones. Both are within the same few ulp.
+//! multiply-add would be a slow library call). The CPU path's SIMD loops use `Fused` on AVX2,
+//! AVX-512 and NEON, `Separate` elsewhere; the plain functions ([`sigmoid`], [`tanh_stable`],
+//! [`exp_nonpositive`], [`expm1_nonpositive`]) are the `Separate` ones. Both are within the same
+//! few ulp.
 
 /// How `a·b + c` is rounded in the activations' polynomials (see the module docs).
 pub trait MulAdd {

@@ -1,8 +1,8 @@
 //! Every instruction set the CPU path has code for (`Isa`: AVX-512, AVX2, NEON, portable) gives
 //! the results the golden files hold; the fused multiply-add paths (AVX-512, AVX2, NEON) give the
-//! same bits, and the portable path agrees with them to rounding. Each runs here on every path this processor supports, chosen
-//! per model with `CpuLstm::with_isa` (the `LSTM_WGPU_CPU_ISA` variable caps it for a whole
-//! program).
+//! same bits, and the portable path agrees with them to rounding. Each runs here on every path
+//! this processor supports, chosen per model with `CpuLstm::with_isa` (the `LSTM_WGPU_CPU_ISA`
+//! variable caps it for a whole program).
 mod common;
 
 use common::{

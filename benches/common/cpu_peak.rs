@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Enough independent chains to hide the multiply-add's latency (4 cycles on 2 units: 8 would
-//! do), yet few enough to stay in registers (24 of AVX-512's 32, 12 of AVX2's 16), so the loop
-//! runs at the processor's multiply-add throughput (NEON: 24 of 32 128-bit registers). FLOP per thread:
+//! do), yet few enough to stay in registers (24 of AVX-512's 32, 12 of AVX2's 16, 24 of NEON's
+//! 32), so the loop runs at the processor's multiply-add throughput. FLOP per thread:
 //! `2 · chains · lanes · ITERS`.
 
 use std::time::Instant;

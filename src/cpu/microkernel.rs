@@ -15,8 +15,8 @@
 //! stay in flight.
 //!
 //! Each sum is built the same way on every path: start from `init`, then one fused multiply-add
-//! per `k`, in order. The AVX-512, AVX2 and NEON kernels therefore give the same bits, and so does a
-//! tile computed in one call or split over several calls along `k` (the partial sums pass
+//! per `k`, in order. The AVX-512, AVX2 and NEON kernels therefore give the same bits, and so
+//! does a tile computed in one call or split over several calls along `k` (the partial sums pass
 //! through `C` exactly). The portable kernel, for processors without FMA, multiplies and adds
 //! separately: same order, one more rounding per step.
 

@@ -8,9 +8,9 @@
 //! processor, so that copy needs no feature of its own), or the portable copy. Rust never
 //! contracts `a * b + c` into a fused multiply-add nor reorders float arithmetic, so the
 //! AVX-512, AVX2 and NEON copies give the same bits: all evaluate the activations' polynomials
-//! with fused multiply-adds ([`Fused`](crate::activations::Fused)). The portable copy rounds them separately
-//! ([`Separate`](crate::activations::Separate)), as the portable GEMM kernel does, since a
-//! processor without FMA would make each fused step a library call.
+//! with fused multiply-adds ([`Fused`](crate::activations::Fused)). The portable copy rounds
+//! them separately ([`Separate`](crate::activations::Separate)), as the portable GEMM kernel
+//! does, since a processor without FMA would make each fused step a library call.
 
 /// Defines a function that runs `inner` (an `#[inline(always)]` function generic over the float
 /// type and a [`MulAdd`](crate::activations::MulAdd), with the same parameters after the first,
