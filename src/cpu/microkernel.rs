@@ -295,6 +295,115 @@ struct Args {
     init: TileInit<f32>,
 }
 
+/// A vector of `W` floats of one instruction set, as [`vector_tile`] uses it. The operations
+/// are `unsafe` because they need the instruction set: they are inlined into a kernel compiled
+/// for it.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+trait Lanes: Copy {
+    /// Floats per vector.
+    const W: usize;
+
+    /// `x` in every lane.
+    ///
+    /// # Safety
+    /// The processor has the instruction set.
+    unsafe fn splat(x: f32) -> Self;
+
+    /// `acc + a·b` in each lane, rounded once.
+    ///
+    /// # Safety
+    /// As [`Lanes::splat`].
+    unsafe fn fma(acc: Self, a: Self, b: Self) -> Self;
+
+    /// `W` floats from `p`.
+    ///
+    /// # Safety
+    /// As [`Lanes::splat`]; `p` is valid for reads of `W` floats.
+    unsafe fn load(p: *const f32) -> Self;
+
+    /// `v` to `W` floats at `p`.
+    ///
+    /// # Safety
+    /// As [`Lanes::splat`]; `p` is valid for writes of `W` floats.
+    unsafe fn store(p: *mut f32, v: Self);
+}
+
+/// The AVX2 and NEON kernels: `R` rows × `P` panels, in each panel the `V` vectors of `L::W`
+/// columns from column `col`, in `R·P·V` accumulators. Step `k` broadcasts row `r`'s value of
+/// `A` and adds its products with the row of `B` to the row's sums.
+///
+/// # Safety
+/// As [`tile`] with `rows = R`, `panels = P`; `col + L::W·V ≤ NR`; the processor has `L`'s
+/// instruction set, and the caller is compiled for it (this is inlined into it).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+unsafe fn vector_tile<L: Lanes, const R: usize, const P: usize, const V: usize>(
+    g: &Args,
+    col: usize,
+) {
+    let w = L::W;
+    let Args {
+        kc,
+        a,
+        b,
+        b_stride,
+        c,
+        ldc,
+        init,
+    } = *g;
+    // SAFETY (every block below): `col` columns into the panels, their tile of `C` and the
+    // bias row, and the pointer ranges of the caller's contract; the instruction set is there.
+    unsafe {
+        let (b, c) = (b.add(col), c.add(col));
+        let mut acc = [[[L::splat(0.0); V]; P]; R];
+        match init {
+            TileInit::Zero => {}
+            TileInit::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = L::load(c.add(r * ldc + p * NR + v * w));
+                        }
+                    }
+                }
+            }
+            TileInit::Bias(bias) => {
+                let bias = bias.add(col);
+                for row in acc.iter_mut() {
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            *x = L::load(bias.add(p * NR + v * w));
+                        }
+                    }
+                }
+            }
+        }
+        // Each block of A in turn, the sums carried over in registers.
+        let split = a.split.min(kc);
+        for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
+            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
+            for k in 0..steps {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let ar = L::splat(*rows[r].add(k * a.ks));
+                    for (p, panel) in row.iter_mut().enumerate() {
+                        for (v, x) in panel.iter_mut().enumerate() {
+                            let at = p * b_stride + (k0 + k) * NR + v * w;
+                            *x = L::fma(*x, ar, L::load(b.add(at)));
+                        }
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (p, panel) in row.iter().enumerate() {
+                for (v, &x) in panel.iter().enumerate() {
+                    L::store(c.add(r * ldc + p * NR + v * w), x);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -477,75 +586,42 @@ mod x86 {
     }
 
     /// `R` rows × `P` panels, in each panel the `V` vectors of 8 columns from column `col`, in
-    /// `R·P·V` `ymm` accumulators.
+    /// `R·P·V` `ymm` accumulators ([`super::vector_tile`]).
     ///
     /// # Safety
     /// As [`super::tile`] with `rows = R`, `panels = P`; `col + 8·V ≤ NR`; the processor has
     /// AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2_tile<const R: usize, const P: usize, const V: usize>(g: &Args, col: usize) {
+        // SAFETY: the caller's contract; inlined here, the vector operations have AVX2 and FMA.
+        unsafe { super::vector_tile::<__m256, R, P, V>(g, col) }
+    }
+
+    impl super::Lanes for __m256 {
         const W: usize = 8;
-        let Args {
-            kc,
-            a,
-            b,
-            b_stride,
-            c,
-            ldc,
-            init,
-        } = *g;
-        // SAFETY: `col` columns into the panels and their tile of `C` (the caller's contract).
-        let (b, c) = unsafe { (b.add(col), c.add(col)) };
-        let init = match init {
-            // SAFETY: as above, for the bias row.
-            TileInit::Bias(bias) => TileInit::Bias(unsafe { bias.add(col) }),
-            other => other,
-        };
-        let mut acc = [[[_mm256_setzero_ps(); V]; P]; R];
-        // SAFETY (every block below): the pointer ranges of the caller's contract.
-        match init {
-            TileInit::Zero => {}
-            TileInit::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    for (p, panel) in row.iter_mut().enumerate() {
-                        for (v, x) in panel.iter_mut().enumerate() {
-                            *x = unsafe { _mm256_loadu_ps(c.add(r * ldc + p * NR + v * W)) };
-                        }
-                    }
-                }
-            }
-            TileInit::Bias(bias) => {
-                for row in acc.iter_mut() {
-                    for (p, panel) in row.iter_mut().enumerate() {
-                        for (v, x) in panel.iter_mut().enumerate() {
-                            *x = unsafe { _mm256_loadu_ps(bias.add(p * NR + v * W)) };
-                        }
-                    }
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            // SAFETY: the caller's contract (the processor has AVX).
+            unsafe { _mm256_set1_ps(x) }
         }
-        // Each block of A in turn, the sums carried over in registers.
-        let split = a.split.min(kc);
-        for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
-            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
-            for k in 0..steps {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let ar = _mm256_set1_ps(unsafe { *rows[r].add(k * a.ks) });
-                    for (p, panel) in row.iter_mut().enumerate() {
-                        for (v, x) in panel.iter_mut().enumerate() {
-                            let at = p * b_stride + (k0 + k) * NR + v * W;
-                            *x = _mm256_fmadd_ps(ar, unsafe { _mm256_loadu_ps(b.add(at)) }, *x);
-                        }
-                    }
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn fma(acc: Self, a: Self, b: Self) -> Self {
+            // SAFETY: the caller's contract (the processor has FMA).
+            unsafe { _mm256_fmadd_ps(a, b, acc) }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (p, panel) in row.iter().enumerate() {
-                for (v, &x) in panel.iter().enumerate() {
-                    unsafe { _mm256_storeu_ps(c.add(r * ldc + p * NR + v * W), x) };
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's contract.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: Self) {
+            // SAFETY: the caller's contract.
+            unsafe { _mm256_storeu_ps(p, v) }
         }
     }
 }
@@ -554,7 +630,7 @@ mod x86 {
 mod arm {
     use std::arch::aarch64::*;
 
-    use super::{Args, NR, TileInit};
+    use super::{Args, NR};
 
     /// Picks the NEON kernel for a tile shape: one or two rows span whole panels (16 or 8
     /// accumulators), more rows take a panel in two halves of 16 columns (up to 24).
@@ -591,81 +667,41 @@ mod arm {
     }
 
     /// `R` rows × `P` panels, in each panel the `V` vectors of 4 columns from column `col`, in
-    /// `R·P·V` accumulators: the twin of the AVX2 kernel, with `vfmaq_f32` (one rounding) for
-    /// its `_mm256_fmadd_ps`.
+    /// `R·P·V` accumulators ([`super::vector_tile`], as on AVX2).
     ///
     /// # Safety
     /// As [`super::tile`] with `rows = R`, `panels = P`; `col + 4·V ≤ NR`.
     #[target_feature(enable = "neon")]
     unsafe fn neon_tile<const R: usize, const P: usize, const V: usize>(g: &Args, col: usize) {
+        // SAFETY: the caller's contract; inlined here, the vector operations have NEON.
+        unsafe { super::vector_tile::<float32x4_t, R, P, V>(g, col) }
+    }
+
+    impl super::Lanes for float32x4_t {
         const W: usize = 4;
-        let Args {
-            kc,
-            a,
-            b,
-            b_stride,
-            c,
-            ldc,
-            init,
-        } = *g;
-        // SAFETY: `col` columns into the panels and their tile of `C` (the caller's contract).
-        let (b, c) = unsafe { (b.add(col), c.add(col)) };
-        let init = match init {
-            // SAFETY: as above, for the bias row.
-            TileInit::Bias(bias) => TileInit::Bias(unsafe { bias.add(col) }),
-            other => other,
-        };
-        let mut acc = [[[vdupq_n_f32(0.0); V]; P]; R];
-        // SAFETY (every block below): the pointer ranges of the caller's contract.
-        match init {
-            TileInit::Zero => {}
-            TileInit::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    for (p, panel) in row.iter_mut().enumerate() {
-                        for (v, x) in panel.iter_mut().enumerate() {
-                            *x = unsafe { vld1q_f32(c.add(r * ldc + p * NR + v * W)) };
-                        }
-                    }
-                }
-            }
-            TileInit::Bias(bias) => {
-                for row in acc.iter_mut() {
-                    for (p, panel) in row.iter_mut().enumerate() {
-                        for (v, x) in panel.iter_mut().enumerate() {
-                            *x = unsafe { vld1q_f32(bias.add(p * NR + v * W)) };
-                        }
-                    }
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            // SAFETY: the caller's contract (the processor has NEON).
+            unsafe { vdupq_n_f32(x) }
         }
-        // Each block of A in turn, the sums carried over in registers.
-        let split = a.split.min(kc);
-        for (a, k0, steps) in [(a.head, 0, split), (a.tail, split, kc - split)] {
-            let rows: [*const f32; R] = std::array::from_fn(|r| a.ptr.wrapping_add(r * a.rs));
-            for k in 0..steps {
-                // SAFETY: row k0 + k of the P panels (the caller's contract).
-                let bv: [[float32x4_t; V]; P] = std::array::from_fn(|p| {
-                    std::array::from_fn(|v| unsafe {
-                        vld1q_f32(b.add(p * b_stride + (k0 + k) * NR + v * W))
-                    })
-                });
-                for (r, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: element (r, k) of the block (the caller's contract).
-                    let ar = vdupq_n_f32(unsafe { *rows[r].add(k * a.ks) });
-                    for (panel, bp) in row.iter_mut().zip(&bv) {
-                        for (x, &bv) in panel.iter_mut().zip(bp) {
-                            *x = vfmaq_f32(*x, ar, bv);
-                        }
-                    }
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn fma(acc: Self, a: Self, b: Self) -> Self {
+            // SAFETY: as above; `vfmaq_f32` rounds once.
+            unsafe { vfmaq_f32(acc, a, b) }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (p, panel) in row.iter().enumerate() {
-                for (v, &x) in panel.iter().enumerate() {
-                    unsafe { vst1q_f32(c.add(r * ldc + p * NR + v * W), x) };
-                }
-            }
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's contract.
+            unsafe { vld1q_f32(p) }
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: Self) {
+            // SAFETY: the caller's contract.
+            unsafe { vst1q_f32(p, v) }
         }
     }
 }
