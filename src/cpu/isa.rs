@@ -18,8 +18,10 @@ pub const ISA_ENV: &str = "LSTM_WGPU_CPU_ISA";
 const NAMES: &str = "scalar, neon, avx2, avx512";
 
 /// An instruction set the CPU path has code for, from the narrowest to the widest (the order
-/// [`Isa::capped`] caps by; one processor has either the x86-64 sets or NEON).
+/// [`Isa::capped`] caps by; one processor has either the x86-64 sets or NEON). Non-exhaustive:
+/// a later version may add instruction sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Isa {
     /// Portable Rust, vectorised by the compiler for the build's baseline (SSE2 on x86-64, NEON
     /// on aarch64).
