@@ -365,11 +365,19 @@ pub fn gpu_tuned_as_software_with_subgroups(texels: bool) -> lstm_wgpu::gpu::Gpu
 }
 
 /// Whether the tests' device runs the subgroup variants (its subgroups are exactly 8 wide); says
-/// so on stderr where it does not, so that a run shows which tests had nothing to compare.
+/// so on stderr where it does not, so that a run shows which tests had nothing to compare. With
+/// `LSTM_WGPU_TEST_SUBGROUPS=required` (the test script's pass on lavapipe's Vulkan driver, whose
+/// subgroups are 8 wide) a device without them fails the test instead.
 pub fn runs_subgroups() -> bool {
     let runs = gpu_tuned_as_software_with_subgroups(false)
         .tuning()
         .subgroups;
+    let required = std::env::var("LSTM_WGPU_TEST_SUBGROUPS").is_ok_and(|v| v == "required");
+    assert!(
+        runs || !required,
+        "LSTM_WGPU_TEST_SUBGROUPS=required, but {} has no 8-wide subgroups",
+        gpu().describe()
+    );
     if !runs {
         eprintln!("this adapter has no 8-wide subgroups: the subgroup variants do not run here");
     }
