@@ -7,7 +7,8 @@
 // wg.x·8 + lid.x of all 32 rows. Each weight it loads (the four gates of its unit at one k)
 // serves 32 rows, where the subgroup step's serves 8: a software adapter pays per load and
 // per lane, so the weight loads per product fall fourfold. The rows' inputs come four rows to a
-// vec4: lane s loads rows 4s .. 4s + 3 and every lane takes the others' (`shared_rows4`).
+// vec4: lane s loads rows 4s .. 4s + 3 and every lane takes the others' (`shared_rows4`). The
+// sums go four k at a time (`tall_products4`), in the same order as one at a time.
 // h_prev comes from `ht`, which each step writes transposed for the next:
 //
 //   ht (the `xproj` binding)  [2, D, O, BQ] vec4, BQ = ceil(B / 32) · 8; the vec4 (p, d, k, q)
@@ -41,6 +42,56 @@ fn tall_products(acc: ptr<function, array<vec4<f32>, RB>>, h: array<vec4<f32>, 8
         (*acc)[4u * q + 2u] = fma(vec4<f32>(v.z), w, (*acc)[4u * q + 2u]);
         (*acc)[4u * q + 3u] = fma(vec4<f32>(v.w), w, (*acc)[4u * q + 3u]);
     }
+}
+
+// Four k of one row's sums, k ascending: a + v0·w0 + v1·w1 + v2·w2 + v3·w3, each product
+// rounded into the sum in turn (the order of four `tall_products`).
+fn chain4(a: vec4<f32>, v: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
+    var r = fma(vec4<f32>(v.x), w[0], a);
+    r = fma(vec4<f32>(v.y), w[1], r);
+    r = fma(vec4<f32>(v.z), w[2], r);
+    return fma(vec4<f32>(v.w), w[3], r);
+}
+
+// Four k of the tile's sums, the same as `tall_products` at k, k + 1, k + 2, k + 3 in turn, but
+// each accumulator taken up once for all four. On a software adapter a lane's 32 vec4 sums are
+// 128 vector registers, more than a processor has, so they live in memory and each use loads
+// and stores one: taken up once per four k, each is stored a quarter as often (the products
+// ran 25% faster in a probe). hj holds the rows' values at k + j, w[j] the unit's weights there.
+// The quads are spelled out: a loop over them, indexing the arrays by its counter, would move
+// the arrays to memory on a software adapter.
+fn tall_products4(
+    acc: ptr<function, array<vec4<f32>, RB>>,
+    h0: array<vec4<f32>, 8>,
+    h1: array<vec4<f32>, 8>,
+    h2: array<vec4<f32>, 8>,
+    h3: array<vec4<f32>, 8>,
+    w: array<vec4<f32>, 4>,
+) {
+    tall_quad4(acc, 0u, h0[0], h1[0], h2[0], h3[0], w);
+    tall_quad4(acc, 4u, h0[1], h1[1], h2[1], h3[1], w);
+    tall_quad4(acc, 8u, h0[2], h1[2], h2[2], h3[2], w);
+    tall_quad4(acc, 12u, h0[3], h1[3], h2[3], h3[3], w);
+    tall_quad4(acc, 16u, h0[4], h1[4], h2[4], h3[4], w);
+    tall_quad4(acc, 20u, h0[5], h1[5], h2[5], h3[5], w);
+    tall_quad4(acc, 24u, h0[6], h1[6], h2[6], h3[6], w);
+    tall_quad4(acc, 28u, h0[7], h1[7], h2[7], h3[7], w);
+}
+
+// Rows r .. r + 3 of `tall_products4`, from their values at the four k.
+fn tall_quad4(
+    acc: ptr<function, array<vec4<f32>, RB>>,
+    r: u32,
+    v0: vec4<f32>,
+    v1: vec4<f32>,
+    v2: vec4<f32>,
+    v3: vec4<f32>,
+    w: array<vec4<f32>, 4>,
+) {
+    (*acc)[r] = chain4((*acc)[r], vec4<f32>(v0.x, v1.x, v2.x, v3.x), w);
+    (*acc)[r + 1u] = chain4((*acc)[r + 1u], vec4<f32>(v0.y, v1.y, v2.y, v3.y), w);
+    (*acc)[r + 2u] = chain4((*acc)[r + 2u], vec4<f32>(v0.z, v1.z, v2.z, v3.z), w);
+    (*acc)[r + 3u] = chain4((*acc)[r + 3u], vec4<f32>(v0.w, v1.w, v2.w, v3.w), w);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -95,14 +146,20 @@ fn main_tall(
                     x[e] = input[x_at[e] / 4u + k4];
                 }
                 let k = 4u * k4;
-                let x0 = vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x);
-                tall_products(&acc, shared_rows4(x0), w_ih(d, k, unit));
-                let x1 = vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y);
-                tall_products(&acc, shared_rows4(x1), w_ih(d, k + 1u, unit));
-                let x2 = vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z);
-                tall_products(&acc, shared_rows4(x2), w_ih(d, k + 2u, unit));
-                let x3 = vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w);
-                tall_products(&acc, shared_rows4(x3), w_ih(d, k + 3u, unit));
+                let w = array<vec4<f32>, 4>(
+                    w_ih(d, k, unit),
+                    w_ih(d, k + 1u, unit),
+                    w_ih(d, k + 2u, unit),
+                    w_ih(d, k + 3u, unit),
+                );
+                tall_products4(
+                    &acc,
+                    shared_rows4(vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x)),
+                    shared_rows4(vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y)),
+                    shared_rows4(vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z)),
+                    shared_rows4(vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w)),
+                    w,
+                );
             }
         } else {
             for (var k = 0u; k < s.input; k++) {
@@ -133,7 +190,24 @@ fn main_tall(
         } else {
             let at = ht_at((s.step + 1u) % 2u, d, 0u) + b0 / 4u + lane;
             let quads = ht_quads();
-            for (var k = 0u; k < s.out; k++) {
+            var k = 0u;
+            for (; k + 4u <= s.out; k += 4u) {
+                let w = array<vec4<f32>, 4>(
+                    w_hh(d, k, unit),
+                    w_hh(d, k + 1u, unit),
+                    w_hh(d, k + 2u, unit),
+                    w_hh(d, k + 3u, unit),
+                );
+                tall_products4(
+                    &acc,
+                    shared_rows4(xproj[at + k * quads]),
+                    shared_rows4(xproj[at + (k + 1u) * quads]),
+                    shared_rows4(xproj[at + (k + 2u) * quads]),
+                    shared_rows4(xproj[at + (k + 3u) * quads]),
+                    w,
+                );
+            }
+            for (; k < s.out; k++) {
                 tall_products(&acc, shared_rows4(xproj[at + k * quads]), w_hh(d, k, unit));
             }
         }
