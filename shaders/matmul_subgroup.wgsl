@@ -16,7 +16,9 @@
 // matmul_blocked_vec4 loads 4 vec4s per invocation and k for 64 products, this kernel 3 vec4s
 // for 256 (4 for 512 with 64 rows, where B is read by half as many tiles). Each half of the
 // columns of each group of 32 rows keeps its sums in an array of 32 vec4s: one array of 64 would
-// be compiled to memory.
+// be compiled to memory. Even so a lane's sums are more vector registers than a processor has, so
+// on a software adapter they live in memory: the loop takes each up once per four k
+// (`group_products4`), where one per k would load and store it at every multiply-add.
 //
 // The multiply-adds are those of matmul_blocked_vec4, in the same order (k ascending, one fma
 // per term), so C has the same bits. The host picks this kernel only where matmul_blocked_vec4
@@ -64,6 +66,48 @@ fn group_products(
     quad(acc, 7u, r[7], lo); quad(acc_hi, 7u, r[7], hi);
 }
 
+// acc[4i + e] += rows_j[e] · col[j] for j = 0 .. 3 in turn (four k of `quad`, k ascending), each
+// accumulator taken up once for the four: a lane's sums are more vector registers than a
+// processor has on a software adapter, so they live in memory and each use loads and stores one.
+fn quad4(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    i: u32,
+    rows0: vec4<f32>,
+    rows1: vec4<f32>,
+    rows2: vec4<f32>,
+    rows3: vec4<f32>,
+    col: array<vec4<f32>, 4>,
+) {
+    for (var e = 0u; e < 4u; e++) {
+        var sum = fma(vec4<f32>(rows0[e]), col[0], (*acc)[4u * i + e]);
+        sum = fma(vec4<f32>(rows1[e]), col[1], sum);
+        sum = fma(vec4<f32>(rows2[e]), col[2], sum);
+        (*acc)[4u * i + e] = fma(vec4<f32>(rows3[e]), col[3], sum);
+    }
+}
+
+// Four k of `group_products`: mine[j], lo[j] and hi[j] at k + j.
+fn group_products4(
+    acc: ptr<function, array<vec4<f32>, 32>>,
+    acc_hi: ptr<function, array<vec4<f32>, 32>>,
+    mine: array<vec4<f32>, 4>,
+    lo: array<vec4<f32>, 4>,
+    hi: array<vec4<f32>, 4>,
+) {
+    let r0 = shared_rows4(mine[0]);
+    let r1 = shared_rows4(mine[1]);
+    let r2 = shared_rows4(mine[2]);
+    let r3 = shared_rows4(mine[3]);
+    quad4(acc, 0u, r0[0], r1[0], r2[0], r3[0], lo); quad4(acc_hi, 0u, r0[0], r1[0], r2[0], r3[0], hi);
+    quad4(acc, 1u, r0[1], r1[1], r2[1], r3[1], lo); quad4(acc_hi, 1u, r0[1], r1[1], r2[1], r3[1], hi);
+    quad4(acc, 2u, r0[2], r1[2], r2[2], r3[2], lo); quad4(acc_hi, 2u, r0[2], r1[2], r2[2], r3[2], hi);
+    quad4(acc, 3u, r0[3], r1[3], r2[3], r3[3], lo); quad4(acc_hi, 3u, r0[3], r1[3], r2[3], r3[3], hi);
+    quad4(acc, 4u, r0[4], r1[4], r2[4], r3[4], lo); quad4(acc_hi, 4u, r0[4], r1[4], r2[4], r3[4], hi);
+    quad4(acc, 5u, r0[5], r1[5], r2[5], r3[5], lo); quad4(acc_hi, 5u, r0[5], r1[5], r2[5], r3[5], hi);
+    quad4(acc, 6u, r0[6], r1[6], r2[6], r3[6], lo); quad4(acc_hi, 6u, r0[6], r1[6], r2[6], r3[6], hi);
+    quad4(acc, 7u, r0[7], r1[7], r2[7], r3[7], lo); quad4(acc_hi, 7u, r0[7], r1[7], r2[7], r3[7], hi);
+}
+
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -93,7 +137,31 @@ fn main(
     var acc_hi: array<vec4<f32>, 32>;
     var acc2: array<vec4<f32>, 32>;
     var acc2_hi: array<vec4<f32>, 32>;
-    for (var k = 0u; k < p.k; k++) {
+    var k = 0u;
+    for (; k + 4u <= p.k; k += 4u) {
+        // Stored rows of A and B at k .. k + 3.
+        var ka: array<u32, 4>;
+        var kb: array<u32, 4>;
+        for (var j = 0u; j < 4u; j++) {
+            ka[j] = (a_base + a_pos) * lda4;
+            kb[j] = (b_base + b_pos) * ldb4;
+            a_pos += 1u;
+            if (a_pos == p.a_group) { a_pos = 0u; a_base += p.a_group_stride; }
+            b_pos += 1u;
+            if (b_pos == p.b_group) { b_pos = 0u; b_base += p.b_group_stride; }
+        }
+        let lo = array<vec4<f32>, 4>(b[b_lo + kb[0]], b[b_lo + kb[1]], b[b_lo + kb[2]], b[b_lo + kb[3]]);
+        let hi = array<vec4<f32>, 4>(b[b_hi + kb[0]], b[b_hi + kb[1]], b[b_hi + kb[2]], b[b_hi + kb[3]]);
+        let mine = array<vec4<f32>, 4>(a[a_at + ka[0]], a[a_at + ka[1]], a[a_at + ka[2]], a[a_at + ka[3]]);
+        group_products4(&acc, &acc_hi, mine, lo, hi);
+        if (GROUPS > 1u) {
+            let mine2 = array<vec4<f32>, 4>(
+                a[a_at2 + ka[0]], a[a_at2 + ka[1]], a[a_at2 + ka[2]], a[a_at2 + ka[3]],
+            );
+            group_products4(&acc2, &acc2_hi, mine2, lo, hi);
+        }
+    }
+    for (; k < p.k; k++) {
         let bk = (b_base + b_pos) * ldb4;
         let lo = b[b_lo + bk];
         let hi = b[b_hi + bk];
