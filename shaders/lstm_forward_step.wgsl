@@ -326,25 +326,17 @@ fn finish_tile(
 // The rest of the step for unit u < H of batch row b < B in direction d: `a` holds the four
 // gates' pre-activations of u, xproj_t + b_hh + h_prev · W_hhᵀ (meaningless for a finished row).
 // Returns r (0 for a finished row), which only the tall step uses.
+//
+// A finished row (time s past its end; its `t` is s) computes the same values unused, keeps its
+// state, and writes zero where a running row writes its output: y at time s (the projection step
+// writes it in projected layers) and, for backward, its h_prev there. A software adapter runs every branch
+// of a lane's code, taken or not, and pays for each load or store it holds, so the two cases
+// share their stores.
 fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
     let H = s.hidden;
     let O = s.out;
     let projected = O < H;
-    let y_at = d * O + u;
-    let y_row = s.dirs * O;
-    let bh = s.batch * H;
-    let rows_h = s.dirs * bh * s.seq;
-    if (!row.running) {
-        // Time s is past the row's end: its output there is zero (written by the projection
-        // step in projected layers), and what backward reads there is zero too.
-        if (!projected) {
-            y[(b * s.seq + s.step) * y_row + y_at] = 0.0;
-        }
-        if (s.save != 0u && u < O) {
-            saved[rows_h + dir_row(d, b, s.step, O) + u] = 0.0;
-        }
-        return 0.0;
-    }
+    let save = s.save != 0u;
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);
@@ -357,23 +349,29 @@ fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
         c_prev = state_n[s.c_off + state];
     }
     let c = f * c_prev + i * g;
-    let r = o * tanh_stable(c);
+    let r = select(0.0, o * tanh_stable(c), row.running);
+    let rows_h = s.dirs * s.batch * s.seq * H;
     let at = dir_row(d, b, row.t, H) + u;
     if (projected) {
-        let r_at = select(0u, rows_h + s.dirs * s.batch * s.seq * O, s.save != 0u);
-        saved[r_at + at] = r;
+        if (row.running) {
+            saved[select(0u, rows_h + s.dirs * s.batch * s.seq * O, save) + at] = r;
+        }
     } else {
-        y[(b * s.seq + row.t) * y_row + y_at] = r;
-        if (s.step + 1u == row.n) {
+        y[(b * s.seq + row.t) * s.dirs * O + d * O + u] = r;
+        if (row.running && s.step + 1u == row.n) {
             state_n[s.h_off + state] = r;
         }
     }
-    state_n[s.c_off + state] = c;
-    if (s.save != 0u) {
-        saved[at] = c;
-        gates[at] = vec4<f32>(i, f, g, o);
+    if (row.running) {
+        state_n[s.c_off + state] = c;
+    }
+    if (save) {
+        if (row.running) {
+            saved[at] = c;
+            gates[at] = vec4<f32>(i, f, g, o);
+        }
         if (u < O) {
-            saved[rows_h + dir_row(d, b, row.t, O) + u] = h_prev(d, b, row, u);
+            saved[rows_h + dir_row(d, b, row.t, O) + u] = select(0.0, h_prev(d, b, row, u), row.running);
         }
     }
     return r;

@@ -265,6 +265,70 @@ fn outputs_past_each_length_are_zero_on_the_gpu() {
     }
 }
 
+#[test]
+fn outputs_past_each_length_are_zero_where_an_earlier_call_wrote_them() {
+    // The model's buffers are made once per shape, so a call finds the last call's outputs in
+    // them: after a pass over full lengths, a pass over shorter ones must write the zeros past
+    // each row's end itself, in inference and in training (where backward also reads the saved
+    // h_prev there). Unprojected layers, whose steps write y: 8 rows (the direct or subgroup
+    // steps) and 40 (the tall ones where the device has 8-wide subgroups).
+    let mut gpus = vec![("default", gpu())];
+    if runs_subgroups() {
+        gpus.push(("subgroups", gpu_tuned_as_software_with_subgroups(true)));
+    }
+    let config = config(4, 9, 2, true, 0, true);
+    let w = random_weights(config, 7, 1.5);
+    let seq = 5;
+    for (tuning, gpu) in gpus {
+        for b in [8, 40] {
+            let x: Array3<f32> = random_array((b, seq, 4), 1, -1.0, 1.0);
+            let lengths: Vec<usize> = (0..b).map(|r| 1 + r % seq).collect();
+            let full = vec![seq; b];
+            let mut cpu = CpuLstm::new(w.clone()).unwrap();
+            let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+            let what = format!("{tuning}, B {b}");
+            lstm.forward_lengths(x.view(), &full, None).unwrap();
+            let got = lstm.forward_lengths(x.view(), &lengths, None).unwrap();
+            let want = cpu.forward_lengths(x.view(), &lengths, None).unwrap();
+            let name = format!("{what}, inference: y");
+            assert_close(
+                &name,
+                got.y.view().into_dyn(),
+                want.y.view().into_dyn(),
+                0.0,
+                RTOL_FWD,
+            );
+            let upstream = Upstream {
+                dy: Some(random_array((b, seq, 18), 3, -1.0, 1.0)),
+                dh_n: None,
+                dc_n: None,
+            };
+            lstm.forward_train_lengths(x.view(), &full, None).unwrap();
+            let (got, tape) = lstm
+                .forward_train_lengths(x.view(), &lengths, None)
+                .unwrap();
+            let got_g = lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap();
+            let (want, tape) = cpu.forward_train_lengths(x.view(), &lengths, None).unwrap();
+            let want_g = cpu.backward(&tape, &upstream, GradRequest::ALL).unwrap();
+            let name = format!("{what}, training: y");
+            assert_close(
+                &name,
+                got.y.view().into_dyn(),
+                want.y.view().into_dyn(),
+                0.0,
+                RTOL_FWD,
+            );
+            let (gl, wl) = (got_g.layers.unwrap(), want_g.layers.unwrap());
+            for (ld, (g, e)) in gl.iter().zip(&wl).enumerate() {
+                let (named, expected) = (g.named(ld / 2, ld % 2), e.named(ld / 2, ld % 2));
+                for ((name, a), (_, b)) in named.into_iter().zip(expected) {
+                    assert_close(&format!("{what}: d{name}"), a, b, 0.0, RTOL_BWD);
+                }
+            }
+        }
+    }
+}
+
 /// The same dropout pass draws the same masks on both devices: with a weight scale that keeps
 /// the outputs well away from zero, each device's zeros in the lower layer's gradient flow
 /// show the mask. Compared through the whole network: a mask differing in one element moves
