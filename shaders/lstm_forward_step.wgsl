@@ -335,8 +335,10 @@ fn finish_tile(
 fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
     let H = s.hidden;
     let O = s.out;
-    let projected = O < H;
-    let save = s.save != 0u;
+    // Constant false where the kernel serves no projected layers (PROJECTS = 0) or runs
+    // inference only (SAVES = 0): the compiler then drops those stores from the code.
+    let projected = PROJECTS != 0u && O < H;
+    let save = SAVES != 0u && s.save != 0u;
     let i = sigmoid(a.x);
     let f = sigmoid(a.y);
     let g = tanh_stable(a.z);

@@ -217,16 +217,24 @@ fn the_tall_step_serves_batches_of_32_rows_and_more_and_matches_cpu() {
     }
     for texels in [false, true] {
         let gpu = gpu_tuned_as_software_with_subgroups(texels);
-        let (tall, short) = match texels {
-            false => (Kernel::LstmForwardStepTall, Kernel::LstmForwardStepSubgroup),
+        let (tall, inference, short) = match texels {
+            false => (
+                Kernel::LstmForwardStepTall,
+                Kernel::LstmForwardStepTallInference,
+                Kernel::LstmForwardStepSubgroup,
+            ),
             true => (
                 Kernel::LstmForwardStepTallTexels,
+                Kernel::LstmForwardStepTallInferenceTexels,
                 Kernel::LstmForwardStepSubgroupTexels,
             ),
         };
         assert_eq!(Kernel::for_forward_step(31, 33, &gpu), short);
         assert_eq!(Kernel::for_forward_step(32, 33, &gpu), tall);
         assert_eq!(Kernel::for_forward_step(70, 33, &gpu), tall);
+        // The inference passes compared here run the twin without the saving code.
+        assert_eq!(tall.for_inference(), inference);
+        assert_eq!(short.for_inference(), short);
         compare_on(&gpu, 70, 6, 19, 33, 2, true);
         // Four input features to a load (the second layer's 33 one by one).
         compare_on(&gpu, 70, 6, 24, 33, 2, true);
@@ -234,10 +242,11 @@ fn the_tall_step_serves_batches_of_32_rows_and_more_and_matches_cpu() {
 }
 
 #[test]
-fn the_tall_step_gives_the_bits_of_the_direct_step() {
+fn the_tall_steps_give_the_bits_of_the_direct_step() {
     // The direct step's sums in its order, with h_prev read from the transposed copy the step
-    // before wrote: equal, not close. 40 rows (a full row tile and a partial one), 70 units
-    // (a partial unit tile), h0/c0 and two layers.
+    // before wrote: equal, not close, in inference (the twin without the saving code) and in
+    // training. 40 rows (a full row tile and a partial one), 70 units (a partial unit tile,
+    // and 2 past the last four of k), h0/c0 and two layers.
     if !runs_subgroups() {
         return;
     }
@@ -257,18 +266,33 @@ fn the_tall_step_gives_the_bits_of_the_direct_step() {
             true => Kernel::LstmForwardStepTallTexels,
         };
         assert_eq!(Kernel::for_forward_step(40, 70, &with), tall);
-        let a = GpuLstm::new(&with, &w)
-            .unwrap()
-            .forward(x.view(), Some(&state))
-            .unwrap();
-        let b = GpuLstm::new(&without, &w)
-            .unwrap()
-            .forward(x.view(), Some(&state))
-            .unwrap();
+        let (mut tall_model, mut direct) = (
+            GpuLstm::new(&with, &w).unwrap(),
+            GpuLstm::new(&without, &w).unwrap(),
+        );
+        let a = tall_model.forward(x.view(), Some(&state)).unwrap();
+        let b = direct.forward(x.view(), Some(&state)).unwrap();
+        let (a_train, _) = tall_model.forward_train(x.view(), Some(&state)).unwrap();
+        let (b_train, _) = direct.forward_train(x.view(), Some(&state)).unwrap();
         for (name, p, q) in [
             ("y", a.y.view().into_dyn(), b.y.view().into_dyn()),
             ("h_n", a.h_n.view().into_dyn(), b.h_n.view().into_dyn()),
             ("c_n", a.c_n.view().into_dyn(), b.c_n.view().into_dyn()),
+            (
+                "training y",
+                a_train.y.view().into_dyn(),
+                b_train.y.view().into_dyn(),
+            ),
+            (
+                "training h_n",
+                a_train.h_n.view().into_dyn(),
+                b_train.h_n.view().into_dyn(),
+            ),
+            (
+                "training c_n",
+                a_train.c_n.view().into_dyn(),
+                b_train.c_n.view().into_dyn(),
+            ),
         ] {
             let differ = p
                 .iter()

@@ -23,7 +23,10 @@
 //! the layer ([`Layers`]) take [`TALL`] (entry `main_tall`,
 //! `shaders/lstm_forward_step_tall.wgsl`): 32 rows by 8 units, one unit per invocation, so that
 //! each weight loaded serves 32 rows; it reads `h_{t-1}` from a copy transposed to `[O, B]` (a
-//! vec4 holds 4 rows) that each step writes into its `xproj` binding for the next.
+//! vec4 holds 4 rows) that each step writes into its `xproj` binding for the next. Its
+//! inference passes run [`TALL_INFERENCE`] ([`for_inference`]), the same step compiled without
+//! the code that saves what backward reads (constant `SAVES = 0`; `PROJECTS = 0` drops the
+//! projected layers' stores from every tall variant).
 //!
 //! Each direct variant has a texel twin ([`SMALL_BATCH_TEXELS`], [`DIRECT_TEXELS`],
 //! [`SUBGROUP_TEXELS`], [`SUBGROUP_NARROW_TEXELS`], [`TALL_TEXELS`], constant `TEXELS = 1`)
@@ -50,6 +53,8 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
         ("TB", lstm_step::TB),
         ("KC", lstm_step::KC),
         ("TEXELS", 0),
+        ("SAVES", 1),
+        ("PROJECTS", 1),
     ],
     textures: 1,
     ..STEP
@@ -86,13 +91,27 @@ struct DirectTile {
 
 impl DirectTile {
     /// The shader constants of a variant with this tile, reading the weights from the layer's
-    /// texture where `texels` (`KC` only sizes the staged tiles of `main`).
-    const fn constants(&self, texels: bool) -> [(&'static str, u32); 4] {
+    /// texture where `texels` (`KC` only sizes the staged tiles of `main`), for every layer and
+    /// pass.
+    const fn constants(&self, texels: bool) -> [(&'static str, u32); 6] {
+        self.constants_for(texels, true, true)
+    }
+
+    /// [`DirectTile::constants`] of a variant that serves projected layers or not (`projects`)
+    /// and saves what backward reads where the pass asks, or never (`saves`).
+    const fn constants_for(
+        &self,
+        texels: bool,
+        projects: bool,
+        saves: bool,
+    ) -> [(&'static str, u32); 6] {
         [
             ("TU", self.units),
             ("TB", self.rows),
             ("KC", lstm_step::KC),
             ("TEXELS", texels as u32),
+            ("SAVES", saves as u32),
+            ("PROJECTS", projects as u32),
         ]
     }
 }
@@ -278,7 +297,7 @@ pub(crate) const TALL: KernelDesc = KernelDesc {
     ],
     entry: "main_tall",
     workgroup_size: [TALL_TILE.invocations, 1, 1],
-    constants: &TALL_TILE.constants(false),
+    constants: &TALL_TILE.constants_for(false, false, true),
     subgroups: true,
     ..DESC
 };
@@ -286,16 +305,47 @@ pub(crate) const TALL: KernelDesc = KernelDesc {
 /// [`TALL`] reading the weights from the layer's texture.
 pub(crate) const TALL_TEXELS: KernelDesc = KernelDesc {
     name: "lstm_forward_step_tall_texels",
-    constants: &TALL_TILE.constants(true),
+    constants: &TALL_TILE.constants_for(true, false, true),
     ..TALL
 };
+
+/// [`TALL`] for inference: the same step without the code that saves what backward reads. A
+/// software adapter runs a lane's code on both sides of a branch, so in [`TALL`] an inference
+/// pass still pays for the saving stores it skips. On lavapipe with 8-wide subgroups, the
+/// reference forward pass (best of 20, two quiet alternating rounds) took 16.7 ms against 17.5
+/// with the saving code.
+pub(crate) const TALL_INFERENCE: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_tall_inference",
+    constants: &TALL_TILE.constants_for(false, false, false),
+    ..TALL
+};
+
+/// [`TALL_INFERENCE`] reading the weights from the layer's texture.
+pub(crate) const TALL_INFERENCE_TEXELS: KernelDesc = KernelDesc {
+    name: "lstm_forward_step_tall_inference_texels",
+    constants: &TALL_TILE.constants_for(true, false, false),
+    ..TALL
+};
+
+/// The variant an inference pass runs in place of `kernel`: the tall steps' twins without the
+/// saving code ([`TALL_INFERENCE`]); every other step saves only where the pass asks.
+pub(crate) fn for_inference(kernel: Kernel) -> Kernel {
+    match kernel {
+        Kernel::LstmForwardStepTall => Kernel::LstmForwardStepTallInference,
+        Kernel::LstmForwardStepTallTexels => Kernel::LstmForwardStepTallInferenceTexels,
+        k => k,
+    }
+}
 
 /// Whether the step `kernel` keeps `h` transposed in its layer's `xproj` buffer (the tall
 /// variants), which then needs [`h_transposed_len`] floats.
 pub(crate) fn reads_h_transposed(kernel: Kernel) -> bool {
     matches!(
         kernel,
-        Kernel::LstmForwardStepTall | Kernel::LstmForwardStepTallTexels
+        Kernel::LstmForwardStepTall
+            | Kernel::LstmForwardStepTallTexels
+            | Kernel::LstmForwardStepTallInference
+            | Kernel::LstmForwardStepTallInferenceTexels
     )
 }
 

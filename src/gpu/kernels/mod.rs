@@ -155,6 +155,12 @@ pub enum Kernel {
     /// [`Kernel::LstmForwardStepTall`] reading the weights from textures (devices with
     /// [`crate::gpu::Tuning::subgroups`] only).
     LstmForwardStepTallTexels,
+    /// [`Kernel::LstmForwardStepTall`] for inference passes: without the code that saves what
+    /// backward reads (devices with [`crate::gpu::Tuning::subgroups`] only).
+    LstmForwardStepTallInference,
+    /// [`Kernel::LstmForwardStepTallInference`] reading the weights from textures (devices
+    /// with [`crate::gpu::Tuning::subgroups`] only).
+    LstmForwardStepTallInferenceTexels,
     /// One backward timestep of one layer.
     LstmBackwardStep,
     /// One backward timestep of one layer, read straight from storage, 8 units of 8 batch rows
@@ -204,7 +210,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 38] = [
+    pub const ALL: [Kernel; 40] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
@@ -222,6 +228,8 @@ impl Kernel {
         Kernel::LstmForwardStepSubgroupNarrowTexels,
         Kernel::LstmForwardStepTall,
         Kernel::LstmForwardStepTallTexels,
+        Kernel::LstmForwardStepTallInference,
+        Kernel::LstmForwardStepTallInferenceTexels,
         Kernel::LstmBackwardStep,
         Kernel::LstmBackwardStepDirect,
         Kernel::LstmBackwardStepSubgroup,
@@ -267,6 +275,14 @@ impl Kernel {
         lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels).0
     }
 
+    /// The variant an inference pass ([`crate::Lstm::forward`]) runs in place of this forward
+    /// step, which [`Kernel::for_forward_step`] names for a pass of either kind: the tall steps
+    /// have twins without the code that saves what backward reads
+    /// ([`Kernel::LstmForwardStepTallInference`]); every other kernel is its own.
+    pub fn for_inference(self) -> Kernel {
+        lstm_forward_step::for_inference(self)
+    }
+
     /// The variant of the backward step that serves a batch of `batch` rows of an unprojected
     /// layer of a [`crate::gpu::GpuLstm`] on `gpu` (by its limits and
     /// [`crate::gpu::Gpu::tuning`]): with [`crate::gpu::Tuning::weight_texels`], the texel twin
@@ -303,6 +319,8 @@ impl Kernel {
             }
             Kernel::LstmForwardStepTall => &lstm_forward_step::TALL,
             Kernel::LstmForwardStepTallTexels => &lstm_forward_step::TALL_TEXELS,
+            Kernel::LstmForwardStepTallInference => &lstm_forward_step::TALL_INFERENCE,
+            Kernel::LstmForwardStepTallInferenceTexels => &lstm_forward_step::TALL_INFERENCE_TEXELS,
             Kernel::LstmBackwardStep => &lstm_backward_step::DESC,
             Kernel::LstmBackwardStepDirect => &lstm_backward_step::DIRECT,
             Kernel::LstmBackwardStepSubgroup => &lstm_backward_step::SUBGROUP,

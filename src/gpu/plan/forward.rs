@@ -266,6 +266,10 @@ impl ForwardPlan {
             lstm_forward_step::grid((batch, layers, d.dirs), gpu.limits(), gpu.tuning(), texels)?;
         let (step_kernel, _, _) =
             lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels);
+        let step_kernel = match self.save {
+            true => step_kernel,
+            false => lstm_forward_step::for_inference(step_kernel),
+        };
         let unread = match weights.texels {
             Some(_) => None,
             None => Some(gpu.unread_texels()?),
