@@ -78,6 +78,15 @@ fn tall_products4(
     tall_quad4(acc, 28u, h0[7], h1[7], h2[7], h3[7], w);
 }
 
+// The unit's weights from x_t (`w_ih4`) or h_prev (`w_hh4`) at k .. k + 3.
+fn w_ih4(d: u32, k: u32, u: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(w_ih(d, k, u), w_ih(d, k + 1u, u), w_ih(d, k + 2u, u), w_ih(d, k + 3u, u));
+}
+
+fn w_hh4(d: u32, k: u32, u: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(w_hh(d, k, u), w_hh(d, k + 1u, u), w_hh(d, k + 2u, u), w_hh(d, k + 3u, u));
+}
+
 // Rows r .. r + 3 of `tall_products4`, from their values at the four k.
 fn tall_quad4(
     acc: ptr<function, array<vec4<f32>, RB>>,
@@ -146,19 +155,13 @@ fn main_tall(
                     x[e] = input[x_at[e] / 4u + k4];
                 }
                 let k = 4u * k4;
-                let w = array<vec4<f32>, 4>(
-                    w_ih(d, k, unit),
-                    w_ih(d, k + 1u, unit),
-                    w_ih(d, k + 2u, unit),
-                    w_ih(d, k + 3u, unit),
-                );
                 tall_products4(
                     &acc,
                     shared_rows4(vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x)),
                     shared_rows4(vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y)),
                     shared_rows4(vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z)),
                     shared_rows4(vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w)),
-                    w,
+                    w_ih4(d, k, unit),
                 );
             }
         } else {
@@ -192,19 +195,13 @@ fn main_tall(
             let quads = ht_quads();
             var k = 0u;
             for (; k + 4u <= s.out; k += 4u) {
-                let w = array<vec4<f32>, 4>(
-                    w_hh(d, k, unit),
-                    w_hh(d, k + 1u, unit),
-                    w_hh(d, k + 2u, unit),
-                    w_hh(d, k + 3u, unit),
-                );
                 tall_products4(
                     &acc,
                     shared_rows4(xproj[at + k * quads]),
                     shared_rows4(xproj[at + (k + 1u) * quads]),
                     shared_rows4(xproj[at + (k + 2u) * quads]),
                     shared_rows4(xproj[at + (k + 3u) * quads]),
-                    w,
+                    w_hh4(d, k, unit),
                 );
             }
             for (; k < s.out; k++) {

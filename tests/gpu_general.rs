@@ -290,14 +290,17 @@ fn outputs_past_each_length_are_zero_where_an_earlier_call_wrote_them() {
             lstm.forward_lengths(x.view(), &full, None).unwrap();
             let got = lstm.forward_lengths(x.view(), &lengths, None).unwrap();
             let want = cpu.forward_lengths(x.view(), &lengths, None).unwrap();
-            let name = format!("{what}, inference: y");
-            assert_close(
-                &name,
-                got.y.view().into_dyn(),
-                want.y.view().into_dyn(),
-                0.0,
-                RTOL_FWD,
-            );
+            let y_close = |pass: &str, got: &Array3<f32>, want: &Array3<f32>| {
+                let name = format!("{what}, {pass}: y");
+                assert_close(
+                    &name,
+                    got.view().into_dyn(),
+                    want.view().into_dyn(),
+                    0.0,
+                    RTOL_FWD,
+                );
+            };
+            y_close("inference", &got.y, &want.y);
             let upstream = Upstream {
                 dy: Some(random_array((b, seq, 18), 3, -1.0, 1.0)),
                 dh_n: None,
@@ -310,14 +313,7 @@ fn outputs_past_each_length_are_zero_where_an_earlier_call_wrote_them() {
             let got_g = lstm.backward(&tape, &upstream, GradRequest::ALL).unwrap();
             let (want, tape) = cpu.forward_train_lengths(x.view(), &lengths, None).unwrap();
             let want_g = cpu.backward(&tape, &upstream, GradRequest::ALL).unwrap();
-            let name = format!("{what}, training: y");
-            assert_close(
-                &name,
-                got.y.view().into_dyn(),
-                want.y.view().into_dyn(),
-                0.0,
-                RTOL_FWD,
-            );
+            y_close("training", &got.y, &want.y);
             let (gl, wl) = (got_g.layers.unwrap(), want_g.layers.unwrap());
             for (ld, (g, e)) in gl.iter().zip(&wl).enumerate() {
                 let (named, expected) = (g.named(ld / 2, ld % 2), e.named(ld / 2, ld % 2));
