@@ -329,9 +329,9 @@ fn finish_tile(
 //
 // A finished row (time s past its end; its `t` is s) computes the same values unused, keeps its
 // state, and writes zero where a running row writes its output: y at time s (the projection step
-// writes it in projected layers) and, for backward, its h_prev there. A software adapter runs every branch
-// of a lane's code, taken or not, and pays for each load or store it holds, so the two cases
-// share their stores.
+// writes it in projected layers) and, for backward, its h_prev there. A software adapter runs
+// every branch of a lane's code, taken or not, and pays for each load or store it holds, so the
+// two cases share their stores.
 fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
     let H = s.hidden;
     let O = s.out;
@@ -373,7 +373,8 @@ fn finish(d: u32, u: u32, b: u32, row: Row, a: vec4<f32>) -> f32 {
             gates[at] = vec4<f32>(i, f, g, o);
         }
         if (u < O) {
-            saved[rows_h + dir_row(d, b, row.t, O) + u] = select(0.0, h_prev(d, b, row, u), row.running);
+            let h = select(0.0, h_prev(d, b, row, u), row.running);
+            saved[rows_h + dir_row(d, b, row.t, O) + u] = h;
         }
     }
     return r;

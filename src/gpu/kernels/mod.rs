@@ -265,6 +265,7 @@ impl Kernel {
     /// [`crate::gpu::Tuning::weight_texels`], the texel twin of a direct variant (for a model
     /// whose layers fit the device's textures, `I + H` and `H` at most
     /// `max_texture_dimension_2d`). The trainers' models always read their weights from storage.
+    /// A training pass runs this kernel; an inference pass its [`Kernel::for_inference`].
     pub fn for_forward_step(batch: usize, hidden: usize, gpu: &crate::gpu::Gpu) -> Kernel {
         let texels = gpu.tuning().weight_texels;
         let layers = lstm_forward_step::Layers {
