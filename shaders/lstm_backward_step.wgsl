@@ -52,7 +52,7 @@ var<private> s: Step;
 @group(0) @binding(8) var<storage, read> dh_seq: array<f32>;
 // The layer's weight texture (lstm_forward_step.wgsl's layout), read by the texel variants only
 // (TEXELS = 1); the others bind any texture.
-@group(0) @binding(9) var weights: texture_2d<f32>;
+@group(0) @binding(9) var weights: texture_storage_2d<rgba32float, read>;
 
 var<workgroup> dg_tile: array<vec4<f32>, TB * KC>;       // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, TU * (KC + 1u)>;  // [TU][KC + 1], padded against bank conflicts
@@ -147,7 +147,7 @@ fn main(
 // row d·(I + O) + I + u holds the same row (a constant: the other branch compiles away).
 fn w_hh_t(d: u32, u: u32, k: u32) -> vec4<f32> {
     if (TEXELS != 0u) {
-        return textureLoad(weights, vec2<u32>(k, d * (s.input + s.out) + s.input + u), 0);
+        return textureLoad(weights, vec2<u32>(k, d * (s.input + s.out) + s.input + u));
     }
     return params[s.w_off + d * s.dir_params + u * s.hidden + k];
 }

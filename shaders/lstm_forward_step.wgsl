@@ -63,7 +63,7 @@ var<private> s: Step;
 // where each row starts on a vec4; the others read it one feature at a time (`input_at`). The
 // buffers behind it hold a whole number of vec4s (src/gpu/plan/forward.rs).
 @group(0) @binding(8) var<storage, read> input: array<vec4<f32>>;
-@group(0) @binding(9) var weights: texture_2d<f32>;
+@group(0) @binding(9) var weights: texture_storage_2d<rgba32float, read>;
 
 var<workgroup> h_tile: array<f32, TB * KC>;        // [TB][KC]
 var<workgroup> w_tile: array<vec4<f32>, KC * TU>;  // [KC][TU]
@@ -186,14 +186,14 @@ fn main(
 // compiles away).
 fn w_ih(d: u32, k: u32, u: u32) -> vec4<f32> {
     if (TEXELS != 0u) {
-        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + k), 0);
+        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + k));
     }
     return params[s.wi_off + d * s.dir_params + k * s.hidden + u];
 }
 
 fn w_hh(d: u32, k: u32, u: u32) -> vec4<f32> {
     if (TEXELS != 0u) {
-        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + s.input + k), 0);
+        return textureLoad(weights, vec2<u32>(u, d * (s.input + s.out) + s.input + k));
     }
     return params[s.w_off + d * s.dir_params + k * s.hidden + u];
 }

@@ -26,7 +26,7 @@ struct Peak {
 @group(0) @binding(0) var<uniform> peak: Peak;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
-@group(0) @binding(3) var texels: texture_2d<f32>;
+@group(0) @binding(3) var texels: texture_storage_2d<rgba32float, read>;
 
 const M: f32 = 0.999;
 
@@ -133,7 +133,7 @@ fn load_texture(
     let iters = peak.iters;
     var sum = vec4<f32>(0.0);
     for (var j = 0u; j < iters; j++) {
-        sum += textureLoad(texels, vec2<u32>(at.x, at.y + j), 0);
+        sum += textureLoad(texels, vec2<u32>(at.x, at.y + j));
     }
     dst[g] = sum;
 }

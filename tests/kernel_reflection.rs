@@ -1,6 +1,6 @@
 //! Every kernel's descriptor (src/gpu/kernels/) agrees with its WGSL, as naga reads it: the entry
 //! point and its workgroup size, every binding's group, number and kind (uniform, read-only or
-//! read-write storage, a 2-D float texture), and the uniform struct's size (the descriptor takes it from
+//! read-write storage, a read-only `rgba32float` storage texture), and the uniform struct's size (the descriptor takes it from
 //! `size_of::<Params>()`). Changing either side alone fails here.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ enum Kind {
         size: u32,
     },
     Storage(Access),
-    /// `texture_2d<f32>`, the only texture kind the descriptors bind.
+    /// `texture_storage_2d<rgba32float, read>`, the only texture kind the descriptors bind.
     Texture,
 }
 
@@ -70,9 +70,9 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
                     dim: naga::ImageDimension::D2,
                     arrayed: false,
                     class:
-                        naga::ImageClass::Sampled {
-                            kind: naga::ScalarKind::Float,
-                            multi: false,
+                        naga::ImageClass::Storage {
+                            format: naga::StorageFormat::Rgba32Float,
+                            access: naga::StorageAccess::LOAD,
                         },
                 } => Kind::Texture,
                 ref other => panic!("binding {rb:?} is an unexpected handle {other:?}"),

@@ -287,8 +287,8 @@ impl Gpu {
         }))
     }
 
-    /// A 2-D `rgba32float` texture of `width` by `rows` vec4s (`TEXTURE_BINDING`), read by
-    /// kernels with `textureLoad`; filled with `values` (`[rows, width, 4]` row-major) when
+    /// A 2-D `rgba32float` texture of `width` by `rows` vec4s, which kernels bind as a read-only
+    /// storage texture (`STORAGE_BINDING`) and read with `textureLoad`; filled with `values` (`[rows, width, 4]` row-major) when
     /// given, zero otherwise. Either side beyond `max_texture_dimension_2d` is
     /// [`Error::DeviceLimit`].
     pub(crate) fn texture_vec4(
@@ -313,7 +313,7 @@ impl Gpu {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
         if let Some(v) = values {

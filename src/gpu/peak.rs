@@ -14,7 +14,8 @@
 //! * Load rates: [`LOAD_INVOCATIONS`] invocations each summing [`LOAD_ITERS`] vec4s of a grid
 //!   [`LOAD_WIDTH`] vec4s wide, neighbouring invocations reading neighbouring vec4s (as a step
 //!   kernel reads a row of weights), once from a storage buffer and once from an `rgba32float`
-//!   texture (`textureLoad`), each repeated like the copy; bytes loaded per second. Where the
+//!   texture bound as a read-only storage texture (`textureLoad`), as the step kernels bind the
+//!   weights' textures, each repeated like the copy; bytes loaded per second. Where the
 //!   two differ, a kernel's operands are best kept in the faster one.
 //! * Dispatch cost: one submit of one empty dispatch, and one of [`EMPTY_DISPATCHES`]; the
 //!   difference divided by the extra dispatches is what one more dispatch in a pass costs, the
@@ -75,7 +76,8 @@ pub struct Peak {
     pub copy_gbs: f64,
     /// Rate of neighbouring vec4 loads from a storage buffer, GB/s loaded.
     pub storage_load_gbs: f64,
-    /// Rate of the same loads from an `rgba32float` texture (`textureLoad`), GB/s loaded.
+    /// Rate of the same loads from an `rgba32float` read-only storage texture (`textureLoad`),
+    /// GB/s loaded.
     pub texture_load_gbs: f64,
     /// What one more (empty) dispatch inside a pass costs, µs.
     pub dispatch_us: f64,

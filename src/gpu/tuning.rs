@@ -24,7 +24,7 @@
 //!
 //! The direct forward steps also come in texel variants, which read the weights from one texture
 //! per layer instead of the parameter buffer (`src/gpu/weight_texels.rs`). A software adapter
-//! loads a storage buffer lane by lane, a texture through its sampler several times as fast,
+//! loads a storage buffer lane by lane and a read-only storage texture several times as fast,
 //! so there the models whose weights are written from the host (`GpuLstm`, its streams) use
 //! them. Their direct backward steps read `W_hh` from the same textures (the same rows of
 //! `W_hhᵀ`, fetched by unit instead of by input). On a GPU both go through caches at similar

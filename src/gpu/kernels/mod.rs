@@ -71,8 +71,8 @@ pub struct KernelDesc {
     pub dynamic_offset: bool,
     /// The storage bindings 1.. in order.
     pub storage: &'static [Access],
-    /// Textures bound after the storage bindings: `texture_2d<f32>` of unfilterable floats
-    /// (`rgba32float`), read with `textureLoad` only.
+    /// Textures bound after the storage bindings: read-only storage textures
+    /// (`texture_storage_2d<rgba32float, read>`), read with `textureLoad`.
     pub textures: u32,
     /// Whether the kernel uses subgroup operations: it compiles only on a device with
     /// [`wgpu::Features::SUBGROUP`], and runs only where [`crate::gpu::Tuning`] chooses it.
@@ -498,10 +498,10 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: desc.storage.len() as u32 + 1 + i,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            ty: wgpu::BindingType::StorageTexture {
+                access: wgpu::StorageTextureAccess::ReadOnly,
+                format: wgpu::TextureFormat::Rgba32Float,
                 view_dimension: wgpu::TextureViewDimension::D2,
-                multisampled: false,
             },
             count: None,
         });
