@@ -9,13 +9,15 @@
 // per lane, so the weight loads per product fall fourfold. The rows' inputs come four rows to a
 // vec4: lane s loads rows 4s .. 4s + 3 and every lane takes the others' (`shared_rows4`). The
 // sums go four k at a time (`tall_products4`), in the same order as one at a time.
-// h_prev comes from `ht`, which each step writes transposed for the next:
+// h_prev comes from `ht_in`, which the step before wrote transposed into its `ht_out`:
 //
-//   ht (the `xproj` binding)  [2, D, O, BQ] vec4, BQ = ceil(B / 32) · 8; the vec4 (p, d, k, q)
-//                             holds h[4q .. 4q + 3, k] of direction d from the last step of
-//                             parity p (0 for rows past B, or finished at that step)
+//   ht_in, ht_out  [D·O rows, BQ texels], BQ = ceil(B / 32) · 8; texel q of row d·O + k holds
+//                  h[4q .. 4q + 3, k] of direction d (0 for rows past B, or finished at that
+//                  step). The host binds two textures, each step's ht_out the next's ht_in.
 //
-// so one vec4 load per lane brings all 32 rows' h_prev[·, k]. The first step reads h0 from
+// so one texel load per lane brings all 32 rows' h_prev[·, k]. A software adapter loads a
+// storage texture's texels several times as fast as a storage buffer's vec4s (both lane by
+// lane). The first step reads h0 from
 // `state0` row by row (four loads per lane and k); x_t comes from `input` likewise, or, where I
 // is a multiple of 4 (so each row's x_t starts on a vec4), four features of a row to a load. The
 // rows' lengths too are loaded four to a lane and handed round. The sums are `main_direct`'s, in
@@ -23,15 +25,8 @@
 // direct step's bits. Unprojected layers only (a projected layer's h is the projection step's
 // output).
 
-// Offset of ht's (p, d, k, 0).
-fn ht_at(p: u32, d: u32, k: u32) -> u32 {
-    return ((p * s.dirs + d) * s.out + k) * ht_quads();
-}
-
-// BQ: vec4s per feature of ht.
-fn ht_quads() -> u32 {
-    return (s.batch + TB - 1u) / TB * (TB / 4u);
-}
+@group(0) @binding(10) var ht_in: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(11) var ht_out: texture_storage_2d<rgba32float, write>;
 
 // One k of the tile's sums: acc[4q + e] += h[q][e] · w (row 4q + e, the four gates of the unit).
 fn tall_products(acc: ptr<function, array<vec4<f32>, RB>>, h: array<vec4<f32>, 8>, w: vec4<f32>) {
@@ -191,21 +186,22 @@ fn main_tall(
                 tall_products(&acc, shared_rows4(h), w_hh(d, k, unit));
             }
         } else {
-            let at = ht_at((s.step + 1u) % 2u, d, 0u) + b0 / 4u + lane;
-            let quads = ht_quads();
+            let q = b0 / 4u + lane;
+            let row = d * s.out;
             var k = 0u;
             for (; k + 4u <= s.out; k += 4u) {
                 tall_products4(
                     &acc,
-                    shared_rows4(xproj[at + k * quads]),
-                    shared_rows4(xproj[at + (k + 1u) * quads]),
-                    shared_rows4(xproj[at + (k + 2u) * quads]),
-                    shared_rows4(xproj[at + (k + 3u) * quads]),
+                    shared_rows4(textureLoad(ht_in, vec2<u32>(q, row + k))),
+                    shared_rows4(textureLoad(ht_in, vec2<u32>(q, row + k + 1u))),
+                    shared_rows4(textureLoad(ht_in, vec2<u32>(q, row + k + 2u))),
+                    shared_rows4(textureLoad(ht_in, vec2<u32>(q, row + k + 3u))),
                     w_hh4(d, k, unit),
                 );
             }
             for (; k < s.out; k++) {
-                tall_products(&acc, shared_rows4(xproj[at + k * quads]), w_hh(d, k, unit));
+                let h = textureLoad(ht_in, vec2<u32>(q, row + k));
+                tall_products(&acc, shared_rows4(h), w_hh(d, k, unit));
             }
         }
     }
@@ -217,7 +213,6 @@ fn main_tall(
     let bias = s.dir_params * d;
     let b_ih = params[s.bi_off + bias + unit];
     let b_hh = params[s.b_off + bias + unit];
-    let ht_out = ht_at(s.step % 2u, d, u0) + b0 / 4u;
     for (var q = 0u; q < TB / 4u; q++) {
         var h = vec4<f32>(0.0);
         for (var e = 0u; e < 4u; e++) {
@@ -227,7 +222,7 @@ fn main_tall(
             }
         }
         if (u0 < s.hidden) {
-            xproj[ht_out + q] = h;
+            textureStore(ht_out, vec2<u32>(b0 / 4u + q, d * s.out + u0), h);
         }
     }
 }

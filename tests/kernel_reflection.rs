@@ -1,6 +1,6 @@
 //! Every kernel's descriptor (src/gpu/kernels/) agrees with its WGSL, as naga reads it: the entry
 //! point and its workgroup size, every binding's group, number and kind (uniform, read-only or
-//! read-write storage, a read-only `rgba32float` storage texture), and the uniform struct's size (the descriptor takes it from
+//! read-write storage, a read-only or write-only `rgba32float` storage texture), and the uniform struct's size (the descriptor takes it from
 //! `size_of::<Params>()`). Changing either side alone fails here.
 
 use std::collections::BTreeMap;
@@ -15,8 +15,10 @@ enum Kind {
         size: u32,
     },
     Storage(Access),
-    /// `texture_storage_2d<rgba32float, read>`, the only texture kind the descriptors bind.
+    /// `texture_storage_2d<rgba32float, read>`.
     Texture,
+    /// `texture_storage_2d<rgba32float, write>`.
+    WrittenTexture,
 }
 
 fn parse(desc: &KernelDesc) -> naga::Module {
@@ -72,9 +74,18 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
                     class:
                         naga::ImageClass::Storage {
                             format: naga::StorageFormat::Rgba32Float,
-                            access: naga::StorageAccess::LOAD,
+                            access,
                         },
-                } => Kind::Texture,
+                } if access == naga::StorageAccess::LOAD => Kind::Texture,
+                naga::TypeInner::Image {
+                    dim: naga::ImageDimension::D2,
+                    arrayed: false,
+                    class:
+                        naga::ImageClass::Storage {
+                            format: naga::StorageFormat::Rgba32Float,
+                            access,
+                        },
+                } if access == naga::StorageAccess::STORE => Kind::WrittenTexture,
                 ref other => panic!("binding {rb:?} is an unexpected handle {other:?}"),
             },
             other => panic!("binding {rb:?} in unexpected address space {other:?}"),
@@ -85,7 +96,7 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
 }
 
 /// The same map as the descriptor implies: the uniform at 0, storage from 1 on, then the
-/// textures, all in group 0.
+/// read-only textures, then the written ones, all in group 0.
 fn descriptor_bindings(desc: &KernelDesc) -> BTreeMap<(u32, u32), Kind> {
     let mut out = BTreeMap::new();
     out.insert(
@@ -97,8 +108,12 @@ fn descriptor_bindings(desc: &KernelDesc) -> BTreeMap<(u32, u32), Kind> {
     for (i, access) in desc.storage.iter().enumerate() {
         out.insert((0, i as u32 + 1), Kind::Storage(*access));
     }
-    for i in 0..desc.textures {
-        out.insert((0, desc.storage.len() as u32 + 1 + i), Kind::Texture);
+    for i in 0..desc.textures + desc.written_textures {
+        let kind = match i < desc.textures {
+            true => Kind::Texture,
+            false => Kind::WrittenTexture,
+        };
+        out.insert((0, desc.storage.len() as u32 + 1 + i), kind);
     }
     out
 }

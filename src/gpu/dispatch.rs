@@ -14,6 +14,9 @@ pub(crate) struct Dispatch {
     /// What it computes and moves (a profile's rates).
     work: Work,
     bind_group: wgpu::BindGroup,
+    /// The bind group of odd steps, where they bind other textures than even ones
+    /// ([`Dispatch::with_odd_steps_textures`]).
+    odd_steps: Option<wgpu::BindGroup>,
     workgroups: [u32; 3],
     /// The dispatch's own uniform (absent when it reads a shared one with a dynamic offset).
     uniform: Option<wgpu::Buffer>,
@@ -39,6 +42,7 @@ impl Dispatch {
             label,
             work: call.work(),
             bind_group,
+            odd_steps: None,
             workgroups,
             uniform: Some(uniform),
         })
@@ -60,8 +64,25 @@ impl Dispatch {
             label,
             work,
             bind_group: bind(gpu, kernel, uniform, (buffers, textures)),
+            odd_steps: None,
             workgroups,
             uniform: None,
+        }
+    }
+
+    /// This step dispatch with a second bind group for odd steps ([`Dispatch::record_step`]):
+    /// `uniform` and `buffers` as given to [`Dispatch::with_shared_uniform`], `textures` in
+    /// place of its textures. For kernels whose steps read a texture the step before wrote: even
+    /// steps write one texture and read the other, odd steps the other way round.
+    pub(crate) fn with_odd_steps_textures(
+        self,
+        gpu: &Gpu,
+        uniform: wgpu::BindingResource<'_>,
+        (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
+    ) -> Dispatch {
+        Dispatch {
+            odd_steps: Some(bind(gpu, self.kernel, uniform, (buffers, textures))),
+            ..self
         }
     }
 
@@ -82,10 +103,38 @@ impl Dispatch {
         dynamic_offset: Option<u32>,
         counters: &Counters,
     ) {
+        self.record_with(gpu, pass, &self.bind_group, dynamic_offset, counters);
+    }
+
+    /// Records step `step` of a step dispatch (at `dynamic_offset` in its shared uniform), with
+    /// the odd steps' bind group where it has one and `step` is odd.
+    pub(crate) fn record_step(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        dynamic_offset: u32,
+        step: usize,
+        counters: &Counters,
+    ) {
+        let group = match (&self.odd_steps, step % 2) {
+            (Some(odd), 1) => odd,
+            _ => &self.bind_group,
+        };
+        self.record_with(gpu, pass, group, Some(dynamic_offset), counters);
+    }
+
+    fn record_with(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        group: &wgpu::BindGroup,
+        dynamic_offset: Option<u32>,
+        counters: &Counters,
+    ) {
         pass.set_pipeline(&gpu.kernels().get(self.kernel).pipeline);
         match dynamic_offset {
-            Some(o) => pass.set_bind_group(0, &self.bind_group, &[o]),
-            None => pass.set_bind_group(0, &self.bind_group, &[]),
+            Some(o) => pass.set_bind_group(0, group, &[o]),
+            None => pass.set_bind_group(0, group, &[]),
         }
         let [x, y, z] = self.workgroups;
         let profiled = (self.kernel, self.label, self.work);
@@ -109,7 +158,7 @@ pub(crate) fn record_all(
 }
 
 /// A bind group for `kernel`: the uniform at binding 0, then whole storage buffers in order, then
-/// the texture views.
+/// the texture views (the read-only ones, then the written ones).
 fn bind(
     gpu: &Gpu,
     kernel: Kernel,
@@ -118,7 +167,8 @@ fn bind(
 ) -> wgpu::BindGroup {
     let desc = kernel.desc();
     debug_assert_eq!(buffers.len(), desc.storage.len(), "{kernel:?}");
-    debug_assert_eq!(textures.len(), desc.textures as usize, "{kernel:?}");
+    let all_textures = desc.textures + desc.written_textures;
+    debug_assert_eq!(textures.len(), all_textures as usize, "{kernel:?}");
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: uniform,

@@ -18,6 +18,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
     textures: 0,
+    written_textures: 0,
     subgroups: false,
     storage: &{
         let [p, g, c] = arena_update::STORAGE;

@@ -39,6 +39,7 @@ pub(crate) const PARTIAL: KernelDesc = KernelDesc {
     uniform_size: std::mem::size_of::<Params>(),
     dynamic_offset: false,
     textures: 0,
+    written_textures: 0,
     subgroups: false,
     storage: STORAGE,
 };

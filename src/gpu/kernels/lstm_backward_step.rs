@@ -32,6 +32,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
         ("TEXELS", 0),
     ],
     textures: 1,
+    written_textures: 0,
     ..STEP
 };
 

@@ -23,7 +23,8 @@
 //! the layer ([`Layers`]) take [`TALL`] (entry `main_tall`,
 //! `shaders/lstm_forward_step_tall.wgsl`): 32 rows by 8 units, one unit per invocation, so that
 //! each weight loaded serves 32 rows; it reads `h_{t-1}` from a copy transposed to `[O, B]` (a
-//! vec4 holds 4 rows) that each step writes into its `xproj` binding for the next. Its
+//! texel holds 4 rows) that each step writes into a texture for the next ([`h_transposed_size`];
+//! even steps write one of two and read the other, odd steps the other way round). Its
 //! inference passes run [`TALL_INFERENCE`] ([`for_inference`]), the same step compiled without
 //! the code that saves what backward reads (constant `SAVES = 0`; `PROJECTS = 0` drops the
 //! projected layers' stores from every tall variant).
@@ -34,12 +35,12 @@
 //! by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the texel twins,
 //! and the small-batch one has a tile of its own for them: 8 units per invocation instead of 2.
 //!
-//! Bindings: `xproj` (the staged variant's input projection, the tall variants' `h`
-//! transposed, unread by the others), `params` (read), `state0` (read; `h0`, `c0` and the
+//! Bindings: `xproj` (the staged variant's input projection, unread by the others), `params` (read), `state0` (read; `h0`, `c0` and the
 //! lengths), `y`, `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's
 //! input `[B, T, I]` as vec4s, read by the direct variants only), then the weight texture (read
-//! by the texel variants only; the others bind any texture). Every variant runs all directions of a layer,
-//! one per workgroup layer in z.
+//! by the texel variants only; the others bind any texture), and in the tall variants the
+//! textures of `h` transposed that the step reads and writes. Every variant runs all directions
+//! of a layer, one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
@@ -57,6 +58,7 @@ pub(crate) const DESC: KernelDesc = KernelDesc {
         ("PROJECTS", 1),
     ],
     textures: 1,
+    written_textures: 0,
     ..STEP
 };
 
@@ -282,9 +284,12 @@ const TALL_TILE: DirectTile = DirectTile {
 const _: () = assert!(TALL_TILE.invocations == 8 && TALL_TILE.units == 8 && TALL_TILE.rows == 32);
 
 /// The tall variant (`shaders/lstm_forward_step_tall.wgsl`, entry `main_tall`): 32 rows by 8
-/// units, reading `h_{t-1}` transposed from what the step before wrote into its `xproj`
-/// binding ([`reads_h_transposed`]), for devices whose subgroups are 8 wide, batches of at
-/// least 32 rows and unprojected layers.
+/// units, reading `h_{t-1}` transposed from the texture the step before wrote
+/// ([`reads_h_transposed`]), for devices whose subgroups are 8 wide, batches of at least 32 rows
+/// and unprojected layers. A software adapter loads a storage texture's texels several times as
+/// fast as a storage buffer's `vec4`s (`crate::gpu::weight_texels`): the products of a step at
+/// the reference size, in a probe on lavapipe (best of 15, four alternating rounds), took
+/// 9.4-11.5 ms with `h_{t-1}` in a texture against 14.8-16.5 in storage.
 pub(crate) const TALL: KernelDesc = KernelDesc {
     name: "lstm_forward_step_tall",
     files: &[
@@ -297,6 +302,8 @@ pub(crate) const TALL: KernelDesc = KernelDesc {
     ],
     entry: "main_tall",
     workgroup_size: [TALL_TILE.invocations, 1, 1],
+    textures: 2,
+    written_textures: 1,
     constants: &TALL_TILE.constants_for(false, false, true),
     subgroups: true,
     ..DESC
@@ -337,8 +344,8 @@ pub(crate) fn for_inference(kernel: Kernel) -> Kernel {
     }
 }
 
-/// Whether the step `kernel` keeps `h` transposed in its layer's `xproj` buffer (the tall
-/// variants), which then needs [`h_transposed_len`] floats.
+/// Whether the step `kernel` reads `h_{t-1}` transposed from a texture the step before wrote (the
+/// tall variants): its pass keeps two of [`h_transposed_size`].
 pub(crate) fn reads_h_transposed(kernel: Kernel) -> bool {
     matches!(
         kernel,
@@ -349,11 +356,12 @@ pub(crate) fn reads_h_transposed(kernel: Kernel) -> bool {
     )
 }
 
-/// Floats of `h` transposed for the tall variants: two steps' `[D, O, B']` with `B'` the batch
-/// rounded up to whole tiles (`shaders/lstm_forward_step_tall.wgsl`).
-pub(crate) fn h_transposed_len(batch: usize, out: usize, dirs: usize) -> usize {
+/// The size, `(width, rows)` in texels, of one step's `h` transposed for the tall variants:
+/// `[D·O, B' / 4]` with `B'` the batch rounded up to whole tiles, four rows to a texel
+/// (`shaders/lstm_forward_step_tall.wgsl`).
+pub(crate) fn h_transposed_size(batch: usize, out: usize, dirs: usize) -> (usize, usize) {
     let rows = batch.div_ceil(TALL_TILE.rows as usize) * TALL_TILE.rows as usize;
-    2 * dirs * out * rows
+    (rows / 4, dirs * out)
 }
 
 /// What the choice of a step variant needs to know of a model's layers (one variant serves
@@ -366,6 +374,8 @@ pub(crate) struct Layers {
     pub(crate) wide_unaligned_input: bool,
     /// Whether the layers project `h` (`O < H`).
     pub(crate) projected: bool,
+    /// Directions per layer.
+    pub(crate) dirs: usize,
 }
 
 impl Layers {
@@ -379,6 +389,7 @@ impl Layers {
             hidden,
             wide_unaligned_input,
             projected: config.output_size() < hidden,
+            dirs: config.num_directions(),
         }
     }
 
@@ -420,6 +431,7 @@ pub(crate) fn variant(
         && layers.tall_fits()
         && batch >= TALL_TILE.rows as usize
         && fits(&TALL_TILE)
+        && h_transposed_fits(batch, layers, limits)
     {
         match texels {
             true => (Kernel::LstmForwardStepTallTexels, &TALL_TILE),
@@ -445,6 +457,14 @@ pub(crate) fn variant(
         return (Kernel::LstmForwardStep, lstm_step::TU, lstm_step::TB);
     };
     (kernel, tile.units, tile.rows)
+}
+
+/// Whether [`h_transposed_size`] of `batch` rows of `layers` (unprojected: `O = H`) fits the
+/// device's textures.
+fn h_transposed_fits(batch: usize, layers: Layers, limits: &wgpu::Limits) -> bool {
+    let (width, rows) = h_transposed_size(batch, layers.hidden, layers.dirs);
+    let max = limits.max_texture_dimension_2d as usize;
+    width <= max && rows <= max
 }
 
 /// Whether the step `kernel` computes its own input projection (the direct variants), so the

@@ -71,6 +71,7 @@ pub(crate) const fn step_kernel(
         uniform_size: std::mem::size_of::<StepParams>(),
         dynamic_offset: true,
         textures: 0,
+        written_textures: 0,
         subgroups: false,
         storage,
     }

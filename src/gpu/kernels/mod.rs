@@ -74,6 +74,9 @@ pub struct KernelDesc {
     /// Textures bound after the storage bindings: read-only storage textures
     /// (`texture_storage_2d<rgba32float, read>`), read with `textureLoad`.
     pub textures: u32,
+    /// Textures bound after those: write-only storage textures
+    /// (`texture_storage_2d<rgba32float, write>`), written with `textureStore`.
+    pub written_textures: u32,
     /// Whether the kernel uses subgroup operations: it compiles only on a device with
     /// [`wgpu::Features::SUBGROUP`], and runs only where [`crate::gpu::Tuning`] chooses it.
     pub subgroups: bool,
@@ -272,6 +275,7 @@ impl Kernel {
             hidden,
             wide_unaligned_input: false,
             projected: false,
+            dirs: 1,
         };
         lstm_forward_step::variant(batch, layers, gpu.limits(), gpu.tuning(), texels).0
     }
@@ -494,12 +498,16 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
         let ty = wgpu::BufferBindingType::Storage { read_only };
         entries.push(buffer_entry(i as u32 + 1, ty, false));
     }
-    for i in 0..desc.textures {
+    for i in 0..desc.textures + desc.written_textures {
+        let access = match i < desc.textures {
+            true => wgpu::StorageTextureAccess::ReadOnly,
+            false => wgpu::StorageTextureAccess::WriteOnly,
+        };
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: desc.storage.len() as u32 + 1 + i,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::StorageTexture {
-                access: wgpu::StorageTextureAccess::ReadOnly,
+                access,
                 format: wgpu::TextureFormat::Rgba32Float,
                 view_dimension: wgpu::TextureViewDimension::D2,
             },

@@ -20,6 +20,7 @@ pub(crate) const FMA: KernelDesc = KernelDesc {
     dynamic_offset: false,
     storage: &[Access::Read, Access::ReadWrite],
     textures: 1,
+    written_textures: 0,
     subgroups: false,
 };
 

@@ -137,6 +137,9 @@ pub(crate) struct ForwardPlan {
     /// `step_stride` bytes.
     step_uniforms: wgpu::Buffer,
     step_stride: u32,
+    /// The two textures of `h` transposed that the tall steps write and read in turn (even
+    /// steps write the first), shared by the layers; `None` for the other step kernels.
+    h_transposed: Option<[wgpu::TextureView; 2]>,
     /// Per layer, the input projection GEMMs, one per direction (none when the step kernel
     /// projects its input).
     input_proj: Vec<Vec<Dispatch>>,
@@ -204,11 +207,20 @@ impl ForwardPlan {
         let (step_kernel, _, _) =
             lstm_forward_step::variant(batch, shape, gpu.limits(), gpu.tuning(), false);
         let project = !lstm_forward_step::projects_input(step_kernel);
-        // The tall steps keep h transposed where the staged ones keep the input projection.
-        let xproj_len = match (project, lstm_forward_step::reads_h_transposed(step_kernel)) {
-            (true, _) => 4 * dims.per_dir(dims.hidden),
-            (false, true) => lstm_forward_step::h_transposed_len(batch, dims.out, dims.dirs),
-            (false, false) => 4,
+        let xproj_len = match project {
+            true => 4 * dims.per_dir(dims.hidden),
+            false => 4,
+        };
+        let h_transposed = match lstm_forward_step::reads_h_transposed(step_kernel) {
+            true => {
+                let size = lstm_forward_step::h_transposed_size(batch, dims.out, dims.dirs);
+                let view = |_| -> Result<wgpu::TextureView> {
+                    let texture = gpu.texture_vec4("h transposed", size, None)?;
+                    Ok(texture.create_view(&Default::default()))
+                };
+                Some([view(0)?, view(1)?])
+            }
+            false => None,
         };
         let dropout = mode.dropout && dims.layers > 1;
         let layers = (0..dims.layers)
@@ -240,6 +252,7 @@ impl ForwardPlan {
             layers,
             step_uniforms,
             step_stride,
+            h_transposed,
             input_proj: Vec::new(),
             steps: Vec::new(),
             projections: Vec::new(),
@@ -319,13 +332,21 @@ impl ForwardPlan {
                 (None, None) => unreachable!("made above when the model keeps no textures"),
             };
             let work = lstm_forward_step::work(step_kernel, batch, (il, h, d.out), d.dirs);
-            let step = Dispatch::with_shared_uniform(
+            let (even, odd) = match &self.h_transposed {
+                // Even steps write the first texture (and read the second), odd steps the other.
+                Some([a, b]) => (vec![texels, b, a], vec![texels, a, b]),
+                None => (vec![texels], vec![]),
+            };
+            let mut step = Dispatch::with_shared_uniform(
                 gpu,
                 (step_kernel, "forward step", work),
                 self.step_binding(),
-                (&buffers, &[texels]),
+                (&buffers, &even),
                 grid,
             );
+            if !odd.is_empty() {
+                step = step.with_odd_steps_textures(gpu, self.step_binding(), (&buffers, &odd));
+            }
             let projection = match d.projected() {
                 true => {
                     let buffers = [params, &self.state0, &lb.saved, &lb.y, &self.state_n];
@@ -452,10 +473,10 @@ impl ForwardPlan {
                 proj.record(gpu, pass, None, counters);
             }
             for t in 0..self.dims.seq {
-                let offset = Some(self.step_offset(l, t));
-                self.steps[l].record(gpu, pass, offset, counters);
+                let offset = self.step_offset(l, t);
+                self.steps[l].record_step(gpu, pass, offset, t, counters);
                 if let Some(p) = &self.projections[l] {
-                    p.record(gpu, pass, offset, counters);
+                    p.record(gpu, pass, Some(offset), counters);
                 }
             }
             if let Some(d) = self.dropouts.get(l) {
@@ -576,7 +597,7 @@ impl ForwardPlan {
 }
 
 /// One layer's buffers; `xproj` of `xproj_len` floats (the input projection where a GEMM makes
-/// it, `h` transposed for the tall steps, else a placeholder), the saved activations only when
+/// it, else a placeholder), the saved activations only when
 /// `save`, `y_drop` only when `drop`.
 fn layer_buffers(
     gpu: &Gpu,
