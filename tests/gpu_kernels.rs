@@ -53,7 +53,7 @@ mod matmul {
     /// (which it would otherwise replace).
     fn check_on(kernel: Kernel, what: &str, spec: GemmSpec, lens: [usize; 4]) {
         let gpu = match kernel {
-            Kernel::MatmulSubgroup | Kernel::MatmulSubgroupTall => gpu(),
+            Kernel::MatmulSubgroup | Kernel::MatmulSubgroupTall | Kernel::MatmulSubgroupNt => gpu(),
             _ => without_subgroups(),
         };
         assert_eq!(
@@ -306,6 +306,110 @@ mod matmul {
                 with[i],
                 without[i]
             );
+        }
+    }
+
+    /// Backward's input-gradient layout (`A` as rows, `B` transposed, both along `K`) at offsets
+    /// and padded rows that keep every vec4 along `K` aligned: 70 rows and 67 columns straddle
+    /// the kernel's 32 x 32 tiles (rows and columns past C's edge in the last ones), K = 260.
+    fn nt_spec() -> (GemmSpec, [usize; 4]) {
+        let (m, n, k) = (70, 67, 260);
+        let spec = GemmSpec::new(
+            (m, n, k),
+            MatrixLayout::new(4, k + 8),
+            MatrixLayout::new(8, k + 4).t(),
+            MatrixLayout::new(2, n + 4),
+        );
+        (
+            spec,
+            [4 + m * (k + 8), 8 + n * (k + 4), 3 + n, 2 + m * (n + 4)],
+        )
+    }
+
+    #[test]
+    fn the_subgroup_matmul_along_k_matches_its_cpu_twin_with_a_bias_and_accumulating() {
+        if runs_subgroups() {
+            let (plain, lens) = nt_spec();
+            check_on(Kernel::MatmulSubgroupNt, "plain", plain, lens);
+            check_on(
+                Kernel::MatmulSubgroupNt,
+                "with a bias",
+                plain.with_bias(3),
+                lens,
+            );
+            let both = plain.with_bias(3).accumulating(true);
+            check_on(Kernel::MatmulSubgroupNt, "with both", both, lens);
+        }
+    }
+
+    #[test]
+    fn the_subgroup_matmul_along_k_gives_the_bits_of_the_blocked_matmul() {
+        // The same multiply-adds in the same order: not close, equal.
+        if !runs_subgroups() {
+            return;
+        }
+        let (spec, [a_len, b_len, _, c_len]) = nt_spec();
+        let (a, b) = (vector(a_len, 5, -1.0, 1.0), vector(b_len, 6, -1.0, 1.0));
+        let mut with = vec![0.0; c_len];
+        let mut without = with.clone();
+        assert_eq!(Kernel::for_gemm(&spec, &gpu()), Kernel::MatmulSubgroupNt);
+        ops::matmul(&gpu(), &spec, &a, &b, &[], &mut with).unwrap();
+        let plain = without_subgroups();
+        assert_eq!(Kernel::for_gemm(&spec, &plain), Kernel::MatmulBlocked);
+        ops::matmul(&plain, &spec, &a, &b, &[], &mut without).unwrap();
+        let differ = with
+            .iter()
+            .zip(&without)
+            .position(|(x, y)| x.to_bits() != y.to_bits());
+        if let Some(i) = differ {
+            panic!(
+                "element {i}: subgroup {} vs blocked {}",
+                with[i], without[i]
+            );
+        }
+    }
+
+    #[test]
+    fn a_product_along_k_out_of_line_runs_the_blocked_matmul() {
+        // nt_spec with one offset, leading dimension or K moved off a multiple of 4 each.
+        let (spec, _) = nt_spec();
+        let mut moved = vec![
+            GemmSpec { k: 259, ..spec },
+            GemmSpec {
+                a: MatrixLayout::new(5, spec.a.ld),
+                ..spec
+            },
+            GemmSpec {
+                a: MatrixLayout::new(4, 270),
+                ..spec
+            },
+            GemmSpec {
+                b: MatrixLayout::new(9, spec.b.ld).t(),
+                ..spec
+            },
+            GemmSpec {
+                b: MatrixLayout::new(8, 266).t(),
+                ..spec
+            },
+        ];
+        // And B not transposed (the forward layout).
+        moved.push(GemmSpec {
+            b: MatrixLayout::new(8, 68),
+            ..spec
+        });
+        let gpu = gpu().with_tuning(Tuning {
+            subgroups: true,
+            ..gpu().tuning()
+        });
+        for s in moved {
+            assert_ne!(
+                Kernel::for_gemm(&s, &gpu),
+                Kernel::MatmulSubgroupNt,
+                "{s:?}"
+            );
+        }
+        if gpu.tuning().subgroups {
+            assert_eq!(Kernel::for_gemm(&spec, &gpu), Kernel::MatmulSubgroupNt);
         }
     }
 

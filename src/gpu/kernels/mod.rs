@@ -130,6 +130,9 @@ pub enum Kernel {
     /// [`Kernel::MatmulSubgroup`] with 64 rows per tile, for products of more than one column
     /// tile (devices with [`crate::gpu::Tuning::subgroups`] only).
     MatmulSubgroupTall,
+    /// A GEMM whose operands both run along `K` (backward's input gradient), the rows of `A`
+    /// shared through a subgroup of 8 (devices with [`crate::gpu::Tuning::subgroups`] only).
+    MatmulSubgroupNt,
     /// One forward timestep of one layer.
     LstmForwardStep,
     /// One forward timestep of one layer, for a batch of a few rows, read straight from
@@ -213,13 +216,14 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel of the crate.
-    pub const ALL: [Kernel; 40] = [
+    pub const ALL: [Kernel; 41] = [
         Kernel::Matmul,
         Kernel::MatmulDirect,
         Kernel::MatmulBlocked,
         Kernel::MatmulBlockedVec4,
         Kernel::MatmulSubgroup,
         Kernel::MatmulSubgroupTall,
+        Kernel::MatmulSubgroupNt,
         Kernel::LstmForwardStep,
         Kernel::LstmForwardStepSmallBatch,
         Kernel::LstmForwardStepDirect,
@@ -311,6 +315,7 @@ impl Kernel {
             Kernel::MatmulBlockedVec4 => &matmul::BLOCKED_VEC4,
             Kernel::MatmulSubgroup => &matmul::SUBGROUP,
             Kernel::MatmulSubgroupTall => &matmul::SUBGROUP_TALL,
+            Kernel::MatmulSubgroupNt => &matmul::SUBGROUP_NT,
             Kernel::LstmForwardStep => &lstm_forward_step::DESC,
             Kernel::LstmForwardStepSmallBatch => &lstm_forward_step::SMALL_BATCH,
             Kernel::LstmForwardStepDirect => &lstm_forward_step::DIRECT,
