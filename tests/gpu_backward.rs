@@ -330,10 +330,32 @@ fn gradients_are_bitwise_identical_from_run_to_run() {
 
 #[test]
 fn matches_cpu_when_the_long_products_take_the_blocked_gemm() {
-    // B·T = 280 rows make the weight gradients' K long, 4H = 280 that of dx; I = 9
-    // and H = 70 sit off the blocked variant's 8 x 64 tiles. The profile (of a device of its
-    // own, so no other test's dispatches land in it) shows which kernel served each product.
+    // Without subgroups the blocked GEMM serves all three long products.
     let gpu = Gpu::from_env().unwrap();
+    let plain = gpu.with_tuning(Tuning {
+        subgroups: false,
+        ..gpu.tuning()
+    });
+    long_products_match_cpu(&plain, Kernel::MatmulBlocked, Kernel::MatmulBlocked);
+}
+
+#[test]
+fn matches_cpu_when_the_input_gradient_takes_the_subgroup_gemm_along_k() {
+    // With 8-wide subgroups the input gradient (both operands along K, 4H = 280 a multiple of
+    // 4) takes the subgroup GEMM, here also for the gradient the top layer passes down.
+    if !runs_subgroups() {
+        return;
+    }
+    let gpu = Gpu::from_env().unwrap();
+    long_products_match_cpu(&gpu, Kernel::MatmulBlocked, Kernel::MatmulSubgroupNt);
+}
+
+/// A stacked layer's forward+backward with every gradient on `gpu` against the CPU, after
+/// checking that `weights` served the weight gradients and `input` the input gradient. B·T =
+/// 280 rows make the weight gradients' K long, 4H = 280 that of dx; I = 9 and H = 70 sit off the
+/// blocked variant's 8 x 64 tiles and the subgroup variant's 32 x 32. The profile (of a device of
+/// its own, so no other test's dispatches land in it) shows which kernel served each product.
+fn long_products_match_cpu(gpu: &Gpu, weights: Kernel, input: Kernel) {
     let (b, t, i, h, layers) = (20, 14, 9, 70, 2);
     let config = LstmConfig::new(i, h, layers).unwrap();
     let w = random_weights(config, 3, 1.0);
@@ -346,21 +368,25 @@ fn matches_cpu_when_the_long_products_take_the_blocked_gemm() {
     };
     let (_, tape) = cpu::lstm::forward_train(&w, x.view(), Some(&state)).unwrap();
     let want = cpu::lstm::backward(&w, &tape, &upstream).unwrap();
-    let mut lstm = GpuLstm::new(&gpu, &w).unwrap();
+    let mut lstm = GpuLstm::new(gpu, &w).unwrap();
     let (got, profile) = gpu
         .profile(|| lstm.forward_backward(x.view(), Some(&state), &upstream, GradRequest::ALL))
         .unwrap();
     let (_, got) = got.unwrap();
-    for label in ["dW_ih", "dW_hh", "input gradient"] {
+    for (label, kernel) in [
+        ("dW_ih", weights),
+        ("dW_hh", weights),
+        ("input gradient", input),
+    ] {
         assert!(
             profile
                 .rows
                 .iter()
-                .any(|r| r.label == label && r.kernel == Kernel::MatmulBlocked),
-            "{label} on the blocked GEMM: {profile:?}"
+                .any(|r| r.label == label && r.kernel == kernel),
+            "{label} on {kernel:?}: {profile:?}"
         );
     }
-    assert_grads_close("blocked GEMM", &got, &want);
+    assert_grads_close(&format!("{input:?}"), &got, &want);
 }
 
 #[test]
