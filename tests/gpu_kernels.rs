@@ -287,18 +287,9 @@ mod matmul {
         );
         let a = vector(batch * seq * 4 * h, 7, -1.0, 1.0);
         let b = vector(batch * seq * h, 8, -1.0, 1.0);
-        let mut with = vec![0.0; 4 * h * h];
-        let mut without = with.clone();
-        assert_eq!(Kernel::for_gemm(&spec, &gpu()), kernel);
-        ops::matmul(&gpu(), &spec, &a, &b, &[], &mut with).unwrap();
-        let plain = without_subgroups();
-        assert_eq!(Kernel::for_gemm(&spec, &plain), Kernel::MatmulBlockedVec4);
-        ops::matmul(&plain, &spec, &a, &b, &[], &mut without).unwrap();
-        let differ = with
-            .iter()
-            .zip(&without)
-            .position(|(x, y)| x.to_bits() != y.to_bits());
-        if let Some(i) = differ {
+        let kernels = (kernel, Kernel::MatmulBlockedVec4);
+        let (with, without) = with_and_without_subgroups(&spec, (&a, &b), 4 * h * h, kernels);
+        if let Some(i) = first_differing_bits(&with, &without) {
             panic!(
                 "H {h}: element {i} (row {}, column {}): {kernel:?} {} vs vec4 {}",
                 i / h,
@@ -307,6 +298,31 @@ mod matmul {
                 without[i]
             );
         }
+    }
+
+    /// `spec` of `a` and `b` into a zeroed C of `c_len` floats, on the tests' GPU and on the same
+    /// device without subgroups, after checking that the two run `kernels` (with, without).
+    fn with_and_without_subgroups(
+        spec: &GemmSpec,
+        (a, b): (&[f32], &[f32]),
+        c_len: usize,
+        (with_kernel, without_kernel): (Kernel, Kernel),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut with = vec![0.0; c_len];
+        let mut without = with.clone();
+        assert_eq!(Kernel::for_gemm(spec, &gpu()), with_kernel);
+        ops::matmul(&gpu(), spec, a, b, &[], &mut with).unwrap();
+        let plain = without_subgroups();
+        assert_eq!(Kernel::for_gemm(spec, &plain), without_kernel);
+        ops::matmul(&plain, spec, a, b, &[], &mut without).unwrap();
+        (with, without)
+    }
+
+    /// The first element whose bits differ between `x` and `y`.
+    fn first_differing_bits(x: &[f32], y: &[f32]) -> Option<usize> {
+        x.iter()
+            .zip(y)
+            .position(|(x, y)| x.to_bits() != y.to_bits())
     }
 
     /// Backward's input-gradient layout (`A` as rows, `B` transposed, both along `K`) at offsets
@@ -350,18 +366,9 @@ mod matmul {
         }
         let (spec, [a_len, b_len, _, c_len]) = nt_spec();
         let (a, b) = (vector(a_len, 5, -1.0, 1.0), vector(b_len, 6, -1.0, 1.0));
-        let mut with = vec![0.0; c_len];
-        let mut without = with.clone();
-        assert_eq!(Kernel::for_gemm(&spec, &gpu()), Kernel::MatmulSubgroupNt);
-        ops::matmul(&gpu(), &spec, &a, &b, &[], &mut with).unwrap();
-        let plain = without_subgroups();
-        assert_eq!(Kernel::for_gemm(&spec, &plain), Kernel::MatmulBlocked);
-        ops::matmul(&plain, &spec, &a, &b, &[], &mut without).unwrap();
-        let differ = with
-            .iter()
-            .zip(&without)
-            .position(|(x, y)| x.to_bits() != y.to_bits());
-        if let Some(i) = differ {
+        let kernels = (Kernel::MatmulSubgroupNt, Kernel::MatmulBlocked);
+        let (with, without) = with_and_without_subgroups(&spec, (&a, &b), c_len, kernels);
+        if let Some(i) = first_differing_bits(&with, &without) {
             panic!(
                 "element {i}: subgroup {} vs blocked {}",
                 with[i], without[i]

@@ -76,16 +76,14 @@ fn shader_bindings(module: &naga::Module) -> BTreeMap<(u32, u32), Kind> {
                             format: naga::StorageFormat::Rgba32Float,
                             access,
                         },
-                } if access == naga::StorageAccess::LOAD => Kind::Texture,
-                naga::TypeInner::Image {
-                    dim: naga::ImageDimension::D2,
-                    arrayed: false,
-                    class:
-                        naga::ImageClass::Storage {
-                            format: naga::StorageFormat::Rgba32Float,
-                            access,
-                        },
-                } if access == naga::StorageAccess::STORE => Kind::WrittenTexture,
+                } if access == naga::StorageAccess::LOAD
+                    || access == naga::StorageAccess::STORE =>
+                {
+                    match access == naga::StorageAccess::LOAD {
+                        true => Kind::Texture,
+                        false => Kind::WrittenTexture,
+                    }
+                }
                 ref other => panic!("binding {rb:?} is an unexpected handle {other:?}"),
             },
             other => panic!("binding {rb:?} in unexpected address space {other:?}"),
