@@ -14,8 +14,7 @@
 //
 // Layouts. Gates are interleaved: a vec4 holds (i, f, g, o) of one hidden unit, so one invocation
 // owns all four gates of a unit and the cell update needs no exchange between invocations.
-//   xproj   [D, B, T, H] vec4   (staged entry only; the tall step, lstm_forward_step_tall.wgsl,
-//           keeps h transposed in this binding instead)
+//   xproj   [D, B, T, H] vec4   (staged entry only)
 //   y       [B, T, D·O]         the layer's output, [forward | reverse] at each time
 //   w_hh    [O, H] vec4 = W_hhᵀ with the four gate rows of unit u side by side; b_hh [H] vec4
 //   w_ih    [I, H] vec4, b_ih [H] vec4: the same layouts, read by main_direct only
@@ -52,7 +51,7 @@
 // The uniform, copied once per invocation: some adapters (a software rasterizer) load a uniform
 // afresh at every use, and the loops below use it at every k.
 var<private> s: Step;
-@group(0) @binding(1) var<storage, read_write> xproj: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> xproj: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> params: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> state0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;

@@ -35,12 +35,12 @@
 //! by [`variant`]; `crate::gpu::weight_texels`). Only software adapters run the texel twins,
 //! and the small-batch one has a tile of its own for them: 8 units per invocation instead of 2.
 //!
-//! Bindings: `xproj` (the staged variant's input projection, unread by the others), `params` (read), `state0` (read; `h0`, `c0` and the
-//! lengths), `y`, `state_n`, `saved` (`c`, `h_prev`, `r`), `gates`, `input` (read; the layer's
-//! input `[B, T, I]` as vec4s, read by the direct variants only), then the weight texture (read
-//! by the texel variants only; the others bind any texture), and in the tall variants the
-//! textures of `h` transposed that the step reads and writes. Every variant runs all directions
-//! of a layer, one per workgroup layer in z.
+//! Bindings: `xproj` (read; the staged variant's input projection, unread by the others),
+//! `params` (read), `state0` (read; `h0`, `c0` and the lengths), `y`, `state_n`, `saved` (`c`,
+//! `h_prev`, `r`), `gates`, `input` (read; the layer's input `[B, T, I]` as vec4s, read by the
+//! direct variants only), then the weight texture (read by the texel variants only; the others
+//! bind any texture), and in the tall variants the textures of `h` transposed that the step
+//! reads and writes. Every variant runs all directions of a layer, one per workgroup layer in z.
 
 use super::lstm_step::{self, PRELUDE, step_kernel};
 use super::{Access, Kernel, KernelDesc, Work, shader_file};
@@ -71,8 +71,8 @@ const STEP: KernelDesc = step_kernel(
         shader_file!("lstm_forward_step.wgsl"),
     ],
     &[
-        // `xproj`, which the tall variants use for `h` transposed (written)
-        Access::ReadWrite,
+        // `xproj`
+        Access::Read,
         Access::Read,
         Access::Read,
         Access::ReadWrite,

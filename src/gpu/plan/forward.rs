@@ -214,11 +214,11 @@ impl ForwardPlan {
         let h_transposed = match lstm_forward_step::reads_h_transposed(step_kernel) {
             true => {
                 let size = lstm_forward_step::h_transposed_size(batch, dims.out, dims.dirs);
-                let view = |_| -> Result<wgpu::TextureView> {
+                let view = || -> Result<wgpu::TextureView> {
                     let texture = gpu.texture_vec4("h transposed", size, None)?;
                     Ok(texture.create_view(&Default::default()))
                 };
-                Some([view(0)?, view(1)?])
+                Some([view()?, view()?])
             }
             false => None,
         };
