@@ -1,7 +1,8 @@
 //! Every kernel's descriptor (src/gpu/kernels/) agrees with its WGSL, as naga reads it: the entry
 //! point and its workgroup size, every binding's group, number and kind (uniform, read-only or
-//! read-write storage, a read-only or write-only `rgba32float` storage texture), and the uniform struct's size (the descriptor takes it from
-//! `size_of::<Params>()`). Changing either side alone fails here.
+//! read-write storage, a read-only or write-only `rgba32float` storage texture), and the uniform
+//! struct's size (the descriptor takes it from `size_of::<Params>()`). Changing either side
+//! alone fails here.
 
 use std::collections::BTreeMap;
 

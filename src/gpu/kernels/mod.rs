@@ -267,7 +267,7 @@ impl Kernel {
     }
 
     /// The variant of the forward step that serves a batch of `batch` rows of an unprojected
-    /// layer of `hidden` units, whose input is no wider or a multiple of 4 wide, of a
+    /// one-direction layer of `hidden` units, whose input is no wider or a multiple of 4 wide, of a
     /// [`crate::gpu::GpuLstm`] on `gpu` (by its limits and [`crate::gpu::Gpu::tuning`]): with
     /// [`crate::gpu::Tuning::weight_texels`], the texel twin of a direct variant (for a model
     /// whose layers fit the device's textures, `I + H` and `H` at most
