@@ -73,6 +73,38 @@ fn a_forward_of_a_few_rows_is_one_dispatch_per_step_per_layer_with_no_gemm() {
 }
 
 #[test]
+fn the_device_counts_every_dispatch_by_kernel_across_handles_and_models() {
+    // A device of its own, so that no other test's calls count.
+    let (device, queue) = common::device_with(|l| l);
+    let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
+    assert_eq!(gpu.dispatches_by_kernel(), vec![]);
+    let staged = gpu.with_tuning(lstm_wgpu::gpu::Tuning::for_device_type(
+        lstm_wgpu::wgpu::DeviceType::DiscreteGpu,
+    ));
+    let config = LstmConfig::new(I, H, L).unwrap();
+    let w = random_weights(config, 1, 1.0);
+    let x = random_array::<f32, _>((20, T, I), 2, -1.0, 1.0);
+    let mut lstm = GpuLstm::new(&staged, &w).unwrap();
+    lstm.forward(x.view(), None).unwrap();
+    lstm.forward(x.view(), None).unwrap();
+    let small = Kernel::for_forward_step(B, H, &gpu);
+    GpuLstm::new(&gpu, &w)
+        .unwrap()
+        .forward(x.slice(lstm_wgpu::ndarray::s![..B, .., ..]), None)
+        .unwrap();
+    // Two staged passes: per layer, an input projection GEMM (20·T rows of I or H terms: the
+    // staged GEMM, as the blocked ones need 256 terms and the direct one takes at most 32 rows)
+    // and T steps; then the other handle's pass of B rows, T steps per layer of its own step.
+    let mut want = vec![
+        (Kernel::Matmul, 2 * L as u64),
+        (Kernel::LstmForwardStep, (2 * L * T) as u64),
+        (small, (L * T) as u64),
+    ];
+    want.sort_by_key(|&(k, _)| k as usize);
+    assert_eq!(gpu.dispatches_by_kernel(), want);
+}
+
+#[test]
 fn a_repeated_shape_uploads_only_its_inputs() {
     let (mut lstm, x) = setup();
     let state = random_state(lstm.config(), B, 3);

@@ -417,6 +417,27 @@ impl Gpu {
         &self.inner.profiler
     }
 
+    /// Every kernel variant dispatched on this device since it was created, with its count of
+    /// dispatches recorded, in [`Kernel::ALL`](crate::gpu::kernels::Kernel::ALL)'s order: which
+    /// variants an application's calls run on this adapter, by every model and every handle of
+    /// the device ([`Gpu::with_tuning`] included). Work recorded into an application's own
+    /// encoder counts when it is recorded, whether or not it is ever submitted.
+    ///
+    /// ```no_run
+    /// # use lstm_wgpu::gpu::{Gpu, GpuLstm};
+    /// # use lstm_wgpu::{Lstm, LstmConfig, LstmWeights, ndarray::Array3};
+    /// let gpu = Gpu::from_env()?;
+    /// let mut lstm = GpuLstm::new(&gpu, &LstmWeights::init_uniform(LstmConfig::new(28, 128, 1)?, 0))?;
+    /// lstm.forward(Array3::<f32>::zeros((128, 28, 28)).view(), None)?;
+    /// for (kernel, dispatches) in gpu.dispatches_by_kernel() {
+    ///     println!("{:<40} {dispatches}", kernel.desc().name);
+    /// }
+    /// # Ok::<(), lstm_wgpu::Error>(())
+    /// ```
+    pub fn dispatches_by_kernel(&self) -> Vec<(crate::gpu::kernels::Kernel, u64)> {
+        self.inner.kernels.dispatched()
+    }
+
     /// Runs `f` (calls on models of this GPU, from this thread or others) with every dispatch
     /// timed on the GPU, and returns its result with the [`Profile`] (see
     /// [`crate::gpu::profile`]). Fails with [`Error::MissingFeature`] when the device lacks

@@ -131,6 +131,7 @@ impl Dispatch {
         dynamic_offset: Option<u32>,
         counters: &Counters,
     ) {
+        gpu.kernels().count_dispatch(self.kernel);
         pass.set_pipeline(&gpu.kernels().get(self.kernel).pipeline);
         match dynamic_offset {
             Some(o) => pass.set_bind_group(0, group, &[o]),

@@ -543,6 +543,8 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
 /// use subgroups only where the device runs them.
 pub(crate) struct Kernels {
     compiled: Vec<Option<Compiled>>,
+    /// Dispatches recorded of each kernel, by the same index.
+    dispatches: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl Kernels {
@@ -588,7 +590,26 @@ impl Kernels {
                 compiled[i] = Some(c);
             }
         }
-        Ok(Kernels { compiled })
+        let dispatches = Kernel::ALL.iter().map(|_| Default::default()).collect();
+        Ok(Kernels {
+            compiled,
+            dispatches,
+        })
+    }
+
+    /// Counts one dispatch of `kernel` recorded.
+    pub(crate) fn count_dispatch(&self, kernel: Kernel) {
+        self.dispatches[kernel as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every kernel dispatched at least once, with its dispatches, in [`Kernel::ALL`]'s order.
+    pub(crate) fn dispatched(&self) -> Vec<(Kernel, u64)> {
+        Kernel::ALL
+            .iter()
+            .zip(&self.dispatches)
+            .map(|(&k, n)| (k, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     pub(crate) fn get(&self, kernel: Kernel) -> &Compiled {
