@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: golden files and tolerance checks.
 #![allow(dead_code)]
 
+pub mod gpu_vs_cpu;
+pub mod train_vs_cpu;
+
 use std::path::PathBuf;
 
 use lstm_wgpu::ndarray::{Array1, Array2, Array3, ArrayD, ArrayViewD, Ix1, Ix2, Ix3};
