@@ -34,8 +34,8 @@ mod matmul {
         let mut got = want.clone();
         cpu::matmul::matmul(&spec, &a, &b, &bias, &mut want).unwrap();
         ops::matmul(gpu, &spec, &a, &b, &bias, &mut got).unwrap();
-        // The kernel sums k in the twin's order but with fused multiply-adds (one rounding per
-        // term fewer): each of the k terms of magnitude ≤ 1 may round differently by ~2^-24 of
+        // The kernel sums k in the twin's order but with `fma`, which a device may fuse (one
+        // rounding per term fewer; lavapipe rounds the product apart): each of the k terms of magnitude ≤ 1 may round differently by ~2^-24 of
         // the running sum, so the bound grows with k (1e-6 of the largest element up to 40
         // terms, where the error is ~1e-7).
         let rtol = 1e-6 * (spec.k as f64 / 40.0).max(1.0);
