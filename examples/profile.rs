@@ -4,12 +4,14 @@
 //! ```text
 //! cargo run --release --example profile              # the reference classifier's size
 //! cargo run --release --example profile -- 1 1000 32 128   # B T I H
+//! cargo run --release --example profile -- --timing submits   # how each dispatch is timed
 //! ```
 //!
 //! Each pass runs once unprofiled first, so its pipelines and buffers exist, then once inside
-//! `Gpu::profile`. The adapter must offer timestamp queries inside passes.
+//! `Gpu::profile_with`, timed the most precise way the device offers unless `--timing`
+//! (`inside-passes`, `pass-boundaries` or `submits`) says otherwise.
 
-use lstm_wgpu::gpu::{Gpu, GpuLstm};
+use lstm_wgpu::gpu::{Gpu, GpuLstm, ProfileTiming};
 use lstm_wgpu::ndarray::{Array3, ArrayView3};
 use lstm_wgpu::rng::Rng;
 use lstm_wgpu::train::{
@@ -18,8 +20,22 @@ use lstm_wgpu::train::{
 use lstm_wgpu::{GradRequest, Lstm, LstmConfig, LstmWeights, Upstream};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let timing = match args.iter().position(|a| a == "--timing") {
+        Some(i) => {
+            let name = args.get(i + 1).ok_or("--timing needs a value")?.clone();
+            args.drain(i..i + 2);
+            Some(match name.as_str() {
+                "inside-passes" => ProfileTiming::InsidePasses,
+                "pass-boundaries" => ProfileTiming::PassBoundaries,
+                "submits" => ProfileTiming::Submits,
+                _ => return Err(format!("unknown timing {name}").into()),
+            })
+        }
+        None => None,
+    };
+    let args: Vec<usize> = args
+        .iter()
         .map(|a| a.parse())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("expected B T I H as numbers: {e}"))?;
@@ -29,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("expected no arguments or B T I H".into()),
     };
     let gpu = Gpu::from_env()?;
+    let timing = timing.unwrap_or(ProfileTiming::best_for(gpu.device().features()));
     println!("adapter: {}", gpu.describe());
+    println!("timing:  {timing:?}");
     let peak = gpu.measure_peak()?;
     println!("peak:    {peak}");
     println!("size:    B{b} T{t} I{i} H{h}, one layer\n");
@@ -51,8 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lstm.forward_backward(x.view(), None, &up, GradRequest::WEIGHTS)
             .map(|_| ())
     };
-    report(&gpu, &peak, "forward", || forward(&mut lstm))?;
-    report(&gpu, &peak, "forward+backward", || backward(&mut lstm))?;
+    report(&gpu, (&peak, timing), "forward", || forward(&mut lstm))?;
+    report(&gpu, (&peak, timing), "forward+backward", || {
+        backward(&mut lstm)
+    })?;
 
     let model = ClassifierConfig::new(i, h, 1, 10)?;
     let config = TrainConfig {
@@ -64,21 +84,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         GpuTrainer::new(&gpu, &ClassifierWeights::init(model, 1, None), config, None)?;
     let labels: Vec<u8> = (0..b).map(|n| (n % 10) as u8).collect();
     let step = |tr: &mut GpuTrainer, x: ArrayView3<'_, f32>| tr.step(x, &labels, true).map(|_| ());
-    report(&gpu, &peak, "training step (Adam, clipped)", || {
-        step(&mut trainer, x.view())
-    })?;
+    report(
+        &gpu,
+        (&peak, timing),
+        "training step (Adam, clipped)",
+        || step(&mut trainer, x.view()),
+    )?;
     Ok(())
 }
 
 /// Runs `f` once to warm up, once profiled, and prints the table.
 fn report(
     gpu: &Gpu,
-    peak: &lstm_wgpu::gpu::Peak,
+    (peak, timing): (&lstm_wgpu::gpu::Peak, ProfileTiming),
     name: &str,
     mut f: impl FnMut() -> lstm_wgpu::Result<()>,
 ) -> lstm_wgpu::Result<()> {
     f()?;
-    let (r, profile) = gpu.profile(&mut f)?;
+    let (r, profile) = gpu.profile_with(timing, &mut f)?;
     r?;
     println!("{name}:");
     println!("{}", profile.table(Some(peak)));

@@ -5,10 +5,15 @@
 //! shared test device runs other tests' work in parallel.
 mod common;
 
-use common::{device_with, random_array, random_state, random_weights};
+use common::{assert_same_bits, device_with, random_array, random_state, random_weights};
 use lstm_wgpu::gpu::kernels::Kernel;
-use lstm_wgpu::gpu::{Gpu, GpuLstm, GpuTensor};
-use lstm_wgpu::ndarray::Array3;
+use lstm_wgpu::gpu::{Gpu, GpuLstm, GpuTensor, ProfileTiming};
+use lstm_wgpu::ndarray::{Array2, Array3, ArrayView1, s};
+use lstm_wgpu::stream::{LstmStream, StreamRequest};
+use lstm_wgpu::train::{
+    ClassifierConfig, ClassifierWeights, GpuTrainer, LrSchedule, Optimizer, TrainConfig, Trainer,
+};
+use lstm_wgpu::wgpu::Features;
 use lstm_wgpu::{Error, GradRequest, Lstm, LstmConfig, Upstream};
 
 const B: usize = 3;
@@ -122,21 +127,169 @@ fn a_profile_inside_a_profile_of_the_same_device_is_a_config_error() {
     gpu.profile(|| ()).unwrap();
 }
 
-#[test]
-fn a_profile_on_a_device_without_timestamp_queries_is_a_missing_feature_error() {
+/// A device of the tests' adapter asking for no features: no timestamp queries.
+fn gpu_without_timestamps() -> Gpu {
     let (device, queue) = device_with(|l| l);
     assert!(
-        !device
-            .features()
-            .contains(lstm_wgpu::wgpu::Features::TIMESTAMP_QUERY),
+        !device.features().contains(Features::TIMESTAMP_QUERY),
         "device_with asks for no features"
     );
-    let gpu = Gpu::from_device(device, queue).unwrap();
-    match gpu.profile(|| ()) {
-        Err(Error::MissingFeature { feature, .. }) => {
-            assert!(feature.contains("TIMESTAMP_QUERY"), "{feature}")
+    Gpu::from_device(device, queue).unwrap()
+}
+
+/// The timings the device of `gpu` offers (submits on every device).
+fn timings_of(gpu: &Gpu) -> Vec<ProfileTiming> {
+    ProfileTiming::ALL
+        .into_iter()
+        .filter(|t| gpu.device().features().contains(t.features()))
+        .collect()
+}
+
+#[test]
+fn a_device_without_timestamp_queries_times_each_dispatch_by_its_submit() {
+    let gpu = gpu_without_timestamps();
+    let (mut lstm, x) = setup(&gpu, L);
+    let before = lstm.stats();
+    let (r, profile) = gpu.profile(|| lstm.forward(x.view(), None)).unwrap();
+    r.unwrap();
+    let d = lstm.stats() - before;
+    assert_eq!(profile.timing, ProfileTiming::Submits);
+    assert_eq!(profile.dispatches(), d.dispatches, "{profile:?}\n{d:?}");
+    for row in &profile.rows {
+        assert!(row.time > std::time::Duration::ZERO, "{row:?}");
+    }
+}
+
+#[test]
+fn a_timing_the_device_cannot_give_is_a_missing_feature_error() {
+    let gpu = gpu_without_timestamps();
+    for timing in [ProfileTiming::InsidePasses, ProfileTiming::PassBoundaries] {
+        match gpu.profile_with(timing, || ()) {
+            Err(Error::MissingFeature { feature, .. }) => {
+                assert!(feature.contains("TIMESTAMP_QUERY"), "{timing:?}: {feature}")
+            }
+            r => panic!(
+                "{timing:?}: expected MissingFeature, got {:?}",
+                r.map(|_| ())
+            ),
         }
-        r => panic!("expected MissingFeature, got {:?}", r.map(|_| ())),
+    }
+}
+
+#[test]
+fn every_timing_times_each_dispatch_once_and_leaves_forward_backward_bit_for_bit() {
+    // Timed by pass boundaries or by submits, the profile splits the call's one pass (and its
+    // one submit) around each dispatch: what the call computes must not change.
+    let gpu = own_gpu();
+    let (mut lstm, x) = setup(&gpu, L);
+    let up = Upstream {
+        dy: Some(random_array((B, T, H), 3, -1.0, 1.0)),
+        ..Default::default()
+    };
+    let state = random_state(lstm.config(), B, 4);
+    let run = |lstm: &mut GpuLstm| {
+        lstm.forward_backward(x.view(), Some(&state), &up, GradRequest::ALL)
+            .unwrap()
+    };
+    let (want, want_g) = run(&mut lstm);
+    let timings = timings_of(&gpu);
+    assert!(timings.contains(&ProfileTiming::Submits), "{timings:?}");
+    for timing in timings {
+        let before = lstm.stats();
+        let ((got, got_g), profile) = gpu.profile_with(timing, || run(&mut lstm)).unwrap();
+        let d = lstm.stats() - before;
+        assert_eq!(profile.timing, timing);
+        assert_eq!(
+            profile.dispatches(),
+            d.dispatches,
+            "{timing:?}: {profile:?}\n{d:?}"
+        );
+        assert!(profile.total() > std::time::Duration::ZERO, "{timing:?}");
+        let what = |name: &str| format!("{timing:?}: {name}");
+        assert_same_bits(
+            &what("y"),
+            &got.y.view().into_dyn(),
+            &want.y.view().into_dyn(),
+        );
+        assert_same_bits(
+            &what("h_n"),
+            &got.h_n.view().into_dyn(),
+            &want.h_n.view().into_dyn(),
+        );
+        let (g, w) = (got_g.x.unwrap(), want_g.x.as_ref().unwrap());
+        assert_same_bits(&what("dx"), &g.view().into_dyn(), &w.view().into_dyn());
+        for (l, (g, w)) in got_g
+            .layers
+            .unwrap()
+            .iter()
+            .zip(want_g.layers.as_ref().unwrap())
+            .enumerate()
+        {
+            for ((name, a), (_, b)) in g.named(l, 0).into_iter().zip(w.named(l, 0)) {
+                assert_same_bits(&what(&format!("d{name}")), &a, &b);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_timing_leaves_a_training_step_bit_for_bit() {
+    // A training step records buffer clears before its pass and copies after it: under every
+    // timing the trainer's weights after a step are those of an unprofiled step.
+    let gpu = own_gpu();
+    let config = ClassifierConfig::new(I, H, L, 3).unwrap();
+    let w = ClassifierWeights::init(config, 5, None);
+    let train = TrainConfig {
+        optimizer: Optimizer::adam(1e-2),
+        clip_norm: Some(0.05),
+        schedule: LrSchedule::constant(),
+    };
+    let x: Array3<f32> = random_array((B, T, I), 6, -1.0, 1.0);
+    let labels = [0u8, 2, 1];
+    let step = |trainer: &mut GpuTrainer| trainer.step(x.view(), &labels, true).unwrap();
+    let mut plain = GpuTrainer::new(&gpu, &w, train, None).unwrap();
+    let want_metrics = step(&mut plain);
+    let want = plain.weights().unwrap();
+    for timing in timings_of(&gpu) {
+        let mut trainer = GpuTrainer::new(&gpu, &w, train, None).unwrap();
+        let (metrics, _) = gpu.profile_with(timing, || step(&mut trainer)).unwrap();
+        assert_eq!(metrics, want_metrics, "{timing:?}");
+        let got = trainer.weights().unwrap();
+        for ((name, a), (_, b)) in got.tensors().into_iter().zip(want.tensors()) {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let (a, b) = (
+                ArrayView1::from(a).into_dyn(),
+                ArrayView1::from(b).into_dyn(),
+            );
+            assert_same_bits(&format!("{timing:?}: {name}"), &a, &b);
+        }
+    }
+}
+
+#[test]
+fn every_timing_leaves_a_stream_bit_for_bit() {
+    // A push copies the state of the push before into its buffers ahead of its pass: where a
+    // profile submits the dispatches one by one, that copy must still run before the first.
+    let gpu = own_gpu();
+    let (lstm, x) = setup(&gpu, L);
+    let pushes = |stream: &mut dyn LstmStream| -> Vec<Array2<f32>> {
+        (0..T)
+            .map(|t| {
+                let out = stream
+                    .push(x.slice(s![.., t..t + 1, ..]), StreamRequest::LAST)
+                    .unwrap();
+                out.last.unwrap()
+            })
+            .collect()
+    };
+    let want = pushes(&mut lstm.stream(B).unwrap());
+    for timing in timings_of(&gpu) {
+        let mut stream = lstm.stream(B).unwrap();
+        let (got, _) = gpu.profile_with(timing, || pushes(&mut stream)).unwrap();
+        for (t, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = format!("{timing:?}: h at step {t}");
+            assert_same_bits(&what, &g.view().into_dyn(), &w.view().into_dyn());
+        }
     }
 }
 

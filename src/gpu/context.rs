@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::error_scope::catch;
 use crate::gpu::kernels::Kernels;
 use crate::gpu::mapping::Poller;
-use crate::gpu::profile::{PROFILE_FEATURES, Profile, Profiler};
+use crate::gpu::profile::{PROFILE_FEATURES, Profile, ProfileTiming, Profiler};
 use crate::gpu::stats::Counters;
 use crate::gpu::tuning::{Tuning, subgroups_of_width};
 
@@ -86,7 +86,7 @@ impl Gpu {
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("lstm-wgpu"),
-                // Timestamps for `Gpu::profile`, where the adapter has them.
+                // Timestamps for `Gpu::profile`, those of them the adapter has.
                 required_features: (adapter.features() & PROFILE_FEATURES) | subgroups,
                 required_limits: adapter.limits(),
                 ..Default::default()
@@ -439,12 +439,24 @@ impl Gpu {
     }
 
     /// Runs `f` (calls on models of this GPU, from this thread or others) with every dispatch
-    /// timed on the GPU, and returns its result with the [`Profile`] (see
-    /// [`crate::gpu::profile`]). Fails with [`Error::MissingFeature`] when the device lacks
-    /// [`PROFILE_FEATURES`] and with [`Error::Config`] when a profile of this device is already
-    /// running. The profile ends when `f` returns or panics.
+    /// timed on its own, and returns its result with the [`Profile`] (see
+    /// [`crate::gpu::profile`]): [`Gpu::profile_with`] the most precise timing the device offers
+    /// ([`ProfileTiming::best_for`]).
     pub fn profile<T>(&self, f: impl FnOnce() -> T) -> Result<(T, Profile)> {
-        let missing = PROFILE_FEATURES - self.inner.device.features();
+        let timing = ProfileTiming::best_for(self.inner.device.features());
+        self.profile_with(timing, f)
+    }
+
+    /// [`Gpu::profile`] with each dispatch timed as `timing` says. Fails with
+    /// [`Error::MissingFeature`] when the device lacks [`ProfileTiming::features`] and with
+    /// [`Error::Config`] when a profile of this device is already running. The profile ends
+    /// when `f` returns or panics.
+    pub fn profile_with<T>(
+        &self,
+        timing: ProfileTiming,
+        f: impl FnOnce() -> T,
+    ) -> Result<(T, Profile)> {
+        let missing = timing.features() - self.inner.device.features();
         if !missing.is_empty() {
             return Err(Error::MissingFeature {
                 feature: format!("{missing:?}"),
@@ -452,7 +464,7 @@ impl Gpu {
             });
         }
         let period_ns = f64::from(self.inner.queue.get_timestamp_period());
-        self.inner.profiler.start(period_ns)?;
+        self.inner.profiler.start(timing, period_ns)?;
         /// Ends the profile however `f` leaves.
         struct Stop<'a>(&'a Profiler);
         impl Drop for Stop<'_> {

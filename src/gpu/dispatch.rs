@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::gpu::context::Gpu;
 use crate::gpu::kernels::{Call, Kernel, Work};
+use crate::gpu::recording::Recording;
 use crate::gpu::stats::Counters;
 
 /// One prepared dispatch.
@@ -99,7 +100,7 @@ impl Dispatch {
     pub(crate) fn record(
         &self,
         gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording<'_>,
         dynamic_offset: Option<u32>,
         counters: &Counters,
     ) {
@@ -111,7 +112,7 @@ impl Dispatch {
     pub(crate) fn record_step(
         &self,
         gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording<'_>,
         dynamic_offset: u32,
         step: usize,
         counters: &Counters,
@@ -126,20 +127,22 @@ impl Dispatch {
     fn record_with(
         &self,
         gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording<'_>,
         group: &wgpu::BindGroup,
         dynamic_offset: Option<u32>,
         counters: &Counters,
     ) {
         gpu.kernels().count_dispatch(self.kernel);
-        pass.set_pipeline(&gpu.kernels().get(self.kernel).pipeline);
-        match dynamic_offset {
-            Some(o) => pass.set_bind_group(0, group, &[o]),
-            None => pass.set_bind_group(0, group, &[]),
-        }
+        let pipeline = &gpu.kernels().get(self.kernel).pipeline;
+        let offsets = match &dynamic_offset {
+            Some(o) => std::slice::from_ref(o),
+            None => &[],
+        };
         let [x, y, z] = self.workgroups;
         let profiled = (self.kernel, self.label, self.work);
-        gpu.profiler().around(gpu.device(), pass, profiled, |pass| {
+        gpu.profiler().around(gpu, pass, profiled, |pass| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, offsets);
             pass.dispatch_workgroups(x, y, z)
         });
         counters.dispatch();
@@ -149,7 +152,7 @@ impl Dispatch {
 /// Records every dispatch of `list`, in order, each with its own uniform.
 pub(crate) fn record_all(
     gpu: &Gpu,
-    pass: &mut wgpu::ComputePass<'_>,
+    pass: &mut Recording<'_>,
     list: &[Dispatch],
     counters: &Counters,
 ) {

@@ -7,6 +7,7 @@
 //! backward) into one command encoder, submits once, and reads back, with one mapping, only what
 //! the caller asked for.
 
+use crate::gpu::recording::Recording;
 use std::sync::Arc;
 
 use ndarray::{Array3, ArrayView3};
@@ -275,7 +276,7 @@ impl GpuLstm {
                 bw.load_upstream(gpu, counters, &mut encoder, up);
             }
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = Recording::begin(&mut encoder);
                 ws.forward.record(gpu, &mut pass, counters);
                 if let Some((_, bw)) = backward {
                     bw.record(gpu, &mut pass, counters, &ws.forward, want.x);
@@ -429,7 +430,7 @@ impl GpuLstm {
         {
             // The application submits this encoder: no timestamps the crate would not resolve.
             let _no_timestamps = NotProfiled::new();
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = Recording::begin(encoder);
             plan.record(gpu, &mut pass, counters);
         }
         if let Some(y) = out.y {
@@ -554,7 +555,7 @@ impl GpuLstm {
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
             bw.load_upstream(gpu, counters, &mut encoder, upstream);
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = Recording::begin(&mut encoder);
                 bw.record(gpu, &mut pass, counters, &ws.forward, want.x);
             }
             plan.record(&mut encoder, &ws.staging);

@@ -6,7 +6,8 @@
 //! * [`kernels`]: one descriptor per kernel (shader files, bindings, uniform, tile constants,
 //!   grid), checked against the WGSL by naga reflection in the tests; [`tuning`]: which variant
 //!   serves a call, by the kind of adapter.
-//! * `context` ([`Gpu`]), `dispatch`, `readback`, [`stats`]: the device, prepared dispatches,
+//! * `context` ([`Gpu`]), `dispatch`, `recording`, `readback`, [`stats`]: the device, prepared
+//!   dispatches, the compute pass they are recorded into (which a [`profile`] may split),
 //!   single-mapping readback, counters.
 //! * `layout` and `plan`: parameter arenas, and per batch shape the buffers and dispatches of a
 //!   whole pass.
@@ -26,6 +27,7 @@ pub mod peak;
 pub(crate) mod plan;
 pub mod profile;
 pub(crate) mod readback;
+pub(crate) mod recording;
 pub(crate) mod region;
 pub mod stats;
 pub mod stream;
@@ -37,7 +39,7 @@ pub use context::Gpu;
 pub use kernels::shader_sources;
 pub use lstm::{ForwardTargets, GpuLstm};
 pub use peak::Peak;
-pub use profile::Profile;
+pub use profile::{Profile, ProfileTiming};
 pub use stats::GpuStats;
 pub use stream::{GpuStream, StreamTargets};
 pub use tuning::Tuning;

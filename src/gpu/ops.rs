@@ -18,6 +18,7 @@
 //! # Ok::<(), lstm_wgpu::Error>(())
 //! ```
 
+use crate::gpu::recording::Recording;
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
@@ -425,7 +426,7 @@ impl<'g> OneShot<'g> {
                 .collect::<Result<Vec<_>>>()?;
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = Recording::begin(&mut encoder);
                 crate::gpu::dispatch::record_all(gpu, &mut pass, &dispatches, counters);
             }
             plan.record(&mut encoder, &staging);

@@ -31,6 +31,7 @@
 //! # Ok::<(), lstm_wgpu::Error>(())
 //! ```
 
+use crate::gpu::recording::Recording;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -263,7 +264,7 @@ impl Gpu {
         self.check_alive()?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = Recording::begin(&mut encoder);
             for _ in 0..repeats {
                 d.record(self, &mut pass, None, counters);
             }

@@ -1,15 +1,26 @@
-//! Per-kernel GPU time from timestamp queries: [`Gpu::profile`] runs the caller's code and
-//! reports, for every kernel and purpose (`forward step`, `input projection`, ...), its
-//! dispatches, GPU time and the work it did; [`Profile::table`] (defined with [`Peak`]) prints
-//! the rates beside the adapter's peak.
+//! Per-kernel GPU time: [`Gpu::profile`] runs the caller's code and reports, for every kernel and
+//! purpose (`forward step`, `input projection`, ...), its dispatches, time and the work it did;
+//! [`Profile::table`] (defined with [`Peak`]) prints the rates beside the adapter's peak.
 //!
-//! While a profile is on, every dispatch the crate records is bracketed by two timestamps
-//! (`write_timestamp` inside the compute pass, so the adapter needs
-//! `TIMESTAMP_QUERY | TIMESTAMP_QUERY_INSIDE_PASSES`, which [`Gpu::from_env`] asks for when the
-//! adapter has them). Each submit of the crate resolves the timestamps its dispatches wrote and
-//! waits for them, so a profiled call runs as usual but waits for the GPU after every submit.
-//! Work recorded into an application's own encoder (`encode_*`) is not profiled, and neither is
-//! work submitted from inside the profile by a thread that did not record it.
+//! While a profile is on, every dispatch the crate records is timed on its own, in the most
+//! precise way the device offers ([`ProfileTiming`]):
+//!
+//! * [`ProfileTiming::InsidePasses`]: two timestamps around the dispatch, written inside the
+//!   compute pass (`TIMESTAMP_QUERY | TIMESTAMP_QUERY_INSIDE_PASSES`); nothing else changes;
+//! * [`ProfileTiming::PassBoundaries`]: the dispatch in a compute pass of its own, timestamps
+//!   written at the pass's beginning and end (`TIMESTAMP_QUERY` alone: Apple's GPUs on Metal,
+//!   for one);
+//! * [`ProfileTiming::Submits`]: on any device, what was recorded before the dispatch is
+//!   submitted and waited for, then the dispatch alone, timed on the CPU from its submit to the
+//!   end of the wait (so each time includes a submit's and a wait's overhead: the probe's
+//!   `submit_us`).
+//!
+//! [`Gpu::from_env`] asks for the timestamp features the adapter has. With timestamps, each
+//! submit of the crate resolves the ones its dispatches wrote and waits for them, so a profiled
+//! call runs as usual but waits for the GPU after every submit. Whichever the timing, the results
+//! are the same bits as without a profile. Work recorded into an application's own encoder
+//! (`encode_*`) is not profiled, and neither is work submitted from inside the profile by a
+//! thread that did not record it.
 //!
 //! [`Gpu::profile`]: crate::gpu::Gpu::profile
 //! [`Gpu::from_env`]: crate::gpu::Gpu::from_env
@@ -29,17 +40,58 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::gpu::kernels::{Kernel, Work};
+use crate::gpu::recording::Recording;
 
 /// Timestamps per query set (wgpu's largest query set).
 const QUERIES_PER_SET: u32 = wgpu::QUERY_SET_MAX_QUERIES;
 
-/// The features a profile needs.
+/// The features of the most precise timing, [`ProfileTiming::InsidePasses`].
 pub const PROFILE_FEATURES: wgpu::Features =
     wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+
+/// How a profile times each dispatch (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProfileTiming {
+    /// Timestamps around the dispatch inside the compute pass.
+    #[default]
+    InsidePasses,
+    /// The dispatch in a compute pass of its own, timestamps at its beginning and end.
+    PassBoundaries,
+    /// The dispatch submitted on its own, timed on the CPU from its submit to the end of the
+    /// wait for it.
+    Submits,
+}
+
+impl ProfileTiming {
+    /// Every timing, the most precise first.
+    pub const ALL: [ProfileTiming; 3] = [
+        ProfileTiming::InsidePasses,
+        ProfileTiming::PassBoundaries,
+        ProfileTiming::Submits,
+    ];
+
+    /// The device features this timing needs.
+    pub fn features(self) -> wgpu::Features {
+        match self {
+            ProfileTiming::InsidePasses => PROFILE_FEATURES,
+            ProfileTiming::PassBoundaries => wgpu::Features::TIMESTAMP_QUERY,
+            ProfileTiming::Submits => wgpu::Features::empty(),
+        }
+    }
+
+    /// The most precise timing a device with `features` offers.
+    pub fn best_for(features: wgpu::Features) -> ProfileTiming {
+        ProfileTiming::ALL
+            .into_iter()
+            .find(|t| features.contains(t.features()))
+            .unwrap_or(ProfileTiming::Submits)
+    }
+}
 
 /// One kernel used for one purpose in a profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +126,8 @@ impl ProfileRow {
 pub struct Profile {
     /// The rows.
     pub rows: Vec<ProfileRow>,
+    /// How each dispatch was timed.
+    pub timing: ProfileTiming,
 }
 
 impl Profile {
@@ -143,6 +197,7 @@ pub(crate) struct Profiler {
 }
 
 struct Session {
+    timing: ProfileTiming,
     /// Query sets, grown as one submit records more dispatches.
     sets: Vec<wgpu::QuerySet>,
     /// The dispatches recorded since the last submit, in query order (2 queries each).
@@ -150,6 +205,24 @@ struct Session {
     profile: Profile,
     /// Nanoseconds per timestamp tick.
     period_ns: f64,
+}
+
+impl Session {
+    /// The query set and index of the next dispatch's two timestamps (after those of the
+    /// dispatches pending since the last submit), adding a set where they are all taken.
+    fn next_queries(&mut self, device: &wgpu::Device) -> (&wgpu::QuerySet, u32) {
+        let first = 2 * self.pending.len() as u32;
+        let (set, index) = (first / QUERIES_PER_SET, first % QUERIES_PER_SET);
+        while self.sets.len() <= set as usize {
+            self.sets
+                .push(device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("profile timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: QUERIES_PER_SET,
+                }));
+        }
+        (&self.sets[set as usize], index)
+    }
 }
 
 /// A submit's timestamps on their way back: the buffer they are copied to and whose they are.
@@ -164,8 +237,9 @@ impl Profiler {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a session whose timestamps tick every `period_ns` nanoseconds.
-    pub(crate) fn start(&self, period_ns: f64) -> Result<()> {
+    /// Starts a session timed as `timing` says, whose timestamps tick every `period_ns`
+    /// nanoseconds.
+    pub(crate) fn start(&self, timing: ProfileTiming, period_ns: f64) -> Result<()> {
         let mut s = self.lock();
         if s.is_some() {
             return Err(Error::config(
@@ -174,9 +248,13 @@ impl Profiler {
             ));
         }
         *s = Some(Session {
+            timing,
             sets: Vec::new(),
             pending: Vec::new(),
-            profile: Profile::default(),
+            profile: Profile {
+                rows: Vec::new(),
+                timing,
+            },
             period_ns,
         });
         self.on.store(true, Ordering::SeqCst);
@@ -189,36 +267,67 @@ impl Profiler {
         self.lock().take().map(|s| s.profile).unwrap_or_default()
     }
 
-    /// Records `dispatch` into `pass`, between two timestamps when a profile is on.
+    /// Records `dispatch` into `rec`, timed on its own when a profile is on.
     pub(crate) fn around(
         &self,
-        device: &wgpu::Device,
-        pass: &mut wgpu::ComputePass<'_>,
+        gpu: &Gpu,
+        rec: &mut Recording<'_>,
         what: (Kernel, &'static str, Work),
         dispatch: impl FnOnce(&mut wgpu::ComputePass<'_>),
     ) {
         if !self.on.load(Ordering::Relaxed) || NOT_PROFILED.with(|n| n.get() > 0) {
-            return dispatch(pass);
+            return dispatch(rec.pass());
         }
         let mut guard = self.lock();
         let Some(s) = guard.as_mut() else {
-            return dispatch(pass);
+            return dispatch(rec.pass());
         };
-        let first = 2 * s.pending.len() as u32;
-        let (set, index) = (first / QUERIES_PER_SET, first % QUERIES_PER_SET);
-        while s.sets.len() <= set as usize {
-            s.sets
-                .push(device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("profile timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: QUERIES_PER_SET,
-                }));
+        match s.timing {
+            ProfileTiming::InsidePasses => {
+                let (qs, index) = s.next_queries(gpu.device());
+                let pass = rec.pass();
+                pass.write_timestamp(qs, index);
+                dispatch(pass);
+                pass.write_timestamp(qs, index + 1);
+                s.pending.push(what);
+            }
+            ProfileTiming::PassBoundaries => {
+                let (query_set, index) = s.next_queries(gpu.device());
+                let mut pass = rec
+                    .encoder()
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(what.1),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set,
+                            beginning_of_pass_write_index: Some(index),
+                            end_of_pass_write_index: Some(index + 1),
+                        }),
+                    });
+                dispatch(&mut pass);
+                drop(pass);
+                s.pending.push(what);
+            }
+            ProfileTiming::Submits => {
+                // What the call recorded before this dispatch runs first, untimed; the call
+                // records the rest into a fresh encoder.
+                let device = gpu.device();
+                let fresh = device.create_command_encoder(&Default::default());
+                let before = std::mem::replace(rec.encoder(), fresh);
+                gpu.queue().submit([before.finish()]);
+                let mut alone = device.create_command_encoder(&Default::default());
+                dispatch(&mut alone.begin_compute_pass(&Default::default()));
+                let wait = || device.poll(wgpu::PollType::wait_indefinitely()).is_ok();
+                // A device that fails to wait is lost: the call's own wait reports it.
+                if wait() {
+                    let t0 = Instant::now();
+                    gpu.queue().submit([alone.finish()]);
+                    if wait() {
+                        let (kernel, label, work) = what;
+                        s.profile.add(kernel, label, t0.elapsed(), work);
+                    }
+                }
+            }
         }
-        let qs = &s.sets[set as usize];
-        pass.write_timestamp(qs, index);
-        dispatch(pass);
-        pass.write_timestamp(qs, index + 1);
-        s.pending.push(what);
     }
 
     /// Before a submit: resolves the timestamps the encoder's dispatches wrote into a buffer

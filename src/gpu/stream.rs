@@ -8,6 +8,7 @@
 //! and maps the staging buffer once (not at all when nothing is asked for). Plans are made per
 //! chunk length the first time it is pushed and kept for the next pushes of that length.
 
+use crate::gpu::recording::Recording;
 use std::sync::Arc;
 
 use ndarray::{Array2, Array3, ArrayView3};
@@ -169,7 +170,7 @@ impl GpuStream {
         }
         plan.copy_state_in(encoder, &self.state, 0);
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = Recording::begin(encoder);
             plan.record(&self.gpu, &mut pass, &self.counters);
         }
         ForwardPlan::copy_out(encoder, plan.state_n(), &self.state, 0);

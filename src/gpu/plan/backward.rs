@@ -20,6 +20,7 @@ use crate::gpu::kernels::{Kernel, lstm_backward_hidden_step, lstm_backward_step}
 use crate::gpu::layout::LstmSlots;
 use crate::gpu::plan::forward::{Dims, ForwardPlan};
 use crate::gpu::readback::ReadPlan;
+use crate::gpu::recording::Recording;
 use crate::gpu::region::Region;
 use crate::gpu::stats::Counters;
 use crate::gpu::weight_texels::WeightTexels;
@@ -343,7 +344,7 @@ impl BackwardPlan {
     pub(crate) fn record(
         &self,
         gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording<'_>,
         counters: &Counters,
         fwd: &ForwardPlan,
         want_dx: bool,

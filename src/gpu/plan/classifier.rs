@@ -12,6 +12,7 @@
 //! sits in the state buffer as `[D, B, O]`, so each product is one GEMM per direction on its
 //! block of `fc.weight`'s columns (the logits' second adding to the first).
 
+use crate::gpu::recording::Recording;
 use ndarray::ArrayView3;
 
 use crate::error::Result;
@@ -200,7 +201,7 @@ impl ClassifierPlan {
             bw.clear_state_gradients(encoder);
         }
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = Recording::begin(encoder);
             self.forward.record(gpu, &mut pass, counters);
             record_all(gpu, &mut pass, &self.head, counters);
             record_all(gpu, &mut pass, &self.head_backward, counters);
@@ -228,7 +229,7 @@ impl ClassifierPlan {
             encoder.clear_buffer(&self.metrics, 0, None);
         }
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = Recording::begin(encoder);
             self.forward.record(gpu, &mut pass, counters);
             record_all(gpu, &mut pass, &self.head, counters);
         }

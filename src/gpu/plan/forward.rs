@@ -17,6 +17,7 @@
 //! textures (`crate::gpu::weight_texels`), the direct steps run their texel variants, which read
 //! the weights from there.
 
+use crate::gpu::recording::Recording;
 use ndarray::ArrayView3;
 
 use crate::error::Result;
@@ -467,7 +468,7 @@ impl ForwardPlan {
     }
 
     /// Records the forward pass of every layer.
-    pub(crate) fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, counters: &Counters) {
+    pub(crate) fn record(&self, gpu: &Gpu, pass: &mut Recording<'_>, counters: &Counters) {
         for l in 0..self.dims.layers {
             for proj in &self.input_proj[l] {
                 proj.record(gpu, pass, None, counters);

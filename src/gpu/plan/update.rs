@@ -10,6 +10,7 @@ use crate::gpu::kernels::arena_update::ArenaUpdate;
 use crate::gpu::kernels::grad_norm::GradNorm;
 use crate::gpu::kernels::sgd::{self, Sgd};
 use crate::gpu::plan::arenas::Arenas;
+use crate::gpu::recording::Recording;
 use crate::gpu::stats::Counters;
 use crate::optim::{Optimizer, TrainConfig};
 
@@ -100,7 +101,7 @@ impl UpdatePlan {
     }
 
     /// Records clipping and the update.
-    pub(crate) fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, counters: &Counters) {
+    pub(crate) fn record(&self, gpu: &Gpu, pass: &mut Recording<'_>, counters: &Counters) {
         record_all(gpu, pass, &self.clip, counters);
         self.update.record(gpu, pass, None, counters);
     }
