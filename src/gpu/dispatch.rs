@@ -140,7 +140,8 @@ impl Dispatch {
         };
         let [x, y, z] = self.workgroups;
         let profiled = (self.kernel, self.label, self.work);
-        gpu.profiler().around(gpu, pass, profiled, |pass| {
+        let device_queue = (gpu.device(), gpu.queue());
+        gpu.profiler().around(device_queue, pass, profiled, |pass| {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, offsets);
             pass.dispatch_workgroups(x, y, z)

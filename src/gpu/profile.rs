@@ -43,7 +43,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::gpu::kernels::{Kernel, Work};
 use crate::gpu::recording::Recording;
 
@@ -270,7 +269,7 @@ impl Profiler {
     /// Records `dispatch` into `rec`, timed on its own when a profile is on.
     pub(crate) fn around(
         &self,
-        gpu: &Gpu,
+        (device, queue): (&wgpu::Device, &wgpu::Queue),
         rec: &mut Recording<'_>,
         what: (Kernel, &'static str, Work),
         dispatch: impl FnOnce(&mut wgpu::ComputePass<'_>),
@@ -284,7 +283,7 @@ impl Profiler {
         };
         match s.timing {
             ProfileTiming::InsidePasses => {
-                let (qs, index) = s.next_queries(gpu.device());
+                let (qs, index) = s.next_queries(device);
                 let pass = rec.pass();
                 pass.write_timestamp(qs, index);
                 dispatch(pass);
@@ -292,7 +291,7 @@ impl Profiler {
                 s.pending.push(what);
             }
             ProfileTiming::PassBoundaries => {
-                let (query_set, index) = s.next_queries(gpu.device());
+                let (query_set, index) = s.next_queries(device);
                 let mut pass = rec
                     .encoder()
                     .begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -310,17 +309,16 @@ impl Profiler {
             ProfileTiming::Submits => {
                 // What the call recorded before this dispatch runs first, untimed; the call
                 // records the rest into a fresh encoder.
-                let device = gpu.device();
                 let fresh = device.create_command_encoder(&Default::default());
                 let before = std::mem::replace(rec.encoder(), fresh);
-                gpu.queue().submit([before.finish()]);
+                queue.submit([before.finish()]);
                 let mut alone = device.create_command_encoder(&Default::default());
                 dispatch(&mut alone.begin_compute_pass(&Default::default()));
                 let wait = || device.poll(wgpu::PollType::wait_indefinitely()).is_ok();
                 // A device that fails to wait is lost: the call's own wait reports it.
                 if wait() {
                     let t0 = Instant::now();
-                    gpu.queue().submit([alone.finish()]);
+                    queue.submit([alone.finish()]);
                     if wait() {
                         let (kernel, label, work) = what;
                         s.profile.add(kernel, label, t0.elapsed(), work);
