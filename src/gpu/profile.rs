@@ -315,14 +315,14 @@ impl Profiler {
                 let mut alone = device.create_command_encoder(&Default::default());
                 dispatch(&mut alone.begin_compute_pass(&Default::default()));
                 let wait = || device.poll(wgpu::PollType::wait_indefinitely()).is_ok();
-                // A device that fails to wait is lost: the call's own wait reports it.
-                if wait() {
-                    let t0 = Instant::now();
-                    queue.submit([alone.finish()]);
-                    if wait() {
-                        let (kernel, label, work) = what;
-                        s.profile.add(kernel, label, t0.elapsed(), work);
-                    }
+                let waited = wait();
+                let t0 = Instant::now();
+                queue.submit([alone.finish()]);
+                // A device that fails to wait is lost: the call's own wait reports it, and the
+                // profile goes without this dispatch.
+                if waited && wait() {
+                    let (kernel, label, work) = what;
+                    s.profile.add(kernel, label, t0.elapsed(), work);
                 }
             }
         }
