@@ -23,8 +23,8 @@
 //! empty dispatch's cost.
 //!
 //! `first call/gpu/seed` times what an application's first forward pass costs: a device made
-//! from nothing (`Gpu::from_env`, every kernel compiled), the model uploaded and one forward
-//! pass at the seed size (its buffers and bind groups made on the way).
+//! from nothing (`Gpu::from_env`), the model uploaded and one forward pass at the seed size (its
+//! kernels compiled, its buffers and bind groups made on the way).
 //!
 //! The `variants` groups time the other `nn.LSTM`s at the seed size, on the GPU and the CPU's
 //! widest instruction set: the same layer bidirectional, and a batch of sequences of lengths

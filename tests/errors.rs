@@ -336,22 +336,28 @@ mod weights_file {
 }
 
 #[test]
-fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error() {
+fn a_host_device_too_limited_for_the_kernels_is_a_gpu_error_on_first_use() {
     // An application may hand over a device made with tight limits; the step kernels bind seven
-    // storage buffers, so a device allowing four cannot build them.
+    // storage buffers, so a device allowing four cannot build them. Kernels are compiled when a
+    // call first needs them: the first forward pass and `compile_kernels` say so.
     let (device, queue) = device_with(|_| lstm_wgpu::wgpu::Limits {
         max_storage_buffers_per_shader_stage: 4,
         ..lstm_wgpu::wgpu::Limits::downlevel_defaults()
     });
-    match lstm_wgpu::gpu::Gpu::from_device(device, queue) {
-        Err(Error::Gpu { kind, context, .. }) => {
-            assert_eq!(
-                (kind, context),
-                (lstm_wgpu::GpuErrorKind::Validation, "compiling the kernels")
-            )
-        }
-        other => panic!("expected a GPU validation error, got {other:?}"),
-    }
+    let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
+    let expect_compile_error = |what: &str, r: Result<(), Error>| match r {
+        Err(Error::Gpu { kind, context, .. }) => assert_eq!(
+            (kind, context),
+            (lstm_wgpu::GpuErrorKind::Validation, "compiling a kernel"),
+            "{what}"
+        ),
+        other => panic!("{what}: expected a GPU validation error, got {other:?}"),
+    };
+    let w = random_weights(config(), 1, 1.0);
+    let x: Array3<f32> = random_array((2, 3, 4), 1, -1.0, 1.0);
+    let forward = GpuLstm::new(&gpu, &w).and_then(|mut lstm| lstm.forward(x.view(), None));
+    expect_compile_error("forward", forward.map(|_| ()));
+    expect_compile_error("compile_kernels", gpu.compile_kernels());
 }
 
 #[test]

@@ -105,6 +105,43 @@ fn the_device_counts_every_dispatch_by_kernel_across_handles_and_models() {
 }
 
 #[test]
+fn a_device_compiles_only_the_kernels_its_calls_dispatch() {
+    let (device, queue) = common::device_with(|l| l);
+    let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
+    assert_eq!(gpu.compiled_kernels(), vec![], "a new device");
+    let (mut lstm, x) = (
+        GpuLstm::new(
+            &gpu,
+            &random_weights(LstmConfig::new(I, H, L).unwrap(), 1, 1.0),
+        )
+        .unwrap(),
+        random_array::<f32, _>((B, T, I), 2, -1.0, 1.0),
+    );
+    lstm.forward(x.view(), None).unwrap();
+    let dispatched: Vec<Kernel> = gpu
+        .dispatches_by_kernel()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!dispatched.is_empty());
+    assert_eq!(gpu.compiled_kernels(), dispatched);
+}
+
+#[test]
+fn compile_kernels_compiles_every_kernel_the_device_runs() {
+    // A device asked for no features has no subgroups: every other kernel compiles.
+    let (device, queue) = common::device_with(|l| l);
+    let gpu = lstm_wgpu::gpu::Gpu::from_device(device, queue).unwrap();
+    assert!(!gpu.tuning().subgroups);
+    gpu.compile_kernels().unwrap();
+    let runs: Vec<Kernel> = Kernel::ALL
+        .into_iter()
+        .filter(|k| !k.desc().subgroups)
+        .collect();
+    assert_eq!(gpu.compiled_kernels(), runs);
+}
+
+#[test]
 fn a_repeated_shape_uploads_only_its_inputs() {
     let (mut lstm, x) = setup();
     let state = random_state(lstm.config(), B, 3);

@@ -10,7 +10,8 @@ use crate::gpu::profile::{PROFILE_FEATURES, Profile, ProfileTiming, Profiler};
 use crate::gpu::stats::Counters;
 use crate::gpu::tuning::{Tuning, subgroups_of_width};
 
-/// A wgpu device and queue with this crate's kernels compiled for it. Cheap to clone (shared).
+/// A wgpu device and queue with this crate's kernels, each compiled for it when a call first needs
+/// it ([`Gpu::compile_kernels`] compiles them all). Cheap to clone (shared).
 ///
 /// Build it from the environment with [`Gpu::from_env`], or hand over a device the application
 /// already owns with [`Gpu::from_device`].
@@ -102,7 +103,9 @@ impl Gpu {
     }
 
     /// Uses a device and queue the application already has (for example the one it renders
-    /// with). The kernels are compiled for it; its limits are whatever it was created with.
+    /// with). The kernels are compiled for it as calls need them; its limits are whatever it was
+    /// created with, and a kernel they cannot hold is an [`Error::Gpu`] on the first call that
+    /// needs it (or from [`Gpu::compile_kernels`]).
     ///
     /// The application's device-lost callback is left alone, so on a lost device calls fail
     /// with [`Error::Gpu`] or [`Error::Readback`] (from wgpu's error scopes) rather than
@@ -127,12 +130,7 @@ impl Gpu {
         }
         let limits = device.limits();
         let tuning = Tuning::for_adapter(&info, device.features());
-        // wgpu's OpenGL backend runs every call under one context lock: no gain in threads.
-        let threads = match info.backend {
-            wgpu::Backend::Gl => 1,
-            _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-        };
-        let kernels = Kernels::new(&device, tuning.subgroups, threads)?;
+        let kernels = Kernels::new(&device, tuning.subgroups);
         let poller = Poller::new(&device).map_err(|e| {
             Error::Readback(format!("starting the thread that polls the device: {e}"))
         })?;
@@ -234,6 +232,27 @@ impl Gpu {
 
     pub(crate) fn kernels(&self) -> &Kernels {
         &self.inner.kernels
+    }
+
+    /// Compiles now every kernel variant this device runs. Otherwise each is compiled when a
+    /// call first needs it (when a model prepares the buffers and dispatches of a new shape),
+    /// so that a first call pays only for its own kernels: on lavapipe a device and a first
+    /// forward pass at the reference size took ~100 ms that way, against ~500 compiling every
+    /// kernel up front. An application that would rather pay once, on several threads, before
+    /// its first call calls this. Fails with [`Error::Gpu`] where the device rejects a kernel.
+    pub fn compile_kernels(&self) -> Result<()> {
+        // wgpu's OpenGL backend runs every call under one context lock: no gain in threads.
+        let threads = match self.inner.info.backend {
+            wgpu::Backend::Gl => 1,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        };
+        self.inner.kernels.compile_all(threads)
+    }
+
+    /// The kernel variants compiled on this device so far, in
+    /// [`Kernel::ALL`](crate::gpu::kernels::Kernel::ALL)'s order (see [`Gpu::compile_kernels`]).
+    pub fn compiled_kernels(&self) -> Vec<crate::gpu::kernels::Kernel> {
+        self.inner.kernels.compiled()
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into

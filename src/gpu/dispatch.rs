@@ -37,7 +37,7 @@ impl Dispatch {
         let kernel = call.kernel(gpu.limits());
         let uniform = gpu.uniform(label, bytemuck::bytes_of(&params), counters);
         let resources = (&call.buffers()[..], &call.textures()[..]);
-        let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), resources);
+        let bind_group = bind(gpu, kernel, uniform.as_entire_binding(), resources)?;
         Ok(Dispatch {
             kernel,
             label,
@@ -52,23 +52,24 @@ impl Dispatch {
     /// Prepares a dispatch of `kernel` that reads a shared uniform buffer at a dynamic offset
     /// (given to [`Dispatch::record`]); `uniform` binds one entry of it, `buffers` and then
     /// `textures` the rest. `label` and `work` as for [`Dispatch::new`], where the call reports
-    /// its own work.
+    /// its own work. Fails where the kernel, compiled now if nothing has needed it before, does
+    /// not compile ([`crate::gpu::kernels`]).
     pub(crate) fn with_shared_uniform(
         gpu: &Gpu,
         (kernel, label, work): (Kernel, &'static str, Work),
         uniform: wgpu::BindingResource<'_>,
         (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
         workgroups: [u32; 3],
-    ) -> Dispatch {
-        Dispatch {
+    ) -> Result<Dispatch> {
+        Ok(Dispatch {
             kernel,
             label,
             work,
-            bind_group: bind(gpu, kernel, uniform, (buffers, textures)),
+            bind_group: bind(gpu, kernel, uniform, (buffers, textures))?,
             odd_steps: None,
             workgroups,
             uniform: None,
-        }
+        })
     }
 
     /// This step dispatch with a second bind group for odd steps ([`Dispatch::record_step`]):
@@ -80,11 +81,11 @@ impl Dispatch {
         gpu: &Gpu,
         uniform: wgpu::BindingResource<'_>,
         (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
-    ) -> Dispatch {
-        Dispatch {
-            odd_steps: Some(bind(gpu, self.kernel, uniform, (buffers, textures))),
+    ) -> Result<Dispatch> {
+        Ok(Dispatch {
+            odd_steps: Some(bind(gpu, self.kernel, uniform, (buffers, textures))?),
             ..self
-        }
+        })
     }
 
     /// Rewrites the dispatch's own uniform (for parameters that change between submissions,
@@ -133,7 +134,7 @@ impl Dispatch {
         counters: &Counters,
     ) {
         gpu.kernels().count_dispatch(self.kernel);
-        let pipeline = &gpu.kernels().get(self.kernel).pipeline;
+        let pipeline = &gpu.kernels().prepared(self.kernel).pipeline;
         let offsets = match &dynamic_offset {
             Some(o) => std::slice::from_ref(o),
             None => &[],
@@ -162,14 +163,16 @@ pub(crate) fn record_all(
     }
 }
 
-/// A bind group for `kernel`: the uniform at binding 0, then whole storage buffers in order, then
-/// the texture views (the read-only ones, then the written ones).
+/// A bind group for `kernel` (compiled now if nothing has needed it before): the uniform at
+/// binding 0, then whole storage buffers in order, then the texture views (the read-only ones,
+/// then the written ones).
 fn bind(
     gpu: &Gpu,
     kernel: Kernel,
     uniform: wgpu::BindingResource<'_>,
     (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
-) -> wgpu::BindGroup {
+) -> Result<wgpu::BindGroup> {
+    let layout = &gpu.kernels().get(kernel)?.layout;
     let desc = kernel.desc();
     debug_assert_eq!(buffers.len(), desc.storage.len(), "{kernel:?}");
     let all_textures = desc.textures + desc.written_textures;
@@ -190,9 +193,9 @@ fn bind(
             resource: wgpu::BindingResource::TextureView(t),
         });
     }
-    gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+    Ok(gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(kernel.desc().name),
-        layout: &gpu.kernels().get(kernel).layout,
+        layout,
         entries: &entries,
-    })
+    }))
 }

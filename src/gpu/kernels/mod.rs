@@ -31,6 +31,7 @@ pub(crate) mod peak;
 pub(crate) mod sgd;
 
 use crate::error::{Error, Result};
+use crate::gpu::error_scope;
 
 /// A shader file: its name in `shaders/` and its text (embedded at compile time).
 pub type ShaderFile = (&'static str, &'static str);
@@ -539,40 +540,89 @@ fn compile(device: &wgpu::Device, desc: &KernelDesc) -> Compiled {
     Compiled { layout, pipeline }
 }
 
-/// Every kernel of the crate compiled for one device, indexed by [`Kernel`]; the kernels that
-/// use subgroups only where the device runs them.
+/// The crate's kernels on one device, indexed by [`Kernel`]: each compiled when a call first
+/// prepares a dispatch of it ([`Kernels::get`]), or all at once ([`Kernels::compile_all`]); the
+/// kernels that use subgroups only where the device runs them.
 pub(crate) struct Kernels {
-    compiled: Vec<Option<Compiled>>,
+    device: wgpu::Device,
+    /// Whether the subgroup kernels may be compiled ([`crate::gpu::Tuning::subgroups`]: the
+    /// device can run them and its tuning may choose them).
+    subgroups: bool,
+    compiled: Vec<std::sync::OnceLock<Compiled>>,
     /// Dispatches recorded of each kernel, by the same index.
     dispatches: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl Kernels {
-    /// Compiles every kernel, those that use subgroups only where `subgroups` (the device can
-    /// run them and its tuning may choose them: [`crate::gpu::Tuning::subgroups`]), on up to
-    /// `threads` threads at once, each taking the next kernel not yet taken. A driver compiles
-    /// one pipeline on one thread: on lavapipe, with two cores, creating a `Gpu` took 200-210
-    /// ms this way against 350 on one thread. A compile error of any thread is the result
-    /// ([`Error::Gpu`], context "compiling the kernels"): error scopes are per thread, so each
-    /// thread opens its own.
-    pub(crate) fn new(device: &wgpu::Device, subgroups: bool, threads: usize) -> Result<Kernels> {
-        let wanted = |k: Kernel| subgroups || !k.desc().subgroups;
+    /// The kernels of `device`, none compiled yet: compiling all 40 or so up front took
+    /// lavapipe (two cores, two threads) 420-470 ms, where a first forward pass needs one or
+    /// two of them.
+    pub(crate) fn new(device: &wgpu::Device, subgroups: bool) -> Kernels {
+        Kernels {
+            device: device.clone(),
+            subgroups,
+            compiled: Kernel::ALL.iter().map(|_| Default::default()).collect(),
+            dispatches: Kernel::ALL.iter().map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Whether this device may run `kernel`.
+    fn runs(&self, kernel: Kernel) -> bool {
+        self.subgroups || !kernel.desc().subgroups
+    }
+
+    /// `kernel` compiled, compiling it now if no call has needed it before. A kernel that uses
+    /// subgroups on a device that does not run them (which [`crate::gpu::Gpu::with_tuning`]
+    /// keeps any call from choosing) is [`Error::Config`]; a kernel the device rejects is
+    /// [`Error::Gpu`] (context "compiling a kernel").
+    pub(crate) fn get(&self, kernel: Kernel) -> Result<&Compiled> {
+        // `Kernel::ALL` lists the variants in declaration order (tested below), so a kernel's
+        // discriminant is its index in `compiled`.
+        let cell = &self.compiled[kernel as usize];
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        if !self.runs(kernel) {
+            return Err(Error::config(
+                "kernel",
+                format!("{kernel:?} uses subgroups, which this device does not run"),
+            ));
+        }
+        let device = &self.device;
+        let c = error_scope::catch(device, "compiling a kernel", || {
+            compile(device, kernel.desc())
+        })?;
+        // Another thread may have compiled it meanwhile: either serves.
+        let _ = cell.set(c);
+        Ok(cell.get().expect("set just above, or by another thread"))
+    }
+
+    /// `kernel` compiled, for a dispatch prepared with [`Kernels::get`].
+    pub(crate) fn prepared(&self, kernel: Kernel) -> &Compiled {
+        self.compiled[kernel as usize]
+            .get()
+            .expect("a dispatch is prepared only with its kernel compiled (Kernels::get)")
+    }
+
+    /// Compiles every kernel this device runs that is not compiled yet, on up to `threads`
+    /// threads at once, each taking the next kernel not yet taken. A driver compiles one
+    /// pipeline on one thread: on lavapipe, with two cores, compiling them all took 200-210 ms
+    /// this way against 350 on one thread (when there were fewer). The first error of any
+    /// thread is the result, as [`Kernels::get`] gives it.
+    pub(crate) fn compile_all(&self, threads: usize) -> Result<()> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let compile_some = || {
-            crate::gpu::error_scope::catch(device, "compiling the kernels", || {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&k) = Kernel::ALL.get(i) else {
-                        return done;
-                    };
-                    if wanted(k) {
-                        done.push((i, compile(device, k.desc())));
-                    }
+        let compile_some = || -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&k) = Kernel::ALL.get(i) else {
+                    return Ok(());
+                };
+                if self.runs(k) {
+                    self.get(k)?;
                 }
-            })
+            }
         };
-        let parts: Vec<Result<Vec<(usize, Compiled)>>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<()>> = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads.max(1))
                 .map(|_| scope.spawn(compile_some))
                 .collect();
@@ -584,17 +634,17 @@ impl Kernels {
             }
             parts
         });
-        let mut compiled: Vec<Option<Compiled>> = Kernel::ALL.iter().map(|_| None).collect();
-        for part in parts {
-            for (i, c) in part? {
-                compiled[i] = Some(c);
-            }
-        }
-        let dispatches = Kernel::ALL.iter().map(|_| Default::default()).collect();
-        Ok(Kernels {
-            compiled,
-            dispatches,
-        })
+        parts.into_iter().collect()
+    }
+
+    /// The kernels compiled so far, in [`Kernel::ALL`]'s order.
+    pub(crate) fn compiled(&self) -> Vec<Kernel> {
+        Kernel::ALL
+            .iter()
+            .zip(&self.compiled)
+            .filter(|(_, c)| c.get().is_some())
+            .map(|(&k, _)| k)
+            .collect()
     }
 
     /// Counts one dispatch of `kernel` recorded.
@@ -610,14 +660,6 @@ impl Kernels {
             .map(|(&k, n)| (k, n.load(std::sync::atomic::Ordering::Relaxed)))
             .filter(|&(_, n)| n > 0)
             .collect()
-    }
-
-    pub(crate) fn get(&self, kernel: Kernel) -> &Compiled {
-        // `Kernel::ALL` lists the variants in declaration order (tested below), so a kernel's
-        // discriminant is its index in `compiled`.
-        self.compiled[kernel as usize].as_ref().expect(
-            "only a device that compiled the subgroup kernels chooses them (Gpu::with_tuning)",
-        )
     }
 }
 

@@ -189,7 +189,7 @@ impl BackwardPlan {
             fwd.step_binding(),
             (&buffers, &[texels]),
             lstm_backward_step::grid((d.batch, d.hidden, d.dirs), projected, limits, tuning)?,
-        );
+        )?;
         if !projected {
             let dh0 = Dispatch::with_shared_uniform(
                 gpu,
@@ -197,7 +197,7 @@ impl BackwardPlan {
                 fwd.step_binding(),
                 (&buffers, &[texels]),
                 lstm_backward_step::grid((d.batch, d.hidden, d.dirs), false, limits, tuning)?,
-            );
+            )?;
             return Ok((vec![step], dh0));
         }
         let buffers = [
@@ -209,7 +209,7 @@ impl BackwardPlan {
             io.dh_seq,
         ];
         let hidden = |label| -> Result<Dispatch> {
-            Ok(Dispatch::with_shared_uniform(
+            Dispatch::with_shared_uniform(
                 gpu,
                 (
                     Kernel::LstmBackwardHiddenStep,
@@ -219,7 +219,7 @@ impl BackwardPlan {
                 fwd.step_binding(),
                 (&buffers, &[]),
                 lstm_backward_hidden_step::grid((d.batch, d.out, d.dirs), limits)?,
-            ))
+            )
         };
         Ok((vec![hidden("backward hidden step")?, step], hidden("dh0")?))
     }

@@ -344,9 +344,9 @@ impl ForwardPlan {
                 self.step_binding(),
                 (&buffers, &even),
                 grid,
-            );
+            )?;
             if !odd.is_empty() {
-                step = step.with_odd_steps_textures(gpu, self.step_binding(), (&buffers, &odd));
+                step = step.with_odd_steps_textures(gpu, self.step_binding(), (&buffers, &odd))?;
             }
             let projection = match d.projected() {
                 true => {
@@ -359,7 +359,7 @@ impl ForwardPlan {
                         self.step_binding(),
                         (&buffers, &[]),
                         lstm_projection_step::grid((batch, d.out, d.dirs), gpu.limits())?,
-                    ))
+                    )?)
                 }
                 false => None,
             };
