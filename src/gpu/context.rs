@@ -234,6 +234,15 @@ impl Gpu {
         &self.inner.kernels
     }
 
+    /// `kernel` compiled, compiling it now if no call has needed it before ([`Kernels::get`]),
+    /// its error [`Error::DeviceLost`] where the device was lost meanwhile.
+    pub(crate) fn kernel(
+        &self,
+        kernel: crate::gpu::kernels::Kernel,
+    ) -> Result<&crate::gpu::kernels::Compiled> {
+        self.inner.kernels.get(kernel).map_err(|e| self.lost_or(e))
+    }
+
     /// Compiles now every kernel variant this device runs. Otherwise each is compiled when a
     /// call first needs it (when a model prepares the buffers and dispatches of a new shape),
     /// so that a first call pays only for its own kernels: on lavapipe a device and a first
@@ -246,7 +255,13 @@ impl Gpu {
             wgpu::Backend::Gl => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
         };
-        self.inner.kernels.compile_all(threads)
+        // wgpu compiles on a lost device without an error: the loss is checked on either side.
+        self.check_alive()?;
+        self.inner
+            .kernels
+            .compile_all(threads)
+            .map_err(|e| self.lost_or(e))?;
+        self.check_alive()
     }
 
     /// The kernel variants compiled on this device so far, in

@@ -172,7 +172,7 @@ fn bind(
     uniform: wgpu::BindingResource<'_>,
     (buffers, textures): (&[&wgpu::Buffer], &[&wgpu::TextureView]),
 ) -> Result<wgpu::BindGroup> {
-    let layout = &gpu.kernels().get(kernel)?.layout;
+    let layout = &gpu.kernel(kernel)?.layout;
     let desc = kernel.desc();
     debug_assert_eq!(buffers.len(), desc.storage.len(), "{kernel:?}");
     let all_textures = desc.textures + desc.written_textures;
