@@ -245,9 +245,9 @@ impl Gpu {
 
     /// Compiles now every kernel variant this device runs. Otherwise each is compiled when a
     /// call first needs it (when a model prepares the buffers and dispatches of a new shape),
-    /// so that a first call pays only for its own kernels: on lavapipe a device and a first
-    /// forward pass at the reference size took ~100 ms that way, against ~500 compiling every
-    /// kernel up front. An application that would rather pay once, on several threads, before
+    /// so that a first call pays only for its own kernels: on lavapipe a device made and a first
+    /// forward pass at the reference size took 126 ms that way, against 443 compiling every
+    /// kernel up front (the bench's `first call`). An application that would rather pay once, on several threads, before
     /// its first call calls this. Fails with [`Error::Gpu`] where the device rejects a kernel.
     pub fn compile_kernels(&self) -> Result<()> {
         // wgpu's OpenGL backend runs every call under one context lock: no gain in threads.
