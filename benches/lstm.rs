@@ -20,7 +20,8 @@
 //! step's two products per step and the weight gradients'), the share of its device's FMA peak
 //! (the portable CPU path, without fused multiply-adds, has none), and on the GPU the median as
 //! a multiple of the pass's floor: its step dispatches (`T` forward, `2T` with backward) at the
-//! empty dispatch's cost.
+//! empty dispatch's cost; beside it in brackets the fastest sample's multiple, since the floor is
+//! the probe's best reading while the median carries the machine's noise.
 //!
 //! `first call/gpu/seed` times what an application's first forward pass costs: a device made
 //! from nothing (`Gpu::from_env`), the model uploaded and one forward pass at the seed size (its
@@ -111,7 +112,7 @@ fn inputs(s: &Size) -> (LstmWeights<f32>, Array3<f32>, Upstream<f32>) {
 }
 
 /// One case's per-iteration times, every sample criterion took (warm-up included: the median
-/// is what the summary reads).
+/// is what the summary reads, and the fastest beside the floor).
 struct Case {
     pass: &'static str,
     device: String,
@@ -128,6 +129,11 @@ impl Case {
         let mut t = self.times.clone();
         t.sort();
         t.get(t.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The fastest sample's time per iteration.
+    fn fastest(&self) -> Duration {
+        self.times.iter().min().copied().unwrap_or_default()
     }
 
     /// FLOP of one iteration: `2·B·T·4H·(I+H)` forward (also a first call), three times that
@@ -385,20 +391,18 @@ fn summary(cases: &[Case], peak: Option<&Peak>, cpu_peaks: &[(String, f64)]) {
         );
     }
     println!(
-        "{:<17} {:<26} {:<11} {:>11} {:>9} {:>9} {:>10}",
-        "pass", "size", "device", "median", "GFLOP/s", "% of FMA", "× floor"
+        "{:<17} {:<26} {:<11} {:>11} {:>9} {:>9} {:>18}",
+        "pass", "size", "device", "median", "GFLOP/s", "% of FMA", "× floor (fastest)"
     );
     for c in cases.iter().filter(|c| !c.times.is_empty()) {
         let m = c.median();
         let gflops = c.flop() / m.as_secs_f64() / 1e9;
         let (share, floor) = match (peak, c.device.as_str()) {
-            (Some(p), "gpu") => (
-                format!("{:.1}%", 100.0 * gflops / p.fma_gflops),
-                format!(
-                    "{:.1}",
-                    m.as_secs_f64() * 1e6 / (c.step_dispatches() * p.dispatch_us)
-                ),
-            ),
+            (Some(p), "gpu") => (format!("{:.1}%", 100.0 * gflops / p.fma_gflops), {
+                let floor_us = c.step_dispatches() * p.dispatch_us;
+                let times = |t: Duration| t.as_secs_f64() * 1e6 / floor_us;
+                format!("{:.1} ({:.1})", times(m), times(c.fastest()))
+            }),
             (_, device) => match cpu_peaks.iter().find(|(d, _)| d == device) {
                 Some((_, p)) => (format!("{:.1}%", 100.0 * gflops / p), "".into()),
                 None => ("".into(), "".into()),
@@ -409,7 +413,7 @@ fn summary(cases: &[Case], peak: Option<&Peak>, cpu_peaks: &[(String, f64)]) {
             v => format!("seed {v}"),
         };
         println!(
-            "{:<17} {:<26} {:<11} {:>11} {:>9.1} {:>9} {:>10}",
+            "{:<17} {:<26} {:<11} {:>11} {:>9.1} {:>9} {:>18}",
             c.pass,
             size,
             c.device,
